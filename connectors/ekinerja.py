@@ -1,0 +1,143 @@
+"""The client for the e-Kinerja-like target API (contract: shared/contracts/ekinerja-target.md)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from connectors._auth import ClientCredentialsAuth
+from connectors._http import data_list, json_object, send
+
+__all__ = ["EkinerjaClient", "TargetAnswer"]
+
+_MAX_IDEMPOTENCY_KEY = 128
+
+
+@dataclass(frozen=True)
+class TargetAnswer:
+    """A 2xx answer of the target: what the ledger keeps."""
+
+    status: int
+    body: dict[str, Any]
+    duration_s: float
+
+
+class EkinerjaClient:
+    """Sends SKPs and penilaian to the target; every write carries an ``Idempotency-Key``.
+
+    The client does not retry (the engine owns that policy) except the single token
+    refresh after a 401. Non-2xx answers raise the errors of ``connectors.errors``,
+    carrying ``status``, ``answer`` and ``retry_after_s``. Safe to share between threads.
+    """
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        *,
+        client_id: str,
+        client_secret: str,
+        scope: str = "skp.write",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._http = http
+        self._auth = ClientCredentialsAuth(
+            http.base_url,
+            client_id=client_id,
+            client_secret=client_secret,
+            scope=scope,
+            clock=clock,
+        )
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return f"EkinerjaClient({self._auth!r})"
+
+    def create_skp(self, body: Mapping[str, Any], *, idempotency_key: str) -> TargetAnswer:
+        """``POST /api/v1/skp`` → 201 ``{"id_skp", "status", "versi"}``."""
+        return self._write("POST", "/api/v1/skp", body, idempotency_key)
+
+    def update_skp(
+        self, skp_id: str, body: Mapping[str, Any], *, version: int, idempotency_key: str
+    ) -> TargetAnswer:
+        """``PUT /api/v1/skp/{id}`` with ``If-Match: <version>`` → 200 with the new ``versi``."""
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise ValueError(f"version must be a positive int, not {version!r}")
+        return self._write(
+            "PUT", _skp_path(skp_id), body, idempotency_key, extra={"If-Match": str(version)}
+        )
+
+    def create_assessment(
+        self, skp_id: str, body: Mapping[str, Any], *, idempotency_key: str
+    ) -> TargetAnswer:
+        """``POST /api/v1/skp/{id}/penilaian`` → 201 ``{"id_penilaian", "status"}``."""
+        return self._write("POST", _skp_path(skp_id) + "/penilaian", body, idempotency_key)
+
+    def find_skps(self, nip: str, year: int, semester: int) -> list[dict[str, Any]]:
+        """``GET /api/v1/skp?nip=&tahun=&semester=``: the SKPs the target holds (reconciliation)."""
+        if not nip:
+            raise ValueError("nip is empty")
+        if semester not in (1, 2):
+            raise ValueError(f"semester must be 1 or 2, not {semester!r}")
+        path = "/api/v1/skp"
+        answer = self._send("GET", path, params={"nip": nip, "tahun": year, "semester": semester})
+        return data_list(answer.body, "GET", path)
+
+    def _write(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any],
+        idempotency_key: str,
+        *,
+        extra: Mapping[str, str] | None = None,
+    ) -> TargetAnswer:
+        _check_idempotency_key(idempotency_key)
+        headers = {
+            "Idempotency-Key": idempotency_key,
+            "Accept": "application/json",
+            **(extra or {}),
+        }
+        return self._send(method, path, json_body=dict(body), headers=headers)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        json_body: dict[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> TargetAnswer:
+        started = self._clock()
+        response = send(
+            self._http,
+            method,
+            path,
+            auth=self._auth,
+            params=params,
+            json_body=json_body,
+            headers=headers or {"Accept": "application/json"},
+        )
+        body = json_object(response, method, path)
+        return TargetAnswer(
+            status=response.status_code, body=body, duration_s=self._clock() - started
+        )
+
+
+def _skp_path(skp_id: str) -> str:
+    if not skp_id:
+        raise ValueError("skp_id is empty")
+    return "/api/v1/skp/" + quote(skp_id, safe="")
+
+
+def _check_idempotency_key(key: str) -> None:
+    # The target answers 400 to a missing or overlong key; catch our own bug before sending.
+    if not key or len(key) > _MAX_IDEMPOTENCY_KEY:
+        raise ValueError(f"idempotency_key must be 1..{_MAX_IDEMPOTENCY_KEY} characters")
+    if not (key.isascii() and key.isprintable()) or key != key.strip():
+        raise ValueError("idempotency_key must be printable ASCII without surrounding spaces")

@@ -1,0 +1,334 @@
+"""Reading PMM ``Kinerja`` records (schema versions 1 and 2) into ``PerformanceRecord``.
+
+The wire models below keep the contract's Indonesian names; nothing outside ``mappings`` and
+``connectors`` sees them. ``read_record`` never raises on bad data: it returns a ``Rejection``
+with a reason a person can act on, so the batch goes on (design.md, "Bad input").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mappings.identifiers import check_nip, check_npsn, check_nuptk
+from mappings.model import (
+    Assessment,
+    AssessmentStatus,
+    Assessor,
+    Employee,
+    EmploymentStatus,
+    Indicator,
+    PerformanceRecord,
+    Period,
+    Role,
+    School,
+)
+from mappings.rules import Grade, Predicate, Rating, expected_predicate
+
+__all__ = ["SUPPORTED_SCHEMA_VERSIONS", "Rejection", "read_record"]
+
+SUPPORTED_SCHEMA_VERSIONS = (1, 2)
+
+_ROLE = {"guru": Role.TEACHER, "kepala_sekolah": Role.PRINCIPAL}
+_ASSESSOR_ROLE = {"kepala_sekolah": Role.PRINCIPAL, "pengawas_sekolah": Role.SUPERVISOR}
+_GRADE = {
+    "ahli_pertama": Grade.FIRST,
+    "ahli_muda": Grade.JUNIOR,
+    "ahli_madya": Grade.MIDDLE,
+    "ahli_utama": Grade.MAIN,
+}
+_RATING = {
+    "diatas_ekspektasi": Rating.ABOVE,
+    "sesuai_ekspektasi": Rating.MEETS,
+    "dibawah_ekspektasi": Rating.BELOW,
+}
+_PREDICATE = {
+    "sangat_baik": Predicate.VERY_GOOD,
+    "baik": Predicate.GOOD,
+    "butuh_perbaikan": Predicate.NEEDS_IMPROVEMENT,
+    "kurang": Predicate.POOR,
+    "sangat_kurang": Predicate.VERY_POOR,
+}
+_STATUS = {
+    "belum": AssessmentStatus.NOT_STARTED,
+    "draf": AssessmentStatus.DRAFT,
+    "final": AssessmentStatus.FINAL,
+}
+_INDICATOR_PREFIX = {Role.TEACHER: "G-", Role.PRINCIPAL: "K-"}
+
+RatingWire = Literal["diatas_ekspektasi", "sesuai_ekspektasi", "dibawah_ekspektasi"]
+PredicateWire = Literal["sangat_baik", "baik", "butuh_perbaikan", "kurang", "sangat_kurang"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A source record that cannot be sent as it is, and why (for the quarantine)."""
+
+    source_id: str
+    period: str | None
+    nip: str | None
+    npsn: str | None
+    code: str
+    reason: str
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class _Indikator(_Wire):
+    kode: str
+    nama: str
+
+
+class _Sekolah(_Wire):
+    npsn: str
+    nama: str
+
+
+class _Penilai(_Wire):
+    nip: str
+    nama: str
+    peran: Literal["kepala_sekolah", "pengawas_sekolah"]
+
+
+class _Observasi(_Wire):
+    tahap: str
+    selesai_pada: dt.datetime | None = None
+
+
+class _Pelaksanaan(_Wire):
+    observasi: list[_Observasi] = Field(default_factory=list)
+    pengembangan_kompetensi_jp: int | None = None
+
+
+class _PegawaiBase(_Wire):
+    nip: str
+    nuptk: str | None = None
+    nama: str
+    status_kepegawaian: Literal["PNS", "PPPK"]
+    jabatan: str
+    jenjang_jabatan: Literal["ahli_pertama", "ahli_muda", "ahli_madya", "ahli_utama"] | None = None
+
+
+class _PegawaiV1(_PegawaiBase):
+    peran: Literal["guru", "kepala_sekolah"]
+
+
+class _PegawaiV2(_PegawaiBase):
+    jenis_ptk: Literal["guru", "kepala_sekolah"]
+
+
+class _PerencanaanV1(_Wire):
+    indikator: _Indikator
+    disetujui_pada: dt.datetime | None = None
+
+
+class _PerencanaanV2(_Wire):
+    indikator: list[_Indikator] = Field(min_length=1, max_length=2)
+    disetujui_pada: dt.datetime | None = None
+
+
+class _Hasil(_Wire):
+    rating_hasil_kerja: RatingWire | None = None
+    rating_perilaku: RatingWire | None = None
+    predikat: PredicateWire | None = None
+
+
+class _PenilaianV1(_Hasil):
+    status: Literal["belum", "draf", "final"]
+    difinalkan_pada: dt.datetime | None = None
+
+
+class _PenilaianV2(_Wire):
+    status: Literal["belum", "draf", "final"]
+    hasil: _Hasil = Field(default_factory=_Hasil)
+    difinalkan_pada: dt.datetime | None = None
+    catatan: str | None = Field(default=None, max_length=2000)
+
+
+class _KinerjaBase(_Wire):
+    id: str = Field(min_length=1)
+    periode: str
+    sekolah: _Sekolah
+    penilai: _Penilai
+    pelaksanaan: _Pelaksanaan = Field(default_factory=_Pelaksanaan)
+    dibatalkan: bool = False
+    diperbarui_pada: dt.datetime
+
+
+class _KinerjaV1(_KinerjaBase):
+    versi_skema: Literal[1]
+    pegawai: _PegawaiV1
+    perencanaan: _PerencanaanV1
+    penilaian: _PenilaianV1
+
+
+class _KinerjaV2(_KinerjaBase):
+    versi_skema: Literal[2]
+    pegawai: _PegawaiV2
+    perencanaan: _PerencanaanV2
+    penilaian: _PenilaianV2
+
+
+def _get(raw: Mapping[str, Any], *path: str) -> str | None:
+    """A best-effort string at ``path`` in an unvalidated record (for naming a rejection)."""
+    node: Any = raw
+    for key in path:
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(key)
+    return node if isinstance(node, str) else None
+
+
+def _describe(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors()[:3]:
+        where = ".".join(str(p) for p in item["loc"]) or "record"
+        parts.append(f"{where}: {item['msg']}")
+    more = error.error_count() - 3
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+def _to_record(wire: _KinerjaV1 | _KinerjaV2) -> PerformanceRecord:
+    if isinstance(wire, _KinerjaV1):
+        role_wire = wire.pegawai.peran
+        indicators = [wire.perencanaan.indikator]
+        hasil: _Hasil = wire.penilaian
+        note = None
+    else:
+        role_wire = wire.pegawai.jenis_ptk
+        indicators = list(wire.perencanaan.indikator)
+        hasil = wire.penilaian.hasil
+        note = wire.penilaian.catatan
+    pegawai = wire.pegawai
+    return PerformanceRecord(
+        source_id=wire.id,
+        schema_version=wire.versi_skema,
+        period=Period.parse(wire.periode),
+        employee=Employee(
+            nip=pegawai.nip,
+            nuptk=pegawai.nuptk,
+            name=pegawai.nama,
+            role=_ROLE[role_wire],
+            employment_status=EmploymentStatus(pegawai.status_kepegawaian),
+            position=pegawai.jabatan,
+            grade=_GRADE[pegawai.jenjang_jabatan] if pegawai.jenjang_jabatan else None,
+        ),
+        school=School(npsn=wire.sekolah.npsn, name=wire.sekolah.nama),
+        assessor=Assessor(
+            nip=wire.penilai.nip, name=wire.penilai.nama, role=_ASSESSOR_ROLE[wire.penilai.peran]
+        ),
+        indicators=tuple(Indicator(code=i.kode, name=i.nama) for i in indicators),
+        plan_approved_at=wire.perencanaan.disetujui_pada,
+        training_hours=wire.pelaksanaan.pengembangan_kompetensi_jp,
+        assessment=Assessment(
+            status=_STATUS[wire.penilaian.status],
+            result_rating=_RATING[hasil.rating_hasil_kerja] if hasil.rating_hasil_kerja else None,
+            behaviour_rating=_RATING[hasil.rating_perilaku] if hasil.rating_perilaku else None,
+            predicate=_PREDICATE[hasil.predikat] if hasil.predikat else None,
+            finalised_at=wire.penilaian.difinalkan_pada,
+            note=note,
+        ),
+        cancelled=wire.dibatalkan,
+        updated_at=wire.diperbarui_pada,
+    )
+
+
+def _problems(record: PerformanceRecord) -> tuple[str, str] | None:
+    """The first domain rule the record breaks, as (code, reason), or None."""
+    employee = record.employee
+    if (reason := check_nip(employee.nip, employee.employment_status.value)) is not None:
+        return "invalid_nip", f"{reason}: correct the NIP in Dapodik/PMM"
+    if (reason := check_nuptk(employee.nuptk)) is not None:
+        return "invalid_nuptk", f"{reason}: correct the NUPTK in Dapodik/PMM"
+    if (reason := check_npsn(record.school.npsn)) is not None:
+        return "invalid_npsn", f"{reason}: correct the school's NPSN in PMM"
+    if (reason := check_nip(record.assessor.nip, "PPPK")) is not None:
+        # The assessor's status is not in the record, so only the PPPK-compatible shape is checked.
+        return "invalid_assessor_nip", f"assessor {reason}: correct the penilai in PMM"
+    if record.assessor.nip == employee.nip:
+        return "self_assessment", f"NIP {employee.nip} is its own penilai: set the penilai in PMM"
+    prefix = _INDICATOR_PREFIX[employee.role]
+    role_wire = "guru" if employee.role is Role.TEACHER else "kepala sekolah"
+    for indicator in record.indicators:
+        if not indicator.code.startswith(prefix):
+            return (
+                "indicator_role_mismatch",
+                f"indicator {indicator.code} is not a {role_wire} indicator "
+                f"({prefix}01..{prefix}08): the plan in PMM must pick one from the right catalogue",
+            )
+    if employee.role is Role.TEACHER and len(record.indicators) != 1:
+        return "indicator_count", "a guru picks exactly one indicator; PMM sent more"
+    if len(record.indicators) == 2 and record.period.year < 2026:
+        return "indicator_count", "two indicators are allowed only from 2026 on"
+    assessment = record.assessment
+    ratings = (assessment.result_rating, assessment.behaviour_rating)
+    if assessment.predicate is not None and ratings[0] is not None and ratings[1] is not None:
+        expected = expected_predicate(ratings[0], ratings[1])
+        if assessment.predicate is not expected:
+            return (
+                "predicate_mismatch",
+                f"predikat {assessment.predicate.name} does not follow the matrix: ratings "
+                f"hasil {ratings[0].name} / perilaku {ratings[1].name} give {expected.name};"
+                " the penilai must correct the penilaian in PMM",
+            )
+    if record.assessment_final:
+        missing = [
+            name
+            for name, value in (
+                ("rating_hasil_kerja", ratings[0]),
+                ("rating_perilaku", ratings[1]),
+                ("predikat", assessment.predicate),
+                ("difinalkan_pada", assessment.finalised_at),
+            )
+            if value is None
+        ]
+        if missing:
+            return (
+                "final_incomplete",
+                f"final penilaian lacks {', '.join(missing)}: the penilai must complete it in PMM",
+            )
+    return None
+
+
+def read_record(raw: object) -> PerformanceRecord | Rejection:
+    """Validate one raw ``Kinerja`` record and read it, or say why it cannot be sent."""
+    if not isinstance(raw, Mapping):
+        return Rejection("?", None, None, None, "malformed", "record is not a JSON object")
+    source_id = _get(raw, "id") or "?"
+    period, nip, npsn = (
+        _get(raw, "periode"),
+        _get(raw, "pegawai", "nip"),
+        _get(raw, "sekolah", "npsn"),
+    )
+
+    def reject(code: str, reason: str) -> Rejection:
+        return Rejection(source_id, period, nip, npsn, code, reason)
+
+    version = raw.get("versi_skema")
+    if version not in SUPPORTED_SCHEMA_VERSIONS or isinstance(version, bool):
+        return reject(
+            "unknown_schema_version",
+            f"versi_skema {version!r} is not one this service reads "
+            f"({', '.join(map(str, SUPPORTED_SCHEMA_VERSIONS))}): upgrade ekinerja-sync",
+        )
+    model = _KinerjaV1 if version == 1 else _KinerjaV2
+    try:
+        wire = model.model_validate(raw)
+        record = _to_record(wire)
+    except ValidationError as exc:
+        return reject("malformed", f"record does not follow schema v{version}: {_describe(exc)}")
+    except ValueError as exc:  # e.g. a period code that is not YYYY-S
+        return reject("malformed", str(exc))
+    for stamp in (record.updated_at, record.plan_approved_at, record.assessment.finalised_at):
+        if stamp is not None and stamp.tzinfo is None:
+            return reject("malformed", f"timestamp {stamp.isoformat()} has no UTC offset")
+    problem = _problems(record)
+    if problem is not None:
+        return reject(*problem)
+    return record

@@ -1,0 +1,215 @@
+"""The state store: queries and writes over the tables, one unit of work per batch.
+
+Nothing here talks HTTP or knows the wire formats; the engine (``sync/``) drives it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+
+from sqlalchemy import Engine, func, update
+from sqlmodel import Session, col, select
+
+from state.models import (
+    Cursor,
+    DeliveryKind,
+    OutboxEntry,
+    OutboxState,
+    RecordStatus,
+    Run,
+    SourceRecord,
+    SourceStatus,
+    SyncRecord,
+)
+
+__all__ = ["StateStore"]
+
+
+class StateStore:
+    """Reads and writes the sync state. ``unit_of_work`` gives the one transaction of a batch."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def unit_of_work(self, *, commit: bool = True) -> Iterator[Session]:
+        """A session whose changes commit together at the end (or roll back on error, or
+        always when ``commit`` is False: that is how a dry run writes nothing)."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            try:
+                yield session
+                if commit:
+                    session.commit()
+                else:
+                    session.rollback()
+            except BaseException:
+                session.rollback()
+                raise
+
+    # -- source records ------------------------------------------------------------------
+
+    @staticmethod
+    def source_records(session: Session, ids: Collection[str]) -> dict[str, SourceRecord]:
+        if not ids:
+            return {}
+        rows = session.exec(select(SourceRecord).where(col(SourceRecord.id).in_(list(ids))))
+        return {row.id: row for row in rows}
+
+    @staticmethod
+    def source_records_of(
+        session: Session, period: str, nips: Collection[str]
+    ) -> dict[str, list[SourceRecord]]:
+        """Every stored source record of these teachers in the period (all schools)."""
+        found: dict[str, list[SourceRecord]] = defaultdict(list)
+        if not nips:
+            return found
+        query = select(SourceRecord).where(
+            SourceRecord.period == period, col(SourceRecord.nip).in_(list(nips))
+        )
+        for row in session.exec(query):
+            found[row.nip].append(row)
+        return found
+
+    # -- deliverables --------------------------------------------------------------------
+
+    @staticmethod
+    def sync_records(
+        session: Session, period: str, nips: Collection[str]
+    ) -> dict[tuple[str, DeliveryKind], SyncRecord]:
+        if not nips:
+            return {}
+        query = select(SyncRecord).where(
+            SyncRecord.period == period, col(SyncRecord.nip).in_(list(nips))
+        )
+        return {(row.nip, row.kind): row for row in session.exec(query)}
+
+    @staticmethod
+    def supersede_pending(session: Session, nip: str, period: str, kind: DeliveryKind) -> None:
+        """Mark unsent outbox entries of a deliverable as replaced by a newer decision."""
+        session.execute(
+            update(OutboxEntry)
+            .where(
+                col(OutboxEntry.nip) == nip,
+                col(OutboxEntry.period) == period,
+                col(OutboxEntry.kind) == kind,
+                col(OutboxEntry.state) == OutboxState.PENDING,
+            )
+            .values(state=OutboxState.SUPERSEDED, finished_at=dt.datetime.now(dt.UTC))
+        )
+
+    @staticmethod
+    def pending_outbox(
+        session: Session, period: str, npsns: Sequence[str] = ()
+    ) -> list[tuple[OutboxEntry, SyncRecord]]:
+        """Unsent requests of the period (optionally of some schools), oldest first."""
+        query = (
+            select(OutboxEntry, SyncRecord)
+            .join(
+                SyncRecord,
+                (col(SyncRecord.nip) == col(OutboxEntry.nip))
+                & (col(SyncRecord.period) == col(OutboxEntry.period))
+                & (col(SyncRecord.kind) == col(OutboxEntry.kind)),
+            )
+            .where(OutboxEntry.period == period, OutboxEntry.state == OutboxState.PENDING)
+            .order_by(col(OutboxEntry.id))
+        )
+        if npsns:
+            query = query.where(col(SyncRecord.npsn).in_(list(npsns)))
+        return [(entry, record) for entry, record in session.exec(query)]
+
+    # -- cursors -------------------------------------------------------------------------
+
+    @staticmethod
+    def cursor(session: Session, period: str, npsn: str) -> dt.datetime | None:
+        row = session.get(Cursor, (period, npsn))
+        return row.updated_since if row is not None else None
+
+    @staticmethod
+    def set_cursor(session: Session, period: str, npsn: str, updated_since: dt.datetime) -> None:
+        row = session.get(Cursor, (period, npsn))
+        if row is None:
+            session.add(Cursor(period=period, npsn=npsn, updated_since=updated_since))
+        elif updated_since > row.updated_since:
+            row.updated_since = updated_since
+            session.add(row)
+
+    # -- reports ---
+
+    @staticmethod
+    def kind_status_counts(
+        session: Session, period: str, npsns: Sequence[str] = ()
+    ) -> dict[tuple[str, str], int]:
+        """{(kind, status): count} over the period (optionally some schools)."""
+        query = (
+            select(SyncRecord.kind, SyncRecord.status, func.count())
+            .where(SyncRecord.period == period)
+            .group_by(col(SyncRecord.kind), col(SyncRecord.status))
+        )
+        if npsns:
+            query = query.where(col(SyncRecord.npsn).in_(list(npsns)))
+        return {(str(k), str(s)): n for k, s, n in session.exec(query)}
+
+    @staticmethod
+    def quarantined_count(session: Session, period: str, npsns: Sequence[str] = ()) -> int:
+        query = select(func.count()).where(
+            SourceRecord.period == period, SourceRecord.status == SourceStatus.QUARANTINED
+        )
+        if npsns:
+            query = query.where(col(SourceRecord.npsn).in_(list(npsns)))
+        return int(session.exec(query).one())
+
+    def status_counts(
+        self, period: str, npsns: Sequence[str] = ()
+    ) -> dict[str, dict[tuple[str, str], int]]:
+        """Per school: {(kind, status): count}, plus ("record", "quarantined") per school."""
+        counts: dict[str, dict[tuple[str, str], int]] = defaultdict(dict)
+        with Session(self.engine) as session:
+            query = (
+                select(SyncRecord.npsn, SyncRecord.kind, SyncRecord.status, func.count())
+                .where(SyncRecord.period == period)
+                .group_by(col(SyncRecord.npsn), col(SyncRecord.kind), col(SyncRecord.status))
+            )
+            if npsns:
+                query = query.where(col(SyncRecord.npsn).in_(list(npsns)))
+            for npsn, kind, status, n in session.exec(query):
+                counts[npsn][(str(kind), str(status))] = n
+            quarantine = (
+                select(SourceRecord.npsn, func.count())
+                .where(
+                    SourceRecord.period == period,
+                    SourceRecord.status == SourceStatus.QUARANTINED,
+                )
+                .group_by(col(SourceRecord.npsn))
+            )
+            if npsns:
+                quarantine = quarantine.where(col(SourceRecord.npsn).in_(list(npsns)))
+            for npsn, n in session.exec(quarantine):
+                counts[npsn][("record", "quarantined")] = n
+        return dict(counts)
+
+    def quarantined(self, period: str, npsns: Sequence[str] = ()) -> list[SourceRecord]:
+        with Session(self.engine) as session:
+            query = select(SourceRecord).where(
+                SourceRecord.period == period, SourceRecord.status == SourceStatus.QUARANTINED
+            )
+            if npsns:
+                query = query.where(col(SourceRecord.npsn).in_(list(npsns)))
+            return list(session.exec(query.order_by(col(SourceRecord.npsn), col(SourceRecord.nip))))
+
+    def records(self, period: str, npsns: Sequence[str] = ()) -> list[SyncRecord]:
+        with Session(self.engine) as session:
+            query = select(SyncRecord).where(SyncRecord.period == period)
+            if npsns:
+                query = query.where(col(SyncRecord.npsn).in_(list(npsns)))
+            return list(session.exec(query.order_by(col(SyncRecord.npsn), col(SyncRecord.nip))))
+
+    def failing(self, period: str, npsns: Sequence[str] = ()) -> list[SyncRecord]:
+        bad = {RecordStatus.FAILED, RecordStatus.LOCKED, RecordStatus.HELD}
+        return [r for r in self.records(period, npsns) if r.status in bad]
+
+    def save_run(self, run: Run) -> None:
+        with self.unit_of_work() as session:
+            session.merge(run)

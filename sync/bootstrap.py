@@ -1,0 +1,100 @@
+"""The one assembly point: settings in, a ready engine out. The CLI, the daemon and the
+tests all build the application here; nothing is built at import time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import httpx
+
+from connectors.ekinerja import EkinerjaClient
+from connectors.pmm import PmmClient
+from mappings.versions import get_mapping
+from state.db import create_schema, make_engine
+from state.store import StateStore
+from sync.engine import Engine
+from sync.ratelimit import RateLimiter
+from sync.retry import RetryPolicy
+from sync.settings import Settings
+
+__all__ = ["App", "build_app", "build_store"]
+
+
+@dataclass
+class App:
+    settings: Settings
+    store: StateStore
+    engine: Engine
+    source: PmmClient
+    target: EkinerjaClient
+
+
+def build_store(settings: Settings) -> StateStore:
+    engine = make_engine(settings.state.url)
+    create_schema(engine)
+    return StateStore(engine)
+
+
+@contextmanager
+def build_app(
+    settings: Settings,
+    *,
+    source_transport: httpx.BaseTransport | None = None,
+    target_transport: httpx.BaseTransport | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[App]:
+    """Build the application from settings; its HTTP clients close when the block ends.
+
+    The transports are a seam for tests and benchmarks (``httpx.MockTransport``).
+    """
+    store = build_store(settings)
+    retry = RetryPolicy(
+        max_attempts=settings.retry.max_attempts,
+        initial_backoff_s=settings.retry.initial_backoff_s,
+        max_backoff_s=settings.retry.max_backoff_s,
+        max_elapsed_s=settings.retry.max_elapsed_s,
+        sleep=sleep,
+    )
+    source_http = httpx.Client(
+        base_url=settings.source.base_url,
+        timeout=settings.source.timeout_s,
+        transport=source_transport,
+    )
+    target_http = httpx.Client(
+        base_url=settings.target.base_url,
+        timeout=settings.target.timeout_s,
+        transport=target_transport,
+        limits=httpx.Limits(max_connections=settings.target.concurrency),
+    )
+    try:
+        source = PmmClient(
+            source_http,
+            client_id=settings.source.client_id,
+            client_secret=settings.source.client_secret.get_secret_value(),
+            schema_version=settings.source.schema_version,
+            page_size=settings.source.page_size,
+            call=retry.call,
+        )
+        target = EkinerjaClient(
+            target_http,
+            client_id=settings.target.client_id,
+            client_secret=settings.target.client_secret.get_secret_value(),
+            scope=settings.target.scope,
+        )
+        engine = Engine(
+            store=store,
+            source=source,
+            target=target,
+            mapping=get_mapping(settings.sync.mapping_version),
+            retry=retry,
+            rate_limiter=RateLimiter(settings.target.rate_limit_per_s, sleep=sleep),
+            batch_size=settings.source.page_size,
+        )
+        yield App(settings, store, engine, source, target)
+    finally:
+        source_http.close()
+        target_http.close()
+        store.engine.dispose()

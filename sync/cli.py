@@ -1,0 +1,299 @@
+"""The ``ekinerja-sync`` command line (typer + rich)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from connectors.errors import FatalError
+from sync.engine import RunSummary
+from sync.settings import ConfigError, Settings, load_settings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="ekinerja-sync",
+    help="Carry guru and kepala sekolah performance records from PMM into e-Kinerja.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+class _Context:
+    def __init__(self, config: Path | None, verbose: bool, log_json: bool | None) -> None:
+        self.config = config
+        self.verbose = verbose
+        self.log_json = log_json
+
+    def settings(self, **overrides: dict[str, Any]) -> Settings:
+        try:
+            return load_settings(self.config, overrides=overrides or None)
+        except ConfigError as exc:
+            err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+            raise typer.Exit(2) from None
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="config.toml (default: $EKINERJA_SYNC_CONFIG, else built-in sandbox defaults)",
+        ),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log every event")] = False,
+    log_json: Annotated[
+        bool | None, typer.Option("--log-json/--log-console", help="log format (default: auto)")
+    ] = None,
+) -> None:
+    from sync.logs import configure_logging
+
+    configure_logging(json=log_json, level="INFO" if verbose else "WARNING")
+    ctx.obj = _Context(config, verbose, log_json)
+
+
+PeriodOption = Annotated[str, typer.Option("--period", "-p", help="semester, e.g. 2025-1")]
+NpsnOption = Annotated[
+    list[str] | None, typer.Option("--npsn", help="only this school (repeatable)")
+]
+
+
+def _check_period(period: str) -> str:
+    from mappings.model import Period
+
+    try:
+        Period.parse(period)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--period") from None
+    return period
+
+
+def print_summary(summary: RunSummary, out: Console = console) -> None:
+    """The end-of-run table: new, updated, unchanged, quarantined, failed (and the rest)."""
+    title = f"Sync {summary.period}" + (
+        " (dry run: nothing sent, nothing written)" if summary.dry_run else ""
+    )
+    table = Table(title=title, title_justify="left")
+    table.add_column("")
+    columns = (
+        ["would send", "unchanged", "waiting", "held", "failed", "locked", "cancelled"]
+        if summary.dry_run
+        else ["new", "updated", "unchanged", "waiting", "held", "failed", "locked", "cancelled"]
+    )
+    keys = [c.replace(" ", "_") for c in columns]
+    for column in columns:
+        table.add_column(column, justify="right")
+    for kind, label in (("skp", "SKP"), ("assessment", "Penilaian")):
+        table.add_row(label, *(str(summary.count(kind, key)) for key in keys))
+    out.print(table)
+    out.print(
+        f"records read: {summary.pulled}   quarantined (bad source data): {summary.quarantined}"
+        f"   requests sent: {summary.requests_sent}   run id: {summary.run_id}"
+    )
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    period: PeriodOption,
+    npsn: NpsnOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="pull, validate, map and plan; send and write nothing")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+) -> None:
+    """Sync one period: pull, validate, map, plan, push, record."""
+    from sync.bootstrap import build_app
+
+    settings = ctx.obj.settings()
+    schools = list(npsn or settings.sync.schools)
+    with build_app(settings) as application:
+        try:
+            summary = application.engine.run(
+                _check_period(period), schools=schools, dry_run=dry_run
+            )
+        except FatalError as exc:
+            err_console.print(f"error: {exc.message}", highlight=False)
+            raise typer.Exit(1) from None
+    if as_json:
+        console.print_json(json.dumps(summary.as_dict()))
+    else:
+        print_summary(summary)
+
+
+_STATUS_COLUMNS = ("delivered", "pending", "waiting", "held", "failed", "locked", "cancelled")
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    period: PeriodOption,
+    npsn: NpsnOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print as JSON")] = False,
+) -> None:
+    """Counts per status, per school, and the records that need a person."""
+    from sync.bootstrap import build_store
+
+    store = build_store(ctx.obj.settings())
+    period = _check_period(period)
+    schools = list(npsn or [])
+    counts = store.status_counts(period, schools)
+    failing = store.failing(period, schools)
+    if as_json:
+        payload = {
+            "period": period,
+            "schools": {
+                school: {f"{k}.{s}": n for (k, s), n in sorted(c.items())}
+                for school, c in sorted(counts.items())
+            },
+            "attention": [
+                {
+                    "nip": r.nip,
+                    "npsn": r.npsn,
+                    "kind": r.kind,
+                    "status": r.status,
+                    "reason": r.reason,
+                }
+                for r in failing
+            ],
+        }
+        console.print_json(json.dumps(payload))
+        return
+    table = Table(title=f"Status {period} (SKP / penilaian)", title_justify="left")
+    table.add_column("NPSN")
+    for column in (*_STATUS_COLUMNS, "quarantined"):
+        table.add_column(column, justify="right")
+    totals: dict[str, list[int]] = {}
+    for school, c in sorted(counts.items()):
+        cells = []
+        for column in _STATUS_COLUMNS:
+            pair = [
+                c.get((kind, column), 0) + c.get((kind, f"{column}_after_delivery"), 0)
+                for kind in ("skp", "assessment")
+            ]
+            totals.setdefault(column, [0, 0])
+            totals[column] = [a + b for a, b in zip(totals[column], pair, strict=True)]
+            cells.append(f"{pair[0]} / {pair[1]}")
+        quarantined = c.get(("record", "quarantined"), 0)
+        totals.setdefault("quarantined", [0, 0])[0] += quarantined
+        table.add_row(school, *cells, str(quarantined))
+    if counts:
+        table.add_section()
+        table.add_row(
+            "all",
+            *(f"{totals[c][0]} / {totals[c][1]}" for c in _STATUS_COLUMNS),
+            str(totals["quarantined"][0]),
+        )
+    console.print(table)
+    if failing:
+        attention = Table(title="Needs attention", title_justify="left")
+        for column in ("NIP", "NPSN", "kind", "status", "reason"):
+            attention.add_column(column)
+        for r in failing:
+            attention.add_row(r.nip, r.npsn, r.kind.value, r.status.value, r.reason or "")
+        console.print(attention)
+
+
+@app.command()
+def sandbox(
+    schools: Annotated[int, typer.Option(help="number of schools")] = 10,
+    teachers_per_school: Annotated[int, typer.Option(help="guru per school")] = 20,
+    seed: Annotated[int, typer.Option(help="random seed of the synthetic data")] = 1,
+    schema_version: Annotated[int, typer.Option(min=1, max=2, help="PMM schema served")] = 1,
+    period: Annotated[
+        list[str] | None, typer.Option("--period", help="periods to generate (repeatable)")
+    ] = None,
+    host: Annotated[str, typer.Option(help="bind address (loopback)")] = "127.0.0.1",
+    pmm_port: Annotated[int, typer.Option(help="PMM-like source port")] = 8701,
+    ekinerja_port: Annotated[int, typer.Option(help="e-Kinerja-like target port")] = 8702,
+) -> None:
+    """Serve both sandbox APIs on loopback with seeded synthetic data, until Ctrl-C."""
+    from connectors.sandbox import generate_world, serve_forever
+
+    periods = [_check_period(p) for p in (period or ["2025-1"])]
+    world = generate_world(
+        schools=schools,
+        teachers_per_school=teachers_per_school,
+        seed=seed,
+        periods=periods,
+        schema_version=schema_version,
+    )
+    err_console.print(
+        f"sandbox: PMM on http://{host}:{pmm_port}, e-Kinerja on http://{host}:{ekinerja_port}"
+        f" ({len(world.records())} records, {len(world.defects)} deliberately bad); Ctrl-C stops"
+    )
+    serve_forever(
+        world,
+        host=host,
+        pmm_port=pmm_port,
+        ekinerja_port=ekinerja_port,
+        schema_version=schema_version,
+    )
+
+
+@app.command()
+def demo(
+    state_url: Annotated[
+        str, typer.Option(help="state store of the demo (recreated)")
+    ] = "sqlite:///ekinerja-sync-demo.db",
+    schools: Annotated[int, typer.Option(help="number of schools")] = 10,
+    teachers_per_school: Annotated[int, typer.Option(help="guru per school")] = 20,
+    period: Annotated[str, typer.Option(help="the semester to sync")] = "2025-1",
+) -> None:
+    """Sandbox up, a full semester synced on SQLite, the summary printed, sandbox down."""
+    from connectors.sandbox import generate_world, running_sandbox
+    from sync.bootstrap import build_app
+
+    period = _check_period(period)
+    if state_url.startswith("sqlite:///"):
+        for suffix in ("", "-wal", "-shm"):
+            Path(state_url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
+    world = generate_world(
+        schools=schools, teachers_per_school=teachers_per_school, periods=[period]
+    )
+    with running_sandbox(world) as box:
+        console.print(
+            f"sandbox up: PMM {box.pmm_url}, e-Kinerja {box.ekinerja_url}; "
+            f"{len(world.records(period))} source records, {len(world.defects)} deliberately bad"
+        )
+        settings = load_settings(
+            None,
+            overrides={
+                "state": {"url": state_url},
+                "source": {"base_url": box.pmm_url},
+                "target": {"base_url": box.ekinerja_url, "rate_limit_per_s": 0},
+            },
+        )
+        with build_app(settings) as application:
+            summary = application.engine.run(period)
+            print_summary(summary)
+            again = application.engine.run(period)
+        stats = box.target.stats()
+    console.print(
+        f"e-Kinerja sandbox holds {stats['skp_created']} SKP created, "
+        f"{stats['skp_updated']} updated, {stats['penilaian_created']} penilaian. "
+        f"A second run sent {again.requests_sent} requests."
+    )
+    console.print(
+        f"sandbox down. State kept in {state_url}: try "
+        f"`ekinerja-sync status --period {period}` with that state url "
+        f"(EKINERJA_SYNC_STATE__URL={state_url})."
+    )
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

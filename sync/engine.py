@@ -1,0 +1,625 @@
+"""The engine: one ``run`` of a period, from pull to delivery.
+
+    pull (per school, incremental)  -> for each page, in ONE transaction:
+        store source records, validate (quarantine), choose each teacher's effective record,
+        map + plan, write the outbox, move the cursor
+    deliver the outbox (penilai SKPs first, then other SKPs, then penilaian)
+
+A crash between pages loses nothing: a page's records, decisions and cursor commit together,
+and unsent outbox entries are delivered by the next run with the same idempotency keys.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+
+import structlog
+from sqlmodel import Session
+
+from connectors.ekinerja import EkinerjaClient
+from connectors.errors import Conflict, PreconditionFailed, RecordRejected, RetriableError
+from connectors.pmm import PmmClient
+from mappings.model import PerformanceRecord
+from mappings.source import Rejection, read_record
+from mappings.versions import MappingVersion
+from state.models import (
+    DeliveryKind,
+    OutboxAction,
+    OutboxEntry,
+    OutboxState,
+    RecordStatus,
+    Run,
+    SourceRecord,
+    SourceStatus,
+    SyncRecord,
+)
+from state.store import StateStore
+from sync.hashing import content_hash, idempotency_key
+from sync.plan import Decision, Known, plan_cancellation, plan_record
+from sync.ratelimit import RateLimiter
+from sync.retry import RetryPolicy
+
+__all__ = ["Engine", "RunSummary"]
+
+log = structlog.get_logger("ekinerja_sync.engine")
+
+Clock = Callable[[], dt.datetime]
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class RunSummary:
+    """What one run did, for the summary table and the run row."""
+
+    run_id: str
+    period: str
+    dry_run: bool
+    pulled: int = 0
+    # (kind, outcome) -> count; outcomes: new, updated, unchanged, waiting, held, failed,
+    # locked, cancelled, pending
+    outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    quarantined: int = 0
+    quarantined_now: int = 0
+    requests_sent: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "period": self.period,
+            "dry_run": self.dry_run,
+            "pulled": self.pulled,
+            "quarantined": self.quarantined,
+            "requests_sent": self.requests_sent,
+            "outcomes": {f"{k}.{o}": n for (k, o), n in sorted(self.outcomes.items())},
+        }
+
+    def count(self, kind: str, outcome: str) -> int:
+        return self.outcomes[(kind, outcome)]
+
+
+def _known(row: SyncRecord | None) -> Known | None:
+    if row is None:
+        return None
+    return Known(row.status, row.payload_hash, row.delivered_hash, row.skp_id, row.skp_version)
+
+
+def _effective(rows: Sequence[SourceRecord]) -> tuple[SourceRecord, bool]:
+    """The record that counts for a teacher in a period: the latest non-cancelled one by
+    (diperbarui_pada, id); if all are cancelled, the latest one, flagged as cancelled."""
+    live = [r for r in rows if not r.cancelled]
+    pool = live or list(rows)
+    return max(pool, key=lambda r: (r.updated_at, r.id)), not live
+
+
+def _batches(items: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+class Engine:
+    """Runs the sync of a period. Built by ``sync.bootstrap``; everything is passed in."""
+
+    def __init__(
+        self,
+        *,
+        store: StateStore,
+        source: PmmClient,
+        target: EkinerjaClient,
+        mapping: MappingVersion,
+        retry: RetryPolicy,
+        rate_limiter: RateLimiter | None = None,
+        batch_size: int = 500,
+        clock: Clock = _utcnow,
+    ) -> None:
+        self.store = store
+        self.source = source
+        self.target = target
+        self.mapping = mapping
+        self.retry = retry
+        self.rate_limiter = rate_limiter or RateLimiter(0)
+        self.batch_size = batch_size
+        self.clock = clock
+
+    # -- the run -------------------------------------------------------------------------
+
+    def run(
+        self,
+        period: str,
+        *,
+        schools: Sequence[str] = (),
+        dry_run: bool = False,
+        progress: Callable[[str, int], None] | None = None,
+    ) -> RunSummary:
+        run_id = str(uuid.uuid4())
+        summary = RunSummary(run_id=run_id, period=period, dry_run=dry_run)
+        bound = log.bind(run_id=run_id, period=period)
+        started = self.clock()
+        npsns = list(schools) or [s["npsn"] for s in self.source.schools()]
+        bound.info("run.start", schools=len(npsns), dry_run=dry_run)
+        # A dry run does everything in one transaction that is rolled back at the end, and
+        # hands the would-be requests to nobody: it writes nothing and sends nothing.
+        with self.store.unit_of_work(commit=False) as dry_session:
+            for npsn in npsns:
+                self._pull_school(period, npsn, summary, dry_session if dry_run else None, progress)
+            if dry_run:
+                for entry, _record in self.store.pending_outbox(dry_session, period, npsns):
+                    summary.outcomes[(entry.kind.value, "would_send")] += 1
+                self._tally(dry_session, period, npsns, summary)
+        if not dry_run:
+            self.deliver(period, npsns, summary, progress)
+            with self.store.unit_of_work() as session:
+                self._tally(session, period, npsns, summary)
+            self.store.save_run(
+                Run(
+                    id=run_id,
+                    period=period,
+                    started_at=started,
+                    finished_at=self.clock(),
+                    outcome="ok",
+                    summary=summary.as_dict(),
+                )
+            )
+        bound.info("run.end", **summary.as_dict())
+        return summary
+
+    # -- pull, validate, map, plan -------------------------------------------------------
+
+    def _pull_school(
+        self,
+        period: str,
+        npsn: str,
+        summary: RunSummary,
+        session: Session | None,
+        progress: Callable[[str, int], None] | None,
+    ) -> None:
+        if session is not None:
+            since = self.store.cursor(session, period, npsn)
+        else:
+            with self.store.unit_of_work() as s:
+                since = self.store.cursor(s, period, npsn)
+        pages = self.source.performance_records(period, npsn=npsn, updated_since=since)
+        for batch in _batches(pages, self.batch_size):
+            if session is not None:
+                self._ingest(session, period, npsn, batch, summary)
+            else:
+                with self.store.unit_of_work() as s:
+                    self._ingest(s, period, npsn, batch, summary)
+            summary.pulled += len(batch)
+            if progress is not None:
+                progress("pull", len(batch))
+
+    def _ingest(
+        self,
+        session: Session,
+        period: str,
+        npsn: str,
+        batch: list[dict[str, Any]],
+        summary: RunSummary,
+    ) -> None:
+        """Store one page, decide for every teacher it touches, move the cursor: one unit."""
+        now = self.clock()
+        stored = self.store.source_records(session, {str(raw.get("id")) for raw in batch})
+        touched: set[str] = set()
+        newest: dt.datetime | None = None
+        for raw in batch:
+            digest = content_hash(raw)
+            checked = read_record(raw)
+            if isinstance(checked, PerformanceRecord):
+                newest = max(filter(None, (newest, checked.updated_at)))
+                if checked.period.code != period:
+                    continue  # not asked for: the source broke its contract; ignore the row
+            existing = stored.get(checked.source_id)
+            if existing is not None and existing.content_hash == digest:
+                continue
+            row = self._source_row(raw, checked, digest, existing, period, now)
+            if row is None:
+                continue
+            session.add(row)
+            stored[row.id] = row
+            if row.status is SourceStatus.QUARANTINED:
+                summary.quarantined_now += 1
+                log.warning(
+                    "record.quarantined",
+                    period=period,
+                    npsn=row.npsn,
+                    nip=row.nip,
+                    source_id=row.id,
+                    reason=row.reason,
+                )
+            if row.nip:
+                touched.add(row.nip)
+        session.flush()
+        self._plan(session, period, touched)
+        if newest is not None:
+            self.store.set_cursor(session, period, npsn, newest)
+
+    @staticmethod
+    def _source_row(
+        raw: dict[str, Any],
+        checked: PerformanceRecord | Rejection,
+        digest: str,
+        existing: SourceRecord | None,
+        period: str,
+        now: dt.datetime,
+    ) -> SourceRecord | None:
+        if isinstance(checked, Rejection):
+            if checked.source_id == "?":
+                log.error("record.unidentifiable", period=period, reason=checked.reason)
+                return None
+            updated = raw.get("diperbarui_pada")
+            try:
+                updated_at = dt.datetime.fromisoformat(str(updated))
+                if updated_at.tzinfo is None:
+                    raise ValueError
+            except ValueError:
+                updated_at = now
+            values: dict[str, Any] = {
+                "period": checked.period or period,
+                "npsn": (checked.npsn or "")[:64],
+                "nip": (checked.nip or "")[:64],
+                "schema_version": raw.get("versi_skema")
+                if isinstance(raw.get("versi_skema"), int)
+                else None,
+                "updated_at": updated_at,
+                "cancelled": raw.get("dibatalkan") is True,
+                "status": SourceStatus.QUARANTINED,
+                "reason_code": checked.code,
+                "reason": checked.reason,
+            }
+        else:
+            values = {
+                "period": checked.period.code,
+                "npsn": checked.school.npsn,
+                "nip": checked.employee.nip,
+                "schema_version": checked.schema_version,
+                "updated_at": checked.updated_at,
+                "cancelled": checked.cancelled,
+                "status": SourceStatus.VALID,
+                "reason_code": None,
+                "reason": None,
+            }
+        row = existing or SourceRecord(
+            id=checked.source_id, content_hash=digest, body=raw, **values
+        )
+        for key, value in values.items():
+            setattr(row, key, value)
+        row.content_hash, row.body, row.seen_at = digest, raw, now
+        return row
+
+    def _plan(self, session: Session, period: str, nips: set[str]) -> None:
+        sources = self.store.source_records_of(session, period, nips)
+        current = self.store.sync_records(session, period, nips)
+        for nip in sorted(nips):
+            rows = sources.get(nip)
+            if not rows:
+                continue
+            effective, all_cancelled = _effective(rows)
+            skp_row = current.get((nip, DeliveryKind.SKP))
+            assessment_row = current.get((nip, DeliveryKind.ASSESSMENT))
+            if effective.status is SourceStatus.QUARANTINED and not all_cancelled:
+                continue  # the record that counts is bad data: it waits in quarantine
+            if all_cancelled:
+                if skp_row is None and assessment_row is None:
+                    continue
+                decisions = plan_cancellation(_known(skp_row), _known(assessment_row))
+                record = None
+            else:
+                checked = read_record(effective.body)
+                assert isinstance(checked, PerformanceRecord)
+                record = checked
+                decisions = plan_record(
+                    record, _known(skp_row), _known(assessment_row), self.mapping
+                )
+            for decision, row in zip(decisions, (skp_row, assessment_row), strict=True):
+                self._apply(session, period, nip, record, decision, row)
+
+    def _apply(
+        self,
+        session: Session,
+        period: str,
+        nip: str,
+        record: PerformanceRecord | None,
+        decision: Decision,
+        row: SyncRecord | None,
+    ) -> None:
+        if decision.keep:
+            if row is not None and record is not None:
+                row.npsn, row.source_id = record.school.npsn, record.source_id
+                row.assessor_nip = record.assessor.nip
+                session.add(row)
+            return
+        if row is None:
+            if record is None:
+                return
+            row = SyncRecord(
+                nip=nip,
+                period=period,
+                kind=decision.kind,
+                npsn=record.school.npsn,
+                source_id=record.source_id,
+                assessor_nip=record.assessor.nip,
+                status=decision.status,
+            )
+        if record is not None:
+            row.npsn, row.source_id = record.school.npsn, record.source_id
+            row.assessor_nip = record.assessor.nip
+        row.status, row.reason = decision.status, decision.reason
+        if decision.payload_hash is not None:
+            row.payload_hash = decision.payload_hash
+            row.mapping_version = self.mapping.name
+        row.changed_at = self.clock()
+        session.add(row)
+        # Any unsent request for this deliverable is now out of date.
+        self.store.supersede_pending(session, nip, period, decision.kind)
+        if decision.send is not None:
+            send = decision.send
+            session.add(
+                OutboxEntry(
+                    nip=nip,
+                    period=period,
+                    kind=decision.kind,
+                    action=send.action,
+                    body=send.body_json,
+                    payload_hash=send.payload_hash,
+                    idempotency_key=idempotency_key(
+                        send.action.value, nip, period, send.body_json, send.if_match
+                    ),
+                    if_match=send.if_match,
+                    mapping_version=self.mapping.name,
+                    created_at=self.clock(),
+                )
+            )
+
+    # -- deliver -------------------------------------------------------------------------
+
+    def deliver(
+        self,
+        period: str,
+        npsns: Sequence[str],
+        summary: RunSummary,
+        progress: Callable[[str, int], None] | None = None,
+    ) -> None:
+        """Send the unsent requests of the period: penilai SKPs, other SKPs, penilaian."""
+        with self.store.unit_of_work() as session:
+            pending = self.store.pending_outbox(session, period, npsns)
+        skp_entries = [(e, r) for e, r in pending if e.kind is DeliveryKind.SKP]
+        assessors = {r.assessor_nip for _e, r in skp_entries}
+        phases = [
+            [e for e, r in skp_entries if r.nip in assessors],
+            [e for e, r in skp_entries if r.nip not in assessors],
+            [e for e, _r in pending if e.kind is DeliveryKind.ASSESSMENT],
+        ]
+        for phase in phases:
+            for entry in phase:
+                self._deliver_one(entry, summary)
+                if progress is not None:
+                    progress("deliver", 1)
+
+    def _send(self, entry: OutboxEntry, skp_id: str | None) -> dict[str, Any]:
+        body = json.loads(entry.body)
+
+        def attempt() -> dict[str, Any]:
+            self.rate_limiter.acquire()
+            if entry.action is OutboxAction.CREATE_SKP:
+                answer = self.target.create_skp(body, idempotency_key=entry.idempotency_key)
+            elif entry.action is OutboxAction.UPDATE_SKP:
+                assert skp_id is not None
+                assert entry.if_match is not None
+                answer = self.target.update_skp(
+                    skp_id, body, version=entry.if_match, idempotency_key=entry.idempotency_key
+                )
+            else:
+                assert skp_id is not None
+                answer = self.target.create_assessment(
+                    skp_id, body, idempotency_key=entry.idempotency_key
+                )
+            return answer.body
+
+        return self.retry.call(attempt)
+
+    def _deliver_one(self, entry: OutboxEntry, summary: RunSummary, depth: int = 0) -> None:
+        bound = log.bind(period=entry.period, nip=entry.nip, kind=entry.kind.value)
+        with self.store.unit_of_work() as session:
+            record = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
+            skp = session.get(SyncRecord, (entry.nip, entry.period, DeliveryKind.SKP))
+            current = session.get(OutboxEntry, entry.id)
+        if record is None or current is None or current.state is not OutboxState.PENDING:
+            return
+        skp_id = skp.skp_id if skp is not None else None
+        if entry.kind is DeliveryKind.ASSESSMENT and (skp is None or skp.delivered_hash is None):
+            with self.store.unit_of_work() as session:
+                waiting = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
+                if waiting is not None:
+                    waiting.status = RecordStatus.WAITING
+                    waiting.reason = "waiting for its SKP to be delivered"
+                    session.add(waiting)
+            return
+        summary.requests_sent += 1
+        try:
+            answer = self._send(entry, skp_id)
+        except Conflict as exc:
+            self._on_conflict(entry, exc, summary, depth)
+            return
+        except PreconditionFailed as exc:
+            # Someone else changed the SKP: retry once against the version the target holds.
+            version = exc.answer.get("versi")
+            if depth == 0 and isinstance(version, int):
+                self._requeue_update(entry, version, summary, depth)
+            else:
+                self._finish(entry, OutboxState.DEAD, RecordStatus.FAILED, exc)
+            return
+        except RecordRejected as exc:
+            bound.warning("deliver.rejected", status=exc.status, code=exc.code)
+            self._finish(entry, OutboxState.DEAD, RecordStatus.FAILED, exc)
+            return
+        except RetriableError as exc:
+            bound.warning("deliver.gave_up", status=exc.status, error=exc.message)
+            self._keep_pending(entry, exc)
+            return
+        self._delivered(entry, answer, summary)
+        bound.info("deliver.ok", action=entry.action.value)
+
+    def _on_conflict(
+        self, entry: OutboxEntry, exc: Conflict, summary: RunSummary, depth: int
+    ) -> None:
+        code = exc.code
+        if code == "PENILAI_BELUM_ADA_SKP":
+            with self.store.unit_of_work() as session:
+                row = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
+                current = session.get(OutboxEntry, entry.id)
+                if row is not None and current is not None:
+                    row.status = RecordStatus.HELD
+                    row.reason = (
+                        f"held: its penilai (NIP {row.assessor_nip}) has no SKP for "
+                        f"{entry.period} on e-Kinerja yet; sent again once it has"
+                    )
+                    current.attempts += 1
+                    current.last_status, current.last_answer = exc.status, _answer_text(exc)
+                    session.add(row)
+                    session.add(current)
+            return
+        if code == "SKP_SUDAH_ADA" and entry.action is OutboxAction.CREATE_SKP and depth == 0:
+            # The target holds an SKP for this NIP and period made from another body (e.g. a
+            # send whose answer was lost before the content changed): update it instead.
+            skp_id, version = exc.answer.get("id_skp"), exc.answer.get("versi")
+            if isinstance(skp_id, str) and isinstance(version, int):
+                with self.store.unit_of_work() as session:
+                    row = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
+                    if row is not None:
+                        row.skp_id, row.skp_version = skp_id, version
+                        session.add(row)
+                self._requeue_update(entry, version, summary, depth)
+                return
+        status = (
+            RecordStatus.LOCKED
+            if code in {"SKP_TERKUNCI", "PENILAIAN_SUDAH_ADA"}
+            else RecordStatus.FAILED
+        )
+        self._finish(entry, OutboxState.DEAD, status, exc)
+
+    def _requeue_update(
+        self, entry: OutboxEntry, version: int, summary: RunSummary, depth: int
+    ) -> None:
+        with self.store.unit_of_work() as session:
+            current = session.get(OutboxEntry, entry.id)
+            row = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
+            if current is None or row is None:
+                return
+            current.state, current.finished_at = OutboxState.SUPERSEDED, self.clock()
+            row.skp_version = version
+            replacement = OutboxEntry(
+                nip=entry.nip,
+                period=entry.period,
+                kind=entry.kind,
+                action=OutboxAction.UPDATE_SKP,
+                body=entry.body,
+                payload_hash=entry.payload_hash,
+                idempotency_key=idempotency_key(
+                    OutboxAction.UPDATE_SKP.value, entry.nip, entry.period, entry.body, version
+                ),
+                if_match=version,
+                mapping_version=entry.mapping_version,
+                created_at=self.clock(),
+            )
+            session.add_all([current, row, replacement])
+            session.flush()
+        self._deliver_one(replacement, summary, depth + 1)
+
+    def _delivered(self, entry: OutboxEntry, answer: dict[str, Any], summary: RunSummary) -> None:
+        now = self.clock()
+        with self.store.unit_of_work() as session:
+            row = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
+            current = session.get(OutboxEntry, entry.id)
+            if row is None or current is None:
+                return
+            current.state, current.finished_at = OutboxState.DONE, now
+            current.attempts += 1
+            current.last_status, current.last_answer = 200, _json(answer)
+            if entry.kind is DeliveryKind.SKP:
+                row.skp_id = str(answer.get("id_skp") or row.skp_id)
+                versi = answer.get("versi")
+                row.skp_version = versi if isinstance(versi, int) else row.skp_version
+            row.delivered_hash = entry.payload_hash
+            row.delivered_mapping_version = entry.mapping_version
+            row.delivered_at = now
+            if row.payload_hash == entry.payload_hash:
+                row.status, row.reason = RecordStatus.DELIVERED, None
+            row.changed_at = now
+            session.add_all([row, current])
+        outcome = "new" if entry.action is not OutboxAction.UPDATE_SKP else "updated"
+        summary.outcomes[(entry.kind.value, f"sent_{outcome}")] += 1
+
+    def _finish(
+        self, entry: OutboxEntry, state: OutboxState, status: RecordStatus, exc: Exception
+    ) -> None:
+        with self.store.unit_of_work() as session:
+            row = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
+            current = session.get(OutboxEntry, entry.id)
+            if row is None or current is None:
+                return
+            current.state, current.finished_at = state, self.clock()
+            current.attempts += 1
+            if isinstance(exc, RetriableError | RecordRejected):
+                current.last_status, current.last_answer = exc.status, _answer_text(exc)
+            row.status, row.reason = status, _reason(exc)
+            row.changed_at = self.clock()
+            session.add_all([row, current])
+
+    def _keep_pending(self, entry: OutboxEntry, exc: RetriableError) -> None:
+        with self.store.unit_of_work() as session:
+            row = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
+            current = session.get(OutboxEntry, entry.id)
+            if row is None or current is None:
+                return
+            current.attempts += 1
+            current.last_status, current.last_answer = exc.status, _answer_text(exc)
+            row.reason = f"not delivered yet, will be sent again: {exc.message}"
+            session.add_all([row, current])
+
+    # -- summary -------------------------------------------------------------------------
+
+    def _tally(
+        self, session: Session, period: str, npsns: Sequence[str], summary: RunSummary
+    ) -> None:
+        """Fill the summary from the state of the period after the run."""
+        counts = Counter(self.store.kind_status_counts(session, period, npsns))
+        for kind in (DeliveryKind.SKP.value, DeliveryKind.ASSESSMENT.value):
+            new = summary.outcomes.pop((kind, "sent_new"), 0)
+            updated = summary.outcomes.pop((kind, "sent_updated"), 0)
+            delivered = counts[(kind, RecordStatus.DELIVERED.value)]
+            summary.outcomes[(kind, "new")] = new
+            summary.outcomes[(kind, "updated")] = updated
+            summary.outcomes[(kind, "unchanged")] = max(delivered - new - updated, 0)
+            for status in ("waiting", "pending", "held", "failed", "locked"):
+                summary.outcomes[(kind, status)] = counts[(kind, status)]
+            summary.outcomes[(kind, "cancelled")] = (
+                counts[(kind, "cancelled")] + counts[(kind, "cancelled_after_delivery")]
+            )
+        summary.quarantined = self.store.quarantined_count(session, period, npsns)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _answer_text(exc: RetriableError | RecordRejected) -> str:
+    return _json(exc.answer) if exc.answer else exc.message
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, RecordRejected | RetriableError):
+        kode = exc.code or "?"
+        pesan = exc.answer.get("pesan") or exc.message
+        return f"e-Kinerja answered {exc.status} {kode}: {pesan}"
+    return str(exc)

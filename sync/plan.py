@@ -1,0 +1,174 @@
+"""Planning: what to do about one teacher's record in one period. Pure: no I/O, no clock.
+
+Given the effective source record (or the news that every record was cancelled) and what the
+state store knows of the two deliverables (SKP, penilaian), decide each one's new status and
+whether a request goes into the outbox. The rules are design.md's "When something is sent".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mappings.model import PerformanceRecord
+from mappings.versions import MappingVersion
+from state.models import DeliveryKind, OutboxAction, RecordStatus
+from sync.hashing import canonical_json, content_hash
+
+__all__ = ["Decision", "Known", "Send", "plan_cancellation", "plan_record"]
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """What the state store holds for one deliverable."""
+
+    status: RecordStatus
+    payload_hash: str | None
+    delivered_hash: str | None
+    skp_id: str | None = None
+    skp_version: int | None = None
+
+    @property
+    def delivered(self) -> bool:
+        return self.delivered_hash is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    action: OutboxAction
+    body_json: str
+    payload_hash: str
+    if_match: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The new state of one deliverable; ``send`` is a request for the outbox (or None).
+
+    ``keep`` means: nothing changes for this deliverable (no write at all).
+    """
+
+    kind: DeliveryKind
+    status: RecordStatus
+    reason: str | None = None
+    payload_hash: str | None = None
+    send: Send | None = None
+    keep: bool = False
+
+
+_KEEP_SKP = Decision(DeliveryKind.SKP, RecordStatus.WAITING, keep=True)
+_KEEP_ASSESSMENT = Decision(DeliveryKind.ASSESSMENT, RecordStatus.WAITING, keep=True)
+# Statuses in which a request with the same payload is already on its way or was refused
+# for good: planning the same payload again changes nothing (replay is the operator's call).
+_SETTLED = {RecordStatus.PENDING, RecordStatus.HELD, RecordStatus.FAILED, RecordStatus.LOCKED}
+
+
+def _payload(body: dict[str, Any]) -> tuple[str, str]:
+    text = canonical_json(body)
+    return text, content_hash(body)
+
+
+def _plan_skp(
+    record: PerformanceRecord,
+    known: Known | None,
+    mapping: MappingVersion,
+    assessment_delivered: bool,
+) -> Decision:
+    kind = DeliveryKind.SKP
+    if not record.plan_approved:
+        if known is not None and known.delivered:
+            return _KEEP_SKP
+        return Decision(kind, RecordStatus.WAITING, "perencanaan not approved yet in PMM")
+    body_json, payload_hash = _payload(mapping.skp(record))
+    if known is not None and known.payload_hash == payload_hash and known.status in _SETTLED:
+        return _KEEP_SKP
+    if known is not None and known.delivered:
+        if known.delivered_hash == payload_hash:
+            if known.status is RecordStatus.DELIVERED:
+                return _KEEP_SKP
+            # A pending change was changed back before it went out: nothing to send.
+            return Decision(kind, RecordStatus.DELIVERED, None, payload_hash)
+        if assessment_delivered:
+            return Decision(
+                kind,
+                RecordStatus.LOCKED,
+                "SKP changed in PMM after its penilaian was sent; e-Kinerja has locked it: "
+                "correct it in e-Kinerja by hand",
+                payload_hash,
+            )
+        send = Send(OutboxAction.UPDATE_SKP, body_json, payload_hash, known.skp_version)
+        return Decision(kind, RecordStatus.PENDING, None, payload_hash, send)
+    if known is not None and known.skp_id is not None:
+        # The target already holds an SKP we never saw confirmed (found by a 409): update it.
+        send = Send(OutboxAction.UPDATE_SKP, body_json, payload_hash, known.skp_version)
+    else:
+        send = Send(OutboxAction.CREATE_SKP, body_json, payload_hash)
+    return Decision(kind, RecordStatus.PENDING, None, payload_hash, send)
+
+
+def _plan_assessment(
+    record: PerformanceRecord,
+    known: Known | None,
+    mapping: MappingVersion,
+    skp: Decision,
+    skp_known: Known | None,
+) -> Decision:
+    kind = DeliveryKind.ASSESSMENT
+    if not record.assessment_final:
+        if known is not None and known.delivered:
+            return _KEEP_ASSESSMENT
+        state = {"not_started": "belum", "draft": "draf"}.get(record.assessment.status.value)
+        return Decision(kind, RecordStatus.WAITING, f"penilaian is {state} in PMM, not final")
+    skp_will_exist = (
+        (skp_known is not None and skp_known.delivered)
+        or skp.send is not None
+        or (skp.keep and skp_known is not None and skp_known.status in _SETTLED)
+    )
+    if not skp_will_exist:
+        return Decision(kind, RecordStatus.WAITING, "waiting for its SKP (perencanaan)")
+    body_json, payload_hash = _payload(mapping.assessment(record))
+    if known is not None and known.delivered:
+        if known.delivered_hash == payload_hash:
+            return _KEEP_ASSESSMENT
+        if known.status is RecordStatus.LOCKED and known.payload_hash == payload_hash:
+            return _KEEP_ASSESSMENT
+        return Decision(
+            kind,
+            RecordStatus.LOCKED,
+            "penilaian changed in PMM after it was sent; e-Kinerja accepts one penilaian per "
+            "SKP: correct it in e-Kinerja by hand",
+            payload_hash,
+        )
+    if known is not None and known.payload_hash == payload_hash and known.status in _SETTLED:
+        return _KEEP_ASSESSMENT
+    send = Send(OutboxAction.CREATE_ASSESSMENT, body_json, payload_hash)
+    return Decision(kind, RecordStatus.PENDING, None, payload_hash, send)
+
+
+def plan_record(
+    record: PerformanceRecord,
+    skp: Known | None,
+    assessment: Known | None,
+    mapping: MappingVersion,
+) -> tuple[Decision, Decision]:
+    """Decide the SKP and the penilaian of one effective, valid, non-cancelled record."""
+    skp_decision = _plan_skp(
+        record, skp, mapping, assessment_delivered=assessment is not None and assessment.delivered
+    )
+    return skp_decision, _plan_assessment(record, assessment, mapping, skp_decision, skp)
+
+
+def plan_cancellation(skp: Known | None, assessment: Known | None) -> tuple[Decision, Decision]:
+    """Every record of the teacher for the period is cancelled (``dibatalkan``) in PMM."""
+
+    def one(kind: DeliveryKind, known: Known | None) -> Decision:
+        if known is not None and known.delivered:
+            return Decision(
+                kind,
+                RecordStatus.CANCELLED_AFTER_DELIVERY,
+                "cancelled in PMM after it was sent; e-Kinerja has no delete: "
+                "withdraw it in e-Kinerja by hand if it must go",
+            )
+        return Decision(kind, RecordStatus.CANCELLED, "cancelled in PMM before it was sent")
+
+    return one(DeliveryKind.SKP, skp), one(DeliveryKind.ASSESSMENT, assessment)

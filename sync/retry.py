@@ -1,0 +1,70 @@
+"""The retry policy (tenacity): exponential backoff with full jitter, a cap, max attempts and
+max elapsed time, honouring ``Retry-After``. Only ``RetriableError`` is retried (invariant 4);
+the classification of answers into errors lives in ``connectors._http``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
+from connectors.errors import RetriableError
+
+__all__ = ["RetryPolicy", "make_retrying"]
+
+T = TypeVar("T")
+
+
+class RetryPolicy:
+    """Builds tenacity ``Retrying`` objects from the ``[retry]`` settings."""
+
+    def __init__(
+        self,
+        *,
+        max_attempts: int,
+        initial_backoff_s: float,
+        max_backoff_s: float,
+        max_elapsed_s: float,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.max_attempts = max_attempts
+        self.max_elapsed_s = max_elapsed_s
+        self._jitter = wait_random_exponential(multiplier=initial_backoff_s, max=max_backoff_s)
+        self._max_backoff_s = max_backoff_s
+        self._sleep = sleep
+
+    def _wait(self, state: RetryCallState) -> float:
+        backoff = self._jitter(state)
+        outcome = state.outcome
+        error = outcome.exception() if outcome is not None else None
+        if isinstance(error, RetriableError) and error.retry_after_s is not None:
+            # The server said when: never earlier than that, jitter on top spreads the herd.
+            return max(error.retry_after_s, 0.0) + min(backoff, 1.0)
+        return float(backoff)
+
+    def retrying(self) -> Retrying:
+        return Retrying(
+            retry=retry_if_exception_type(RetriableError),
+            stop=stop_after_attempt(self.max_attempts) | stop_after_delay(self.max_elapsed_s),
+            wait=self._wait,
+            sleep=self._sleep,
+            reraise=True,
+        )
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn``, retrying it on ``RetriableError``; the last error is re-raised."""
+        return self.retrying()(fn)
+
+
+def make_retrying(policy: RetryPolicy) -> Callable[[Callable[[], T]], T]:
+    return policy.call

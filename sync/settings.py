@@ -1,0 +1,155 @@
+"""Settings: a TOML file (``--config`` or ``EKINERJA_SYNC_CONFIG``), built-in defaults that
+point at the sandbox, and ``EKINERJA_SYNC_<SECTION>__<KEY>`` environment overrides (secrets).
+
+A wrong key or value is reported as ``ConfigError`` naming the key and the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from mappings.model import Period
+from mappings.versions import DEFAULT_VERSION, MAPPING_VERSIONS
+
+__all__ = ["ConfigError", "Settings", "load_settings"]
+
+ENV_PREFIX = "EKINERJA_SYNC_"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the key and where it came from."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StateSettings(_Section):
+    url: str = "sqlite:///ekinerja-sync.db"
+
+
+class SourceSettings(_Section):
+    base_url: str = "http://127.0.0.1:8701"
+    client_id: str = "sandbox"
+    client_secret: SecretStr = SecretStr("sandbox-secret")
+    schema_version: int = Field(default=2, ge=1, le=2)
+    page_size: int = Field(default=500, ge=1, le=1000)
+    timeout_s: float = Field(default=10, gt=0)
+
+
+class TargetSettings(_Section):
+    base_url: str = "http://127.0.0.1:8702"
+    client_id: str = "sandbox"
+    client_secret: SecretStr = SecretStr("sandbox-secret")
+    scope: str = "skp.write"
+    timeout_s: float = Field(default=5, gt=0)
+    concurrency: int = Field(default=16, ge=1, le=256)
+    rate_limit_per_s: float = Field(default=10, ge=0)
+
+
+class RetrySettings(_Section):
+    max_attempts: int = Field(default=8, ge=1)
+    initial_backoff_s: float = Field(default=0.5, ge=0)
+    max_backoff_s: float = Field(default=60, ge=0)
+    max_elapsed_s: float = Field(default=3600, gt=0)
+
+
+class SyncSettings(_Section):
+    periods: list[str] = Field(default_factory=list)
+    schools: list[str] = Field(default_factory=list)
+    mapping_version: str = DEFAULT_VERSION
+
+    @field_validator("periods")
+    @classmethod
+    def _periods_are_codes(cls, value: list[str]) -> list[str]:
+        for code in value:
+            Period.parse(code)
+        return value
+
+    @field_validator("mapping_version")
+    @classmethod
+    def _known_mapping(cls, value: str) -> str:
+        if value not in MAPPING_VERSIONS:
+            raise ValueError(f"unknown mapping version; known: {', '.join(MAPPING_VERSIONS)}")
+        return value
+
+
+class Settings(BaseSettings):
+    """Every setting of the service. Build it with ``load_settings``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    state: StateSettings = Field(default_factory=StateSettings)
+    source: SourceSettings = Field(default_factory=SourceSettings)
+    target: TargetSettings = Field(default_factory=TargetSettings)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
+    sync: SyncSettings = Field(default_factory=SyncSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment wins over the file (passed as init values): secrets come from env.
+        return (env_settings, init_settings)
+
+
+def _where(loc: tuple[int | str, ...], path: Path | None, environ: Mapping[str, str]) -> str:
+    key = ".".join(str(p) for p in loc)
+    env_name = ENV_PREFIX + "__".join(str(p) for p in loc[:2]).upper()
+    if env_name in environ:
+        return f"{key} (from environment variable {env_name})"
+    return f"{key} in {path}" if path else f"{key} (built-in defaults)"
+
+
+def load_settings(
+    path: str | Path | None = None,
+    *,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Settings:
+    """Read the TOML file at ``path`` (or ``$EKINERJA_SYNC_CONFIG``; none: defaults).
+
+    ``overrides`` (section -> key -> value) are for the CLI and tests; the environment
+    still wins over them for the keys it names.
+    """
+    environ = os.environ
+    if path is None and environ.get(ENV_PREFIX + "CONFIG"):
+        path = environ[ENV_PREFIX + "CONFIG"]
+    file_path = Path(path) if path is not None else None
+    data: dict[str, Any] = {}
+    if file_path is not None:
+        try:
+            data = tomllib.loads(file_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {file_path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {file_path} is not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"config file {file_path} cannot be read: {exc.strerror}") from None
+    for section, values in (overrides or {}).items():
+        data.setdefault(section, {}).update(values)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            where = _where(tuple(error["loc"]), file_path, environ)
+            if error["type"] == "extra_forbidden":
+                problems.append(f"unknown key {where}")
+            else:
+                # Never echo the value: it may be a secret.
+                problems.append(f"{where}: {error['msg']}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
