@@ -526,7 +526,9 @@ class _PeriodBuilder:
     def month(self, offset: int) -> int:
         return self.first_month + offset
 
-    def instant(self, offset_months: Sequence[int], days: Sequence[int], hours: Sequence[int]) -> str:
+    def instant(
+        self, offset_months: Sequence[int], days: Sequence[int], hours: Sequence[int]
+    ) -> str:
         rng = self.rng
         return _at(
             self.tahun,
@@ -575,9 +577,7 @@ class _PeriodBuilder:
             "penilai": {"nip": penilai.nip, "nama": penilai.nama, "peran": penilai.peran},
             "perencanaan": {
                 "indikator": [{"kode": c, "nama": catalogue[c]} for c in codes],
-                "disetujui_pada": (
-                    self.instant((0,), range(5, 29), (9, 10)) if approved else None
-                ),
+                "disetujui_pada": (self.instant((0,), range(5, 29), (9, 10)) if approved else None),
             },
             "pelaksanaan": {
                 "observasi": stages,

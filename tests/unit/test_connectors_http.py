@@ -208,7 +208,9 @@ def test_retry_after_http_date_against_the_date_header() -> None:
 def test_retry_after_http_date_without_date_header_uses_now() -> None:
     response = make_response(503, json={}, headers={"Retry-After": "Wed, 21 Oct 2026 07:30:00 GMT"})
     with pytest.raises(TargetPaused) as info:
-        _http.check(response, "GET", "/x", now=lambda: datetime(2026, 10, 21, 7, 29, 15, tzinfo=UTC))
+        _http.check(
+            response, "GET", "/x", now=lambda: datetime(2026, 10, 21, 7, 29, 15, tzinfo=UTC)
+        )
     assert info.value.retry_after_s == 45.0
 
 
@@ -282,9 +284,12 @@ def test_timeout_on_token_request_is_retriable(
 
 def test_unsupported_protocol_is_fatal() -> None:
     with httpx.Client(base_url="ftp://api.example") as client, pytest.raises(FatalError) as info:
-        _http.send(client, "GET", "/x", auth=ClientCredentialsAuth(
-            "ftp://api.example", client_id="c", client_secret=SECRET
-        ))
+        _http.send(
+            client,
+            "GET",
+            "/x",
+            auth=ClientCredentialsAuth("ftp://api.example", client_id="c", client_secret=SECRET),
+        )
     assert isinstance(info.value.__cause__, httpx.UnsupportedProtocol)
 
 
@@ -336,7 +341,9 @@ def test_json_object_rejects_non_objects() -> None:
 
 def test_endpoint_url_keeps_base_path_and_display_drops_userinfo() -> None:
     base = httpx.Client(base_url="https://u:pw@api.example/gw").base_url
-    assert str(_http.endpoint_url(base, "/oauth/token")) == "https://u:pw@api.example/gw/oauth/token"
+    assert (
+        str(_http.endpoint_url(base, "/oauth/token")) == "https://u:pw@api.example/gw/oauth/token"
+    )
     assert _http.display_url(base) == "https://api.example/gw"
     with pytest.raises(ValueError, match="absolute base_url"):
         _http.endpoint_url(httpx.URL(""), "/oauth/token")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -23,7 +23,7 @@ def record(i: int, versi: int = 2) -> dict[str, Any]:
     return {"id": f"rec-{i}", "versi_skema": versi, "periode": "2025-1"}
 
 
-def paged(pages: list[list[dict[str, Any]]]) -> Any:
+def paged(pages: list[list[dict[str, Any]]]) -> Callable[[httpx.Request], httpx.Response]:
     """A side effect serving ``pages`` by cursor ``c1``, ``c2``, ...; the first has none."""
 
     def serve(request: httpx.Request) -> httpx.Response:
@@ -86,7 +86,9 @@ def test_filters_sent_on_every_page(router: respx.MockRouter, http: httpx.Client
     route = router.get("/api/v1/kinerja").mock(side_effect=paged([[record(1)], [record(2)], []]))
     since = datetime(2025, 6, 20, 10, 0, tzinfo=WIB)
     client = make_client(http)
-    assert len(list(client.performance_records("2025-1", npsn="2021234X", updated_since=since))) == 2
+    assert (
+        len(list(client.performance_records("2025-1", npsn="2021234X", updated_since=since))) == 2
+    )
     assert route.call_count == 3
     for call in route.calls:
         params = call.request.url.params
@@ -245,7 +247,8 @@ def test_call_wrapper_retries_only_the_failed_page(
             wait=tenacity.wait_none(),
             reraise=True,
         )
-        response: httpx.Response = retrying(request)
+        response = retrying(request)
+        assert isinstance(response, httpx.Response)
         attempts.append(retrying.statistics["attempt_number"])
         return response
 
@@ -293,7 +296,9 @@ def test_token_refused_is_auth_error_without_secret(
     router["token"].mock(return_value=httpx.Response(401, json={"error": "invalid_client"}))
     with pytest.raises(FatalError) as info:
         make_client(http).periods()
-    assert str(info.value).startswith(f"client credentials refused by {BASE} (error=invalid_client)")
+    assert str(info.value).startswith(
+        f"client credentials refused by {BASE} (error=invalid_client)"
+    )
     assert SECRET not in str(info.value)
     assert SECRET not in repr(info.value)
 
