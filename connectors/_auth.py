@@ -162,8 +162,7 @@ class ClientCredentialsAuth(httpx.Auth):
                     status=status,
                     answer=answer,
                 )
-            error = error_from_response(response, method, path, now=self._now)
-            error.answer = answer
+            error = error_from_response(response, method, path, now=self._now, answer=answer)
             if isinstance(error, RecordRejected):  # e.g. 404: nothing to quarantine, a config error
                 raise FatalError(error.message, status=status, answer=answer) from None
             raise error

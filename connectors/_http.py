@@ -145,11 +145,19 @@ def _status_text(response: httpx.Response) -> str:
 
 
 def error_from_response(
-    response: httpx.Response, method: str, path: str, *, now: WallClock = utcnow
+    response: httpx.Response,
+    method: str,
+    path: str,
+    *,
+    now: WallClock = utcnow,
+    answer: dict[str, Any] | None = None,
 ) -> SyncError:
-    """The error for a non-2xx answer; see the module docstring for the classification."""
+    """The error for a non-2xx answer; see the module docstring for the classification.
+
+    ``answer`` replaces the parsed body (e.g. one with a secret the server echoed masked).
+    """
     status = response.status_code
-    answer = parse_answer(response)
+    answer = parse_answer(response) if answer is None else answer
     wait = retry_after_s(response, now=now)
     said = describe_answer(answer)
     message = f"{method} {path} -> {_status_text(response)}" + (f" ({said})" if said else "")

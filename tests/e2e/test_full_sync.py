@@ -56,7 +56,8 @@ def test_semester_reaches_target_exactly_once(state_url: str, schema_version: in
         assert set(quarantined) == expected.defects
         for defect in world.defects:
             row = quarantined[defect.source_id]
-            assert row.reason and len(row.reason) > 20
+            assert row.reason is not None
+            assert len(row.reason) > 20
             assert row.reason_code in {
                 "bad_nip": {"invalid_nip"},
                 "wrong_indicator_family": {"indicator_role_mismatch"},

@@ -471,6 +471,19 @@ def test_token_endpoint_5xx_is_retriable(router: respx.MockRouter, http: httpx.C
     assert "POST /oauth/token -> 503" in str(info.value)
 
 
+def test_token_endpoint_500_masks_an_echoed_secret(
+    router: respx.MockRouter, http: httpx.Client
+) -> None:
+    router.post("/oauth/token").mock(
+        return_value=httpx.Response(500, json={"error": "oops", "detail": f"got {SECRET}"})
+    )
+    with pytest.raises(RetriableError) as info:
+        _http.send(http, "GET", "/x", auth=make_auth())
+    assert "detail=got ***" in str(info.value)
+    assert info.value.answer == {"error": "oops", "detail": "got ***"}
+    assert_no_secret(info.value)
+
+
 def test_token_endpoint_404_is_fatal(router: respx.MockRouter, http: httpx.Client) -> None:
     router.post("/oauth/token").mock(return_value=httpx.Response(404))
     with pytest.raises(FatalError) as info:
