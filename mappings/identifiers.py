@@ -11,8 +11,8 @@ import re
 
 __all__ = ["check_nip", "check_npsn", "check_nuptk"]
 
-_DIGITS_18 = re.compile(r"\d{18}")
-_DIGITS_16 = re.compile(r"\d{16}")
+_DIGITS_18 = re.compile(r"\d{18}", re.ASCII)
+_DIGITS_16 = re.compile(r"\d{16}", re.ASCII)
 _NPSN = re.compile(r"[0-9A-Z]{8}")
 
 

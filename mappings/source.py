@@ -58,6 +58,11 @@ _STATUS = {
     "draf": AssessmentStatus.DRAFT,
     "final": AssessmentStatus.FINAL,
 }
+# Reasons name values as PMM shows them to the people who must fix them.
+_WIRE: dict[Rating | Predicate, str] = {
+    **{v: k for k, v in _RATING.items()},
+    **{v: k for k, v in _PREDICATE.items()},
+}
 _INDICATOR_PREFIX = {Role.TEACHER: "G-", Role.PRINCIPAL: "K-"}
 
 RatingWire = Literal["diatas_ekspektasi", "sesuai_ekspektasi", "dibawah_ekspektasi"]
@@ -273,9 +278,10 @@ def _problems(record: PerformanceRecord) -> tuple[str, str] | None:
         if assessment.predicate is not expected:
             return (
                 "predicate_mismatch",
-                f"predikat {assessment.predicate.name} does not follow the matrix: ratings "
-                f"hasil {ratings[0].name} / perilaku {ratings[1].name} give {expected.name};"
-                " the penilai must correct the penilaian in PMM",
+                f"predikat {_WIRE[assessment.predicate]} does not follow the matrix: "
+                f"rating_hasil_kerja {_WIRE[ratings[0]]} and rating_perilaku "
+                f"{_WIRE[ratings[1]]} give {_WIRE[expected]}; the penilai must correct the "
+                "penilaian in PMM",
             )
     if record.assessment_final:
         missing = [

@@ -71,6 +71,9 @@ def assessment_payload(record: PerformanceRecord) -> dict[str, Any]:
     sekolah's follows the guru's own grade (domain.md).
     """
     assessment = record.assessment
+    if not record.assessment_final:
+        # Draft data (belum, draf) is never sent as a penilaian (design.md).
+        raise ValueError(f"record {record.source_id}: penilaian is not final")
     result, behaviour, predicate = (
         assessment.result_rating,
         assessment.behaviour_rating,

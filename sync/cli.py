@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from connectors.errors import FatalError
+from state.models import SourceRecord
 from sync.engine import RunSummary
 from sync.settings import ConfigError, Settings, load_settings
 
@@ -79,27 +80,39 @@ def _check_period(period: str) -> str:
     return period
 
 
+_SUMMARY_ROWS = (
+    ("new", "new: created on e-Kinerja in this run"),
+    ("updated", "updated: replaced on e-Kinerja in this run"),
+    ("unchanged", "unchanged: delivered before, no change since"),
+    ("waiting", "waiting: not ready in PMM yet"),
+    ("held", "held: penilai has no SKP yet; sent later"),
+    ("pending", "pending: not delivered yet; sent next run"),
+    ("failed", "failed: refused by e-Kinerja (see status)"),
+    ("locked", "locked: changed after e-Kinerja locked it"),
+    ("cancelled", "cancelled in PMM"),
+)
+
+
 def print_summary(summary: RunSummary, out: Console = console) -> None:
     """The end-of-run table: new, updated, unchanged, quarantined, failed (and the rest)."""
-    title = f"Sync {summary.period}" + (
-        " (dry run: nothing sent, nothing written)" if summary.dry_run else ""
-    )
+    title = f"Sync {summary.period}"
+    rows = list(_SUMMARY_ROWS)
+    if summary.dry_run:
+        title += " (dry run: nothing sent, nothing written)"
+        rows = [("would_send", "would send"), *rows[2:]]
     table = Table(title=title, title_justify="left")
-    table.add_column("")
-    columns = (
-        ["would send", "unchanged", "waiting", "held", "failed", "locked", "cancelled"]
-        if summary.dry_run
-        else ["new", "updated", "unchanged", "waiting", "held", "failed", "locked", "cancelled"]
-    )
-    keys = [c.replace(" ", "_") for c in columns]
-    for column in columns:
-        table.add_column(column, justify="right")
-    for kind, label in (("skp", "SKP"), ("assessment", "Penilaian")):
-        table.add_row(label, *(str(summary.count(kind, key)) for key in keys))
+    table.add_column("outcome")
+    table.add_column("SKP", justify="right")
+    table.add_column("penilaian", justify="right")
+    for key, label in rows:
+        table.add_row(label, str(summary.count("skp", key)), str(summary.count("assessment", key)))
+    table.add_section()
+    table.add_row("quarantined: bad data in PMM (see status)", str(summary.quarantined), "")
     out.print(table)
     out.print(
-        f"records read: {summary.pulled}   quarantined (bad source data): {summary.quarantined}"
-        f"   requests sent: {summary.requests_sent}   run id: {summary.run_id}"
+        f"records read: {summary.pulled}, requests sent: {summary.requests_sent}, "
+        f"run id: {summary.run_id}",
+        highlight=False,
     )
 
 
@@ -150,6 +163,7 @@ def status(
     schools = list(npsn or [])
     counts = store.status_counts(period, schools)
     failing = store.failing(period, schools)
+    quarantined = store.quarantined(period, schools)
     if as_json:
         payload = {
             "period": period,
@@ -166,6 +180,16 @@ def status(
                     "reason": r.reason,
                 }
                 for r in failing
+            ],
+            "quarantined": [
+                {
+                    "source_id": q.id,
+                    "nip": q.nip,
+                    "npsn": q.npsn,
+                    "code": q.reason_code,
+                    "reason": q.reason,
+                }
+                for q in quarantined
             ],
         }
         console.print_json(json.dumps(payload))
@@ -185,9 +209,9 @@ def status(
             totals.setdefault(column, [0, 0])
             totals[column] = [a + b for a, b in zip(totals[column], pair, strict=True)]
             cells.append(f"{pair[0]} / {pair[1]}")
-        quarantined = c.get(("record", "quarantined"), 0)
-        totals.setdefault("quarantined", [0, 0])[0] += quarantined
-        table.add_row(school, *cells, str(quarantined))
+        bad = c.get(("record", "quarantined"), 0)
+        totals.setdefault("quarantined", [0, 0])[0] += bad
+        table.add_row(school, *cells, str(bad))
     if counts:
         table.add_section()
         table.add_row(
@@ -203,6 +227,18 @@ def status(
         for r in failing:
             attention.add_row(r.nip, r.npsn, r.kind.value, r.status.value, r.reason or "")
         console.print(attention)
+    print_quarantine(quarantined)
+
+
+def print_quarantine(rows: list[SourceRecord], out: Console = console) -> None:
+    if not rows:
+        return
+    table = Table(title="Quarantined: bad data in PMM, fix it there", title_justify="left")
+    for column in ("NIP", "NPSN", "reason"):
+        table.add_column(column)
+    for q in rows:
+        table.add_row(q.nip, q.npsn, q.reason or "")
+    out.print(table)
 
 
 @app.command()
@@ -244,6 +280,7 @@ def sandbox(
 
 @app.command()
 def demo(
+    ctx: typer.Context,
     state_url: Annotated[
         str, typer.Option(help="state store of the demo (recreated)")
     ] = "sqlite:///ekinerja-sync-demo.db",
@@ -254,6 +291,10 @@ def demo(
     """Sandbox up, a full semester synced on SQLite, the summary printed, sandbox down."""
     from connectors.sandbox import generate_world, running_sandbox
     from sync.bootstrap import build_app
+    from sync.logs import configure_logging
+
+    if not ctx.obj.verbose:
+        configure_logging(json=ctx.obj.log_json, level="ERROR")  # the tables tell the story
 
     period = _check_period(period)
     if state_url.startswith("sqlite:///"):
@@ -278,6 +319,7 @@ def demo(
         with build_app(settings) as application:
             summary = application.engine.run(period)
             print_summary(summary)
+            print_quarantine(application.store.quarantined(period))
             again = application.engine.run(period)
         stats = box.target.stats()
     console.print(

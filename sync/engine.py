@@ -309,15 +309,12 @@ class Engine:
             assessment_row = current.get((nip, DeliveryKind.ASSESSMENT))
             if effective.status is SourceStatus.QUARANTINED and not all_cancelled:
                 continue  # the record that counts is bad data: it waits in quarantine
+            checked = read_record(effective.body)
+            record = checked if isinstance(checked, PerformanceRecord) else None
             if all_cancelled:
-                if skp_row is None and assessment_row is None:
-                    continue
                 decisions = plan_cancellation(_known(skp_row), _known(assessment_row))
-                record = None
             else:
-                checked = read_record(effective.body)
-                assert isinstance(checked, PerformanceRecord)
-                record = checked
+                assert record is not None  # a valid, live effective record
                 decisions = plan_record(
                     record, _known(skp_row), _known(assessment_row), self.mapping
                 )

@@ -39,7 +39,9 @@ class RateLimiter:
                 now = self._clock()
                 self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
                 self._last = now
-                if self._tokens >= 1:
+                # 1e-9: float dust from the refill counts as a whole token; else a clock that
+                # moves only by what is slept (sub-ULP waits) never gets there.
+                if self._tokens >= 1 - 1e-9:
                     self._tokens -= 1
                     return
                 wait = (1 - self._tokens) / self.rate

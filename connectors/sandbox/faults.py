@@ -73,10 +73,8 @@ class Faults:
     inactive_npsns: set[str] = field(default_factory=set)
     """Target ``POST``/``PUT /skp`` with this unit kerja -> 422 UNOR_TIDAK_AKTIF."""
 
-    _rng: random.Random = field(init=False, repr=False, compare=False)
-    _lock: threading.Lock = field(init=False, repr=False, compare=False)
-
     def __post_init__(self) -> None:
+        # Not dataclass fields, so dataclasses.asdict/replace work on a Faults.
         self._rng = random.Random(self.seed)
         self._lock = threading.Lock()
 
@@ -105,8 +103,6 @@ class Faults:
         """The switches as JSON-ready data (sets as sorted lists)."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
-            if f.name.startswith("_"):
-                continue
             value = getattr(self, f.name)
             out[f.name] = sorted(value) if isinstance(value, set) else value
         out["maintenance_s_left"] = self.maintenance_left_s()
@@ -118,7 +114,7 @@ class Faults:
         Raises ``ValueError`` for an unknown name or a value of the wrong type; nothing is
         changed then.
         """
-        names = {f.name: f for f in dataclasses.fields(self) if not f.name.startswith("_")}
+        names = {f.name for f in dataclasses.fields(self)}
         staged: dict[str, Any] = {}
         for key, value in changes.items():
             if key == "maintenance_s":

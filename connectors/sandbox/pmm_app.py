@@ -151,7 +151,7 @@ def create_pmm_app(
     *,
     token_ttl_s: int = 3600,
     client_id: str = "sandbox",
-    client_secret: str = "sandbox-secret",
+    client_secret: str = "sandbox-secret",  # noqa: S107 - the public demo secret
     schema_version: int = 1,
 ) -> Starlette:
     """The source API. ``schema_version=2`` (or a world generated with it) serves only v2;
@@ -319,4 +319,3 @@ def create_pmm_app(
         ],
         middleware=[Middleware(FaultMiddleware, faults=faults, drop_methods=frozenset({"GET"}))],
     )
-

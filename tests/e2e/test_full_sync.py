@@ -58,11 +58,14 @@ def test_semester_reaches_target_exactly_once(state_url: str, schema_version: in
             row = quarantined[defect.source_id]
             assert row.reason is not None
             assert len(row.reason) > 20
-            assert row.reason_code in {
-                "bad_nip": {"invalid_nip"},
-                "wrong_indicator_family": {"indicator_role_mismatch"},
-                "predicate_mismatch": {"predicate_mismatch"},
-            }[defect.kind]
+            assert (
+                row.reason_code
+                in {
+                    "bad_nip": {"invalid_nip"},
+                    "wrong_indicator_family": {"indicator_role_mismatch"},
+                    "predicate_mismatch": {"predicate_mismatch"},
+                }[defect.kind]
+            )
         assert summary.quarantined == len(expected.defects)
         assert held == expected.held
 
