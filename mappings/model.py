@@ -26,7 +26,7 @@ __all__ = [
     "School",
 ]
 
-_PERIOD_CODE = re.compile(r"(\d{4})-([12])")
+_PERIOD_CODE = re.compile(r"(20[0-9]{2})-([12])")  # PMM exists from 2024; 20xx is plenty
 
 
 class Role(StrEnum):
@@ -58,7 +58,7 @@ class Period:
     def parse(cls, code: str) -> Period:
         match = _PERIOD_CODE.fullmatch(code)
         if match is None:
-            raise ValueError(f"period {code!r} is not YYYY-1 or YYYY-2")
+            raise ValueError(f"period {code!r} is not YYYY-1 or YYYY-2 (a year 2000-2099)")
         return cls(code=code, year=int(match[1]), semester=int(match[2]))
 
     @property

@@ -6,6 +6,7 @@ version is a new module beside this one; a sent payload always records which ver
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from mappings.model import PerformanceRecord, Role
@@ -14,6 +15,8 @@ from mappings.rules import Grade, Predicate, Rating, credit_points
 __all__ = ["VERSION", "assessment_payload", "skp_payload"]
 
 VERSION = "2025.1"
+
+_WIB = dt.timezone(dt.timedelta(hours=7), "WIB")
 
 _JOB_KIND = {Role.TEACHER: "guru", Role.PRINCIPAL: "kepala_sekolah"}
 _RATING = {
@@ -86,7 +89,7 @@ def assessment_payload(record: PerformanceRecord) -> dict[str, Any]:
         "rating_perilaku_kerja": _RATING[behaviour],
         "predikat_kinerja": _PREDICATE[predicate],
         # The date as PMM's penilai saw it: the local (WIB) date of finalisation.
-        "tanggal_penilaian": assessment.finalised_at.date().isoformat(),
+        "tanggal_penilaian": assessment.finalised_at.astimezone(_WIB).date().isoformat(),
         "pejabat_penilai": {"nip": record.assessor.nip},
         "catatan": assessment.note,
     }

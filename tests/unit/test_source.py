@@ -322,8 +322,9 @@ def test_predikat_must_follow_the_matrix(
         assert accepted(raw).assessment.predicate.name == PREDICATE_NAMES[predikat][0]
         return
     reason = rejected(raw, "predicate_mismatch").reason
-    # The reason names the predikat the ratings give (in the code's or in domain.md's words).
-    assert any(name in reason for name in PREDICATE_NAMES[expected]), reason
+    # The reason names, as PMM shows them, the predikat sent and the one the ratings give.
+    assert f"predikat {predikat} " in reason, reason
+    assert reason.split(" give ")[1].startswith(f"{expected};"), reason
 
 
 @BUILDERS
