@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -24,7 +26,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console()
+# Piped into a file or a pager, tables keep their width instead of folding at 80 columns.
+console = Console() if sys.stdout.isatty() else Console(width=160)
 err_console = Console(stderr=True)
 
 
@@ -145,7 +148,14 @@ def run(
         print_summary(summary)
 
 
-_STATUS_COLUMNS = ("delivered", "pending", "waiting", "held", "failed", "locked", "cancelled")
+_STATUS_COLUMNS = (
+    ("waiting", "waiting"),
+    ("pending", "pending"),
+    ("held", "held"),
+    ("failed", "failed"),
+    ("locked", "locked"),
+    ("cancelled", "cancel"),
+)
 
 
 @app.command()
@@ -158,7 +168,8 @@ def status(
     """Counts per status, per school, and the records that need a person."""
     from sync.bootstrap import build_store
 
-    store = build_store(ctx.obj.settings())
+    settings = ctx.obj.settings()
+    store = build_store(settings)
     period = _check_period(period)
     schools = list(npsn or [])
     counts = store.status_counts(period, schools)
@@ -194,31 +205,38 @@ def status(
         }
         console.print_json(json.dumps(payload))
         return
-    table = Table(title=f"Status {period} (SKP / penilaian)", title_justify="left")
-    table.add_column("NPSN")
-    for column in (*_STATUS_COLUMNS, "quarantined"):
-        table.add_column(column, justify="right")
-    totals: dict[str, list[int]] = {}
-    for school, c in sorted(counts.items()):
-        cells = []
-        for column in _STATUS_COLUMNS:
-            pair = [
-                c.get((kind, column), 0) + c.get((kind, f"{column}_after_delivery"), 0)
-                for kind in ("skp", "assessment")
-            ]
-            totals.setdefault(column, [0, 0])
-            totals[column] = [a + b for a, b in zip(totals[column], pair, strict=True)]
-            cells.append(f"{pair[0]} / {pair[1]}")
-        bad = c.get(("record", "quarantined"), 0)
-        totals.setdefault("quarantined", [0, 0])[0] += bad
-        table.add_row(school, *cells, str(bad))
-    if counts:
-        table.add_section()
-        table.add_row(
-            "all",
-            *(f"{totals[c][0]} / {totals[c][1]}" for c in _STATUS_COLUMNS),
-            str(totals["quarantined"][0]),
+    if not counts:
+        err_console.print(
+            f"No records of {period} in the state store {_safe_url(settings.state.url)}: "
+            f"has `ekinerja-sync run --period {period}` run against it?",
+            highlight=False,
         )
+        raise typer.Exit(1)
+    table = Table(
+        title=f"Status {period}: SKP and penilaian per school", title_justify="left", box=box.SIMPLE
+    )
+    table.add_column("NPSN")
+    table.add_column("SKP sent", justify="right")
+    table.add_column("penilaian sent", justify="right")
+    for _key, label in _STATUS_COLUMNS:
+        table.add_column(label, justify="right")
+    table.add_column("quarantined", justify="right")
+    totals: Counter[str] = Counter()
+    for school, c in sorted(counts.items()):
+        row = {
+            "skp": c.get(("skp", "delivered"), 0),
+            "assessment": c.get(("assessment", "delivered"), 0),
+        }
+        for key, _label in _STATUS_COLUMNS:
+            # Deliverables of both kinds; "cancelled" includes those cancelled after delivery.
+            row[key] = sum(
+                n for (kind, status), n in c.items() if kind != "record" and status.startswith(key)
+            )
+        row["quarantined"] = c.get(("record", "quarantined"), 0)
+        totals.update(row)
+        table.add_row(school, *(str(n) for n in row.values()))
+    table.add_section()
+    table.add_row("all", *(str(totals[k]) for k in row))
     console.print(table)
     if failing:
         attention = Table(title="Needs attention", title_justify="left")
@@ -228,6 +246,13 @@ def status(
             attention.add_row(r.nip, r.npsn, r.kind.value, r.status.value, r.reason or "")
         console.print(attention)
     print_quarantine(quarantined)
+
+
+def _safe_url(url: str) -> str:
+    """The state URL without a password."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def print_quarantine(rows: list[SourceRecord], out: Console = console) -> None:
@@ -328,9 +353,9 @@ def demo(
         f"A second run sent {again.requests_sent} requests."
     )
     console.print(
-        f"sandbox down. State kept in {state_url}: try "
-        f"`ekinerja-sync status --period {period}` with that state url "
-        f"(EKINERJA_SYNC_STATE__URL={state_url})."
+        f"sandbox down. The state is kept in {state_url}; to see it per school:\n"
+        f"  EKINERJA_SYNC_STATE__URL={state_url} .venv/bin/ekinerja-sync status --period {period}",
+        highlight=False,
     )
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 PG_URL = os.environ.get(
     "EKINERJA_SYNC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -22,6 +23,13 @@ PG_URL = os.environ.get(
 
 def _pg_admin_dsn() -> str:
     return PG_URL.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+@pytest.fixture(autouse=True)
+def _structlog_defaults() -> Iterator[None]:
+    """A test that configures logging (the CLI does) leaves no configuration behind."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="session")

@@ -154,3 +154,35 @@ def test_scoped_to_one_school(state_url: str) -> None:
         counts = app.store.status_counts(PERIOD)
         assert set(counts) <= {npsn}
         assert counts[npsn][(DeliveryKind.SKP.value, RecordStatus.DELIVERED.value)] > 0
+
+
+def test_guru_held_until_their_kepala_sekolah_has_an_skp(state_url: str) -> None:
+    """PENILAI_BELUM_ADA_SKP: the guru's SKP waits (held) and goes once its penilai's does."""
+    world = generate_world(schools=2, teachers_per_school=6, seed=21, periods=[PERIOD])
+    school = world.schools[0]["npsn"]
+    principal = next(
+        r
+        for r in world.records(PERIOD)
+        if r["sekolah"]["npsn"] == school and r["pegawai"]["jenis_ptk"] == "kepala_sekolah"
+    )
+    world.update_record(principal["id"], lambda r: r["perencanaan"].update(disetujui_pada=None))
+    expected = expected_after_sync(world, PERIOD)
+    assert expected.held, "the school's guru must be held"
+    with running_sandbox(world) as box, app_for(box, state_url) as app:
+        summary = app.engine.run(PERIOD)
+        assert summary.count("skp", "held") == len(expected.held)
+        assert box.target.stats()["creates"]["skp"] == expected.skp
+        held = [r for r in app.store.failing(PERIOD) if r.status is RecordStatus.HELD]
+        assert {r.nip for r in held} == expected.held
+        assert all(principal["pegawai"]["nip"] in (r.reason or "") for r in held)
+
+        # The plan of the kepala sekolah is approved: its SKP goes first, then the held ones.
+        world.update_record(
+            principal["id"],
+            lambda r: r["perencanaan"].update(disetujui_pada="2025-02-01T08:00:00+07:00"),
+        )
+        app.engine.run(PERIOD)
+        final = expected_after_sync(world, PERIOD)
+        assert not final.held
+        assert box.target.stats()["creates"]["skp"] == final.skp
+        assert box.target.stats()["creates"]["penilaian"] == final.assessment
