@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mappings._errors import describe
 from mappings.identifiers import check_nip, check_npsn, check_nuptk
 from mappings.model import (
     Assessment,
@@ -63,6 +64,7 @@ _WIRE: dict[Rating | Predicate, str] = {
     **{v: k for k, v in _RATING.items()},
     **{v: k for k, v in _PREDICATE.items()},
 }
+_CATALOGUE = frozenset(f"{family}-0{n}" for family in "GK" for n in range(1, 9))
 _INDICATOR_PREFIX = {Role.TEACHER: "G-", Role.PRINCIPAL: "K-"}
 
 RatingWire = Literal["diatas_ekspektasi", "sesuai_ekspektasi", "dibawah_ekspektasi"]
@@ -190,15 +192,6 @@ def _get(raw: Mapping[str, Any], *path: str) -> str | None:
     return node if isinstance(node, str) else None
 
 
-def _describe(error: ValidationError) -> str:
-    parts = []
-    for item in error.errors()[:3]:
-        where = ".".join(str(p) for p in item["loc"]) or "record"
-        parts.append(f"{where}: {item['msg']}")
-    more = error.error_count() - 3
-    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
-
-
 def _to_record(wire: _KinerjaV1 | _KinerjaV2) -> PerformanceRecord:
     if isinstance(wire, _KinerjaV1):
         role_wire = wire.pegawai.peran
@@ -261,6 +254,12 @@ def _problems(record: PerformanceRecord) -> tuple[str, str] | None:
     prefix = _INDICATOR_PREFIX[employee.role]
     role_wire = "guru" if employee.role is Role.TEACHER else "kepala sekolah"
     for indicator in record.indicators:
+        if indicator.code not in _CATALOGUE:
+            return (
+                "unknown_indicator",
+                f"indicator {indicator.code!r} is not in the catalogue (G-01..G-08, K-01..K-08):"
+                " the plan in PMM must pick one from it",
+            )
         if not indicator.code.startswith(prefix):
             return (
                 "indicator_role_mismatch",
@@ -328,7 +327,7 @@ def read_record(raw: object) -> PerformanceRecord | Rejection:
         wire = model.model_validate(raw)
         record = _to_record(wire)
     except ValidationError as exc:
-        return reject("malformed", f"record does not follow schema v{version}: {_describe(exc)}")
+        return reject("malformed", f"record does not follow schema v{version}: {describe(exc)}")
     except ValueError as exc:  # e.g. a period code that is not YYYY-S
         return reject("malformed", str(exc))
     for stamp in (record.updated_at, record.plan_approved_at, record.assessment.finalised_at):

@@ -11,6 +11,7 @@ from typing import Any
 
 from mappings.model import PerformanceRecord, Role
 from mappings.rules import Grade, Predicate, Rating, credit_points
+from mappings.target import AssessmentPayload, SkpPayload
 
 __all__ = ["VERSION", "assessment_payload", "skp_payload"]
 
@@ -18,13 +19,13 @@ VERSION = "2025.1"
 
 _WIB = dt.timezone(dt.timedelta(hours=7), "WIB")
 
-_JOB_KIND = {Role.TEACHER: "guru", Role.PRINCIPAL: "kepala_sekolah"}
-_RATING = {
+_JOB_KIND: dict[Role, str] = {Role.TEACHER: "guru", Role.PRINCIPAL: "kepala_sekolah"}
+_RATING: dict[Rating, str] = {
     Rating.ABOVE: "DIATAS_EKSPEKTASI",
     Rating.MEETS: "SESUAI_EKSPEKTASI",
     Rating.BELOW: "DIBAWAH_EKSPEKTASI",
 }
-_PREDICATE = {
+_PREDICATE: dict[Predicate, str] = {
     Predicate.VERY_GOOD: "SANGAT_BAIK",
     Predicate.GOOD: "BAIK",
     Predicate.NEEDS_IMPROVEMENT: "BUTUH_PERBAIKAN",
@@ -42,29 +43,35 @@ def skp_payload(record: PerformanceRecord) -> dict[str, Any]:
     """The ``POST /api/v1/skp`` (and ``PUT``) body for a record whose plan is approved."""
     period = record.period
     role = record.employee.role
-    return {
-        "nip": record.employee.nip,
-        "periode": {
-            "tahun": period.year,
-            "semester": period.semester,
-            "tanggal_mulai": period.start.isoformat(),
-            "tanggal_selesai": period.end.isoformat(),
-        },
-        "jenis_jabatan": _JOB_KIND[role],
-        "jabatan": record.employee.position,
-        "unit_kerja": {"npsn": record.school.npsn, "nama": record.school.name},
-        "pejabat_penilai": {"nip": record.assessor.nip},
-        "rencana_hasil_kerja": [
-            {
-                "uraian": _PLAN_TEXT[role],
-                "indikator": [
-                    {"kode": i.code, "uraian": i.name, "target": _TARGET_TEXT}
-                    for i in record.indicators
-                ],
-            }
-        ],
-        "sumber": {"sistem": "PMM", "id": record.source_id, "versi_skema": record.schema_version},
-    }
+    return SkpPayload.build(
+        {
+            "nip": record.employee.nip,
+            "periode": {
+                "tahun": period.year,
+                "semester": period.semester,
+                "tanggal_mulai": period.start,
+                "tanggal_selesai": period.end,
+            },
+            "jenis_jabatan": _JOB_KIND[role],
+            "jabatan": record.employee.position,
+            "unit_kerja": {"npsn": record.school.npsn, "nama": record.school.name},
+            "pejabat_penilai": {"nip": record.assessor.nip},
+            "rencana_hasil_kerja": [
+                {
+                    "uraian": _PLAN_TEXT[role],
+                    "indikator": [
+                        {"kode": i.code, "uraian": i.name, "target": _TARGET_TEXT}
+                        for i in record.indicators
+                    ],
+                }
+            ],
+            "sumber": {
+                "sistem": "PMM",
+                "id": record.source_id,
+                "versi_skema": record.schema_version,
+            },
+        }
+    )
 
 
 def assessment_payload(record: PerformanceRecord) -> dict[str, Any]:
@@ -74,27 +81,27 @@ def assessment_payload(record: PerformanceRecord) -> dict[str, Any]:
     sekolah's follows the guru's own grade (domain.md).
     """
     assessment = record.assessment
-    if not record.assessment_final:
-        # Draft data (belum, draf) is never sent as a penilaian (design.md).
-        raise ValueError(f"record {record.source_id}: penilaian is not final")
     result, behaviour, predicate = (
         assessment.result_rating,
         assessment.behaviour_rating,
         assessment.predicate,
     )
+    if not record.assessment_final:
+        raise ValueError(f"record {record.source_id}: penilaian is not final")
     if result is None or behaviour is None or predicate is None or assessment.finalised_at is None:
         raise ValueError(f"record {record.source_id}: penilaian is not complete")
-    body: dict[str, Any] = {
-        "rating_hasil_kerja": _RATING[result],
-        "rating_perilaku_kerja": _RATING[behaviour],
-        "predikat_kinerja": _PREDICATE[predicate],
-        # The date as PMM's penilai saw it: the local (WIB) date of finalisation.
-        "tanggal_penilaian": assessment.finalised_at.astimezone(_WIB).date().isoformat(),
-        "pejabat_penilai": {"nip": record.assessor.nip},
-        "catatan": assessment.note,
-    }
     grade: Grade | None = record.employee.grade
-    if grade is not None:
-        # A JSON number with at most 2 decimals; Decimal keeps the arithmetic exact.
-        body["angka_kredit"] = float(credit_points(grade, predicate, record.period.months))
-    return body
+    return AssessmentPayload.build(
+        {
+            "rating_hasil_kerja": _RATING[result],
+            "rating_perilaku_kerja": _RATING[behaviour],
+            "predikat_kinerja": _PREDICATE[predicate],
+            # The date as PMM's penilai saw it: the local (WIB) date of finalisation.
+            "tanggal_penilaian": assessment.finalised_at.astimezone(_WIB).date(),
+            "pejabat_penilai": {"nip": record.assessor.nip},
+            "angka_kredit": (
+                credit_points(grade, predicate, record.period.months) if grade else None
+            ),
+            "catatan": assessment.note,
+        }
+    )

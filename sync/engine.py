@@ -315,9 +315,21 @@ class Engine:
                 decisions = plan_cancellation(_known(skp_row), _known(assessment_row))
             else:
                 assert record is not None  # a valid, live effective record
-                decisions = plan_record(
-                    record, _known(skp_row), _known(assessment_row), self.mapping
-                )
+                try:
+                    decisions = plan_record(
+                        record, _known(skp_row), _known(assessment_row), self.mapping
+                    )
+                except ValueError as exc:
+                    # The mapping refused what validation let through: a gap in validation,
+                    # kept from the batch like any bad record, with the mapping's words.
+                    effective.status = SourceStatus.QUARANTINED
+                    effective.reason_code = "mapping_failed"
+                    effective.reason = (
+                        f"mapping {self.mapping.name} cannot map this record: {exc}"
+                    )[:2000]
+                    session.add(effective)
+                    log.error("record.mapping_failed", period=period, nip=nip, error=str(exc))
+                    continue
             for decision, row in zip(decisions, (skp_row, assessment_row), strict=True):
                 self._apply(session, period, nip, record, decision, row)
 

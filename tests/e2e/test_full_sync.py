@@ -186,3 +186,23 @@ def test_guru_held_until_their_kepala_sekolah_has_an_skp(state_url: str) -> None
         assert not final.held
         assert box.target.stats()["creates"]["skp"] == final.skp
         assert box.target.stats()["creates"]["penilaian"] == final.assessment
+
+
+def test_record_the_mapping_refuses_is_quarantined_and_the_batch_goes_on(state_url: str) -> None:
+    world = generate_world(schools=1, teachers_per_school=8, seed=8, periods=[PERIOD])
+    guru = next(
+        r
+        for r in world.records(PERIOD)
+        if r["pegawai"]["jenis_ptk"] == "guru" and not r["dibatalkan"]
+    )
+    # Validation lets an empty school name through; the SKP payload model does not.
+    world.update_record(guru["id"], lambda r: r["sekolah"].update(nama=""))
+    with running_sandbox(world) as box, app_for(box, state_url) as app:
+        summary = app.engine.run(PERIOD)
+        [bad] = app.store.quarantined(PERIOD)
+        assert bad.id == guru["id"]
+        assert bad.reason_code == "mapping_failed"
+        assert "unit_kerja.nama" in (bad.reason or "")
+        created = box.target.stats()["creates"]["skp"]
+        assert f"{guru['pegawai']['nip']}/2025-1" not in created
+        assert len(created) == summary.count("skp", "new") > 0
