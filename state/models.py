@@ -114,6 +114,7 @@ class SyncRecord(SQLModel, table=True):
     source_id: str = Field(max_length=200)
     assessor_nip: str = Field(max_length=18)
     status: RecordStatus = Field(max_length=32)
+    reason_code: str | None = Field(default=None, max_length=64)  # e.g. NIP_TIDAK_DITEMUKAN
     reason: str | None = Field(default=None, sa_column=Column(Text))
     mapping_version: str | None = Field(default=None, max_length=32)
     payload_hash: str | None = Field(default=None, max_length=64)

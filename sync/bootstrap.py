@@ -15,6 +15,8 @@ from connectors.pmm import PmmClient
 from mappings.versions import get_mapping
 from state.db import create_schema, make_engine
 from state.store import StateStore
+from sync.audit import Audit, NullAudit
+from sync.deliver import Deliverer, PauseGate
 from sync.engine import Engine
 from sync.ratelimit import RateLimiter
 from sync.retry import RetryPolicy
@@ -38,6 +40,10 @@ def build_store(settings: Settings) -> StateStore:
     return StateStore(engine)
 
 
+def _make_audit(actor: str) -> Audit:
+    return NullAudit()  # TODO(ledger): LedgerAudit(actor=actor) once state.ledger lands
+
+
 @contextmanager
 def build_app(
     settings: Settings,
@@ -45,10 +51,13 @@ def build_app(
     source_transport: httpx.BaseTransport | None = None,
     target_transport: httpx.BaseTransport | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    actor: str = "cli",
 ) -> Iterator[App]:
     """Build the application from settings; its HTTP clients close when the block ends.
 
     The transports are a seam for tests and benchmarks (``httpx.MockTransport``).
+    ``actor`` is who the ledger names for what this application does ("daemon", "cli",
+    "operator:<name>").
     """
     store = build_store(settings)
     retry = RetryPolicy(
@@ -84,13 +93,22 @@ def build_app(
             client_secret=settings.target.client_secret.get_secret_value(),
             scope=settings.target.scope,
         )
+        audit = _make_audit(actor)
+        deliverer = Deliverer(
+            store=store,
+            target=target,
+            retry=retry,
+            rate_limiter=RateLimiter(settings.target.rate_limit_per_s, sleep=sleep),
+            concurrency=settings.target.concurrency,
+            recorder=audit.attempt,
+            gate=PauseGate(sleep=sleep),
+        )
         engine = Engine(
             store=store,
             source=source,
-            target=target,
+            deliverer=deliverer,
             mapping=get_mapping(settings.sync.mapping_version),
-            retry=retry,
-            rate_limiter=RateLimiter(settings.target.rate_limit_per_s, sleep=sleep),
+            audit=audit,
             batch_size=settings.source.page_size,
         )
         yield App(settings, store, engine, source, target)

@@ -12,7 +12,6 @@ and unsent outbox entries are delivered by the next run with the same idempotenc
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -23,17 +22,13 @@ from typing import Any
 import structlog
 from sqlmodel import Session
 
-from connectors.ekinerja import EkinerjaClient
-from connectors.errors import Conflict, PreconditionFailed, RecordRejected, RetriableError
 from connectors.pmm import PmmClient
 from mappings.model import PerformanceRecord
 from mappings.source import Rejection, read_record
 from mappings.versions import MappingVersion
 from state.models import (
     DeliveryKind,
-    OutboxAction,
     OutboxEntry,
-    OutboxState,
     RecordStatus,
     Run,
     SourceRecord,
@@ -41,10 +36,10 @@ from state.models import (
     SyncRecord,
 )
 from state.store import StateStore
+from sync.audit import Audit, NullAudit
+from sync.deliver import Deliverer, DeliveryResult
 from sync.hashing import content_hash, idempotency_key
 from sync.plan import Decision, Known, plan_cancellation, plan_record
-from sync.ratelimit import RateLimiter
-from sync.retry import RetryPolicy
 
 __all__ = ["Engine", "RunSummary"]
 
@@ -115,19 +110,17 @@ class Engine:
         *,
         store: StateStore,
         source: PmmClient,
-        target: EkinerjaClient,
+        deliverer: Deliverer,
         mapping: MappingVersion,
-        retry: RetryPolicy,
-        rate_limiter: RateLimiter | None = None,
+        audit: Audit | None = None,
         batch_size: int = 500,
         clock: Clock = _utcnow,
     ) -> None:
         self.store = store
         self.source = source
-        self.target = target
+        self.deliverer = deliverer
         self.mapping = mapping
-        self.retry = retry
-        self.rate_limiter = rate_limiter or RateLimiter(0)
+        self.audit: Audit = audit or NullAudit()
         self.batch_size = batch_size
         self.clock = clock
 
@@ -398,203 +391,15 @@ class Engine:
         npsns: Sequence[str],
         summary: RunSummary,
         progress: Callable[[str, int], None] | None = None,
-    ) -> None:
+    ) -> list[DeliveryResult]:
         """Send the unsent requests of the period: penilai SKPs, other SKPs, penilaian."""
-        with self.store.unit_of_work() as session:
-            pending = self.store.pending_outbox(session, period, npsns)
-        skp_entries = [(e, r) for e, r in pending if e.kind is DeliveryKind.SKP]
-        assessors = {r.assessor_nip for _e, r in skp_entries}
-        phases = [
-            [e for e, r in skp_entries if r.nip in assessors],
-            [e for e, r in skp_entries if r.nip not in assessors],
-            [e for e, _r in pending if e.kind is DeliveryKind.ASSESSMENT],
-        ]
-        for phase in phases:
-            for entry in phase:
-                self._deliver_one(entry, summary)
-                if progress is not None:
-                    progress("deliver", 1)
-
-    def _send(self, entry: OutboxEntry, skp_id: str | None) -> dict[str, Any]:
-        body = json.loads(entry.body)
-
-        def attempt() -> dict[str, Any]:
-            self.rate_limiter.acquire()
-            if entry.action is OutboxAction.CREATE_SKP:
-                answer = self.target.create_skp(body, idempotency_key=entry.idempotency_key)
-            elif entry.action is OutboxAction.UPDATE_SKP:
-                assert skp_id is not None
-                assert entry.if_match is not None
-                answer = self.target.update_skp(
-                    skp_id, body, version=entry.if_match, idempotency_key=entry.idempotency_key
-                )
-            else:
-                assert skp_id is not None
-                answer = self.target.create_assessment(
-                    skp_id, body, idempotency_key=entry.idempotency_key
-                )
-            return answer.body
-
-        return self.retry.call(attempt)
-
-    def _deliver_one(self, entry: OutboxEntry, summary: RunSummary, depth: int = 0) -> None:
-        bound = log.bind(period=entry.period, nip=entry.nip, kind=entry.kind.value)
-        with self.store.unit_of_work() as session:
-            record = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
-            skp = session.get(SyncRecord, (entry.nip, entry.period, DeliveryKind.SKP))
-            current = session.get(OutboxEntry, entry.id)
-        if record is None or current is None or current.state is not OutboxState.PENDING:
-            return
-        skp_id = skp.skp_id if skp is not None else None
-        if entry.kind is DeliveryKind.ASSESSMENT and (skp is None or skp.delivered_hash is None):
-            with self.store.unit_of_work() as session:
-                waiting = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
-                if waiting is not None:
-                    waiting.status = RecordStatus.WAITING
-                    waiting.reason = "waiting for its SKP to be delivered"
-                    session.add(waiting)
-            return
-        summary.requests_sent += 1
-        try:
-            answer = self._send(entry, skp_id)
-        except Conflict as exc:
-            self._on_conflict(entry, exc, summary, depth)
-            return
-        except PreconditionFailed as exc:
-            # Someone else changed the SKP: retry once against the version the target holds.
-            version = exc.answer.get("versi")
-            if depth == 0 and isinstance(version, int):
-                self._requeue_update(entry, version, summary, depth)
-            else:
-                self._finish(entry, OutboxState.DEAD, RecordStatus.FAILED, exc)
-            return
-        except RecordRejected as exc:
-            bound.warning("deliver.rejected", status=exc.status, code=exc.code)
-            self._finish(entry, OutboxState.DEAD, RecordStatus.FAILED, exc)
-            return
-        except RetriableError as exc:
-            bound.warning("deliver.gave_up", status=exc.status, error=exc.message)
-            self._keep_pending(entry, exc)
-            return
-        self._delivered(entry, answer, summary)
-        bound.info("deliver.ok", action=entry.action.value)
-
-    def _on_conflict(
-        self, entry: OutboxEntry, exc: Conflict, summary: RunSummary, depth: int
-    ) -> None:
-        code = exc.code
-        if code == "PENILAI_BELUM_ADA_SKP":
-            with self.store.unit_of_work() as session:
-                row = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
-                current = session.get(OutboxEntry, entry.id)
-                if row is not None and current is not None:
-                    row.status = RecordStatus.HELD
-                    row.reason = (
-                        f"held: its penilai (NIP {row.assessor_nip}) has no SKP for "
-                        f"{entry.period} on e-Kinerja yet; sent again once it has"
-                    )
-                    current.attempts += 1
-                    current.last_status, current.last_answer = exc.status, _answer_text(exc)
-                    session.add(row)
-                    session.add(current)
-            return
-        if code == "SKP_SUDAH_ADA" and entry.action is OutboxAction.CREATE_SKP and depth == 0:
-            # The target holds an SKP for this NIP and period made from another body (e.g. a
-            # send whose answer was lost before the content changed): update it instead.
-            skp_id, version = exc.answer.get("id_skp"), exc.answer.get("versi")
-            if isinstance(skp_id, str) and isinstance(version, int):
-                with self.store.unit_of_work() as session:
-                    row = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
-                    if row is not None:
-                        row.skp_id, row.skp_version = skp_id, version
-                        session.add(row)
-                self._requeue_update(entry, version, summary, depth)
-                return
-        status = (
-            RecordStatus.LOCKED
-            if code in {"SKP_TERKUNCI", "PENILAIAN_SUDAH_ADA"}
-            else RecordStatus.FAILED
+        counts: Counter[tuple[str, str]] = Counter()
+        results = self.deliverer.deliver(
+            period, npsns, run_id=summary.run_id, counts=counts, progress=progress
         )
-        self._finish(entry, OutboxState.DEAD, status, exc)
-
-    def _requeue_update(
-        self, entry: OutboxEntry, version: int, summary: RunSummary, depth: int
-    ) -> None:
-        with self.store.unit_of_work() as session:
-            current = session.get(OutboxEntry, entry.id)
-            row = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
-            if current is None or row is None:
-                return
-            current.state, current.finished_at = OutboxState.SUPERSEDED, self.clock()
-            row.skp_version = version
-            replacement = OutboxEntry(
-                nip=entry.nip,
-                period=entry.period,
-                kind=entry.kind,
-                action=OutboxAction.UPDATE_SKP,
-                body=entry.body,
-                payload_hash=entry.payload_hash,
-                idempotency_key=idempotency_key(
-                    OutboxAction.UPDATE_SKP.value, entry.nip, entry.period, entry.body, version
-                ),
-                if_match=version,
-                mapping_version=entry.mapping_version,
-                created_at=self.clock(),
-            )
-            session.add_all([current, row, replacement])
-            session.flush()
-        self._deliver_one(replacement, summary, depth + 1)
-
-    def _delivered(self, entry: OutboxEntry, answer: dict[str, Any], summary: RunSummary) -> None:
-        now = self.clock()
-        with self.store.unit_of_work() as session:
-            row = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
-            current = session.get(OutboxEntry, entry.id)
-            if row is None or current is None:
-                return
-            current.state, current.finished_at = OutboxState.DONE, now
-            current.attempts += 1
-            current.last_status, current.last_answer = 200, _json(answer)
-            if entry.kind is DeliveryKind.SKP:
-                row.skp_id = str(answer.get("id_skp") or row.skp_id)
-                versi = answer.get("versi")
-                row.skp_version = versi if isinstance(versi, int) else row.skp_version
-            row.delivered_hash = entry.payload_hash
-            row.delivered_mapping_version = entry.mapping_version
-            row.delivered_at = now
-            if row.payload_hash == entry.payload_hash:
-                row.status, row.reason = RecordStatus.DELIVERED, None
-            row.changed_at = now
-            session.add_all([row, current])
-        outcome = "new" if entry.action is not OutboxAction.UPDATE_SKP else "updated"
-        summary.outcomes[(entry.kind.value, f"sent_{outcome}")] += 1
-
-    def _finish(
-        self, entry: OutboxEntry, state: OutboxState, status: RecordStatus, exc: Exception
-    ) -> None:
-        with self.store.unit_of_work() as session:
-            row = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
-            current = session.get(OutboxEntry, entry.id)
-            if row is None or current is None:
-                return
-            current.state, current.finished_at = state, self.clock()
-            current.attempts += 1
-            if isinstance(exc, RetriableError | RecordRejected):
-                current.last_status, current.last_answer = exc.status, _answer_text(exc)
-            row.status, row.reason = status, _reason(exc)
-            row.changed_at = self.clock()
-            session.add_all([row, current])
-
-    def _keep_pending(self, entry: OutboxEntry, exc: RetriableError) -> None:
-        with self.store.unit_of_work() as session:
-            row = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
-            current = session.get(OutboxEntry, entry.id)
-            if row is None or current is None:
-                return
-            current.attempts += 1
-            current.last_status, current.last_answer = exc.status, _answer_text(exc)
-            row.reason = f"not delivered yet, will be sent again: {exc.message}"
-            session.add_all([row, current])
+        summary.outcomes.update(counts)
+        summary.requests_sent += sum(1 for r in results if r.status is not RecordStatus.WAITING)
+        return results
 
     # -- summary -------------------------------------------------------------------------
 
@@ -618,17 +423,3 @@ class Engine:
         summary.quarantined = self.store.quarantined_count(session, period, npsns)
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
-
-
-def _answer_text(exc: RetriableError | RecordRejected) -> str:
-    return _json(exc.answer) if exc.answer else exc.message
-
-
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, RecordRejected | RetriableError):
-        kode = exc.code or "?"
-        pesan = exc.answer.get("pesan") or exc.message
-        return f"e-Kinerja answered {exc.status} {kode}: {pesan}"
-    return str(exc)

@@ -1,0 +1,113 @@
+"""What the engine tells the audit ledger: every delivery attempt, every operator action.
+
+The engine depends on the ``Audit`` protocol; ``LedgerAudit`` writes to the append-only ledger
+(``state.ledger``) inside the caller's transaction, so the ledger entry and the state change
+it describes commit together.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Protocol
+
+from sqlmodel import Session
+
+from sync.deliver import Attempt
+
+__all__ = ["Audit", "LedgerAudit", "NullAudit"]
+
+
+class Audit(Protocol):
+    def attempt(self, session: Session, attempt: Attempt) -> None: ...
+
+    def operator_action(
+        self,
+        session: Session,
+        *,
+        actor: str,
+        action: str,
+        period: str | None,
+        nip: str | None,
+        npsn: str | None,
+        kind: str | None,
+        detail: str | None,
+        run_id: str | None = None,
+    ) -> None: ...
+
+
+class NullAudit:
+    """Records nothing (unit tests of other parts)."""
+
+    def attempt(self, session: Session, attempt: Attempt) -> None:
+        return None
+
+    def operator_action(self, session: Session, **_fields: str | None) -> None:
+        return None
+
+
+class LedgerAudit:
+    """Appends to the hash-chained ledger in the caller's transaction."""
+
+    def __init__(
+        self, *, actor: str, clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
+    ) -> None:
+        self.actor = actor
+        self.clock = clock
+
+    def attempt(self, session: Session, attempt: Attempt) -> None:
+        from state import ledger
+
+        entry = attempt.entry
+        ledger.append(
+            session,
+            ledger.LedgerEvent(
+                actor=self.actor,
+                action=entry.action.value,
+                outcome=attempt.outcome,
+                run_id=attempt.run_id,
+                period=entry.period,
+                npsn=attempt.npsn,
+                nip=entry.nip,
+                kind=entry.kind.value,
+                mapping_version=entry.mapping_version,
+                idempotency_key=entry.idempotency_key,
+                request_body=entry.body,
+                http_status=attempt.http_status,
+                answer_body=attempt.answer,
+                duration_ms=attempt.duration_ms,
+                detail=attempt.detail,
+            ),
+            at=self.clock(),
+        )
+
+    def operator_action(
+        self,
+        session: Session,
+        *,
+        actor: str,
+        action: str,
+        period: str | None,
+        nip: str | None,
+        npsn: str | None,
+        kind: str | None,
+        detail: str | None,
+        run_id: str | None = None,
+    ) -> None:
+        from state import ledger
+
+        ledger.append(
+            session,
+            ledger.LedgerEvent(
+                actor=actor,
+                action=action,
+                outcome="done",
+                run_id=run_id,
+                period=period,
+                npsn=npsn,
+                nip=nip,
+                kind=kind,
+                detail=detail,
+            ),
+            at=self.clock(),
+        )

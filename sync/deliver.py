@@ -1,0 +1,525 @@
+"""Delivery: sending the outbox to e-Kinerja, and recording what it answered.
+
+Order: SKPs of penilai first (a guru's SKP hangs under its kepala sekolah's), then the other
+SKPs, then penilaian (each after its SKP). Within a phase, requests go in parallel on
+``concurrency`` threads under a shared client-side rate limit.
+
+Failures are handled by what the caller can do next (invariant 4):
+- ``RetriableError`` (429, 5xx, timeouts, dropped connections): retried by the policy, with
+  the same idempotency key; after the policy gives up, the record is dead with the reason.
+- ``TargetPaused`` (503 + Retry-After, maintenance): every thread waits it out; no attempt is
+  burnt, but ``max_elapsed_s`` still bounds the wait.
+- ``Conflict`` 409: ``PENILAI_BELUM_ADA_SKP`` holds the record until its penilai's SKP is
+  there; ``SKP_SUDAH_ADA`` turns a create into an update; ``SKP_TERKUNCI`` and
+  ``PENILAIAN_SUDAH_ADA`` lock it (reported, not retried).
+- ``PreconditionFailed`` 412: one more update against the version the target holds.
+- ``RecordRejected`` (422 and other 4xx): dead, with the answer.
+- ``FatalError`` (auth, config): the run stops; unsent requests stay in the outbox.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+from sqlmodel import Session
+
+from connectors.ekinerja import EkinerjaClient, TargetAnswer
+from connectors.errors import (
+    Conflict,
+    PreconditionFailed,
+    RecordRejected,
+    RetriableError,
+    SyncError,
+    TargetPaused,
+)
+from state.models import (
+    DeliveryKind,
+    OutboxAction,
+    OutboxEntry,
+    OutboxState,
+    RecordStatus,
+    SyncRecord,
+)
+from state.store import StateStore
+from sync.hashing import idempotency_key
+from sync.ratelimit import RateLimiter
+from sync.retry import RetryPolicy
+
+__all__ = ["Attempt", "AttemptRecorder", "Deliverer", "DeliveryResult", "PauseGate"]
+
+log = structlog.get_logger("ekinerja_sync.deliver")
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One request to the target and what came of it: what the ledger keeps."""
+
+    run_id: str | None
+    entry: OutboxEntry
+    npsn: str | None
+    outcome: str  # delivered | retry | paused | held | rejected | locked | failed
+    http_status: int | None
+    answer: str | None
+    duration_ms: int | None
+    detail: str | None = None
+
+
+class AttemptRecorder(Protocol):
+    """Writes an attempt in the caller's transaction (the ledger, or nothing)."""
+
+    def __call__(self, session: Session, attempt: Attempt) -> None: ...
+
+
+def _record_nothing(session: Session, attempt: Attempt) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    nip: str
+    period: str
+    kind: DeliveryKind
+    action: OutboxAction
+    status: RecordStatus
+    reason: str | None
+
+
+class PauseGate:
+    """A pause of the whole target (maintenance): every delivery thread waits it out."""
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self._until = 0.0
+        self._lock = threading.Lock()
+
+    def pause(self, seconds: float) -> None:
+        with self._lock:
+            self._until = max(self._until, self._clock() + max(seconds, 0.0))
+
+    def wait(self) -> float:
+        """Sleep until the pause is over; returns how long it slept."""
+        slept = 0.0
+        while True:
+            with self._lock:
+                left = self._until - self._clock()
+            if left <= 0:
+                return slept
+            self._sleep(left)
+            slept += left
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _answer_text(exc: SyncError) -> str:
+    return _json(exc.answer) if exc.answer else exc.message
+
+
+def _reason(exc: SyncError) -> str:
+    kode = exc.code or "?"
+    pesan = exc.answer.get("pesan") or exc.message
+    return f"e-Kinerja answered {exc.status} {kode}: {pesan}"
+
+
+class _GaveUp(Exception):
+    def __init__(self, last: RetriableError, attempts: int) -> None:
+        super().__init__(last.message)
+        self.last = last
+        self.attempts = attempts
+
+
+class Deliverer:
+    """Sends pending outbox entries and records each answer with the state change."""
+
+    def __init__(
+        self,
+        *,
+        store: StateStore,
+        target: EkinerjaClient,
+        retry: RetryPolicy,
+        rate_limiter: RateLimiter,
+        concurrency: int = 1,
+        recorder: AttemptRecorder = _record_nothing,
+        gate: PauseGate | None = None,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        monotonic: Callable[[], float] = time.monotonic,
+        default_pause_s: float = 30.0,
+    ) -> None:
+        self.store = store
+        self.target = target
+        self.retry = retry
+        self.rate_limiter = rate_limiter
+        self.concurrency = concurrency
+        self.recorder = recorder
+        self.gate = gate or PauseGate(clock=monotonic)
+        self.clock = clock
+        self.monotonic = monotonic
+        self.default_pause_s = default_pause_s
+        self.stop = threading.Event()  # set: no new request starts (clean shutdown)
+        self._lock = threading.Lock()
+
+    # -- the phases ----------------------------------------------------------------------
+
+    def deliver(
+        self,
+        period: str,
+        npsns: Sequence[str] = (),
+        *,
+        run_id: str | None = None,
+        counts: Counter[tuple[str, str]] | None = None,
+        only: set[tuple[str, DeliveryKind]] | None = None,
+        progress: Callable[[str, int], None] | None = None,
+    ) -> list[DeliveryResult]:
+        """Send the unsent requests of the period (optionally of some schools, or only some
+        deliverables); ``counts`` gets (kind, sent_new|sent_updated) per delivery."""
+        with self.store.unit_of_work() as session:
+            pending = self.store.pending_outbox(session, period, npsns)
+        if only is not None:
+            pending = [(e, r) for e, r in pending if (e.nip, e.kind) in only]
+        skp = [(e, r) for e, r in pending if e.kind is DeliveryKind.SKP]
+        assessors = {r.assessor_nip for _e, r in skp}
+        phases = [
+            [(e, r.npsn) for e, r in skp if r.nip in assessors],
+            [(e, r.npsn) for e, r in skp if r.nip not in assessors],
+            [(e, r.npsn) for e, r in pending if e.kind is DeliveryKind.ASSESSMENT],
+        ]
+        results: list[DeliveryResult] = []
+        counts = counts if counts is not None else Counter()
+
+        def one(entry: OutboxEntry, npsn: str) -> None:
+            if self.stop.is_set():
+                return
+            result = self._deliver_one(entry, npsn, run_id, counts)
+            with self._lock:
+                if result is not None:
+                    results.append(result)
+            if progress is not None:
+                progress("deliver", 1)
+
+        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="deliver") as pool:
+            for phase in phases:
+                futures = [pool.submit(one, entry, npsn) for entry, npsn in phase]
+                done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+                failed = [f for f in done if f.exception() is not None]
+                if failed:
+                    self.stop.set()  # a fatal error: let in-flight requests end, start none
+                    wait(futures)
+                    self.stop.clear()
+                    raise failed[0].exception()  # type: ignore[misc]
+        return results
+
+    # -- one request ---------------------------------------------------------------------
+
+    def _send(
+        self, entry: OutboxEntry, skp_id: str | None, npsn: str, run_id: str | None
+    ) -> tuple[TargetAnswer, int]:
+        body = json.loads(entry.body)
+        started = self.monotonic()
+        attempts = 0
+
+        def attempt() -> tuple[TargetAnswer, int]:
+            nonlocal attempts
+            while True:
+                self.gate.wait()
+                self.rate_limiter.acquire()
+                t0 = self.monotonic()
+                try:
+                    answer = self._request(entry, skp_id, body)
+                except TargetPaused as exc:
+                    self._note(entry, npsn, run_id, "paused", exc, t0)
+                    if self.monotonic() - started > self.retry.max_elapsed_s:
+                        raise
+                    # Maintenance: wait it out without spending an attempt.
+                    self.gate.pause(exc.retry_after_s or self.default_pause_s)
+                    continue
+                except RetriableError as exc:
+                    attempts += 1
+                    self._note(entry, npsn, run_id, "retry", exc, t0)
+                    raise
+                return answer, int((self.monotonic() - t0) * 1000)
+
+        try:
+            return self.retry.call(attempt)
+        except TargetPaused as exc:
+            raise _GaveUp(exc, attempts) from exc
+        except RetriableError as exc:
+            raise _GaveUp(exc, attempts) from exc
+
+    def _request(self, entry: OutboxEntry, skp_id: str | None, body: Any) -> TargetAnswer:
+        key = entry.idempotency_key
+        if entry.action is OutboxAction.CREATE_SKP:
+            return self.target.create_skp(body, idempotency_key=key)
+        if skp_id is None:
+            raise RecordRejected(f"no id_skp known for {entry.action.value} of NIP {entry.nip}")
+        if entry.action is OutboxAction.UPDATE_SKP:
+            assert entry.if_match is not None
+            return self.target.update_skp(skp_id, body, version=entry.if_match, idempotency_key=key)
+        return self.target.create_assessment(skp_id, body, idempotency_key=key)
+
+    def _note(
+        self,
+        entry: OutboxEntry,
+        npsn: str,
+        run_id: str | None,
+        outcome: str,
+        exc: SyncError,
+        t0: float,
+    ) -> None:
+        """Record an attempt that will be tried again (its own small transaction)."""
+        duration = int((self.monotonic() - t0) * 1000)
+        log.info(
+            "deliver.attempt_failed",
+            nip=entry.nip,
+            period=entry.period,
+            kind=entry.kind.value,
+            outcome=outcome,
+            status=exc.status,
+            error=exc.message,
+        )
+        with self.store.unit_of_work() as session:
+            current = session.get(OutboxEntry, entry.id)
+            if current is not None:
+                current.attempts += 1
+                current.last_status, current.last_answer = exc.status, _answer_text(exc)
+                session.add(current)
+            self.recorder(
+                session,
+                Attempt(run_id, entry, npsn, outcome, exc.status, _answer_text(exc), duration),
+            )
+
+    def _deliver_one(
+        self,
+        entry: OutboxEntry,
+        npsn: str,
+        run_id: str | None,
+        counts: Counter[tuple[str, str]],
+        depth: int = 0,
+    ) -> DeliveryResult | None:
+        with self.store.unit_of_work() as session:
+            record = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
+            skp = session.get(SyncRecord, (entry.nip, entry.period, DeliveryKind.SKP))
+            current = session.get(OutboxEntry, entry.id)
+        if record is None or current is None or current.state is not OutboxState.PENDING:
+            return None
+        if entry.kind is DeliveryKind.ASSESSMENT and (skp is None or skp.delivered_hash is None):
+            reason = "waiting for its SKP to be delivered"
+            with self.store.unit_of_work() as session:
+                row = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
+                if row is not None and row.status is not RecordStatus.WAITING:
+                    row.status, row.reason = RecordStatus.WAITING, reason
+                    session.add(row)
+            return self._result(entry, RecordStatus.WAITING, reason)
+        skp_id = skp.skp_id if skp is not None else None
+        bound = log.bind(run_id=run_id, period=entry.period, npsn=npsn, nip=entry.nip)
+        try:
+            answer, duration_ms = self._send(entry, skp_id, npsn, run_id)
+        except _GaveUp as gave_up:
+            exc = gave_up.last
+            reason = f"gave up after {gave_up.attempts} attempts: {_reason(exc)}"
+            bound.warning("deliver.gave_up", kind=entry.kind.value, error=exc.message)
+            return self._finish(
+                entry, npsn, run_id, RecordStatus.FAILED, "failed", exc, reason, "retries_exhausted"
+            )
+        except Conflict as exc:
+            return self._on_conflict(entry, npsn, run_id, exc, counts, depth)
+        except PreconditionFailed as exc:
+            version = exc.answer.get("versi")
+            if depth == 0 and isinstance(version, int):
+                self._finish_entry(entry, npsn, run_id, "superseded", exc)
+                return self._requeue_update(entry, npsn, run_id, version, counts, depth)
+            return self._finish(entry, npsn, run_id, RecordStatus.FAILED, "rejected", exc)
+        except RecordRejected as exc:
+            bound.warning("deliver.rejected", kind=entry.kind.value, status=exc.status)
+            return self._finish(entry, npsn, run_id, RecordStatus.FAILED, "rejected", exc)
+        self._delivered(entry, npsn, run_id, answer, duration_ms, counts)
+        bound.info("deliver.ok", kind=entry.kind.value, action=entry.action.value)
+        return self._result(entry, RecordStatus.DELIVERED, None)
+
+    def _on_conflict(
+        self,
+        entry: OutboxEntry,
+        npsn: str,
+        run_id: str | None,
+        exc: Conflict,
+        counts: Counter[tuple[str, str]],
+        depth: int,
+    ) -> DeliveryResult | None:
+        code = exc.code
+        if code == "PENILAI_BELUM_ADA_SKP":
+            with self.store.unit_of_work() as session:
+                row = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
+                current = session.get(OutboxEntry, entry.id)
+                assert row is not None
+                assert current is not None
+                row.status, row.reason_code = RecordStatus.HELD, code
+                row.reason = (
+                    f"held: its penilai (NIP {row.assessor_nip}) has no SKP for {entry.period} "
+                    "on e-Kinerja yet; sent again once it has"
+                )
+                current.attempts += 1
+                current.last_status, current.last_answer = exc.status, _answer_text(exc)
+                session.add_all([row, current])
+                self.recorder(
+                    session,
+                    Attempt(run_id, entry, npsn, "held", exc.status, _answer_text(exc), None),
+                )
+                return self._result(entry, RecordStatus.HELD, row.reason)
+        if code == "SKP_SUDAH_ADA" and entry.action is OutboxAction.CREATE_SKP and depth == 0:
+            # The target holds an SKP for this NIP and period made from another body (e.g. a
+            # send whose answer was lost before the content changed): update it instead.
+            skp_id, version = exc.answer.get("id_skp"), exc.answer.get("versi")
+            if isinstance(skp_id, str) and isinstance(version, int):
+                with self.store.unit_of_work() as session:
+                    row = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
+                    assert row is not None
+                    row.skp_id = skp_id
+                    session.add(row)
+                self._finish_entry(entry, npsn, run_id, "superseded", exc)
+                return self._requeue_update(entry, npsn, run_id, version, counts, depth)
+        if code in {"SKP_TERKUNCI", "PENILAIAN_SUDAH_ADA"}:
+            reason = (
+                f"{_reason(exc)}; e-Kinerja will not take a change any more: correct it in "
+                "e-Kinerja by hand"
+            )
+            return self._finish(entry, npsn, run_id, RecordStatus.LOCKED, "locked", exc, reason)
+        return self._finish(entry, npsn, run_id, RecordStatus.FAILED, "rejected", exc)
+
+    def _requeue_update(
+        self,
+        entry: OutboxEntry,
+        npsn: str,
+        run_id: str | None,
+        version: int,
+        counts: Counter[tuple[str, str]],
+        depth: int,
+    ) -> DeliveryResult | None:
+        """Replace the entry by an update against ``version`` and send that right away."""
+        with self.store.unit_of_work() as session:
+            row = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
+            assert row is not None
+            row.skp_version = version
+            replacement = OutboxEntry(
+                nip=entry.nip,
+                period=entry.period,
+                kind=entry.kind,
+                action=OutboxAction.UPDATE_SKP,
+                body=entry.body,
+                payload_hash=entry.payload_hash,
+                idempotency_key=idempotency_key(
+                    OutboxAction.UPDATE_SKP.value, entry.nip, entry.period, entry.body, version
+                ),
+                if_match=version,
+                mapping_version=entry.mapping_version,
+                created_at=self.clock(),
+            )
+            session.add_all([row, replacement])
+        return self._deliver_one(replacement, npsn, run_id, counts, depth + 1)
+
+    # -- outcomes ------------------------------------------------------------------------
+
+    def _delivered(
+        self,
+        entry: OutboxEntry,
+        npsn: str,
+        run_id: str | None,
+        answer: TargetAnswer,
+        duration_ms: int,
+        counts: Counter[tuple[str, str]],
+    ) -> None:
+        now = self.clock()
+        with self.store.unit_of_work() as session:
+            row = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
+            current = session.get(OutboxEntry, entry.id)
+            assert row is not None
+            assert current is not None
+            current.state, current.finished_at = OutboxState.DONE, now
+            current.attempts += 1
+            current.last_status, current.last_answer = answer.status, _json(answer.body)
+            if entry.kind is DeliveryKind.SKP:
+                row.skp_id = str(answer.body.get("id_skp") or row.skp_id)
+                versi = answer.body.get("versi")
+                row.skp_version = versi if isinstance(versi, int) else row.skp_version
+            row.delivered_hash = entry.payload_hash
+            row.delivered_mapping_version = entry.mapping_version
+            row.delivered_at = now
+            if row.payload_hash == entry.payload_hash:
+                row.status, row.reason, row.reason_code = RecordStatus.DELIVERED, None, None
+            row.changed_at = now
+            session.add_all([row, current])
+            self.recorder(
+                session,
+                Attempt(
+                    run_id, entry, npsn, "delivered", answer.status, _json(answer.body), duration_ms
+                ),
+            )
+        outcome = "sent_updated" if entry.action is OutboxAction.UPDATE_SKP else "sent_new"
+        with self._lock:
+            counts[(entry.kind.value, outcome)] += 1
+
+    def _finish_entry(
+        self, entry: OutboxEntry, npsn: str, run_id: str | None, outcome: str, exc: SyncError
+    ) -> None:
+        """Close an entry that a follow-up request replaces (409 SKP_SUDAH_ADA, 412)."""
+        with self.store.unit_of_work() as session:
+            current = session.get(OutboxEntry, entry.id)
+            assert current is not None
+            current.state, current.finished_at = OutboxState.SUPERSEDED, self.clock()
+            current.attempts += 1
+            current.last_status, current.last_answer = exc.status, _answer_text(exc)
+            session.add(current)
+            self.recorder(
+                session,
+                Attempt(run_id, entry, npsn, outcome, exc.status, _answer_text(exc), None),
+            )
+
+    def _finish(
+        self,
+        entry: OutboxEntry,
+        npsn: str,
+        run_id: str | None,
+        status: RecordStatus,
+        outcome: str,
+        exc: SyncError,
+        reason: str | None = None,
+        reason_code: str | None = None,
+    ) -> DeliveryResult:
+        """The request failed for good: the entry is dead, the record says why."""
+        reason = reason or _reason(exc)
+        with self.store.unit_of_work() as session:
+            row = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
+            current = session.get(OutboxEntry, entry.id)
+            assert row is not None
+            assert current is not None
+            current.state, current.finished_at = OutboxState.DEAD, self.clock()
+            if outcome != "failed":  # a give-up's attempts were counted one by one
+                current.attempts += 1
+            current.last_status, current.last_answer = exc.status, _answer_text(exc)
+            row.status, row.reason = status, reason
+            row.reason_code = reason_code or exc.code
+            row.changed_at = self.clock()
+            session.add_all([row, current])
+            self.recorder(
+                session,
+                Attempt(run_id, entry, npsn, outcome, exc.status, _answer_text(exc), None, reason),
+            )
+        return self._result(entry, status, reason)
+
+    @staticmethod
+    def _result(entry: OutboxEntry, status: RecordStatus, reason: str | None) -> DeliveryResult:
+        return DeliveryResult(entry.nip, entry.period, entry.kind, entry.action, status, reason)
