@@ -28,6 +28,14 @@ from state.models import (
 __all__ = ["StateStore"]
 
 
+def _reason_matches(code: str | None, text: str | None, wanted: str | None) -> bool:
+    """``wanted`` is the answer's code (e.g. NIP_TIDAK_DITEMUKAN) or a part of the reason."""
+    if not wanted:
+        return True
+    needle = wanted.lower()
+    return needle == (code or "").lower() or needle in (text or "").lower()
+
+
 class StateStore:
     """Reads and writes the sync state. ``unit_of_work`` gives the one transaction of a batch."""
 
@@ -191,13 +199,7 @@ class StateStore:
         return dict(counts)
 
     def quarantined(self, period: str, npsns: Sequence[str] = ()) -> list[SourceRecord]:
-        with Session(self.engine) as session:
-            query = select(SourceRecord).where(
-                SourceRecord.period == period, SourceRecord.status == SourceStatus.QUARANTINED
-            )
-            if npsns:
-                query = query.where(col(SourceRecord.npsn).in_(list(npsns)))
-            return list(session.exec(query.order_by(col(SourceRecord.npsn), col(SourceRecord.nip))))
+        return self.quarantine(period=period, npsns=npsns)
 
     def records(self, period: str, npsns: Sequence[str] = ()) -> list[SyncRecord]:
         with Session(self.engine) as session:
@@ -209,6 +211,64 @@ class StateStore:
     def failing(self, period: str, npsns: Sequence[str] = ()) -> list[SyncRecord]:
         bad = {RecordStatus.FAILED, RecordStatus.LOCKED, RecordStatus.HELD}
         return [r for r in self.records(period, npsns) if r.status in bad]
+
+    def failures(
+        self,
+        *,
+        period: str | None = None,
+        npsns: Sequence[str] = (),
+        reason: str | None = None,
+        statuses: Collection[RecordStatus] = (RecordStatus.FAILED, RecordStatus.LOCKED),
+    ) -> list[SyncRecord]:
+        """Dead and locked deliverables; ``reason`` matches the answer's code (e.g.
+        NIP_TIDAK_DITEMUKAN) or any part of the reason text, case-insensitively."""
+        with Session(self.engine) as session:
+            query = select(SyncRecord).where(col(SyncRecord.status).in_(list(statuses)))
+            if period:
+                query = query.where(SyncRecord.period == period)
+            if npsns:
+                query = query.where(col(SyncRecord.npsn).in_(list(npsns)))
+            query = query.order_by(
+                col(SyncRecord.period), col(SyncRecord.npsn), col(SyncRecord.nip)
+            )
+            rows = list(session.exec(query))
+        return [r for r in rows if _reason_matches(r.reason_code, r.reason, reason)]
+
+    def record(self, period: str, nip: str, kind: DeliveryKind) -> SyncRecord | None:
+        with Session(self.engine) as session:
+            return session.get(SyncRecord, (nip, period, kind))
+
+    def outbox_of(self, period: str, nip: str, kind: DeliveryKind) -> list[OutboxEntry]:
+        """Every request ever planned for a deliverable, oldest first."""
+        with Session(self.engine) as session:
+            query = (
+                select(OutboxEntry)
+                .where(
+                    OutboxEntry.period == period,
+                    OutboxEntry.nip == nip,
+                    OutboxEntry.kind == kind,
+                )
+                .order_by(col(OutboxEntry.id))
+            )
+            return list(session.exec(query))
+
+    def quarantine(
+        self, *, period: str | None = None, npsns: Sequence[str] = (), reason: str | None = None
+    ) -> list[SourceRecord]:
+        with Session(self.engine) as session:
+            query = select(SourceRecord).where(SourceRecord.status == SourceStatus.QUARANTINED)
+            if period:
+                query = query.where(SourceRecord.period == period)
+            if npsns:
+                query = query.where(col(SourceRecord.npsn).in_(list(npsns)))
+            rows = list(
+                session.exec(
+                    query.order_by(
+                        col(SourceRecord.period), col(SourceRecord.npsn), col(SourceRecord.nip)
+                    )
+                )
+            )
+        return [r for r in rows if _reason_matches(r.reason_code, r.reason, reason)]
 
     def save_run(self, run: Run) -> None:
         with self.unit_of_work() as session:

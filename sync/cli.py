@@ -278,9 +278,40 @@ def sandbox(
     host: Annotated[str, typer.Option(help="bind address (loopback)")] = "127.0.0.1",
     pmm_port: Annotated[int, typer.Option(help="PMM-like source port")] = 8701,
     ekinerja_port: Annotated[int, typer.Option(help="e-Kinerja-like target port")] = 8702,
+    token_ttl_s: Annotated[int, typer.Option(help="tokens expire after this many seconds")] = 3600,
+    rate_limit_share: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="target: share answered 429 + Retry-After")
+    ] = 0.0,
+    retry_after_s: Annotated[float, typer.Option(help="the Retry-After of those 429s")] = 1.0,
+    error_share: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="target: share answered 500/502/503/504")
+    ] = 0.0,
+    slow_share: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="target: share answered after --slow-s")
+    ] = 0.0,
+    slow_s: Annotated[float, typer.Option(help="delay of the slow answers")] = 0.0,
+    drop_share: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="target: share stored, then connection dropped"),
+    ] = 0.0,
+    latency_s: Annotated[float, typer.Option(help="target: latency added to every call")] = 0.0,
+    maintenance_s: Annotated[
+        float, typer.Option(help="target: a maintenance window (503) for the first N seconds")
+    ] = 0.0,
+    unknown_nip: Annotated[
+        list[str] | None,
+        typer.Option("--unknown-nip", help="target: 422 NIP_TIDAK_DITEMUKAN for it (repeatable)"),
+    ] = None,
+    target_rate_limit: Annotated[
+        float, typer.Option(help="target: requests per second per client, 429 beyond; 0: none")
+    ] = 0.0,
 ) -> None:
-    """Serve both sandbox APIs on loopback with seeded synthetic data, until Ctrl-C."""
-    from connectors.sandbox import generate_world, serve_forever
+    """Serve both sandbox APIs on loopback with seeded synthetic data, until Ctrl-C.
+
+    Faults of the target are switched by the options (all off by default), and at run time
+    with `PUT /_sandbox/faults` on the target.
+    """
+    from connectors.sandbox import Faults, generate_world, serve_forever
 
     periods = [_check_period(p) for p in (period or ["2025-1"])]
     world = generate_world(
@@ -290,6 +321,20 @@ def sandbox(
         periods=periods,
         schema_version=schema_version,
     )
+    faults = Faults(
+        seed=seed,
+        rate_limit_share=rate_limit_share,
+        retry_after_s=retry_after_s,
+        error_share=error_share,
+        slow_share=slow_share,
+        slow_s=slow_s,
+        drop_after_store_share=drop_share,
+        latency_s=latency_s,
+        unknown_nips=set(unknown_nip or ()),
+        rate_limit_per_s=target_rate_limit,
+    )
+    if maintenance_s > 0:
+        faults.update({"maintenance_s": maintenance_s})
     err_console.print(
         f"sandbox: PMM on http://{host}:{pmm_port}, e-Kinerja on http://{host}:{ekinerja_port}"
         f" ({len(world.records())} records, {len(world.defects)} deliberately bad); Ctrl-C stops"
@@ -299,6 +344,8 @@ def sandbox(
         host=host,
         pmm_port=pmm_port,
         ekinerja_port=ekinerja_port,
+        faults=faults,
+        token_ttl_s=token_ttl_s,
         schema_version=schema_version,
     )
 
@@ -357,6 +404,17 @@ def demo(
         f"  EKINERJA_SYNC_STATE__URL={state_url} .venv/bin/ekinerja-sync status --period {period}",
         highlight=False,
     )
+
+
+def _register() -> None:
+    from sync.cli_operator import failures_app, quarantine_app, replay
+
+    app.add_typer(failures_app, name="failures")
+    app.add_typer(quarantine_app, name="quarantine")
+    app.command()(replay)
+
+
+_register()
 
 
 def main() -> None:

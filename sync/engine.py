@@ -41,11 +41,13 @@ from sync.deliver import Deliverer, DeliveryResult
 from sync.hashing import content_hash, idempotency_key
 from sync.plan import Decision, Known, plan_cancellation, plan_record
 
-__all__ = ["Engine", "RunSummary"]
+__all__ = ["Engine", "ReplayOutcome", "RunSummary"]
 
 log = structlog.get_logger("ekinerja_sync.engine")
 
 Clock = Callable[[], dt.datetime]
+
+_NIP_GONE = "not in PMM under this NIP any more (NIP corrected?)"
 
 
 def _utcnow() -> dt.datetime:
@@ -80,6 +82,17 @@ class RunSummary:
 
     def count(self, kind: str, outcome: str) -> int:
         return self.outcomes[(kind, outcome)]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayOutcome:
+    nip: str
+    period: str
+    npsn: str
+    kind: DeliveryKind
+    before: RecordStatus
+    after: RecordStatus | None
+    reason: str | None
 
 
 def _known(row: SyncRecord | None) -> Known | None:
@@ -215,6 +228,8 @@ class Engine:
             existing = stored.get(checked.source_id)
             if existing is not None and existing.content_hash == digest:
                 continue
+            if existing is not None and existing.nip:
+                touched.add(existing.nip)  # the NIP may have been corrected: re-plan the old one
             row = self._source_row(raw, checked, digest, existing, period, now)
             if row is None:
                 continue
@@ -295,11 +310,15 @@ class Engine:
         current = self.store.sync_records(session, period, nips)
         for nip in sorted(nips):
             rows = sources.get(nip)
-            if not rows:
-                continue
-            effective, all_cancelled = _effective(rows)
             skp_row = current.get((nip, DeliveryKind.SKP))
             assessment_row = current.get((nip, DeliveryKind.ASSESSMENT))
+            if not rows:
+                # No source record carries this NIP any more (corrected in PMM).
+                gone = plan_cancellation(_known(skp_row), _known(assessment_row), reason=_NIP_GONE)
+                for decision, row in zip(gone, (skp_row, assessment_row), strict=True):
+                    self._apply(session, period, nip, None, decision, row)
+                continue
+            effective, all_cancelled = _effective(rows)
             if effective.status is SourceStatus.QUARANTINED and not all_cancelled:
                 continue  # the record that counts is bad data: it waits in quarantine
             checked = read_record(effective.body)
@@ -356,7 +375,7 @@ class Engine:
         if record is not None:
             row.npsn, row.source_id = record.school.npsn, record.source_id
             row.assessor_nip = record.assessor.nip
-        row.status, row.reason = decision.status, decision.reason
+        row.status, row.reason, row.reason_code = decision.status, decision.reason, None
         if decision.payload_hash is not None:
             row.payload_hash = decision.payload_hash
             row.mapping_version = self.mapping.name
@@ -382,6 +401,85 @@ class Engine:
                     created_at=self.clock(),
                 )
             )
+
+    # -- replay --------------------------------------------------------------------------
+
+    def replay(
+        self,
+        targets: Sequence[SyncRecord],
+        *,
+        actor: str,
+        dry_run: bool = False,
+    ) -> list[ReplayOutcome]:
+        """Replay dead records: read their schools' source records again (the fix is usually
+        made in PMM), re-plan, and send through the normal pipeline.
+
+        A record whose source did not change is sent again as it is (same idempotency key
+        when the body is the same: the target evaluates a refused request afresh).
+        """
+        run_id = str(uuid.uuid4())
+        before = {(r.nip, r.period, r.kind): r for r in targets}
+        if dry_run:
+            return [
+                ReplayOutcome(r.nip, r.period, r.npsn, r.kind, r.status, None, "would replay")
+                for r in targets
+            ]
+        by_period: dict[str, set[str]] = {}
+        for r in targets:
+            by_period.setdefault(r.period, set()).add(r.npsn)
+        outcomes: list[ReplayOutcome] = []
+        for period, npsns in sorted(by_period.items()):
+            summary = RunSummary(run_id=run_id, period=period, dry_run=False)
+            for npsn in sorted(npsns):
+                self._pull_school(period, npsn, summary, None, None)
+            chosen = [r for r in targets if r.period == period]
+            with self.store.unit_of_work() as session:
+                for r in chosen:
+                    row = session.get(SyncRecord, (r.nip, r.period, r.kind))
+                    if row is not None and row.status is RecordStatus.FAILED:
+                        # Forget the refusal so planning decides afresh (source unchanged).
+                        row.status, row.payload_hash = RecordStatus.WAITING, None
+                        session.add(row)
+                    self.audit.operator_action(
+                        session,
+                        actor=actor,
+                        action="replay",
+                        period=r.period,
+                        nip=r.nip,
+                        npsn=r.npsn,
+                        kind=r.kind.value,
+                        detail=f"was {r.status.value}: {r.reason or ''}"[:2000],
+                        run_id=run_id,
+                    )
+                session.flush()
+                self._plan(session, period, {r.nip for r in chosen})
+            # The normal pipeline: whatever the schools now have pending goes out.
+            self.deliverer.deliver(period, sorted(npsns), run_id=run_id)
+            with self.store.unit_of_work() as session:
+                for r in chosen:
+                    after = session.get(SyncRecord, (r.nip, r.period, r.kind))
+                    assert after is not None  # deliverables are never deleted
+                    reason = after.reason
+                    moved = self.store.source_records(session, [after.source_id]).get(
+                        after.source_id
+                    )
+                    if moved is not None and moved.nip != r.nip:
+                        now = session.get(SyncRecord, (moved.nip, r.period, r.kind))
+                        reason = f"{reason}; its PMM record now carries NIP {moved.nip}" + (
+                            f" ({now.status.value})" if now is not None else ""
+                        )
+                    outcomes.append(
+                        ReplayOutcome(
+                            r.nip,
+                            r.period,
+                            after.npsn,
+                            r.kind,
+                            before[(r.nip, r.period, r.kind)].status,
+                            after.status,
+                            reason,
+                        )
+                    )
+        return outcomes
 
     # -- deliver -------------------------------------------------------------------------
 
@@ -421,5 +519,3 @@ class Engine:
                 counts[(kind, "cancelled")] + counts[(kind, "cancelled_after_delivery")]
             )
         summary.quarantined = self.store.quarantined_count(session, period, npsns)
-
-

@@ -158,17 +158,20 @@ def plan_record(
     return skp_decision, _plan_assessment(record, assessment, mapping, skp_decision, skp)
 
 
-def plan_cancellation(skp: Known | None, assessment: Known | None) -> tuple[Decision, Decision]:
-    """Every record of the teacher for the period is cancelled (``dibatalkan``) in PMM."""
+def plan_cancellation(
+    skp: Known | None, assessment: Known | None, *, reason: str = "cancelled in PMM"
+) -> tuple[Decision, Decision]:
+    """Every record of the teacher for the period is cancelled (``dibatalkan``) in PMM, or
+    no longer carries this NIP (``reason`` says which)."""
 
     def one(kind: DeliveryKind, known: Known | None) -> Decision:
         if known is not None and known.delivered:
             return Decision(
                 kind,
                 RecordStatus.CANCELLED_AFTER_DELIVERY,
-                "cancelled in PMM after it was sent; e-Kinerja has no delete: "
+                f"{reason} after it was sent; e-Kinerja has no delete: "
                 "withdraw it in e-Kinerja by hand if it must go",
             )
-        return Decision(kind, RecordStatus.CANCELLED, "cancelled in PMM before it was sent")
+        return Decision(kind, RecordStatus.CANCELLED, f"{reason} before it was sent")
 
     return one(DeliveryKind.SKP, skp), one(DeliveryKind.ASSESSMENT, assessment)

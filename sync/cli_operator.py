@@ -1,0 +1,308 @@
+"""Operator commands: find what failed, read why, replay it; see the quarantine."""
+
+from __future__ import annotations
+
+import getpass
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from state.models import DeliveryKind, RecordStatus, SourceRecord, SyncRecord
+from state.store import StateStore
+
+__all__ = ["failures_app", "quarantine_app", "replay"]
+
+failures_app = typer.Typer(
+    help="Records e-Kinerja refused for good, or locked.", no_args_is_help=True
+)
+quarantine_app = typer.Typer(
+    help="Source records with bad data, kept out of the sync.", no_args_is_help=True
+)
+
+PeriodFilter = Annotated[str | None, typer.Option("--period", "-p", help="semester, e.g. 2025-1")]
+NpsnFilter = Annotated[list[str] | None, typer.Option("--npsn", help="school (repeatable)")]
+ReasonFilter = Annotated[
+    str | None,
+    typer.Option("--reason", help="the answer's code (e.g. NIP_TIDAK_DITEMUKAN) or words of it"),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="print as JSON")]
+
+
+def failure_id(record: SyncRecord) -> str:
+    """A failure's ID: ``<period>/<nip>/<kind>``, stable and readable."""
+    return f"{record.period}/{record.nip}/{record.kind.value}"
+
+
+def parse_failure_id(value: str) -> tuple[str, str, DeliveryKind]:
+    parts = value.split("/")
+    kinds = {k.value: k for k in DeliveryKind}
+    if len(parts) != 3 or parts[2] not in kinds:
+        raise typer.BadParameter(
+            f"{value!r} is not a failure ID like 2025-1/198503152010012003/skp "
+            "(see `ekinerja-sync failures list`)"
+        )
+    return parts[0], parts[1], kinds[parts[2]]
+
+
+def _store(ctx: typer.Context) -> StateStore:
+    from sync.bootstrap import build_store
+
+    return build_store(ctx.obj.settings())
+
+
+def _record_json(r: SyncRecord) -> dict[str, Any]:
+    return {
+        "id": failure_id(r),
+        "period": r.period,
+        "npsn": r.npsn,
+        "nip": r.nip,
+        "kind": r.kind.value,
+        "status": r.status.value,
+        "reason_code": r.reason_code,
+        "reason": r.reason,
+        "changed_at": r.changed_at.isoformat() if r.changed_at else None,
+    }
+
+
+@failures_app.command("list")
+def failures_list(
+    ctx: typer.Context,
+    period: PeriodFilter = None,
+    npsn: NpsnFilter = None,
+    reason: ReasonFilter = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Dead (failed) and locked records, with the reason."""
+    from sync.cli import console
+
+    rows = _store(ctx).failures(period=period, npsns=list(npsn or []), reason=reason)
+    if as_json:
+        console.print_json(json.dumps([_record_json(r) for r in rows]))
+        return
+    if not rows:
+        console.print("No failures.")
+        return
+    table = Table(title=f"Failures ({len(rows)})", title_justify="left")
+    for column in ("ID", "NPSN", "status", "code", "reason"):
+        table.add_column(column, overflow="fold")
+    for r in rows:
+        table.add_row(failure_id(r), r.npsn, r.status.value, r.reason_code or "", r.reason or "")
+    console.print(table)
+    console.print(
+        "Read one: ekinerja-sync failures show ID; after the fix: ekinerja-sync replay ID"
+    )
+
+
+@failures_app.command("show")
+def failures_show(
+    ctx: typer.Context,
+    failure: Annotated[str, typer.Argument(help="ID from `failures list`")],
+    as_json: JsonFlag = False,
+) -> None:
+    """One failure: the record, the reason, the request as sent, every answer."""
+    from sync.cli import console, err_console
+
+    period, nip, kind = parse_failure_id(failure)
+    store = _store(ctx)
+    record = store.record(period, nip, kind)
+    if record is None:
+        err_console.print(f"No record {failure} in the state store.")
+        raise typer.Exit(1)
+    requests = store.outbox_of(period, nip, kind)
+    attempts = _attempts(store, record)
+    if as_json:
+        payload = _record_json(record) | {
+            "requests": [
+                {
+                    "action": e.action.value,
+                    "state": e.state.value,
+                    "idempotency_key": e.idempotency_key,
+                    "body": json.loads(e.body),
+                    "attempts": e.attempts,
+                    "last_status": e.last_status,
+                    "last_answer": e.last_answer,
+                }
+                for e in requests
+            ],
+            "attempts": attempts,
+        }
+        console.print_json(json.dumps(payload))
+        return
+    console.print(f"[bold]{failure_id(record)}[/bold]  school {record.npsn}")
+    console.print(f"status: {record.status.value}   code: {record.reason_code or '-'}")
+    console.print(f"reason: {record.reason or '-'}", highlight=False)
+    if requests:
+        last = requests[-1]
+        console.print(f"\nrequest as sent ({last.action.value}, key {last.idempotency_key}):")
+        console.print_json(last.body)
+    if attempts:
+        table = Table(title="Every attempt", title_justify="left")
+        for column in ("time", "action", "outcome", "HTTP", "answer"):
+            table.add_column(column, overflow="fold")
+        for a in attempts:
+            table.add_row(
+                a["at"], a["action"], a["outcome"], str(a["http_status"] or ""), a["answer"] or ""
+            )
+        console.print(table)
+    else:
+        table = Table(title="Requests", title_justify="left")
+        for column in ("action", "state", "attempts", "HTTP", "last answer"):
+            table.add_column(column, overflow="fold")
+        for e in requests:
+            table.add_row(
+                e.action.value,
+                e.state.value,
+                str(e.attempts),
+                str(e.last_status or ""),
+                e.last_answer or "",
+            )
+        console.print(table)
+
+
+def _attempts(store: StateStore, record: SyncRecord) -> list[dict[str, Any]]:
+    """Every attempt the ledger holds for the record (empty without a ledger)."""
+    try:
+        from sqlmodel import Session
+
+        from state import ledger
+    except ImportError:  # pragma: no cover
+        return []
+    with Session(store.engine) as session:
+        return [
+            {
+                "at": e.at.isoformat(),
+                "action": e.action,
+                "outcome": e.outcome,
+                "http_status": e.http_status,
+                "answer": e.answer_body,
+            }
+            for e in ledger.query(session, nip=record.nip, period=record.period)
+            if e.kind == record.kind.value
+        ]
+
+
+def replay(
+    ctx: typer.Context,
+    ids: Annotated[
+        list[str] | None, typer.Argument(help="failure IDs from `failures list`")
+    ] = None,
+    period: PeriodFilter = None,
+    npsn: NpsnFilter = None,
+    reason: ReasonFilter = None,
+    all_: Annotated[bool, typer.Option("--all", help="every failed record")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="show what would be replayed")] = False,
+    actor: Annotated[
+        str | None, typer.Option("--actor", help="who replays (for the ledger); default: you")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Replay failed records: read them from PMM again, then the normal pipeline.
+
+    Choose them by ID, or by --period [--npsn] [--reason], or --all.
+    """
+    from sync.bootstrap import build_app
+    from sync.cli import console, err_console
+
+    chosen_by = sum([bool(ids), bool(period), all_])
+    if chosen_by != 1 or ((npsn or reason) and not period):
+        raise typer.BadParameter(
+            "give failure IDs, or --period [--npsn] [--reason], or --all (one of them)"
+        )
+    settings = ctx.obj.settings()
+    who = actor or f"operator:{getpass.getuser()}"
+    with build_app(settings, actor=who) as application:
+        store = application.store
+        if ids:
+            targets = []
+            for value in ids:
+                record = store.record(*parse_failure_id(value))
+                if record is None:
+                    err_console.print(f"No record {value} in the state store.")
+                    raise typer.Exit(1)
+                targets.append(record)
+        else:
+            targets = store.failures(
+                period=period,
+                npsns=list(npsn or []),
+                reason=reason,
+                statuses=(RecordStatus.FAILED,),
+            )
+        locked = [t for t in targets if t.status is not RecordStatus.FAILED]
+        targets = [t for t in targets if t.status is RecordStatus.FAILED]
+        for t in locked:
+            err_console.print(
+                f"{failure_id(t)} is {t.status.value}, not failed: replay cannot help "
+                f"({t.reason or ''})",
+                highlight=False,
+            )
+        if not targets:
+            console.print("Nothing to replay.")
+            return
+        outcomes = application.engine.replay(targets, actor=who, dry_run=dry_run)
+    if as_json:
+        console.print_json(
+            json.dumps(
+                [
+                    {
+                        "id": f"{o.period}/{o.nip}/{o.kind.value}",
+                        "before": o.before.value,
+                        "after": o.after.value if o.after else None,
+                        "reason": o.reason,
+                    }
+                    for o in outcomes
+                ]
+            )
+        )
+        return
+    table = Table(title="Replay" + (" (dry run)" if dry_run else ""), title_justify="left")
+    for column in ("ID", "was", "now", "reason"):
+        table.add_column(column, overflow="fold")
+    for o in outcomes:
+        now = o.after.value if o.after else "-"
+        table.add_row(f"{o.period}/{o.nip}/{o.kind.value}", o.before.value, now, o.reason or "")
+    console.print(table)
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    ctx: typer.Context,
+    period: PeriodFilter = None,
+    npsn: NpsnFilter = None,
+    reason: ReasonFilter = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Source records kept out for bad data, with the reason; fix them in PMM/Dapodik and the
+    next run reads them again."""
+    from sync.cli import console
+
+    rows: list[SourceRecord] = _store(ctx).quarantine(
+        period=period, npsns=list(npsn or []), reason=reason
+    )
+    if as_json:
+        console.print_json(
+            json.dumps(
+                [
+                    {
+                        "source_id": q.id,
+                        "period": q.period,
+                        "npsn": q.npsn,
+                        "nip": q.nip,
+                        "code": q.reason_code,
+                        "reason": q.reason,
+                    }
+                    for q in rows
+                ]
+            )
+        )
+        return
+    if not rows:
+        console.print("Nothing in quarantine.")
+        return
+    table = Table(title=f"Quarantine ({len(rows)})", title_justify="left")
+    for column in ("period", "NPSN", "NIP", "code", "reason", "source id"):
+        table.add_column(column, overflow="fold")
+    for q in rows:
+        table.add_row(q.period, q.npsn, q.nip, q.reason_code or "", q.reason or "", q.id)
+    console.print(table)
