@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime as dt
+import json
 from typing import Any
 
 import pytest
@@ -601,3 +602,35 @@ def mutated_records(draw: st.DrawFn) -> dict[str, Any]:
 @given(mutated_records())
 def test_mutated_record_never_raises(raw: dict[str, Any]) -> None:
     check_outcome(read_record(raw))
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated_records())
+def test_mutated_record_goes_through_mapping_or_is_refused_with_a_reason(
+    raw: dict[str, Any],
+) -> None:
+    """Validation, then mapping, as the engine runs them: a record either yields payloads or
+    is refused with a reason (quarantine); nothing else ever escapes."""
+    from mappings.target import MappingError
+    from mappings.versions import MAPPING_VERSIONS
+    from sync.plan import plan_record
+
+    outcome = read_record(raw)
+    if isinstance(outcome, Rejection):
+        assert outcome.reason
+        return
+    for mapping in MAPPING_VERSIONS.values():
+        try:
+            skp, assessment = plan_record(outcome, None, None, mapping)
+        except MappingError as exc:
+            refusal = str(exc)
+        else:
+            refusal = None
+        if refusal is not None:
+            assert "breaks the contract" in refusal
+            continue
+        if outcome.plan_approved:
+            assert skp.send is not None
+            assert json.loads(skp.send.body_json)["nip"] == outcome.employee.nip
+        if outcome.assessment_final and outcome.plan_approved:
+            assert assessment.send is not None
