@@ -29,6 +29,7 @@ __all__ = [
     "OutboxState",
     "RecordStatus",
     "Run",
+    "SchoolLease",
     "SourceRecord",
     "SourceStatus",
     "SyncRecord",
@@ -146,6 +147,20 @@ class OutboxEntry(SQLModel, table=True):
     last_answer: str | None = Field(default=None, sa_column=Column(Text))
     created_at: dt.datetime = Field(default_factory=_now, sa_column=Column(UTCDateTime()))
     finished_at: dt.datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    # A worker's claim on the entry while it sends it; a dead worker's claim runs out.
+    claimed_by: str | None = Field(default=None, max_length=64)
+    claimed_until: dt.datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+
+
+class SchoolLease(SQLModel, table=True):
+    """A worker's lease on reading one school's records of a period (several daemons)."""
+
+    __tablename__ = "school_lease"
+
+    period: str = Field(primary_key=True, max_length=16)
+    npsn: str = Field(primary_key=True, max_length=64)
+    owner: str = Field(max_length=64)
+    until: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
 class Cursor(SQLModel, table=True):

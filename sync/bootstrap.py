@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
+from sqlmodel import Session
 
 from connectors.ekinerja import EkinerjaClient
 from connectors.pmm import PmmClient
@@ -16,7 +17,7 @@ from mappings.versions import get_mapping
 from state.db import create_schema, make_engine
 from state.store import StateStore
 from sync.audit import Audit, NullAudit
-from sync.deliver import Deliverer, PauseGate
+from sync.deliver import Attempt, AttemptRecorder, Deliverer, PauseGate
 from sync.engine import Engine
 from sync.ratelimit import RateLimiter
 from sync.retry import RetryPolicy
@@ -44,6 +45,17 @@ def _make_audit(actor: str) -> Audit:
     return NullAudit()  # TODO(ledger): LedgerAudit(actor=actor) once state.ledger lands
 
 
+def _recorder(audit: Audit, on_attempt: Callable[[Attempt], None] | None) -> AttemptRecorder:
+    if on_attempt is None:
+        return audit.attempt
+
+    def record(session: Session, attempt: Attempt) -> None:
+        audit.attempt(session, attempt)
+        on_attempt(attempt)
+
+    return record
+
+
 @contextmanager
 def build_app(
     settings: Settings,
@@ -52,12 +64,13 @@ def build_app(
     target_transport: httpx.BaseTransport | None = None,
     sleep: Callable[[float], None] = time.sleep,
     actor: str = "cli",
+    on_attempt: Callable[[Attempt], None] | None = None,
 ) -> Iterator[App]:
     """Build the application from settings; its HTTP clients close when the block ends.
 
     The transports are a seam for tests and benchmarks (``httpx.MockTransport``).
     ``actor`` is who the ledger names for what this application does ("daemon", "cli",
-    "operator:<name>").
+    "operator:<name>"); ``on_attempt`` sees every request to the target (metrics).
     """
     store = build_store(settings)
     retry = RetryPolicy(
@@ -100,7 +113,7 @@ def build_app(
             retry=retry,
             rate_limiter=RateLimiter(settings.target.rate_limit_per_s, sleep=sleep),
             concurrency=settings.target.concurrency,
-            recorder=audit.attempt,
+            recorder=_recorder(audit, on_attempt),
             gate=PauseGate(sleep=sleep),
         )
         engine = Engine(

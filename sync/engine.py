@@ -179,6 +179,13 @@ class Engine:
         bound.info("run.end", **summary.as_dict())
         return summary
 
+    def retry_due(self, period: str, *, schools: Sequence[str] = ()) -> RunSummary:
+        """Send what is still unsent for the period (held records, interrupted sends),
+        without reading the source: the daemon's "due retries" job."""
+        summary = RunSummary(run_id=str(uuid.uuid4()), period=period, dry_run=False)
+        self.deliver(period, list(schools), summary)
+        return summary
+
     # -- pull, validate, map, plan -------------------------------------------------------
 
     def _pull_school(
