@@ -8,6 +8,7 @@ from sqlalchemy import Engine, event
 from sqlmodel import SQLModel, create_engine
 
 import state.models  # noqa: F401  (registers the tables on the metadata)
+from state.ledger import install_guards
 
 __all__ = ["create_schema", "make_engine"]
 
@@ -30,5 +31,6 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
 
 
 def create_schema(engine: Engine) -> None:
-    """Create the tables that do not exist yet."""
+    """Create the tables that do not exist yet, and the ledger's append-only guards."""
     SQLModel.metadata.create_all(engine)
+    install_guards(engine)

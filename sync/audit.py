@@ -13,6 +13,7 @@ from typing import Protocol
 
 from sqlmodel import Session
 
+from state import ledger
 from sync.deliver import Attempt
 
 __all__ = ["Audit", "LedgerAudit", "NullAudit"]
@@ -56,8 +57,6 @@ class LedgerAudit:
         self.clock = clock
 
     def attempt(self, session: Session, attempt: Attempt) -> None:
-        from state import ledger
-
         entry = attempt.entry
         ledger.append(
             session,
@@ -94,8 +93,6 @@ class LedgerAudit:
         detail: str | None,
         run_id: str | None = None,
     ) -> None:
-        from state import ledger
-
         ledger.append(
             session,
             ledger.LedgerEvent(

@@ -16,7 +16,7 @@ from connectors.pmm import PmmClient
 from mappings.versions import get_mapping
 from state.db import create_schema, make_engine
 from state.store import StateStore
-from sync.audit import Audit, NullAudit
+from sync.audit import Audit, LedgerAudit
 from sync.deliver import Attempt, AttemptRecorder, Deliverer, PauseGate
 from sync.engine import Engine
 from sync.ratelimit import RateLimiter
@@ -39,10 +39,6 @@ def build_store(settings: Settings) -> StateStore:
     engine = make_engine(settings.state.url)
     create_schema(engine)
     return StateStore(engine)
-
-
-def _make_audit(actor: str) -> Audit:
-    return NullAudit()  # TODO(ledger): LedgerAudit(actor=actor) once state.ledger lands
 
 
 def _recorder(audit: Audit, on_attempt: Callable[[Attempt], None] | None) -> AttemptRecorder:
@@ -106,7 +102,7 @@ def build_app(
             client_secret=settings.target.client_secret.get_secret_value(),
             scope=settings.target.scope,
         )
-        audit = _make_audit(actor)
+        audit = LedgerAudit(actor=actor)
         deliverer = Deliverer(
             store=store,
             target=target,

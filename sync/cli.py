@@ -407,11 +407,13 @@ def demo(
 
 
 def _register() -> None:
+    from sync.cli_ledger import ledger_app
     from sync.cli_operator import failures_app, quarantine_app, replay
 
     app.add_typer(failures_app, name="failures")
     app.add_typer(quarantine_app, name="quarantine")
     app.command()(replay)
+    app.add_typer(ledger_app, name="ledger")
 
 
 _register()

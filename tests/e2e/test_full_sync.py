@@ -3,10 +3,13 @@ on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlmodel import Session, select
 
 from connectors.sandbox import generate_world, running_sandbox
+from state import ledger
 from state.models import (
     DeliveryKind,
     OutboxEntry,
@@ -68,6 +71,18 @@ def test_semester_reaches_target_exactly_once(state_url: str, schema_version: in
             )
         assert summary.quarantined == len(expected.defects)
         assert held == expected.held
+
+        # The ledger holds one entry per delivery, with the body as sent, and verifies.
+        with Session(app.store.engine) as session:
+            delivered = [e for e in ledger.query(session) if e.outcome == "delivered"]
+            assert ledger.verify(session).ok
+        assert len(delivered) == len(expected.skp) + len(expected.assessment)
+        sample = next(e for e in delivered if e.kind == "skp")
+        assert sample.request_body is not None
+        assert json.loads(sample.request_body)["nip"] == sample.nip
+        assert sample.http_status == 201
+        assert sample.mapping_version == "2025.1"
+        assert sample.actor == "cli"
 
         # A rerun with no source change sends nothing.
         again = app.engine.run(PERIOD)

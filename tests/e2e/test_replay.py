@@ -61,6 +61,8 @@ def test_find_read_fix_in_pmm_replay(state_url: str, tmp_path: Path) -> None:
         shown = _cli(config, "failures", "show", failures[0]["id"], "--json")
         assert shown["requests"][-1]["body"]["nip"] == wrong
         assert "NIP_TIDAK_DITEMUKAN" in shown["requests"][-1]["last_answer"]
+        assert [a["outcome"] for a in shown["attempts"]] == ["rejected"]  # from the ledger
+        assert "NIP_TIDAK_DITEMUKAN" in shown["attempts"][0]["answer"]
         assert "NIP_TIDAK_DITEMUKAN" in _cli(config, "failures", "list")
 
         # Fix it in PMM (the right NIP), then replay.
@@ -78,6 +80,11 @@ def test_find_read_fix_in_pmm_replay(state_url: str, tmp_path: Path) -> None:
         assert stats["creates"]["penilaian"][f"{right}/2025-1"] == 1
         assert f"{wrong}/2025-1" not in stats["creates"]["skp"]
         assert _cli(config, "failures", "list", "--json") == []
+        # The replay is in the ledger, with who did it.
+        history = _cli(config, "ledger", "show", "--nip", wrong, "--json")
+        replays = [e for e in history if e["action"] == "replay"]
+        assert len(replays) == 1
+        assert replays[0]["actor"].startswith("operator:")
 
 
 def test_fixed_on_the_national_side_then_replay_by_reason(state_url: str, tmp_path: Path) -> None:

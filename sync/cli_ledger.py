@@ -1,0 +1,478 @@
+"""``ekinerja-sync ledger``: read, export and verify the append-only audit ledger.
+
+Every command here only reads: ``show`` (a teacher's, a school's or a semester's history),
+``export`` (CSV for a spreadsheet, JSONL for tools), ``verify`` (the hash chain, optionally
+against a head written down earlier) and ``head`` (the hash and count to write down).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import IO, Annotated, Any
+
+import typer
+from rich import box
+from rich.table import Table
+from rich.text import Text
+from sqlmodel import Session
+
+from state import ledger
+from state.ledger import LedgerEntry
+
+__all__ = ["WIB", "ledger_app", "mask_name"]
+
+ledger_app = typer.Typer(
+    help=(
+        "The audit ledger: what was sent to e-Kinerja, when, under which mapping version, "
+        "and what it answered; append-only and hash-chained."
+    ),
+    no_args_is_help=True,
+)
+
+# Asia/Jakarta keeps UTC+7 all year (no daylight saving since 1964): a fixed offset needs no
+# time-zone database on the server.
+WIB = dt.timezone(dt.timedelta(hours=7), "WIB")
+_HEAD = re.compile(r"([0-9a-fA-F]{64})@([0-9]+)")
+# A cell a spreadsheet would run as a formula (OWASP "CSV injection"): = + - @, tab, CR.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+NipFilter = Annotated[str | None, typer.Option("--nip", help="one employee (18-digit NIP)")]
+NpsnFilter = Annotated[str | None, typer.Option("--npsn", help="one school (NPSN)")]
+PeriodFilter = Annotated[
+    str | None, typer.Option("--period", "-p", help="semester, e.g. 2025-1 (January-June)")
+]
+SinceFilter = Annotated[
+    str | None,
+    typer.Option(
+        "--since",
+        help="from this date or time, inclusive: 2025-01-01 (midnight WIB) or RFC 3339 "
+        "(2025-01-01T08:00:00+07:00)",
+    ),
+]
+UntilFilter = Annotated[
+    str | None,
+    typer.Option(
+        "--until",
+        help="up to this date (the whole day, WIB) or RFC 3339 time (exclusive)",
+    ),
+]
+
+
+class ExportFormat(StrEnum):
+    CSV = "csv"
+    JSONL = "jsonl"
+
+
+@dataclass(frozen=True)
+class _Filters:
+    nip: str | None
+    npsn: str | None
+    period: str | None
+    since: dt.datetime | None
+    until: dt.datetime | None
+
+    def describe(self) -> str:
+        parts = [
+            f"{name} {value}"
+            for name, value in (
+                ("NIP", self.nip),
+                ("NPSN", self.npsn),
+                ("period", self.period),
+                ("since", self.since and self.since.astimezone(WIB).isoformat()),
+                ("until", self.until and self.until.astimezone(WIB).isoformat()),
+            )
+            if value
+        ]
+        return ", ".join(parts) or "no filter"
+
+
+def _instant(value: str | None, option: str, *, end_of_day: bool) -> dt.datetime | None:
+    """A date (midnight WIB; with ``end_of_day`` the next midnight) or an RFC 3339 time (a
+    time without an offset is read as WIB)."""
+    if value is None:
+        return None
+    try:
+        if len(value) == 10:
+            day = dt.date.fromisoformat(value) + dt.timedelta(days=1 if end_of_day else 0)
+            return dt.datetime.combine(day, dt.time(), WIB)
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a date (2025-01-31) or an RFC 3339 time (2025-01-31T08:00:00+07:00)",
+            param_hint=option,
+        ) from None
+    return moment.replace(tzinfo=WIB) if moment.tzinfo is None else moment
+
+
+def _filters(
+    nip: str | None, npsn: str | None, period: str | None, since: str | None, until: str | None
+) -> _Filters:
+    if period is not None:
+        from mappings.model import Period
+
+        try:
+            Period.parse(period)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--period") from None
+    return _Filters(
+        nip=nip,
+        npsn=npsn,
+        period=period,
+        since=_instant(since, "--since", end_of_day=False),
+        until=_instant(until, "--until", end_of_day=True),
+    )
+
+
+@contextmanager
+def _reading(ctx: typer.Context) -> Iterator[Session]:
+    """A read-only session on the state store of the settings (one snapshot on PostgreSQL)."""
+    from sqlalchemy.engine import make_url
+
+    from sync.bootstrap import build_store
+
+    settings = ctx.obj.settings()
+    url = make_url(settings.state.url)
+    database = url.database or ""
+    if (
+        url.get_backend_name() == "sqlite"
+        and database not in ("", ":memory:")
+        and not database.startswith("file:")
+        and not Path(database).exists()
+    ):
+        # Opening it would create an empty store whose empty ledger "verifies": say so instead.
+        _err(
+            f"no state store at {database} (state.url in the config, or "
+            f"EKINERJA_SYNC_STATE__URL): is this the right path?"
+        )
+        raise typer.Exit(2)
+    store = build_store(settings)
+    try:
+        with Session(store.engine) as session:
+            if store.engine.dialect.name == "postgresql":
+                session.connection().exec_driver_sql(
+                    "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+                )
+            yield session  # never committed; closing it ends the transaction
+    finally:
+        store.engine.dispose()
+
+
+def _err(message: str) -> None:
+    from sync.cli import err_console
+
+    err_console.print(message, markup=False, highlight=False)
+
+
+def _entries(session: Session, filters: _Filters, limit: int | None) -> Iterator[LedgerEntry]:
+    return ledger.query(
+        session,
+        nip=filters.nip,
+        npsn=filters.npsn,
+        period=filters.period,
+        since=filters.since,
+        until=filters.until,
+        limit=limit,
+    )
+
+
+def mask_name(name: str) -> str:
+    """``"Siti Aminah"`` -> ``"S*** A***"``: the initials stay, the rest is masked."""
+    return " ".join(f"{word[0]}***" for word in name.split())
+
+
+def _redact(record: dict[str, Any]) -> dict[str, Any]:
+    if record.get("employee_name"):
+        record["employee_name"] = mask_name(record["employee_name"])
+    actor = record.get("actor") or ""
+    if actor.startswith("operator:"):
+        record["actor"] = "operator:" + mask_name(actor.removeprefix("operator:"))
+    return record
+
+
+def _record(entry: LedgerEntry) -> dict[str, Any]:
+    """An entry as exported: the hashed fields in column order (``at`` as hashed) + ``hash``."""
+    return {**ledger.entry_content(entry.model_dump()), "hash": entry.hash}
+
+
+def _wib(moment: dt.datetime) -> str:
+    return moment.astimezone(WIB).strftime("%Y-%m-%d %H:%M:%S")
+
+
+# -- show ------------------------------------------------------------------------------------
+
+
+@ledger_app.command()
+def show(
+    ctx: typer.Context,
+    nip: NipFilter = None,
+    npsn: NpsnFilter = None,
+    period: PeriodFilter = None,
+    since: SinceFilter = None,
+    until: UntilFilter = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="at most this many entries")] = None,
+    full: Annotated[
+        bool, typer.Option("--full", help="also print each request and answer body")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print as JSON (every field)")] = False,
+) -> None:
+    """Entries, oldest first: who sent what, when, and what e-Kinerja answered.
+
+    Times are shown in WIB (Asia/Jakarta, UTC+7). --full adds each request and answer body.
+    """
+    filters = _filters(nip, npsn, period, since, until)
+    with _reading(ctx) as session:
+        if as_json:
+            out = typer.get_text_stream("stdout")
+            out.write("[")
+            for n, entry in enumerate(_entries(session, filters, limit)):
+                out.write(
+                    ("," if n else "") + "\n" + json.dumps(_record(entry), ensure_ascii=False)
+                )
+            out.write("\n]\n")
+            return
+        entries = list(_entries(session, filters, limit))
+    if not entries:
+        _err(f"No ledger entries match ({filters.describe()}).")
+        return
+    _print_table(entries, filters)
+    if full:
+        for entry in entries:
+            _print_bodies(entry)
+
+
+def _print_table(entries: list[LedgerEntry], filters: _Filters) -> None:
+    from sync.cli import console
+
+    table = Table(
+        title=f"Ledger: {len(entries)} entries ({filters.describe()}); times in WIB (UTC+7)",
+        title_justify="left",
+        box=box.SIMPLE,
+    )
+    for column, justify in (
+        ("#", "right"),
+        ("time (WIB)", "left"),
+        ("actor", "left"),
+        ("action", "left"),
+        ("outcome", "left"),
+        ("period", "left"),
+        ("NPSN", "left"),
+        ("NIP", "left"),
+        ("kind", "left"),
+        ("mapping", "left"),
+        ("HTTP", "right"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for e in entries:
+        cells = (
+            str(e.seq),
+            _wib(e.at),
+            e.actor,
+            e.action,
+            e.outcome,
+            e.period,
+            e.npsn,
+            e.nip,
+            e.kind,
+            e.mapping_version,
+            str(e.http_status) if e.http_status is not None else None,
+        )
+        table.add_row(*(Text(cell or "") for cell in cells))  # Text: data is never markup
+    console.print(table)
+
+
+def _pretty(body: str | None) -> str:
+    if body is None:
+        return "(none)"
+    try:
+        return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+    except ValueError:
+        return body
+
+
+def _print_bodies(entry: LedgerEntry) -> None:
+    from sync.cli import console
+
+    lines = [
+        f"#{entry.seq}  {_wib(entry.at)} WIB  {entry.actor}  {entry.action} -> {entry.outcome}",
+        f"  run {entry.run_id or '-'}, idempotency key {entry.idempotency_key or '-'}, "
+        f"{entry.duration_ms if entry.duration_ms is not None else '-'} ms, hash {entry.hash}",
+    ]
+    if entry.employee_name:
+        lines.append(f"  employee: {entry.employee_name}")
+    if entry.detail:
+        lines.append(f"  detail: {entry.detail}")
+    lines.append("  request as sent:")
+    lines.append(_indent(_pretty(entry.request_body)))
+    status = f" (HTTP {entry.http_status})" if entry.http_status is not None else ""
+    lines.append(f"  answer{status}:")
+    lines.append(_indent(_pretty(entry.answer_body)))
+    console.print("\n".join(lines) + "\n", markup=False, highlight=False, soft_wrap=True)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())
+
+
+# -- export ----------------------------------------------------------------------------------
+
+
+_CSV_COLUMNS = ("seq", "at", "time_wib", *ledger.HASHED_FIELDS[2:], "hash")
+
+
+def _safe_cell(value: Any) -> Any:
+    """Neutralise a cell a spreadsheet would run as a formula: prefix it with ``'``."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+@ledger_app.command()
+def export(
+    ctx: typer.Context,
+    fmt: Annotated[
+        ExportFormat,
+        typer.Option("--format", "-f", help="csv (for a spreadsheet) or jsonl (for tools)"),
+    ] = ExportFormat.CSV,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="write here (default: stdout)")
+    ] = None,
+    redact: Annotated[
+        bool,
+        typer.Option("--redact", help='mask personal names ("Siti Aminah" -> "S*** A***")'),
+    ] = False,
+    nip: NipFilter = None,
+    npsn: NpsnFilter = None,
+    period: PeriodFilter = None,
+    since: SinceFilter = None,
+    until: UntilFilter = None,
+) -> None:
+    """Export entries to CSV (for a spreadsheet) or JSONL (for tools), oldest first.
+
+    CSV opens cleanly in a spreadsheet: UTF-8 with a BOM, a header row, one row per entry,
+    times in UTC (`at`, as hashed) and WIB (`time_wib`); a cell that a spreadsheet would run
+    as a formula starts with an apostrophe. JSONL holds each entry exactly as hashed, so an
+    export can be checked with another tool (see docs/for-auditors.md).
+    """
+    filters = _filters(nip, npsn, period, since, until)
+    with _reading(ctx) as session, _open_output(output, bom=fmt is ExportFormat.CSV) as out:
+        entries = _entries(session, filters, None)
+        if fmt is ExportFormat.CSV:
+            count = _write_csv(out, entries, redact=redact)
+        else:
+            count = _write_jsonl(out, entries, redact=redact)
+    if output is not None:
+        _err(f"exported {count} ledger entries ({filters.describe()}) to {output}")
+
+
+@contextmanager
+def _open_output(output: Path | None, *, bom: bool) -> Iterator[IO[str]]:
+    """UTF-8 text with no newline translation (CSV rows end in CRLF, as RFC 4180 says)."""
+    encoding = "utf-8-sig" if bom else "utf-8"
+    if output is not None:
+        with output.open("w", encoding=encoding, newline="") as handle:
+            yield handle
+        return
+    stream = io.TextIOWrapper(
+        typer.get_binary_stream("stdout"), encoding=encoding, newline="", write_through=True
+    )
+    try:
+        yield stream
+        stream.flush()
+    finally:
+        stream.detach()  # leave stdout open for whoever owns it
+
+
+def _write_csv(out: IO[str], entries: Iterator[LedgerEntry], *, redact: bool) -> int:
+    writer = csv.writer(out, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
+    writer.writerow(_CSV_COLUMNS)
+    count = 0
+    for entry in entries:
+        record = _record(entry)
+        if redact:
+            _redact(record)
+        record["time_wib"] = _wib(entry.at)
+        writer.writerow([_safe_cell(record[column]) for column in _CSV_COLUMNS])
+        count += 1
+    return count
+
+
+def _write_jsonl(out: IO[str], entries: Iterator[LedgerEntry], *, redact: bool) -> int:
+    count = 0
+    for entry in entries:
+        record = _record(entry)
+        if redact:
+            _redact(record)
+        out.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+        count += 1
+    return count
+
+
+# -- verify and head -------------------------------------------------------------------------
+
+
+def _parse_head(value: str | None) -> tuple[str, int] | None:
+    if value is None:
+        return None
+    match = _HEAD.fullmatch(value.strip())
+    if match is None:
+        raise typer.BadParameter(
+            f"{value!r} is not HASH@N (64 hex digits, '@', the count), as `ledger head` prints",
+            param_hint="--against",
+        )
+    return match[1].lower(), int(match[2])
+
+
+@ledger_app.command()
+def verify(
+    ctx: typer.Context,
+    against: Annotated[
+        str | None,
+        typer.Option(
+            "--against",
+            metavar="HASH@N",
+            help="a head written down earlier (`ledger head`): entry N must still have HASH",
+        ),
+    ] = None,
+) -> None:
+    """Check that no entry was edited, removed, inserted or reordered.
+
+    Exit 0: every entry is as written ("ledger OK: N entries, head HASH"). Exit 1: names the
+    first bad entry and what is wrong with it ("ledger BROKEN at entry #N: ...").
+    """
+    head = _parse_head(against)
+    with _reading(ctx) as session:
+        result = ledger.verify(session, against=head)
+    if result.ok:
+        typer.echo(f"ledger OK: {result.count} entries, head {result.head_hash}")
+        if head is not None:
+            typer.echo(f"matches the head written down: entry #{head[1]} is {head[0]}")
+        if result.count == 0:
+            _err("note: the ledger is empty: is this the right state store?")
+        return
+    typer.echo(f"ledger BROKEN at entry #{result.bad_seq}: {result.problem}")
+    if result.count:
+        typer.echo(
+            f"the chain holds from entry #1 to #{result.count} "
+            f"(head {result.head_hash}@{result.count})"
+        )
+    raise typer.Exit(1)
+
+
+@ledger_app.command()
+def head(ctx: typer.Context) -> None:
+    """Print the ledger's head as HASH@COUNT, to write down outside the database.
+
+    Later, `ledger verify --against HASH@COUNT` proves the first COUNT entries are unchanged.
+    """
+    with _reading(ctx) as session:
+        digest, count = ledger.head(session)
+    typer.echo(f"{digest}@{count}")
