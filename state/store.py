@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, func, update
+from sqlalchemy import Engine, delete, func, or_, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from state.models import (
@@ -20,6 +21,7 @@ from state.models import (
     OutboxState,
     RecordStatus,
     Run,
+    SchoolLease,
     SourceRecord,
     SourceStatus,
     SyncRecord,
@@ -95,6 +97,24 @@ class StateStore:
         return {(row.nip, row.kind): row for row in session.exec(query)}
 
     @staticmethod
+    def nips_mapped_otherwise(
+        session: Session, period: str, npsns: Sequence[str], version: str
+    ) -> list[str]:
+        """Teachers whose planned payload was made by another mapping version."""
+        query = (
+            select(SyncRecord.nip)
+            .where(
+                SyncRecord.period == period,
+                col(SyncRecord.mapping_version).is_not(None),
+                SyncRecord.mapping_version != version,
+            )
+            .distinct()
+        )
+        if npsns:
+            query = query.where(col(SyncRecord.npsn).in_(list(npsns)))
+        return sorted(session.exec(query))
+
+    @staticmethod
     def supersede_pending(session: Session, nip: str, period: str, kind: DeliveryKind) -> None:
         """Mark unsent outbox entries of a deliverable as replaced by a newer decision."""
         session.execute(
@@ -127,6 +147,102 @@ class StateStore:
         if npsns:
             query = query.where(col(SyncRecord.npsn).in_(list(npsns)))
         return [(entry, record) for entry, record in session.exec(query)]
+
+    # -- claims (several workers on one database) ----------------------------------------
+
+    def claim_entry(
+        self,
+        entry_id: int,
+        worker: str,
+        *,
+        now: dt.datetime,
+        lease: dt.timedelta,
+        orphaned: Callable[[str], bool] = lambda _owner: False,
+    ) -> bool:
+        """Take (or renew) a worker's claim on an unsent outbox entry; False when another
+        worker holds a live claim or the entry is no longer pending. One atomic UPDATE, so
+        two workers can never both win (PostgreSQL and SQLite alike). A claim whose owner
+        ``orphaned`` says is dead is taken over at once instead of at its expiry."""
+        with self.unit_of_work() as session:
+            entry = session.get(OutboxEntry, entry_id)
+            if entry is None:
+                return False
+            holder = entry.claimed_by
+        conditions = [
+            col(OutboxEntry.claimed_until).is_(None),
+            col(OutboxEntry.claimed_until) < now,
+            col(OutboxEntry.claimed_by) == worker,
+        ]
+        if holder is not None and holder != worker and orphaned(holder):
+            conditions.append(col(OutboxEntry.claimed_by) == holder)
+        with self.unit_of_work() as session:
+            result = session.execute(
+                update(OutboxEntry)
+                .where(
+                    col(OutboxEntry.id) == entry_id,
+                    col(OutboxEntry.state) == OutboxState.PENDING,
+                    or_(*conditions),
+                )
+                .values(claimed_by=worker, claimed_until=now + lease)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def release_entry(self, entry_id: int, worker: str) -> None:
+        with self.unit_of_work() as session:
+            session.execute(
+                update(OutboxEntry)
+                .where(col(OutboxEntry.id) == entry_id, col(OutboxEntry.claimed_by) == worker)
+                .values(claimed_by=None, claimed_until=None)
+            )
+
+    def lease_school(
+        self,
+        period: str,
+        npsn: str,
+        worker: str,
+        *,
+        now: dt.datetime,
+        lease: dt.timedelta,
+        orphaned: Callable[[str], bool] = lambda _owner: False,
+    ) -> bool:
+        """Take (or renew) the lease on reading one school's records; False when another
+        worker holds a live one (``orphaned`` as in ``claim_entry``)."""
+        with self.unit_of_work() as session:
+            current = session.get(SchoolLease, (period, npsn))
+            holder = current.owner if current is not None else None
+        conditions = [col(SchoolLease.until) < now, col(SchoolLease.owner) == worker]
+        if holder is not None and holder != worker and orphaned(holder):
+            conditions.append(col(SchoolLease.owner) == holder)
+        with self.unit_of_work() as session:
+            result = session.execute(
+                update(SchoolLease)
+                .where(
+                    col(SchoolLease.period) == period,
+                    col(SchoolLease.npsn) == npsn,
+                    or_(*conditions),
+                )
+                .values(owner=worker, until=now + lease)
+            )
+            if result.rowcount:  # type: ignore[attr-defined]
+                return True
+            if session.get(SchoolLease, (period, npsn)) is not None:
+                return False  # held by someone else
+        try:
+            with self.unit_of_work() as session:
+                session.add(SchoolLease(period=period, npsn=npsn, owner=worker, until=now + lease))
+        except IntegrityError:
+            return False  # another worker inserted it first
+        return True
+
+    def release_school(self, period: str, npsn: str, worker: str) -> None:
+        with self.unit_of_work() as session:
+            session.execute(
+                delete(SchoolLease).where(
+                    col(SchoolLease.period) == period,
+                    col(SchoolLease.npsn) == npsn,
+                    col(SchoolLease.owner) == worker,
+                )
+            )
 
     # -- cursors -------------------------------------------------------------------------
 

@@ -168,9 +168,9 @@ def status(
     """Counts per status, per school, and the records that need a person."""
     from sync.bootstrap import build_store
 
+    period = _check_period(period)
     settings = ctx.obj.settings()
     store = build_store(settings)
-    period = _check_period(period)
     schools = list(npsn or [])
     counts = store.status_counts(period, schools)
     failing = store.failing(period, schools)
@@ -407,20 +407,39 @@ def demo(
 
 
 def _register() -> None:
+    from sync.cli_daemon import daemon, reconcile  # issue #5: the service
+    from sync.cli_db import db_app  # issue #5.7: schema migrations
     from sync.cli_ledger import ledger_app
+    from sync.cli_mappings import mappings_app  # issue #6: mapping versions
     from sync.cli_operator import failures_app, quarantine_app, replay
+    from sync.cli_users import users_app  # issue #8: web console users
+    from sync.cli_web import web  # issue #8: the web console
 
     app.add_typer(failures_app, name="failures")
     app.add_typer(quarantine_app, name="quarantine")
     app.command()(replay)
     app.add_typer(ledger_app, name="ledger")
+    app.add_typer(users_app, name="users")
+    app.command()(web)
+    app.add_typer(mappings_app, name="mappings")
+    app.add_typer(db_app, name="db")
+    app.command()(daemon)
+    app.command()(reconcile)
 
 
 _register()
 
 
 def main() -> None:
+    from rich.markup import escape
+
+    from state.schema import SchemaError
+
     try:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except SchemaError as exc:  # issue #5.7: any command (the daemon too) on a schema that
+        # is behind or ahead stops here with the message naming `ekinerja-sync db upgrade`
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, highlight=False)
+        sys.exit(2)

@@ -21,8 +21,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import socket
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -50,11 +53,20 @@ from state.models import (
     SyncRecord,
 )
 from state.store import StateStore
+from sync.advice import advice
 from sync.hashing import idempotency_key
 from sync.ratelimit import RateLimiter
 from sync.retry import RetryPolicy
 
-__all__ = ["Attempt", "AttemptRecorder", "Deliverer", "DeliveryResult", "PauseGate"]
+__all__ = [
+    "Attempt",
+    "AttemptRecorder",
+    "Deliverer",
+    "DeliveryResult",
+    "PauseGate",
+    "orphaned",
+    "worker_id",
+]
 
 log = structlog.get_logger("ekinerja_sync.deliver")
 
@@ -93,6 +105,9 @@ class DeliveryResult:
     reason: str | None
 
 
+_DEFERRED = "deferred: its penilai's SKP is being sent"
+
+
 class PauseGate:
     """A pause of the whole target (maintenance): every delivery thread waits it out."""
 
@@ -103,7 +118,7 @@ class PauseGate:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._clock = clock
-        self._sleep = sleep
+        self.sleep = sleep
         self._until = 0.0
         self._lock = threading.Lock()
 
@@ -119,8 +134,32 @@ class PauseGate:
                 left = self._until - self._clock()
             if left <= 0:
                 return slept
-            self._sleep(left)
+            self.sleep(left)
             slept += left
+
+
+def worker_id() -> str:
+    """This process's name in claims and leases: host, pid and a random tag."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"[:64]
+
+
+def orphaned(owner: str) -> bool:
+    """True when a claim's owner was a process on this host that no longer runs (killed):
+    its claims are taken over at once instead of when their lease runs out."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
 
 
 def _json(value: Any) -> str:
@@ -132,9 +171,17 @@ def _answer_text(exc: SyncError) -> str:
 
 
 def _reason(exc: SyncError) -> str:
-    kode = exc.code or "?"
+    """What e-Kinerja answered, with the fields it named (422 VALIDASI), in one line."""
     pesan = exc.answer.get("pesan") or exc.message
-    return f"e-Kinerja answered {exc.status} {kode}: {pesan}"
+    errors = exc.answer.get("errors")
+    fields = "; ".join(
+        f"{e.get('field')}: {e.get('pesan')}"
+        for e in (errors if isinstance(errors, list) else [])
+        if isinstance(e, dict)
+    )
+    answered = " ".join(str(part) for part in (exc.status, exc.code) if part)
+    text = f"e-Kinerja answered {answered}: {pesan}" if answered else f"no answer: {pesan}"
+    return f"{text} ({fields})" if fields else text
 
 
 class _GaveUp(Exception):
@@ -160,6 +207,10 @@ class Deliverer:
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
         monotonic: Callable[[], float] = time.monotonic,
         default_pause_s: float = 30.0,
+        worker: str | None = None,
+        lease_s: float = 300.0,
+        max_rounds: int = 40,
+        round_wait_s: float = 0.25,
     ) -> None:
         self.store = store
         self.target = target
@@ -171,6 +222,11 @@ class Deliverer:
         self.clock = clock
         self.monotonic = monotonic
         self.default_pause_s = default_pause_s
+        # Who holds claims on outbox entries, and for how long a claim outlives its worker.
+        self.worker = worker or worker_id()
+        self.lease = dt.timedelta(seconds=lease_s)
+        self.max_rounds = max_rounds
+        self.round_wait_s = round_wait_s
         self.stop = threading.Event()  # set: no new request starts (clean shutdown)
         self._lock = threading.Lock()
 
@@ -187,7 +243,30 @@ class Deliverer:
         progress: Callable[[str, int], None] | None = None,
     ) -> list[DeliveryResult]:
         """Send the unsent requests of the period (optionally of some schools, or only some
-        deliverables); ``counts`` gets (kind, sent_new|sent_updated) per delivery."""
+        deliverables); ``counts`` gets (kind, sent_new|sent_updated) per delivery.
+
+        A guru's SKP whose penilai's SKP another worker is still sending is deferred, and
+        picked up again in a next round once that one is through.
+        """
+        results: list[DeliveryResult] = []
+        counts = counts if counts is not None else Counter()
+        for _round in range(self.max_rounds):
+            deferred = self._deliver_round(period, npsns, run_id, counts, only, progress, results)
+            if not deferred or self.stop.is_set():
+                break
+            self.gate.sleep(self.round_wait_s)
+        return [r for r in results if r.reason != _DEFERRED]
+
+    def _deliver_round(
+        self,
+        period: str,
+        npsns: Sequence[str],
+        run_id: str | None,
+        counts: Counter[tuple[str, str]],
+        only: set[tuple[str, DeliveryKind]] | None,
+        progress: Callable[[str, int], None] | None,
+        results: list[DeliveryResult],
+    ) -> int:
         with self.store.unit_of_work() as session:
             pending = self.store.pending_outbox(session, period, npsns)
         if only is not None:
@@ -199,16 +278,18 @@ class Deliverer:
             [(e, r.npsn) for e, r in skp if r.nip not in assessors],
             [(e, r.npsn) for e, r in pending if e.kind is DeliveryKind.ASSESSMENT],
         ]
-        results: list[DeliveryResult] = []
-        counts = counts if counts is not None else Counter()
+        deferred = 0
+        abort = threading.Event()  # a fatal error: in-flight requests end, none starts
 
         def one(entry: OutboxEntry, npsn: str) -> None:
-            if self.stop.is_set():
+            nonlocal deferred
+            if self.stop.is_set() or abort.is_set():
                 return
             result = self._deliver_one(entry, npsn, run_id, counts)
             with self._lock:
                 if result is not None:
                     results.append(result)
+                    deferred += result.reason == _DEFERRED
             if progress is not None:
                 progress("deliver", 1)
 
@@ -218,11 +299,10 @@ class Deliverer:
                 done, _ = wait(futures, return_when=FIRST_EXCEPTION)
                 failed = [f for f in done if f.exception() is not None]
                 if failed:
-                    self.stop.set()  # a fatal error: let in-flight requests end, start none
+                    abort.set()
                     wait(futures)
-                    self.stop.clear()
                     raise failed[0].exception()  # type: ignore[misc]
-        return results
+        return deferred
 
     # -- one request ---------------------------------------------------------------------
 
@@ -292,6 +372,8 @@ class Deliverer:
             status=exc.status,
             error=exc.message,
         )
+        assert entry.id is not None
+        self.store.claim_entry(entry.id, self.worker, now=self.clock(), lease=self.lease)
         with self.store.unit_of_work() as session:
             current = session.get(OutboxEntry, entry.id)
             if current is not None:
@@ -311,12 +393,43 @@ class Deliverer:
         counts: Counter[tuple[str, str]],
         depth: int = 0,
     ) -> DeliveryResult | None:
+        assert entry.id is not None
+        # Invariant 6: only the worker holding the claim sends the entry.
+        if not self.store.claim_entry(
+            entry.id, self.worker, now=self.clock(), lease=self.lease, orphaned=orphaned
+        ):
+            return None
+        try:
+            return self._deliver_claimed(entry, npsn, run_id, counts, depth)
+        finally:
+            self.store.release_entry(entry.id, self.worker)
+
+    def _deliver_claimed(
+        self,
+        entry: OutboxEntry,
+        npsn: str,
+        run_id: str | None,
+        counts: Counter[tuple[str, str]],
+        depth: int,
+    ) -> DeliveryResult | None:
         with self.store.unit_of_work() as session:
             record = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
             skp = session.get(SyncRecord, (entry.nip, entry.period, DeliveryKind.SKP))
             current = session.get(OutboxEntry, entry.id)
         if record is None or current is None or current.state is not OutboxState.PENDING:
             return None
+        if entry.kind is DeliveryKind.SKP and record.assessor_nip != entry.nip:
+            with self.store.unit_of_work() as session:
+                assessor = session.get(
+                    SyncRecord, (record.assessor_nip, entry.period, DeliveryKind.SKP)
+                )
+            if (
+                assessor is not None
+                and assessor.delivered_hash is None
+                and assessor.status is RecordStatus.PENDING
+            ):
+                # Its penilai's SKP is on its way (another worker, or a later phase): after it.
+                return self._result(entry, RecordStatus.PENDING, _DEFERRED)
         if entry.kind is DeliveryKind.ASSESSMENT and (skp is None or skp.delivered_hash is None):
             reason = "waiting for its SKP to be delivered"
             with self.store.unit_of_work() as session:
@@ -500,7 +613,13 @@ class Deliverer:
         reason_code: str | None = None,
     ) -> DeliveryResult:
         """The request failed for good: the entry is dead, the record says why."""
-        reason = reason or _reason(exc)
+        # The reason names the record and ends with what to do (sync/advice.py).
+        failure = f"{entry.period}/{entry.nip}/{entry.kind.value}"
+        what = "SKP" if entry.kind is DeliveryKind.SKP else "penilaian"
+        reason = (
+            f"NIP {entry.nip} ({what} {entry.period}, NPSN {npsn}): {reason or _reason(exc)}. "
+            f"What to do: {advice(reason_code or exc.code, replay_id=failure)}"
+        )
         with self.store.unit_of_work() as session:
             row = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
             current = session.get(OutboxEntry, entry.id)

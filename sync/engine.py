@@ -20,6 +20,7 @@ from itertools import islice
 from typing import Any
 
 import structlog
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from connectors.pmm import PmmClient
@@ -37,7 +38,7 @@ from state.models import (
 )
 from state.store import StateStore
 from sync.audit import Audit, NullAudit
-from sync.deliver import Deliverer, DeliveryResult
+from sync.deliver import Deliverer, DeliveryResult, orphaned
 from sync.hashing import content_hash, idempotency_key
 from sync.plan import Decision, Known, plan_cancellation, plan_record
 
@@ -47,6 +48,8 @@ log = structlog.get_logger("ekinerja_sync.engine")
 
 Clock = Callable[[], dt.datetime]
 
+# How long a worker's lease on reading a school lasts without renewal (renewed every page).
+_LEASE = dt.timedelta(minutes=5)
 _NIP_GONE = "not in PMM under this NIP any more (NIP corrected?)"
 
 
@@ -158,6 +161,7 @@ class Engine:
         with self.store.unit_of_work(commit=False) as dry_session:
             for npsn in npsns:
                 self._pull_school(period, npsn, summary, dry_session if dry_run else None, progress)
+            self._remap(period, npsns, dry_session if dry_run else None)
             if dry_run:
                 for entry, _record in self.store.pending_outbox(dry_session, period, npsns):
                     summary.outcomes[(entry.kind.value, "would_send")] += 1
@@ -196,21 +200,68 @@ class Engine:
         session: Session | None,
         progress: Callable[[str, int], None] | None,
     ) -> None:
-        if session is not None:
+        if session is not None:  # a dry run: one transaction, rolled back; no lease needed
             since = self.store.cursor(session, period, npsn)
-        else:
+            pages = self.source.performance_records(period, npsn=npsn, updated_since=since)
+            for batch in _batches(pages, self.batch_size):
+                self._ingest(session, period, npsn, batch, summary)
+                summary.pulled += len(batch)
+                if progress is not None:
+                    progress("pull", len(batch))
+            return
+        worker = self.deliverer.worker
+        if not self.store.lease_school(
+            period, npsn, worker, now=self.clock(), lease=_LEASE, orphaned=orphaned
+        ):
+            log.info("pull.skipped", period=period, npsn=npsn, reason="another worker reads it")
+            return
+        try:
             with self.store.unit_of_work() as s:
                 since = self.store.cursor(s, period, npsn)
-        pages = self.source.performance_records(period, npsn=npsn, updated_since=since)
-        for batch in _batches(pages, self.batch_size):
-            if session is not None:
-                self._ingest(session, period, npsn, batch, summary)
-            else:
+            pages = self.source.performance_records(period, npsn=npsn, updated_since=since)
+            for batch in _batches(pages, self.batch_size):
+                self._ingest_page(period, npsn, batch, summary)
+                self.store.lease_school(period, npsn, worker, now=self.clock(), lease=_LEASE)
+                if progress is not None:
+                    progress("pull", len(batch))
+        finally:
+            self.store.release_school(period, npsn, worker)
+
+    def _remap(self, period: str, npsns: Sequence[str], session: Session | None) -> None:
+        """After a switch of the active mapping version, plan again every teacher whose
+        payload an older version made: changed payloads go as updates (or are reported as
+        locked), unchanged ones stay."""
+
+        def remap(s: Session) -> int:
+            nips = self.store.nips_mapped_otherwise(s, period, npsns, self.mapping.name)
+            for start in range(0, len(nips), self.batch_size):
+                self._plan(s, period, set(nips[start : start + self.batch_size]))
+            return len(nips)
+
+        if session is not None:
+            remapped = remap(session)
+        else:
+            with self.store.unit_of_work() as s:
+                remapped = remap(s)
+        if remapped:
+            log.info("run.remapped", period=period, mapping=self.mapping.name, teachers=remapped)
+
+    def _ingest_page(
+        self, period: str, npsn: str, batch: list[dict[str, Any]], summary: RunSummary
+    ) -> None:
+        """One page in one transaction; once more if another worker's commit collided
+        with ours (a teacher in two schools read by two workers at once)."""
+        for attempt in (1, 2):
+            try:
                 with self.store.unit_of_work() as s:
                     self._ingest(s, period, npsn, batch, summary)
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+                log.info("ingest.collision", period=period, npsn=npsn)
+                continue
             summary.pulled += len(batch)
-            if progress is not None:
-                progress("pull", len(batch))
+            return
 
     def _ingest(
         self,
@@ -365,6 +416,8 @@ class Engine:
             if row is not None and record is not None:
                 row.npsn, row.source_id = record.school.npsn, record.source_id
                 row.assessor_nip = record.assessor.nip
+                if decision.payload_hash is not None and decision.payload_hash == row.payload_hash:
+                    row.mapping_version = self.mapping.name  # it makes the same payload
                 session.add(row)
             return
         if row is None:

@@ -56,6 +56,11 @@ class Decision:
     keep: bool = False
 
 
+def _keep(kind: DeliveryKind, payload_hash: str) -> Decision:
+    """Nothing changes; the payload the active mapping makes is ``payload_hash``."""
+    return Decision(kind, RecordStatus.WAITING, payload_hash=payload_hash, keep=True)
+
+
 _KEEP_SKP = Decision(DeliveryKind.SKP, RecordStatus.WAITING, keep=True)
 _KEEP_ASSESSMENT = Decision(DeliveryKind.ASSESSMENT, RecordStatus.WAITING, keep=True)
 # Statuses in which a request with the same payload is already on its way or was refused
@@ -81,19 +86,19 @@ def _plan_skp(
         return Decision(kind, RecordStatus.WAITING, "perencanaan not approved yet in PMM")
     body_json, payload_hash = _payload(mapping.skp(record))
     if known is not None and known.payload_hash == payload_hash and known.status in _SETTLED:
-        return _KEEP_SKP
+        return _keep(kind, payload_hash)
     if known is not None and known.delivered:
         if known.delivered_hash == payload_hash:
             if known.status is RecordStatus.DELIVERED:
-                return _KEEP_SKP
+                return _keep(kind, payload_hash)
             # A pending change was changed back before it went out: nothing to send.
             return Decision(kind, RecordStatus.DELIVERED, None, payload_hash)
         if assessment_delivered:
             return Decision(
                 kind,
                 RecordStatus.LOCKED,
-                "SKP changed in PMM after its penilaian was sent; e-Kinerja has locked it: "
-                "correct it in e-Kinerja by hand",
+                "SKP changed (in PMM, or by a new mapping version) after its penilaian was "
+                "sent; e-Kinerja has locked it: correct it in e-Kinerja by hand",
                 payload_hash,
             )
         send = Send(OutboxAction.UPDATE_SKP, body_json, payload_hash, known.skp_version)
@@ -129,18 +134,18 @@ def _plan_assessment(
     body_json, payload_hash = _payload(mapping.assessment(record))
     if known is not None and known.delivered:
         if known.delivered_hash == payload_hash:
-            return _KEEP_ASSESSMENT
+            return _keep(kind, payload_hash)
         if known.status is RecordStatus.LOCKED and known.payload_hash == payload_hash:
-            return _KEEP_ASSESSMENT
+            return _keep(kind, payload_hash)
         return Decision(
             kind,
             RecordStatus.LOCKED,
-            "penilaian changed in PMM after it was sent; e-Kinerja accepts one penilaian per "
-            "SKP: correct it in e-Kinerja by hand",
+            "penilaian changed (in PMM, or by a new mapping version) after it was sent; "
+            "e-Kinerja accepts one penilaian per SKP: correct it in e-Kinerja by hand",
             payload_hash,
         )
     if known is not None and known.payload_hash == payload_hash and known.status in _SETTLED:
-        return _KEEP_ASSESSMENT
+        return _keep(kind, payload_hash)
     send = Send(OutboxAction.CREATE_ASSESSMENT, body_json, payload_hash)
     return Decision(kind, RecordStatus.PENDING, None, payload_hash, send)
 
