@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from collections import Counter
@@ -15,7 +16,9 @@ from rich.table import Table
 
 from connectors.errors import FatalError
 from state.models import SourceRecord
+from sync.deadline import DeadlineView
 from sync.engine import RunSummary
+from sync.progress import progress_bars
 from sync.settings import ConfigError, Settings, load_settings
 
 __all__ = ["app", "main"]
@@ -132,12 +135,13 @@ def run(
     """Sync one period: pull, validate, map, plan, push, record."""
     from sync.bootstrap import build_app
 
+    period = _check_period(period)
     settings = ctx.obj.settings()
     schools = list(npsn or settings.sync.schools)
-    with build_app(settings) as application:
+    with build_app(settings) as application, progress_bars(err_console) as progress:
         try:
             summary = application.engine.run(
-                _check_period(period), schools=schools, dry_run=dry_run
+                period, schools=schools, dry_run=dry_run, progress=progress
             )
         except FatalError as exc:
             err_console.print(f"error: {exc.message}", highlight=False)
@@ -164,17 +168,29 @@ def status(
     period: PeriodOption,
     npsn: NpsnOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="print as JSON")] = False,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="the date to count the deadline from (WIB)")
+    ] = None,
 ) -> None:
-    """Counts per status, per school, and the records that need a person."""
+    """Counts per status, per school, the deadline view, and the records that need a person."""
+    from mappings.model import Period
     from sync.bootstrap import build_store
+    from sync.deadline import deadline_view, today_in_jakarta
 
     period = _check_period(period)
+    try:
+        today = dt.date.fromisoformat(as_of) if as_of else today_in_jakarta()
+    except ValueError:
+        raise typer.BadParameter(
+            f"{as_of!r} is not a date YYYY-MM-DD", param_hint="--as-of"
+        ) from None
     settings = ctx.obj.settings()
     store = build_store(settings)
     schools = list(npsn or [])
     counts = store.status_counts(period, schools)
     failing = store.failing(period, schools)
     quarantined = store.quarantined(period, schools)
+    deadline = deadline_view(Period.parse(period), counts, today)
     if as_json:
         payload = {
             "period": period,
@@ -192,6 +208,7 @@ def status(
                 }
                 for r in failing
             ],
+            "deadline": deadline.as_dict(),
             "quarantined": [
                 {
                     "source_id": q.id,
@@ -246,6 +263,31 @@ def status(
             attention.add_row(r.nip, r.npsn, r.kind.value, r.status.value, r.reason or "")
         console.print(attention)
     print_quarantine(quarantined)
+    print_deadline(deadline)
+
+
+def print_deadline(view: DeadlineView, out: Console | None = None) -> None:
+    out = out or console
+    urgency = "[bold red]" if view.in_last_month else ""
+    out.print(
+        f"{urgency}Deadline {view.deadline.isoformat()}: {view.days_left} days left"
+        + (" (the last month: chase the schools below)" if view.in_last_month else ""),
+        highlight=False,
+    )
+    if not view.schools:
+        out.print("Every penilaian of the period has reached e-Kinerja.")
+        return
+    table = Table(title="Schools whose penilaian are not all in e-Kinerja", title_justify="left")
+    for column in ("NPSN", "not in yet", "of", "share in"):
+        table.add_column(column, justify="right")
+    for school in view.schools:
+        table.add_row(
+            school.npsn,
+            str(school.missing),
+            str(school.teachers),
+            f"{100 * (school.teachers - school.missing) // max(school.teachers, 1)}%",
+        )
+    out.print(table)
 
 
 def _safe_url(url: str) -> str:

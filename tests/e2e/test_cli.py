@@ -50,6 +50,15 @@ def test_run_then_status(state_url: str, tmp_path: Path) -> None:
         delivered = sum(c.get("skp.delivered", 0) for c in status["schools"].values())
         assert delivered == summary["outcomes"]["skp.new"]
         assert set(status["schools"]) <= {s["npsn"] for s in world.schools}
+        assert status["deadline"]["deadline"] == "2025-06-30"
+        waiting = sum(c.get("assessment.waiting", 0) for c in status["schools"].values())
+        assert sum(s["missing"] for s in status["deadline"]["schools"]) >= waiting
+
+        late = runner.invoke(
+            app, ["--config", str(config), "status", "--period", PERIOD, "--as-of", "2025-06-25"]
+        )
+        assert late.exit_code == 0
+        assert "5 days left" in late.stdout
 
         table = runner.invoke(app, ["--config", str(config), "status", "--period", PERIOD])
         assert table.exit_code == 0
