@@ -12,7 +12,7 @@ import datetime as dt
 import io
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -360,17 +360,33 @@ def export(
     CSV opens cleanly in a spreadsheet: UTF-8 with a BOM, a header row, one row per entry,
     times in UTC (`at`, as hashed) and WIB (`time_wib`); a cell that a spreadsheet would run
     as a formula starts with an apostrophe. JSONL holds each entry exactly as hashed, so an
-    export can be checked with another tool (see docs/for-auditors.md).
+    export can be checked with another tool (see the README, For auditors).
     """
+    from sync.cli import err_console
+    from sync.progress import progress_bars
+
     filters = _filters(nip, npsn, period, since, until)
-    with _reading(ctx) as session, _open_output(output, bom=fmt is ExportFormat.CSV) as out:
-        entries = _entries(session, filters, None)
+    with (
+        _reading(ctx) as session,
+        _open_output(output, bom=fmt is ExportFormat.CSV) as out,
+        progress_bars(err_console) as progress,
+    ):
+        entries = _counted(_entries(session, filters, None), progress)
         if fmt is ExportFormat.CSV:
             count = _write_csv(out, entries, redact=redact)
         else:
             count = _write_jsonl(out, entries, redact=redact)
     if output is not None:
         _err(f"exported {count} ledger entries ({filters.describe()}) to {output}")
+
+
+def _counted(
+    entries: Iterator[LedgerEntry], progress: Callable[[str, int], None] | None
+) -> Iterator[LedgerEntry]:
+    for entry in entries:
+        yield entry
+        if progress is not None:
+            progress("export", 1)
 
 
 @contextmanager

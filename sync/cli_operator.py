@@ -204,6 +204,7 @@ def replay(
     """
     from sync.bootstrap import build_app
     from sync.cli import console, err_console
+    from sync.progress import progress_bars
 
     chosen_by = sum([bool(ids), bool(period), all_])
     if chosen_by != 1 or ((npsn or reason) and not period):
@@ -240,7 +241,10 @@ def replay(
         if not targets:
             console.print("Nothing to replay.")
             return
-        outcomes = application.engine.replay(targets, actor=who, dry_run=dry_run)
+        with progress_bars(err_console) as progress:
+            outcomes = application.engine.replay(
+                targets, actor=who, dry_run=dry_run, progress=progress
+            )
     if as_json:
         console.print_json(
             json.dumps(

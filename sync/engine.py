@@ -470,6 +470,7 @@ class Engine:
         *,
         actor: str,
         dry_run: bool = False,
+        progress: Callable[[str, int], None] | None = None,
     ) -> list[ReplayOutcome]:
         """Replay dead records: read their schools' source records again (the fix is usually
         made in PMM), re-plan, and send through the normal pipeline.
@@ -491,7 +492,7 @@ class Engine:
         for period, npsns in sorted(by_period.items()):
             summary = RunSummary(run_id=run_id, period=period, dry_run=False)
             for npsn in sorted(npsns):
-                self._pull_school(period, npsn, summary, None, None)
+                self._pull_school(period, npsn, summary, None, progress)
             chosen = [r for r in targets if r.period == period]
             with self.store.unit_of_work() as session:
                 for r in chosen:
@@ -514,7 +515,7 @@ class Engine:
                 session.flush()
                 self._plan(session, period, {r.nip for r in chosen})
             # The normal pipeline: whatever the schools now have pending goes out.
-            self.deliverer.deliver(period, sorted(npsns), run_id=run_id)
+            self.deliverer.deliver(period, sorted(npsns), run_id=run_id, progress=progress)
             with self.store.unit_of_work() as session:
                 for r in chosen:
                     after = session.get(SyncRecord, (r.nip, r.period, r.kind))
