@@ -64,6 +64,8 @@ _WIRE: dict[Rating | Predicate, str] = {
     **{v: k for k, v in _RATING.items()},
     **{v: k for k, v in _PREDICATE.items()},
 }
+# What to do about a record that breaks PMM's own contract (sync/advice.py says the same).
+_REPORT_TO_PMM = "; PMM broke its contract: report it to the PMM helpdesk with the source id"
 _CATALOGUE = frozenset(f"{family}-0{n}" for family in "GK" for n in range(1, 9))
 _INDICATOR_PREFIX = {Role.TEACHER: "G-", Role.PRINCIPAL: "K-"}
 
@@ -267,9 +269,17 @@ def _problems(record: PerformanceRecord) -> tuple[str, str] | None:
                 f"({prefix}01..{prefix}08): the plan in PMM must pick one from the right catalogue",
             )
     if employee.role is Role.TEACHER and len(record.indicators) != 1:
-        return "indicator_count", "a guru picks exactly one indicator; PMM sent more"
+        return (
+            "indicator_count",
+            f"a guru picks exactly one indicator; PMM sent {len(record.indicators)}: "
+            "correct the perencanaan in PMM",
+        )
     if len(record.indicators) == 2 and record.period.year < 2026:
-        return "indicator_count", "two indicators are allowed only from 2026 on"
+        return (
+            "indicator_count",
+            f"two indicators are allowed only from 2026 on, not in {record.period}: "
+            "correct the perencanaan in PMM to keep one",
+        )
     assessment = record.assessment
     ratings = (assessment.result_rating, assessment.behaviour_rating)
     if assessment.predicate is not None and ratings[0] is not None and ratings[1] is not None:
@@ -304,7 +314,9 @@ def _problems(record: PerformanceRecord) -> tuple[str, str] | None:
 def read_record(raw: object) -> PerformanceRecord | Rejection:
     """Validate one raw ``Kinerja`` record and read it, or say why it cannot be sent."""
     if not isinstance(raw, Mapping):
-        return Rejection("?", None, None, None, "malformed", "record is not a JSON object")
+        return Rejection(
+            "?", None, None, None, "malformed", "record is not a JSON object" + _REPORT_TO_PMM
+        )
     source_id = _get(raw, "id") or "?"
     period, nip, npsn = (
         _get(raw, "periode"),
@@ -327,12 +339,17 @@ def read_record(raw: object) -> PerformanceRecord | Rejection:
         wire = model.model_validate(raw)
         record = _to_record(wire)
     except ValidationError as exc:
-        return reject("malformed", f"record does not follow schema v{version}: {describe(exc)}")
+        return reject(
+            "malformed",
+            f"record does not follow schema v{version}: {describe(exc)}{_REPORT_TO_PMM}",
+        )
     except ValueError as exc:  # e.g. a period code that is not YYYY-S
-        return reject("malformed", str(exc))
+        return reject("malformed", f"{exc}{_REPORT_TO_PMM}")
     for stamp in (record.updated_at, record.plan_approved_at, record.assessment.finalised_at):
         if stamp is not None and stamp.tzinfo is None:
-            return reject("malformed", f"timestamp {stamp.isoformat()} has no UTC offset")
+            return reject(
+                "malformed", f"timestamp {stamp.isoformat()} has no UTC offset{_REPORT_TO_PMM}"
+            )
     problem = _problems(record)
     if problem is not None:
         return reject(*problem)

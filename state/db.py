@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Engine, event
-from sqlmodel import SQLModel, create_engine
+from sqlmodel import create_engine
 
 import state.models  # noqa: F401  (registers the tables on the metadata)
+import state.users  # noqa: F401  (the web console's users table)
 from state.ledger import install_guards
+from state.schema import SchemaState, check, require_current, upgrade
 
-__all__ = ["create_schema", "make_engine"]
+__all__ = ["create_schema", "make_engine", "prepare_schema"]
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
@@ -30,7 +32,22 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     return create_engine(url, echo=echo, pool_pre_ping=True)
 
 
-def create_schema(engine: Engine) -> None:
-    """Create the tables that do not exist yet, and the ledger's append-only guards."""
-    SQLModel.metadata.create_all(engine)
+def prepare_schema(engine: Engine, *, auto_create: bool) -> None:
+    """Make sure the schema is this release's before anything reads or writes.
+
+    An empty database is brought to head by running the migrations when ``auto_create``
+    (so ``run`` and the demo work on a fresh SQLite file with no extra step; else
+    ``SchemaBehind``); a database at head is used as is; one that is behind, or has tables
+    but no version, raises ``SchemaBehind`` naming ``ekinerja-sync db upgrade``; one a newer
+    release upgraded raises ``SchemaAhead``. The ledger's guards are (re)installed every time:
+    a start puts back a trigger someone dropped.
+    """
+    if auto_create and check(engine) is SchemaState.FRESH:
+        upgrade(engine)  # serialized: another process starting at once waits, then no-ops
+    require_current(engine)
     install_guards(engine)
+
+
+def create_schema(engine: Engine) -> None:
+    """``prepare_schema(engine, auto_create=True)``: kept for tests and scripts."""
+    prepare_schema(engine, auto_create=True)

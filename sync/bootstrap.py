@@ -14,7 +14,7 @@ from sqlmodel import Session
 from connectors.ekinerja import EkinerjaClient
 from connectors.pmm import PmmClient
 from mappings.versions import get_mapping
-from state.db import create_schema, make_engine
+from state.db import make_engine, prepare_schema
 from state.store import StateStore
 from sync.audit import Audit, LedgerAudit
 from sync.deliver import Attempt, AttemptRecorder, Deliverer, PauseGate
@@ -37,7 +37,11 @@ class App:
 
 def build_store(settings: Settings) -> StateStore:
     engine = make_engine(settings.state.url)
-    create_schema(engine)
+    try:  # a schema that is behind raises SchemaBehind: the CLI and the daemon stop there
+        prepare_schema(engine, auto_create=True)
+    except BaseException:
+        engine.dispose()
+        raise
     return StateStore(engine)
 
 

@@ -506,11 +506,7 @@ class Deliverer:
                 self._finish_entry(entry, npsn, run_id, "superseded", exc)
                 return self._requeue_update(entry, npsn, run_id, version, counts, depth)
         if code in {"SKP_TERKUNCI", "PENILAIAN_SUDAH_ADA"}:
-            reason = (
-                f"{_reason(exc)}; e-Kinerja will not take a change any more: correct it in "
-                "e-Kinerja by hand"
-            )
-            return self._finish(entry, npsn, run_id, RecordStatus.LOCKED, "locked", exc, reason)
+            return self._finish(entry, npsn, run_id, RecordStatus.LOCKED, "locked", exc)
         return self._finish(entry, npsn, run_id, RecordStatus.FAILED, "rejected", exc)
 
     def _requeue_update(

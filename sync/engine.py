@@ -37,10 +37,11 @@ from state.models import (
     SyncRecord,
 )
 from state.store import StateStore
+from sync.advice import advice
 from sync.audit import Audit, NullAudit
 from sync.deliver import Deliverer, DeliveryResult, orphaned
 from sync.hashing import content_hash, idempotency_key
-from sync.plan import Decision, Known, plan_cancellation, plan_record
+from sync.plan import Decision, Known, effective_record, plan_cancellation, plan_record
 
 __all__ = ["Engine", "ReplayOutcome", "RunSummary"]
 
@@ -69,7 +70,6 @@ class RunSummary:
     # locked, cancelled, pending
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
     quarantined: int = 0
-    quarantined_now: int = 0
     requests_sent: int = 0
 
     def as_dict(self) -> dict[str, Any]:
@@ -102,14 +102,6 @@ def _known(row: SyncRecord | None) -> Known | None:
     if row is None:
         return None
     return Known(row.status, row.payload_hash, row.delivered_hash, row.skp_id, row.skp_version)
-
-
-def _effective(rows: Sequence[SourceRecord]) -> tuple[SourceRecord, bool]:
-    """The record that counts for a teacher in a period: the latest non-cancelled one by
-    (diperbarui_pada, id); if all are cancelled, the latest one, flagged as cancelled."""
-    live = [r for r in rows if not r.cancelled]
-    pool = live or list(rows)
-    return max(pool, key=lambda r: (r.updated_at, r.id)), not live
 
 
 def _batches(items: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
@@ -294,7 +286,6 @@ class Engine:
             session.add(row)
             stored[row.id] = row
             if row.status is SourceStatus.QUARANTINED:
-                summary.quarantined_now += 1
                 log.warning(
                     "record.quarantined",
                     period=period,
@@ -376,7 +367,7 @@ class Engine:
                 for decision, row in zip(gone, (skp_row, assessment_row), strict=True):
                     self._apply(session, period, nip, None, decision, row)
                 continue
-            effective, all_cancelled = _effective(rows)
+            effective, all_cancelled = effective_record(rows)
             if effective.status is SourceStatus.QUARANTINED and not all_cancelled:
                 continue  # the record that counts is bad data: it waits in quarantine
             checked = read_record(effective.body)
@@ -395,7 +386,8 @@ class Engine:
                     effective.status = SourceStatus.QUARANTINED
                     effective.reason_code = "mapping_failed"
                     effective.reason = (
-                        f"mapping {self.mapping.name} cannot map this record: {exc}"
+                        f"mapping {self.mapping.name} cannot map this record: {exc}. "
+                        f"What to do: {advice('mapping_failed')}"
                     )[:2000]
                     session.add(effective)
                     log.error("record.mapping_failed", period=period, nip=nip, error=str(exc))

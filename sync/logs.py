@@ -1,13 +1,70 @@
-"""Logging: structlog events, JSON lines for daemons and files, a readable console on a TTY."""
+"""Logging: structlog events, JSON lines for daemons and files, a readable console on a TTY.
+
+Every event passes ``redact_secrets`` last before it is rendered: a secret never reaches a log
+line, whatever a caller (or an exception's text) put in it.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
+from collections.abc import Mapping, MutableMapping
+from typing import Any
 
 import structlog
 
-__all__ = ["configure_logging"]
+__all__ = ["REDACTED", "configure_logging", "redact_secrets"]
+
+REDACTED = "[REDACTED]"
+# A key naming a secret: its value is masked whatever it is (also inside nested dicts).
+_SECRET_KEY = re.compile(r"token|secret|authorization|password|passwd|api[_-]?key|cookie", re.I)
+# Secrets inside text: "Bearer <token>", "access_token=...", '"client_secret": "..."', and
+# the password of a URL ("postgresql://user:password@host").
+_SECRET_TEXT = (
+    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=-]+"), r"\1 " + REDACTED),
+    (
+        re.compile(
+            r"(?i)((?:access_|refresh_|id_)?token|client_secret|secret|password|passwd)"
+            r"(\\?[\"']?\s*[:=]\s*\\?[\"']?)[^\s\"'&,;}\\]+"
+        ),
+        r"\1\2" + REDACTED,
+    ),
+    (re.compile(r"(://[^/\s:@]+:)[^/\s@]+@"), r"\1" + REDACTED + "@"),
+)
+
+
+def _redact_text(text: str) -> str:
+    for pattern, replacement in _SECRET_TEXT:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, str):
+        return _redact_text(value)
+    if isinstance(value, Mapping):
+        return {
+            k: REDACTED if isinstance(k, str) and _SECRET_KEY.search(k) else _redact(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_redact(v) for v in value]
+    if isinstance(value, int | float | bool) or value is None:
+        return value
+    return _redact_text(str(value))  # anything else is rendered as text anyway
+
+
+def redact_secrets(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: mask the values of secret-named keys and secrets inside text."""
+    for key, value in list(event_dict.items()):
+        if _SECRET_KEY.search(key):
+            event_dict[key] = REDACTED
+        else:
+            event_dict[key] = _redact(value)
+    return event_dict
 
 
 def configure_logging(*, json: bool | None = None, level: str = "WARNING") -> None:
@@ -24,6 +81,7 @@ def configure_logging(*, json: bool | None = None, level: str = "WARNING") -> No
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            redact_secrets,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),

@@ -7,15 +7,23 @@ whether a request goes into the outbox. The rules are design.md's "When somethin
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from mappings.model import PerformanceRecord
 from mappings.versions import MappingVersion
-from state.models import DeliveryKind, OutboxAction, RecordStatus
+from state.models import DeliveryKind, OutboxAction, RecordStatus, SourceRecord
 from sync.hashing import canonical_json, content_hash
 
-__all__ = ["Decision", "Known", "Send", "plan_cancellation", "plan_record"]
+__all__ = [
+    "Decision",
+    "Known",
+    "Send",
+    "effective_record",
+    "plan_cancellation",
+    "plan_record",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +79,14 @@ _SETTLED = {RecordStatus.PENDING, RecordStatus.HELD, RecordStatus.FAILED, Record
 def _payload(body: dict[str, Any]) -> tuple[str, str]:
     text = canonical_json(body)
     return text, content_hash(body)
+
+
+def effective_record(rows: Sequence[SourceRecord]) -> tuple[SourceRecord, bool]:
+    """The record that counts for a teacher in a period: the latest non-cancelled one by
+    (diperbarui_pada, id); if all are cancelled, the latest one, flagged as cancelled."""
+    live = [r for r in rows if not r.cancelled]
+    pool = live or list(rows)
+    return max(pool, key=lambda r: (r.updated_at, r.id)), not live
 
 
 def _plan_skp(

@@ -10,7 +10,8 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -81,6 +82,67 @@ class SyncSettings(_Section):
         return value
 
 
+class WebSettings(_Section):
+    """The web console (``ekinerja-sync web``; inside the daemon when ``enabled``)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    session_max_age_s: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    # Signs session cookies. Production: EKINERJA_SYNC_WEB__SECRET_KEY. Unset: one is made and
+    # kept in the state store, so every console on the same store accepts the same sessions.
+    secret_key: SecretStr | None = None
+
+
+class DaemonSettings(_Section):
+    """``ekinerja-sync daemon``: its schedules, stop, endpoint and logs (sync/daemon.py)."""
+
+    timezone: str = "Asia/Jakarta"
+    sync_cron: str = "*/30 6-20 * * *"
+    sync_every_s: float = Field(default=0, ge=0)
+    retry_every_s: float = Field(default=60, gt=0)
+    reconcile_cron: str = "0 2 * * *"
+    previous_period_grace_days: int = Field(default=31, ge=0, le=183)
+    http_bind: str = "127.0.0.1:9464"
+    stop_grace_s: float = Field(default=30, gt=0)
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("unknown time zone (e.g. Asia/Jakarta)") from None
+        return value
+
+    @field_validator("sync_cron", "reconcile_cron")
+    @classmethod
+    def _five_fields(cls, value: str) -> str:
+        # Checked in full (ranges, names) when the daemon declares its jobs.
+        if value and len(value.split()) != 5:
+            raise ValueError("a cron expression has 5 fields: minute hour day month weekday")
+        return value
+
+    @field_validator("http_bind")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        if value:
+            host, sep, port = value.rpartition(":")
+            if not sep or not host or not port.isdigit() or int(port) > 65535:
+                raise ValueError('expected "host:port", e.g. "127.0.0.1:9464" (or "" for none)')
+        return value
+
+    @property
+    def http_host(self) -> str:
+        return self.http_bind.rpartition(":")[0].strip("[]")
+
+    @property
+    def http_port(self) -> int:
+        return int(self.http_bind.rpartition(":")[2])
+
+
 class Settings(BaseSettings):
     """Every setting of the service. Build it with ``load_settings``."""
 
@@ -93,6 +155,8 @@ class Settings(BaseSettings):
     target: TargetSettings = Field(default_factory=TargetSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
+    daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -604,7 +604,7 @@ def test_mutated_record_never_raises(raw: dict[str, Any]) -> None:
     check_outcome(read_record(raw))
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated_records())
 def test_mutated_record_goes_through_mapping_or_is_refused_with_a_reason(
     raw: dict[str, Any],

@@ -1,0 +1,111 @@
+"""``ekinerja-sync daemon`` (the service) and ``ekinerja-sync reconcile`` (the check)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from connectors.errors import FatalError
+from sync.cli import NpsnOption, PeriodOption, _check_period, console, err_console
+
+__all__ = ["daemon", "reconcile"]
+
+_LOG_FORMATS: dict[str, bool | None] = {"json": True, "console": False, "auto": None}
+_PROBLEM_WORDS = {
+    "missing": "missing on e-Kinerja",
+    "other_version": "another versi",
+    "changed": "changed outside the sync",
+    "error": "could not be checked",
+}
+
+
+def daemon(ctx: typer.Context) -> None:
+    """Run as a service: scheduled syncs, retries, nightly reconciliation; /healthz, /metrics.
+
+    Syncs the active semesters on [daemon] sync_cron, resends due retries every
+    retry_every_s, reconciles on reconcile_cron. SIGTERM or SIGINT stops it cleanly (exit 0).
+    """
+    from sync.daemon import Daemon, DaemonError
+    from sync.logs import configure_logging
+
+    settings = ctx.obj.settings()
+    # --log-json/--log-console before the command win over [daemon] log_format.
+    use_json = ctx.obj.log_json
+    if use_json is None:
+        use_json = _LOG_FORMATS[settings.daemon.log_format]
+    configure_logging(
+        json=use_json, level="DEBUG" if ctx.obj.verbose else settings.daemon.log_level
+    )
+    try:
+        clean = Daemon(settings).run()
+    except DaemonError as exc:
+        err_console.print(f"error: {exc}", highlight=False, markup=False)
+        raise typer.Exit(1) from None
+    if not clean:
+        # Jobs that outlived the grace period are abandoned as a crash would abandon them
+        # (nothing is lost: unanswered requests stay in the outbox); do not wait for them.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+def reconcile(
+    ctx: typer.Context,
+    period: PeriodOption,
+    npsn: NpsnOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Compare what was delivered with what e-Kinerja holds; report, change nothing.
+
+    For every delivered SKP of the period, GET /api/v1/skp: missing, another versi, or
+    changed outside the sync. Exit code 0: everything matches; 1: something differs;
+    2: it could not be checked.
+    """
+    from sync.bootstrap import build_app
+    from sync.reconcile import reconcile_period
+
+    settings = ctx.obj.settings()
+    period = _check_period(period)
+    with build_app(settings, actor="cli") as application:
+        try:
+            report = reconcile_period(
+                application, period, schools=list(npsn or settings.sync.schools)
+            )
+        except FatalError as exc:
+            err_console.print(f"error: {exc.message}", highlight=False, markup=False)
+            raise typer.Exit(2) from None
+    if as_json:
+        console.print_json(json.dumps(report.as_dict()))
+    else:
+        if report.discrepancies:
+            table = Table(
+                title=f"Reconcile {period}: not as delivered on e-Kinerja", title_justify="left"
+            )
+            for column in ("NIP", "NPSN", "kind", "problem", "id_skp", "versi (sync / e-Kinerja)"):
+                table.add_column(column)
+            table.add_column("detail")
+            for d in report.discrepancies:
+                table.add_row(
+                    d.nip,
+                    d.npsn,
+                    d.kind,
+                    _PROBLEM_WORDS[d.problem],
+                    d.skp_id or "",
+                    f"{d.delivered_version or '-'} / {d.target_version or '-'}",
+                    d.detail,
+                )
+            console.print(table)
+        counts = report.counts()
+        found = ", ".join(f"{n} {_PROBLEM_WORDS[p]}" for p, n in counts.items() if n)
+        console.print(
+            f"checked {report.checked} delivered SKPs of {period}: "
+            + (found or "all as delivered"),
+            highlight=False,
+        )
+    if report.discrepancies:
+        raise typer.Exit(1)

@@ -1,0 +1,189 @@
+"""``ekinerja-sync mappings``: the mapping versions, and what switching to one would change."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from mappings.versions import DEFAULT_VERSION, MAPPING_VERSIONS
+from state.models import DeliveryKind
+from sync.mapping_diff import DiffStatus, FieldChange, MappingDiff, RecordDiff
+
+__all__ = ["mappings_app"]
+
+mappings_app = typer.Typer(
+    help="Mapping versions: which exist, which is active, what a switch would change.",
+    no_args_is_help=True,
+)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="print as JSON")]
+_KIND = {DeliveryKind.SKP: "SKP", DeliveryKind.ASSESSMENT: "penilaian"}
+_VALUE_WIDTH = 160
+
+
+@mappings_app.command("list")
+def mappings_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """The mapping versions this release knows; the active one is set by [sync] mapping_version."""
+    from sync.cli import console
+
+    active = ctx.obj.settings().sync.mapping_version
+    rows = [
+        {
+            "name": m.name,
+            "description": m.description,
+            "active": m.name == active,
+            "default": m.name == DEFAULT_VERSION,
+        }
+        for m in MAPPING_VERSIONS.values()
+    ]
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
+    table = Table(title="Mapping versions", title_justify="left")
+    for column in ("", "version", "description"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        marks = ["active"] if row["active"] else []
+        if row["default"]:
+            marks.append("default")
+        table.add_row(", ".join(marks), row["name"], escape(row["description"]))
+    console.print(table)
+    console.print(
+        "Before switching: ekinerja-sync mappings diff --period P --to VERSION", highlight=False
+    )
+
+
+def _short(value: Any) -> str:
+    if value is None:
+        return "null"
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= _VALUE_WIDTH else text[: _VALUE_WIDTH - 1] + "…"
+
+
+def _elide_common_start(before: str, after: str) -> tuple[str, str]:
+    """Two long texts that start alike, from a little before where they part."""
+    same = 0
+    for a, b in zip(before, after, strict=False):
+        if a != b:
+            break
+        same += 1
+    if same < 30:
+        return before, after
+    cut = before.rfind(" ", 0, same - 12) + 1
+    return "…" + before[cut:], "…" + after[cut:]
+
+
+def _change_text(change: FieldChange) -> tuple[str, str]:
+    if change.change == "added":
+        return f"{change.path} (added)", _short(change.after)
+    if change.change == "removed":
+        return f"{change.path} (removed)", _short(change.before)
+    before, after = change.before, change.after
+    if isinstance(before, str) and isinstance(after, str):
+        before, after = _elide_common_start(before, after)
+    return change.path, f"{_short(before)}\n→ {_short(after)}"
+
+
+_STATUS_LABEL = {
+    DiffStatus.CHANGED: "would be updated",
+    DiffStatus.LOCKED: "locked: not sent",
+    DiffStatus.NOT_MAPPED: "not compared",
+}
+
+
+def _print_diff(diff: MappingDiff, active: str) -> None:
+    from sync.cli import console
+
+    counts = diff.counts()
+    # What a switch sends first, then what it cannot send, then what it cannot compare.
+    shown: list[RecordDiff] = [
+        r
+        for status in (DiffStatus.CHANGED, DiffStatus.LOCKED, DiffStatus.NOT_MAPPED)
+        for r in diff.records
+        if r.status is status
+    ]
+    title = (
+        f"Mapping {active} -> {diff.version}, period {diff.period}: against what was last "
+        "delivered (nothing sent, nothing written)"
+    )
+    if shown:
+        table = Table(title=title, title_justify="left")
+        for column in ("NIP", "NPSN", "kind", "outcome", "field", "delivered -> would send"):
+            table.add_column(column, overflow="fold")
+        for r in shown:
+            label = _STATUS_LABEL.get(r.status, r.status.value)
+            who = r.nip if r.name is None else f"{r.nip}\n{r.name}"
+            who = escape(who)
+            if not r.changes:
+                table.add_row(who, r.npsn, _KIND[r.kind], label, "", escape(r.note or ""))
+            for i, change in enumerate(r.changes):
+                field, values = (escape(text) for text in _change_text(change))
+                if i == 0:
+                    table.add_row(who, r.npsn, _KIND[r.kind], label, field, values)
+                else:
+                    table.add_row("", "", "", "", field, values)
+            table.add_section()
+        console.print(table)
+    else:
+        console.print(title, highlight=False)
+    summary = Table(title="In numbers", title_justify="left")
+    summary.add_column("outcome of a switch")
+    summary.add_column("SKP", justify="right")
+    summary.add_column("penilaian", justify="right")
+    for status, label in (
+        (DiffStatus.CHANGED, "changed: sent as an update on the next run"),
+        (DiffStatus.LOCKED, "changed, but e-Kinerja has locked it: reported, not sent"),
+        (DiffStatus.UNCHANGED, "unchanged"),
+        (DiffStatus.NOT_DELIVERED, "not delivered yet: goes out as new"),
+        (DiffStatus.NOT_MAPPED, "not compared (cancelled, quarantined, not ready)"),
+    ):
+        summary.add_row(
+            label,
+            str(counts[(DeliveryKind.SKP.value, status.value)]),
+            str(counts[(DeliveryKind.ASSESSMENT.value, status.value)]),
+        )
+    console.print(summary)
+    if diff.version != active:
+        console.print(
+            f'To switch: set mapping_version = "{diff.version}" under [sync] in the config, then '
+            f"ekinerja-sync run --period {diff.period}",
+            highlight=False,
+            markup=False,
+        )
+
+
+@mappings_app.command("diff")
+def mappings_diff(
+    ctx: typer.Context,
+    period: Annotated[str, typer.Option("--period", "-p", help="semester, e.g. 2026-1")],
+    to: Annotated[str, typer.Option("--to", help="the mapping version to compare with")],
+    npsn: Annotated[
+        list[str] | None, typer.Option("--npsn", help="only this school (repeatable)")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Per record, which payload fields would change if it were mapped with --to, against
+    what was last delivered. Reads the state store only: nothing is sent, nothing is written."""
+    from sync.bootstrap import build_store
+    from sync.cli import _check_period, console
+    from sync.mapping_diff import diff_period
+
+    if to not in MAPPING_VERSIONS:
+        raise typer.BadParameter(
+            f"unknown mapping version {to!r}; known: {', '.join(MAPPING_VERSIONS)} "
+            "(see `ekinerja-sync mappings list`)",
+            param_hint="--to",
+        )
+    settings = ctx.obj.settings()
+    diff = diff_period(
+        build_store(settings), _check_period(period), MAPPING_VERSIONS[to], list(npsn or [])
+    )
+    active = settings.sync.mapping_version
+    if as_json:
+        console.print_json(json.dumps({"active": active, **diff.as_dict()}, ensure_ascii=False))
+        return
+    _print_diff(diff, active)

@@ -1,0 +1,50 @@
+"""``ekinerja-sync web``: serve the web console."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+__all__ = ["web"]
+
+
+def web(
+    ctx: typer.Context,
+    host: Annotated[
+        str | None, typer.Option(help="bind address (default: web.host, 127.0.0.1)")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="port (default: web.port, 8080)")
+    ] = None,
+) -> None:
+    """Serve the web console for operators and auditors until Ctrl-C.
+
+    Create users first: ekinerja-sync users add NAME --role auditor|operator.
+    """
+    from state.users import user_count
+    from sync.bootstrap import build_store
+    from sync.cli import err_console
+    from sync.web.server import is_loopback, serve
+
+    settings = ctx.obj.settings()
+    bind_host = host or settings.web.host
+    bind_port = settings.web.port if port is None else port
+    store = build_store(settings)
+    if user_count(store.engine) == 0:
+        err_console.print(
+            "note: no users yet; add one: ekinerja-sync users add NAME --role operator",
+            highlight=False,
+        )
+    if not is_loopback(bind_host):
+        err_console.print(
+            f"note: serving on {bind_host}, beyond this machine: put it behind HTTPS "
+            "(a reverse proxy) on the office network",
+            highlight=False,
+        )
+    shown = f"[{bind_host}]" if ":" in bind_host else bind_host
+    err_console.print(f"web console on http://{shown}:{bind_port}/ ; Ctrl-C stops", highlight=False)
+    try:
+        serve(settings, store, host=bind_host, port=bind_port)
+    finally:
+        store.engine.dispose()

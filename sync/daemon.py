@@ -1,0 +1,459 @@
+"""``ekinerja-sync daemon``: the service that runs unattended. All use of APScheduler is here.
+
+Jobs, declared from ``[daemon]`` at start-up (``coalesce=True, max_instances=1``; no job store:
+the state store holds the service's state, the schedule is the config):
+
+- ``sync``: ``Engine.run`` of every active period (``sync_cron``, or every ``sync_every_s``);
+- ``retry``: ``Engine.retry_due`` of every active period, every ``retry_every_s``, and once at
+  start-up, so what a stop left in the outbox goes out at once;
+- ``reconcile``: ``sync.reconcile`` of every active period (``reconcile_cron``; report only).
+
+Active periods come from ``[sync] periods``, else from the calendar (``sync.calendar``), asked
+again at every run: the daemon moves to the next semester by itself. Jobs run one at a time
+(the sync and the retries never hand the same outbox entry to two threads); a retry that falls
+while another job runs is skipped, the others wait their turn.
+
+A clean stop (SIGTERM, SIGINT): no job starts any more, delivery starts no new request
+(``Deliverer.stop``), waits between retries and rate-limit pauses end at once (the request
+stays in the outbox for the next start, with the same idempotency key), requests in flight
+finish; up to ``stop_grace_s``. Then the process exits 0. Work still running after the grace
+period is abandoned as a crash would abandon it, which loses nothing (invariant 1).
+
+With SQLite, one daemon per state store: the second one refuses to start (a lock file
+``<database>.daemon.lock`` held for the daemon's lifetime). Several daemons need PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import structlog
+from apscheduler.executors.pool import (  # type: ignore[import-untyped]
+    ThreadPoolExecutor as JobPool,
+)
+from apscheduler.schedulers.background import (  # type: ignore[import-untyped]
+    BackgroundScheduler,
+)
+from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
+from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from connectors.errors import SyncError
+from sync.bootstrap import App, build_app
+from sync.calendar import resolve_periods
+from sync.deliver import Attempt
+from sync.health import DaemonMetrics, HealthReport, HealthServer, health_report
+from sync.reconcile import reconcile_period
+from sync.settings import Settings
+
+__all__ = ["ACTOR", "Daemon", "DaemonError", "DaemonStopping", "StateLock"]
+
+log = structlog.get_logger("ekinerja_sync.daemon")
+
+ACTOR = "daemon"
+# A job that fires while the process was busy or suspended still runs if this late (seconds).
+_MISFIRE_GRACE_S = 300
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class DaemonError(Exception):
+    """The daemon cannot start; the message says why and what to do."""
+
+
+class DaemonStopping(Exception):
+    """Raised out of a wait (retry backoff, rate limit, maintenance pause) once the daemon
+    stops: the request is not sent and stays in the outbox."""
+
+
+class StateLock:
+    """One daemon per SQLite state store: ``flock`` on ``<database>.daemon.lock``, held while
+    the daemon runs (the kernel drops it when the process ends, however it ends)."""
+
+    def __init__(self, path: Path, database: Path) -> None:
+        self.path = path
+        self.database = database
+        self._file: IO[str] | None = None
+
+    @classmethod
+    def for_url(cls, url: str) -> StateLock | None:
+        """The lock of a SQLite file URL; None for other databases (and in-memory SQLite)."""
+        parsed = make_url(url)
+        if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+            return None
+        database = Path(parsed.database).resolve()
+        return cls(database.with_name(database.name + ".daemon.lock"), database)
+
+    def acquire(self) -> None:
+        handle = self.path.open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            handle.close()
+            raise DaemonError(
+                f"another ekinerja-sync daemon (pid {holder}) is running on the state store "
+                f"{self.database} (it holds {self.path}). With SQLite only one daemon can "
+                "run: stop the other one first, or use PostgreSQL to run several."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        self._file = handle
+
+    def release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+
+class _ToStructlog(logging.Handler):
+    """APScheduler logs through the standard library: its warnings (a missed run, a run
+    skipped because the previous one still runs) go out as structlog events like the rest."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        log.log(
+            record.levelno, "scheduler." + record.levelname.lower(), message=record.getMessage()
+        )
+
+
+@contextlib.contextmanager
+def _scheduler_logs() -> Iterator[None]:
+    logger = logging.getLogger("apscheduler")
+    handler = _ToStructlog(logging.WARNING)
+    saved = logger.propagate, logger.level
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate, logger.level = saved
+
+
+class Daemon:
+    """The service: jobs on a schedule, the health/metrics endpoint, signals and a clean stop.
+
+    ``run`` blocks until SIGTERM/SIGINT (``install_signals``, main thread only) or
+    ``request_stop``. ``clock`` is the calendar's "now"; the transports are a seam for tests,
+    passed to ``build_app``.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], dt.datetime] = _utcnow,
+        source_transport: httpx.BaseTransport | None = None,
+        target_transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.timezone = ZoneInfo(settings.daemon.timezone)
+        self.health_url: str | None = None
+        self.started = threading.Event()  # set once the jobs are scheduled and the endpoint is up
+        self._transports = (source_transport, target_transport)
+        self._stopping = threading.Event()
+        self._signal: int | None = None
+        self._work = threading.Lock()  # jobs run one at a time
+        self._idle = threading.Condition()
+        self._running = 0
+        self._app: App | None = None
+        self._metrics: DaemonMetrics | None = None
+        self._scheduler: Any = None
+
+    # -- what to sync ----------------------------------------------------------------------
+
+    def active_periods(self) -> list[str]:
+        return resolve_periods(
+            self.settings.sync.periods,
+            self.clock(),
+            timezone=self.timezone,
+            grace_days=self.settings.daemon.previous_period_grace_days,
+        )
+
+    # -- running and stopping --------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Stop as on SIGTERM (from another thread)."""
+        self._stopping.set()
+
+    def run(self, *, install_signals: bool = True) -> bool:
+        """Run until stopped; True when every job had ended within the grace period.
+
+        Raises ``DaemonError`` when it cannot start (another daemon on the SQLite file, a
+        wrong cron expression, an unreachable state store).
+        """
+        settings = self.settings
+        lock = StateLock.for_url(settings.state.url)
+        safe_url = make_url(settings.state.url).render_as_string(hide_password=True)
+        clean = False
+        with contextlib.ExitStack() as stack:
+            if install_signals:  # first: a stop during start-up is a clean stop too
+                stack.enter_context(self._signals())
+            if lock is not None:
+                lock.acquire()
+                stack.callback(lock.release)
+            try:
+                app = stack.enter_context(
+                    build_app(
+                        settings,
+                        source_transport=self._transports[0],
+                        target_transport=self._transports[1],
+                        sleep=self._sleep,
+                        actor=ACTOR,
+                        on_attempt=self._observe,
+                    )
+                )
+            except SQLAlchemyError as exc:
+                cause = getattr(exc, "orig", None) or type(exc).__name__
+                raise DaemonError(f"the state store {safe_url} cannot be used: {cause}") from None
+            metrics = DaemonMetrics(app.store)
+            self._app, self._metrics = app, metrics
+            scheduler = self._declare_jobs()
+            self._scheduler = scheduler
+            stack.enter_context(_scheduler_logs())
+            server = self._start_endpoint(metrics)
+            if server is not None:
+                stack.callback(server.stop)
+            scheduler.start()
+            log.info(
+                "daemon.started",
+                pid=os.getpid(),
+                periods=self.active_periods(),
+                jobs={job.id: str(job.next_run_time) for job in scheduler.get_jobs()},
+                http=self.health_url,
+                state=safe_url,
+            )
+            self.started.set()
+            while not self._stopping.is_set() and self._signal is None:
+                # The signal handler only writes _signal (taking no lock in a handler is what
+                # keeps it from deadlocking); this loop notices it within the timeout.
+                self._stopping.wait(0.2)
+            clean = self._stop(scheduler)
+            if not clean:
+                # Jobs still hold the clients, the database and the SQLite lock: leave them
+                # to the end of the process (the CLI exits at once) instead of closing them
+                # under the jobs' feet.
+                stack.pop_all()
+        return clean
+
+    def _stop(self, scheduler: Any) -> bool:
+        assert self._app is not None
+        grace = self.settings.daemon.stop_grace_s
+        name = signal.Signals(self._signal).name if self._signal is not None else "request"
+        log.info("daemon.stopping", signal=name, grace_s=grace, jobs_running=self._running)
+        started = time.monotonic()
+        self._stopping.set()
+        deliverer = self._app.engine.deliverer
+        deliverer.stop.set()
+        scheduler.shutdown(wait=False)
+        deadline = started + grace
+        with self._idle:
+            while self._running and (left := deadline - time.monotonic()) > 0:
+                # The deliverer clears its flag after a phase ends in an error: set it again.
+                deliverer.stop.set()
+                self._idle.wait(min(left, 0.1))
+            clean = self._running == 0
+        took = round(time.monotonic() - started, 2)
+        if clean:
+            log.info("daemon.stopped", took_s=took)
+        else:
+            log.warning(
+                "daemon.stopped",
+                took_s=took,
+                abandoned_jobs=self._running,
+                note="requests not answered stay in the outbox and go out on the next start",
+            )
+        return clean
+
+    @contextlib.contextmanager
+    def _signals(self) -> Iterator[None]:
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            self._signal = signum
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _sleep(self, seconds: float) -> None:
+        """Every wait of the application (backoff, rate limit, maintenance) ends on a stop."""
+        if self._stopping.wait(max(seconds, 0.0)):
+            raise DaemonStopping("the daemon is stopping")
+
+    def _observe(self, attempt: Attempt) -> None:
+        if self._metrics is not None:  # made once the store exists, before any job runs
+            self._metrics.observe_attempt(attempt)
+
+    # -- the endpoint ------------------------------------------------------------------------
+
+    def _start_endpoint(self, metrics: DaemonMetrics) -> HealthServer | None:
+        config = self.settings.daemon
+        if not config.http_bind:
+            return None
+        try:
+            server = HealthServer(
+                config.http_host, config.http_port, registry=metrics.registry, health=self.health
+            )
+        except OSError as exc:
+            raise DaemonError(
+                f"cannot listen on daemon.http_bind = {config.http_bind!r}: {exc.strerror}"
+            ) from None
+        server.start()
+        self.health_url = server.url
+        return server
+
+    def health(self) -> HealthReport:
+        assert self._app is not None
+        running = self._scheduler is not None and bool(self._scheduler.running)
+        return health_report(
+            self._app.store, self.active_periods(), now=self.clock(), running=running
+        )
+
+    # -- the jobs ----------------------------------------------------------------------------
+
+    def _declare_jobs(self) -> Any:
+        config = self.settings.daemon
+        scheduler = BackgroundScheduler(
+            timezone=self.timezone,
+            executors={"default": JobPool(max_workers=3)},
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": _MISFIRE_GRACE_S,
+            },
+        )
+        now = dt.datetime.now(self.timezone)
+        if config.sync_every_s > 0:
+            sync_trigger = IntervalTrigger(seconds=config.sync_every_s, timezone=self.timezone)
+        elif config.sync_cron:
+            sync_trigger = self._cron("sync_cron", config.sync_cron)
+        else:
+            sync_trigger = None
+        if sync_trigger is not None:
+            # Every N seconds counts from start-up (a first sync at once); a cron waits its time.
+            first = {"next_run_time": now} if config.sync_every_s > 0 else {}
+            scheduler.add_job(self._job("sync"), sync_trigger, id="sync", name="sync", **first)
+        scheduler.add_job(
+            self._job("retry"),
+            IntervalTrigger(seconds=config.retry_every_s, timezone=self.timezone),
+            id="retry",
+            name="retry",
+            next_run_time=now,  # what a stop left in the outbox goes out at once
+        )
+        if config.reconcile_cron:
+            scheduler.add_job(
+                self._job("reconcile"),
+                self._cron("reconcile_cron", config.reconcile_cron),
+                id="reconcile",
+                name="reconcile",
+            )
+        return scheduler
+
+    def _cron(self, key: str, expression: str) -> Any:
+        try:
+            return CronTrigger.from_crontab(expression, timezone=self.timezone)
+        except ValueError as exc:
+            raise DaemonError(
+                f"daemon.{key} = {expression!r} is not a cron expression: {exc}"
+            ) from None
+
+    def _job(self, name: str) -> Callable[[], None]:
+        def run() -> None:
+            self.run_job(name)
+
+        return run
+
+    def run_job(self, name: str) -> None:
+        """Run one job (``sync``, ``retry``, ``reconcile``) over the active periods, after
+        the job that is running ends; a retry is skipped instead of waiting."""
+        body = {"sync": self._sync, "retry": self._retry, "reconcile": self._reconcile}[name]
+        if self._stopping.is_set():
+            return
+        with self._idle:
+            self._running += 1
+        try:
+            if not self._take_turn(skip_when_busy=name == "retry"):
+                return
+            try:
+                self._each_period(name, body)
+            finally:
+                self._work.release()
+        finally:
+            with self._idle:
+                self._running -= 1
+                self._idle.notify_all()
+
+    def _take_turn(self, *, skip_when_busy: bool) -> bool:
+        if skip_when_busy:
+            return self._work.acquire(blocking=False)
+        while not self._work.acquire(timeout=0.2):
+            if self._stopping.is_set():
+                return False
+        return True
+
+    def _each_period(self, name: str, body: Callable[[str], None]) -> None:
+        assert self._metrics is not None
+        result = "ok"
+        for period in self.active_periods():
+            if self._stopping.is_set():
+                result = "interrupted"
+                break
+            with structlog.contextvars.bound_contextvars(job=name, period=period):
+                try:
+                    body(period)
+                except DaemonStopping:
+                    log.info("job.interrupted", reason="the daemon is stopping")
+                    result = "interrupted"
+                    break
+                except SyncError as exc:
+                    result = "error"
+                    log.error("job.failed", error=exc.message, status=exc.status)
+                except Exception as exc:  # a job never takes the daemon down
+                    result = "error"
+                    log.error("job.failed", error=f"{type(exc).__name__}: {exc}", exc_info=True)
+        self._metrics.jobs.labels(name, result).inc()
+
+    def _sync(self, period: str) -> None:
+        assert self._app is not None
+        self._app.engine.run(period, schools=self.settings.sync.schools)
+
+    def _retry(self, period: str) -> None:
+        assert self._app is not None
+        summary = self._app.engine.retry_due(period, schools=self.settings.sync.schools)
+        if summary.requests_sent:
+            log.info("retry.sent", run_id=summary.run_id, requests=summary.requests_sent)
+
+    def _reconcile(self, period: str) -> None:
+        assert self._app is not None
+        assert self._metrics is not None
+        report = reconcile_period(
+            self._app,
+            period,
+            schools=self.settings.sync.schools,
+            should_stop=self._stopping.is_set,
+        )
+        self._metrics.discrepancies.set(period, report.counts())

@@ -1,0 +1,313 @@
+"""What a mapping version would change, before anything is sent.
+
+Two parts:
+
+- ``diff_payloads``: pure; two JSON values (the body last delivered, the body a mapping version
+  makes now) -> the changed fields, each with its path (``rencana_hasil_kerja[1].indikator[0]
+  .target``), its value before and after;
+- ``diff_period``: for the deliverables of a period (optionally of some schools), the body last
+  delivered (the latest ``done`` outbox entry of that nip, period and kind: the canonical JSON
+  as sent) against the body ``version`` makes from the stored effective source record. It only
+  reads the state store: nothing is sent, nothing is written.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from sqlmodel import Session, select
+
+from mappings.model import PerformanceRecord
+from mappings.source import read_record
+from mappings.versions import MappingVersion
+from state.models import (
+    DeliveryKind,
+    OutboxEntry,
+    OutboxState,
+    SourceRecord,
+    SourceStatus,
+    SyncRecord,
+)
+from state.store import StateStore
+from sync.plan import effective_record
+
+__all__ = [
+    "DiffStatus",
+    "FieldChange",
+    "MappingDiff",
+    "RecordDiff",
+    "diff_payloads",
+    "diff_period",
+]
+
+
+# -- the pure diff -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FieldChange:
+    """One field that differs. ``change`` is ``changed``, ``added`` (absent before: ``before``
+    is None) or ``removed`` (absent after: ``after`` is None)."""
+
+    path: str
+    change: str
+    before: Any = None
+    after: Any = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "change": self.change,
+            "before": self.before,
+            "after": self.after,
+        }
+
+
+def _same(a: Any, b: Any) -> bool:
+    # JSON equality: 1 and 1.0 are the same number, but true is not 1.
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    return bool(a == b)
+
+
+def _child(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def diff_payloads(before: Any, after: Any, path: str = "") -> list[FieldChange]:
+    """The fields of two JSON values that differ, depth first, in a stable order.
+
+    Objects are compared key by key (sorted), arrays index by index (extra items are
+    ``added`` or ``removed`` whole); anything else is compared as a value.
+    """
+    if isinstance(before, dict) and isinstance(after, dict):
+        changes: list[FieldChange] = []
+        for key in sorted(set(before) | set(after)):
+            where = _child(path, key)
+            if key not in after:
+                changes.append(FieldChange(where, "removed", before[key], None))
+            elif key not in before:
+                changes.append(FieldChange(where, "added", None, after[key]))
+            else:
+                changes.extend(diff_payloads(before[key], after[key], where))
+        return changes
+    if isinstance(before, list) and isinstance(after, list):
+        changes = []
+        for i in range(max(len(before), len(after))):
+            where = _child(path, i)
+            if i >= len(after):
+                changes.append(FieldChange(where, "removed", before[i], None))
+            elif i >= len(before):
+                changes.append(FieldChange(where, "added", None, after[i]))
+            else:
+                changes.extend(diff_payloads(before[i], after[i], where))
+        return changes
+    if _same(before, after):
+        return []
+    return [FieldChange(path or "(body)", "changed", before, after)]
+
+
+# -- a period ----------------------------------------------------------------------------------
+
+
+class DiffStatus(StrEnum):
+    UNCHANGED = "unchanged"  # the version makes exactly what was delivered
+    CHANGED = "changed"  # would be sent as an update of the SKP
+    LOCKED = "locked"  # would change, but e-Kinerja takes no change any more: by hand
+    NOT_DELIVERED = "not_delivered"  # nothing delivered yet: the version's body goes as new
+    NOT_MAPPED = "not_mapped"  # nothing to compare: see ``note``
+
+
+_LOCKED_NOTE = {
+    DeliveryKind.SKP: "its penilaian was already sent, so e-Kinerja has locked the SKP: the "
+    "change would be reported as locked, not sent; correct it in e-Kinerja by hand if it matters",
+    DeliveryKind.ASSESSMENT: "e-Kinerja takes one penilaian per SKP: the change would be "
+    "reported as locked, not sent; correct it in e-Kinerja by hand if it matters",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RecordDiff:
+    """One deliverable (the SKP or the penilaian of a teacher in the period)."""
+
+    nip: str
+    npsn: str
+    kind: DeliveryKind
+    status: DiffStatus
+    name: str | None = None
+    delivered_version: str | None = None  # the mapping version of the body delivered
+    changes: tuple[FieldChange, ...] = ()
+    note: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "nip": self.nip,
+            "npsn": self.npsn,
+            "name": self.name,
+            "kind": self.kind.value,
+            "status": self.status.value,
+            "delivered_version": self.delivered_version,
+            "changes": [c.as_dict() for c in self.changes],
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True)
+class MappingDiff:
+    """What switching to ``version`` would do in ``period``, per deliverable."""
+
+    period: str
+    version: str
+    records: list[RecordDiff] = field(default_factory=list)
+
+    def counts(self) -> Counter[tuple[str, str]]:
+        """(kind, status) -> number of deliverables."""
+        return Counter((r.kind.value, r.status.value) for r in self.records)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "period": self.period,
+            "version": self.version,
+            "counts": {f"{k}.{s}": n for (k, s), n in sorted(self.counts().items())},
+            "records": [r.as_dict() for r in self.records],
+        }
+
+
+def _body(record: PerformanceRecord, mapping: MappingVersion, kind: DeliveryKind) -> Any:
+    """The body ``mapping`` makes for the deliverable, or None when none would be sent yet."""
+    if kind is DeliveryKind.SKP:
+        if not record.plan_approved:
+            return None
+        body = mapping.skp(record)
+    else:
+        if not record.assessment_final:
+            return None
+        body = mapping.assessment(record)
+    # Through JSON, as the outbox keeps it: numbers and dates compare as sent.
+    return json.loads(json.dumps(body, sort_keys=True, ensure_ascii=False))
+
+
+def _latest_done(session: Session, period: str) -> dict[tuple[str, DeliveryKind], OutboxEntry]:
+    query = select(OutboxEntry).where(
+        OutboxEntry.period == period, OutboxEntry.state == OutboxState.DONE
+    )
+    latest: dict[tuple[str, DeliveryKind], OutboxEntry] = {}
+    for entry in session.exec(query):
+        key = (entry.nip, entry.kind)
+        held = latest.get(key)
+        if held is None or (entry.finished_at, entry.id or 0) > (held.finished_at, held.id or 0):
+            latest[key] = entry
+    return latest
+
+
+def diff_period(
+    store: StateStore, period: str, mapping: MappingVersion, npsns: Sequence[str] = ()
+) -> MappingDiff:
+    """For each deliverable of ``period`` (in ``npsns``, if given): what ``mapping`` would send
+    against what was last delivered. Read-only."""
+    wanted = set(npsns)
+    result = MappingDiff(period=period, version=mapping.name)
+    with Session(store.engine) as session:
+        sources: dict[str, list[SourceRecord]] = defaultdict(list)
+        for row in session.exec(select(SourceRecord).where(SourceRecord.period == period)):
+            if row.nip:
+                sources[row.nip].append(row)
+        deliverables = {
+            (r.nip, r.kind): r
+            for r in session.exec(select(SyncRecord).where(SyncRecord.period == period))
+        }
+        delivered = _latest_done(session, period)
+        # A teacher whose records all left (NIP corrected in PMM) has no source rows.
+        for nip in sorted(set(sources) | {nip for nip, _kind in deliverables}):
+            rows = sources.get(nip, [])
+            record: PerformanceRecord | None = None
+            note: str | None = None
+            npsn = ""
+            if rows:
+                effective, all_cancelled = effective_record(rows)
+                npsn = effective.npsn
+                if all_cancelled:
+                    note = "cancelled in PMM: nothing is sent for it"
+                elif effective.status is SourceStatus.QUARANTINED:
+                    note = (
+                        f"its record is quarantined ({effective.reason_code}): {effective.reason}"
+                    )
+                else:
+                    checked = read_record(effective.body)
+                    if isinstance(checked, PerformanceRecord):
+                        record = checked
+                    else:  # pragma: no cover - a valid row reads again
+                        note = f"its record no longer reads: {checked.reason}"
+            else:
+                note = "no record in PMM carries this NIP any more"
+            for kind in (DeliveryKind.SKP, DeliveryKind.ASSESSMENT):
+                state = deliverables.get((nip, kind))
+                school = npsn or (state.npsn if state is not None else "")
+                if wanted and school not in wanted and (state is None or state.npsn not in wanted):
+                    continue
+                diff = _diff_one(nip, school, kind, record, note, mapping, delivered)
+                if diff is not None:
+                    result.records.append(diff)
+    return result
+
+
+def _diff_one(
+    nip: str,
+    npsn: str,
+    kind: DeliveryKind,
+    record: PerformanceRecord | None,
+    note: str | None,
+    mapping: MappingVersion,
+    delivered: dict[tuple[str, DeliveryKind], OutboxEntry],
+) -> RecordDiff | None:
+    sent = delivered.get((nip, kind))
+    name = record.employee.name if record is not None else None
+    sent_version = sent.mapping_version if sent is not None else None
+    if record is None:
+        if sent is None:
+            return None  # nothing delivered, nothing to send: not this command's business
+        return RecordDiff(nip, npsn, kind, DiffStatus.NOT_MAPPED, name, sent_version, (), note)
+    try:
+        body = _body(record, mapping, kind)
+    except ValueError as exc:  # the version cannot map the record (MappingError included)
+        return RecordDiff(
+            nip,
+            npsn,
+            kind,
+            DiffStatus.NOT_MAPPED,
+            name,
+            sent_version,
+            (),
+            f"mapping {mapping.name} cannot map this record: {exc}",
+        )
+    if sent is None:
+        if body is None:
+            return None  # not ready in PMM and never sent: nothing either way
+        return RecordDiff(nip, npsn, kind, DiffStatus.NOT_DELIVERED, name)
+    if body is None:
+        return RecordDiff(
+            nip,
+            npsn,
+            kind,
+            DiffStatus.NOT_MAPPED,
+            name,
+            sent_version,
+            (),
+            "delivered, but not ready in PMM any more (plan or penilaian reopened): nothing "
+            "would be sent",
+        )
+    changes = tuple(diff_payloads(json.loads(sent.body), body))
+    if not changes:
+        return RecordDiff(nip, npsn, kind, DiffStatus.UNCHANGED, name, sent_version)
+    if kind is DeliveryKind.ASSESSMENT or (nip, DeliveryKind.ASSESSMENT) in delivered:
+        return RecordDiff(
+            nip, npsn, kind, DiffStatus.LOCKED, name, sent_version, changes, _LOCKED_NOTE[kind]
+        )
+    return RecordDiff(nip, npsn, kind, DiffStatus.CHANGED, name, sent_version, changes)

@@ -1,0 +1,207 @@
+"""What an operator may do to a failed record: replay it, or discard it.
+
+Used by the web console (the CLI may adopt it). Each action checks what it is given, changes
+the state, and writes a ledger entry naming the operator (``operator:<name>``) in the same
+transaction as the change, so the ledger and the state cannot disagree.
+
+- **replay**: the engine's replay (read the school from PMM again, plan afresh, send through
+  the normal pipeline); only ``failed`` records can be replayed.
+- **discard**: stop chasing a ``failed`` record without sending it: its status becomes
+  ``cancelled`` with the reason ``discarded by <name>: <why>``, and the ledger gets a
+  ``discard`` entry. Nothing is sent or deleted; when the record changes in PMM later, the
+  next run plans it afresh like any other record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+
+from state.models import DeliveryKind, RecordStatus, SyncRecord
+from state.store import StateStore
+from sync.audit import LedgerAudit
+from sync.bootstrap import App
+from sync.engine import ReplayOutcome
+from sync.settings import Settings
+
+__all__ = [
+    "ActionRefused",
+    "UnknownRecord",
+    "discard",
+    "failure_id",
+    "operator_actor",
+    "parse_failure_id",
+    "replay",
+]
+
+MAX_WHY = 500
+_PERIOD = re.compile(r"20[0-9]{2}-[12]")
+_NIP = re.compile(r"[0-9]{1,18}")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+AppBuilder = Callable[..., AbstractContextManager[App]]
+
+
+class ActionRefused(Exception):
+    """The action cannot be done; the message says why, in words. ``code`` tells a caller
+    which case it is (``bad_id``, ``unknown``, ``not_failed``, ``nothing_chosen``,
+    ``why_missing``, ``why_too_long``, ``refused_by_ledger``), to word it in its own language;
+    ``record_id`` and ``status`` name the record concerned, where there is one."""
+
+    def __init__(
+        self, code: str, message: str, *, record_id: str | None = None, status: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.record_id = record_id
+        self.status = status
+
+
+class UnknownRecord(ActionRefused):
+    """No record has this failure ID."""
+
+    def __init__(self, record_id: str) -> None:
+        super().__init__("unknown", f"no record {record_id}", record_id=record_id)
+
+
+def operator_actor(user_name: str) -> str:
+    """How the ledger names an operator: ``operator:<name>``."""
+    return f"operator:{user_name}"
+
+
+def failure_id(record: SyncRecord) -> str:
+    """A failure's ID: ``<period>/<nip>/<kind>`` (as ``ekinerja-sync failures list`` shows)."""
+    return f"{record.period}/{record.nip}/{record.kind.value}"
+
+
+def parse_failure_id(value: str) -> tuple[str, str, DeliveryKind]:
+    """``<period>/<nip>/<kind>`` -> its parts; ``ValueError`` when it is not one."""
+    parts = value.split("/")
+    kinds = {k.value: k for k in DeliveryKind}
+    if (
+        len(parts) != 3
+        or not _PERIOD.fullmatch(parts[0])
+        or not _NIP.fullmatch(parts[1])
+        or parts[2] not in kinds
+    ):
+        raise ValueError(f"{value[:80]!r} is not a failure ID like 2025-1/198503152010012003/skp")
+    return parts[0], parts[1], kinds[parts[2]]
+
+
+def _records(store: StateStore, ids: Sequence[str]) -> list[SyncRecord]:
+    found = []
+    for value in ids:
+        try:
+            key = parse_failure_id(value)
+        except ValueError as exc:
+            raise ActionRefused("bad_id", str(exc)) from None
+        record = store.record(*key)
+        if record is None:
+            raise UnknownRecord(value)
+        found.append(record)
+    return found
+
+
+def replay(
+    settings: Settings,
+    store: StateStore,
+    ids: Sequence[str],
+    *,
+    user_name: str,
+    build: AppBuilder,
+    dry_run: bool = False,
+) -> list[ReplayOutcome]:
+    """Replay the failed records named by ``ids`` as the operator ``user_name``.
+
+    Refuses (``ActionRefused``) the whole request when an ID is unknown or its record is not
+    ``failed`` (a locked record cannot be helped by a replay): nothing is sent then.
+    ``build`` is ``sync.bootstrap.build_app`` (a seam for tests).
+    """
+    if not ids:
+        raise ActionRefused("nothing_chosen", "no record chosen")
+    targets = _records(store, ids)
+    for record in targets:
+        if record.status is not RecordStatus.FAILED:
+            raise ActionRefused(
+                "not_failed",
+                f"{failure_id(record)} is {record.status.value}, not failed: replay cannot help",
+                record_id=failure_id(record),
+                status=record.status.value,
+            )
+    actor = operator_actor(user_name)
+    with build(settings, actor=actor) as application:
+        return application.engine.replay(targets, actor=actor, dry_run=dry_run)
+
+
+def _clean_why(why: str) -> str:
+    text = _CONTROL.sub(" ", why).strip()
+    if not text:
+        raise ActionRefused("why_missing", "say why the record is discarded")
+    if len(text) > MAX_WHY:
+        raise ActionRefused(
+            "why_too_long", f"the reason is too long (at most {MAX_WHY} characters)"
+        )
+    return text
+
+
+def discard(
+    store: StateStore,
+    record_id: str,
+    *,
+    user_name: str,
+    why: str,
+    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+) -> SyncRecord:
+    """Mark the failed record ``record_id`` as discarded by ``user_name`` because ``why``.
+
+    The status becomes ``cancelled`` with the reason ``discarded by <name>: <why>`` and a
+    ``discard`` ledger entry is written in the same transaction. ``ActionRefused`` when the
+    record is unknown, not ``failed``, or ``why`` is empty, too long or looks like a secret.
+    """
+    try:
+        period, nip, kind = parse_failure_id(record_id)
+    except ValueError as exc:
+        raise ActionRefused("bad_id", str(exc)) from None
+    reason = _clean_why(why)
+    actor = operator_actor(user_name)
+    audit = LedgerAudit(actor=actor, clock=clock)
+    try:
+        with store.unit_of_work() as session:
+            row = session.get(SyncRecord, (nip, period, kind))
+            if row is None:
+                raise UnknownRecord(record_id)
+            if row.status is not RecordStatus.FAILED:
+                raise ActionRefused(
+                    "not_failed",
+                    f"{record_id} is {row.status.value}, not failed: only a failed record "
+                    "can be discarded",
+                    record_id=record_id,
+                    status=row.status.value,
+                )
+            was = f"{row.reason_code or '-'}: {row.reason or ''}"
+            row.status = RecordStatus.CANCELLED
+            row.reason = f"discarded by {user_name}: {reason}"
+            row.reason_code = "DISCARDED"
+            row.changed_at = clock()
+            session.add(row)
+            store.supersede_pending(session, nip, period, kind)
+            session.flush()
+            audit.operator_action(
+                session,
+                actor=actor,
+                action="discard",
+                period=period,
+                nip=nip,
+                npsn=row.npsn,
+                kind=kind.value,
+                detail=f"{reason} (was failed, {was})"[:2000],
+            )
+    except ValueError as exc:
+        # The ledger refuses text that looks like a secret; nothing was written.
+        raise ActionRefused(
+            "refused_by_ledger", f"the reason cannot be written to the ledger: {exc}"
+        ) from None
+    return row

@@ -1,0 +1,165 @@
+"""The console's words: Indonesian labels for statuses and plain-words explanations of
+failure and quarantine codes (the code stays in English; what a person reads is Indonesian)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+__all__ = [
+    "KIND_LABELS",
+    "MONTHS",
+    "STATUS_LABELS",
+    "explain",
+    "kind_label",
+    "status_label",
+    "wib",
+    "wib_date",
+]
+
+WIB = dt.timezone(dt.timedelta(hours=7), "WIB")
+
+STATUS_LABELS: dict[str, str] = {
+    "waiting": "menunggu",
+    "pending": "antre kirim",
+    "held": "ditahan",
+    "delivered": "terkirim",
+    "failed": "gagal",
+    "locked": "terkunci",
+    "cancelled": "dibatalkan",
+    "cancelled_after_delivery": "dibatalkan setelah terkirim",
+    "quarantined": "dikarantina",
+}
+
+KIND_LABELS: dict[str, str] = {"skp": "SKP", "assessment": "penilaian"}
+
+MONTHS = (
+    "Januari",
+    "Februari",
+    "Maret",
+    "April",
+    "Mei",
+    "Juni",
+    "Juli",
+    "Agustus",
+    "September",
+    "Oktober",
+    "November",
+    "Desember",
+)
+
+_REPLAY = "lalu ulangi (replay) dari konsol ini"
+_BY_HAND = "ulangi (replay) tidak akan membantu"
+
+_EXPLAINED: dict[str, str] = {
+    # e-Kinerja's answers
+    "NIP_TIDAK_DITEMUKAN": (
+        "BKN tidak mengenal NIP ini. Cocokkan NIP di Dapodik / Verval PTK dengan data BKN "
+        f"(SIASN), perbaiki yang salah, {_REPLAY}."
+    ),
+    "UNOR_TIDAK_AKTIF": (
+        "Unit kerja sekolah tidak aktif atau belum dipetakan di BKN. Minta BKD / BKPSDM "
+        f"mengaktifkan atau memetakan NPSN-nya di SIASN, {_REPLAY}."
+    ),
+    "PERIODE_TIDAK_ADA": f"Periode belum dibuka di e-Kinerja. Tunggu BKN membukanya, {_REPLAY}.",
+    "VALIDASI": (
+        "e-Kinerja menolak salah satu isian (disebut dalam jawabannya). Perbaiki di PMM / "
+        f"Dapodik; bila PMM sudah benar, laporkan ke TI dinas, {_REPLAY}."
+    ),
+    "PREDIKAT_TIDAK_SESUAI": (
+        "Predikat tidak sesuai dengan kedua rating (PermenPANRB 6/2022). Penilai memperbaiki "
+        f"penilaian di PMM, {_REPLAY}."
+    ),
+    "PENILAI_BELUM_ADA_SKP": (
+        "Penilai (kepala sekolah) belum punya SKP di e-Kinerja. Data ini ditahan dan dikirim "
+        "lagi otomatis setiap kali sinkronisasi berjalan; periksa mengapa SKP penilai belum ada."
+    ),
+    "SKP_TERKUNCI": (
+        "SKP sudah dikunci di e-Kinerja (penilaiannya final) dan tidak bisa diubah lagi. Bila "
+        f"perubahan itu penting, koreksi langsung di e-Kinerja ({_BY_HAND})."
+    ),
+    "PENILAIAN_SUDAH_ADA": (
+        "e-Kinerja sudah memegang penilaian untuk SKP ini. Bila isinya berbeda, koreksi "
+        f"langsung di e-Kinerja ({_BY_HAND})."
+    ),
+    "IDEMPOTENCY_KEY_REUSED": (
+        "e-Kinerja melihat kunci permintaan ini dengan isi lain (gangguan yang tidak "
+        "seharusnya terjadi). Simpan rinciannya untuk TI dinas sebelum mengulangi."
+    ),
+    "SKP_SUDAH_ADA": (
+        "e-Kinerja sudah memegang SKP untuk NIP dan periode ini yang tidak dapat diperbarui. "
+        f"Bandingkan dengan yang ada di e-Kinerja, {_REPLAY}."
+    ),
+    "retries_exhausted": (
+        "e-Kinerja berulang kali tidak menjawab tepat waktu (mati, sibuk, atau gangguan "
+        f"jaringan). Pastikan e-Kinerja dapat dihubungi, {_REPLAY}."
+    ),
+    "DISCARDED": "Dihentikan oleh operator: tidak dikirim. Alasannya tercatat di bawah.",
+    # quarantine: bad data in PMM
+    "invalid_nip": (
+        "NIP pegawai tidak sah. Perbaiki di Dapodik (diteruskan ke PMM); sinkronisasi "
+        "berikutnya membacanya lagi."
+    ),
+    "invalid_nuptk": (
+        "NUPTK tidak sah. Perbaiki di Dapodik; sinkronisasi berikutnya membacanya lagi."
+    ),
+    "invalid_npsn": "NPSN sekolah tidak sah. Perbaiki di PMM / Dapodik.",
+    "invalid_assessor_nip": "Penilai atau NIP penilai tidak sah. Perbaiki penilai di PMM.",
+    "self_assessment": (
+        "Pegawai tercatat sebagai penilai dirinya sendiri. Tetapkan penilai yang benar di PMM."
+    ),
+    "unknown_indicator": (
+        "Indikator tidak ada di katalog (G-01..G-08, K-01..K-08). Perbaiki perencanaan di PMM."
+    ),
+    "indicator_role_mismatch": (
+        "Guru memilih indikator G-, kepala sekolah indikator K-. Perbaiki perencanaan (atau "
+        "jenis PTK) di PMM."
+    ),
+    "indicator_count": (
+        "Jumlah indikator tidak sesuai aturan (satu; dua mulai 2026). Perbaiki perencanaan di PMM."
+    ),
+    "predicate_mismatch": (
+        "Predikat melanggar matriks PermenPANRB 6/2022. Penilai memperbaiki penilaian di PMM."
+    ),
+    "final_incomplete": (
+        "Penilaian final belum lengkap (rating, predikat, atau tanggalnya). Penilai "
+        "melengkapinya di PMM."
+    ),
+    "malformed": (
+        "PMM mengirim data yang tidak sesuai kontraknya. Laporkan ke helpdesk PMM dengan ID "
+        "sumbernya."
+    ),
+    "unknown_schema_version": "PMM memakai versi skema yang belum dikenal. Perbarui ekinerja-sync.",
+    "mapping_failed": (
+        "Versi pemetaan aktif tidak dapat memetakan data ini (celah di pemetaan, bukan data "
+        "yang salah). Laporkan ke TI dinas dengan ID sumbernya."
+    ),
+}
+
+_FALLBACK = (
+    "Baca permintaan dan setiap jawaban e-Kinerja di halaman guru, perbaiki penyebabnya, "
+    f"{_REPLAY}."
+)
+
+
+def explain(code: str | None) -> str:
+    """What a failure or quarantine code means and what to do, in Indonesian."""
+    return _EXPLAINED.get(code or "", _FALLBACK)
+
+
+def status_label(status: str) -> str:
+    return STATUS_LABELS.get(status, status)
+
+
+def kind_label(kind: str) -> str:
+    return KIND_LABELS.get(kind, kind)
+
+
+def wib(moment: dt.datetime | None) -> str:
+    """A time in WIB (UTC+7), as people at a dinas read it."""
+    if moment is None:
+        return "-"
+    return moment.astimezone(WIB).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def wib_date(day: dt.date) -> str:
+    return f"{day.day} {MONTHS[day.month - 1]} {day.year}"

@@ -1,0 +1,127 @@
+"""Serving the console with uvicorn: in the foreground (``ekinerja-sync web``) or in a
+background thread (the daemon, the browser tests)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+
+from state.store import StateStore
+from sync.settings import Settings
+
+__all__ = ["RunningConsole", "is_loopback", "serve", "start_in_thread"]
+
+_START_TIMEOUT_S = 10.0
+
+
+def is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def _config(app: Starlette, *, host: str, port: int, log_level: str) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,  # the ledger records what matters; query strings may hold NIPs
+        lifespan="off",
+        http="h11",
+        ws="none",
+        timeout_graceful_shutdown=3,
+        server_header=False,
+    )
+
+
+def _app(settings: Settings, store: StateStore, app: Starlette | None, **options: Any) -> Starlette:
+    if app is not None:
+        return app
+    from sync.web.app import create_web_app
+
+    return create_web_app(settings, store, **options)
+
+
+def serve(
+    settings: Settings,
+    store: StateStore,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    log_level: str = "warning",
+) -> None:
+    """Serve the console until Ctrl-C / SIGTERM (uvicorn handles the signals)."""
+    app = _app(settings, store, None)
+    config = _config(
+        app,
+        host=host or settings.web.host,
+        port=settings.web.port if port is None else port,
+        log_level=log_level,
+    )
+    uvicorn.Server(config).run()
+
+
+@dataclass
+class RunningConsole:
+    """A console served from a background thread; ``stop()`` ends it."""
+
+    url: str
+    server: uvicorn.Server
+    thread: threading.Thread
+    socket: socket.socket
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        if self.thread.is_alive():  # pragma: no cover - a stuck connection
+            self.server.force_exit = True
+            self.thread.join(timeout=5)
+        self.socket.close()
+
+
+def start_in_thread(
+    settings: Settings,
+    store: StateStore,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    app: Starlette | None = None,
+    log_level: str = "warning",
+) -> RunningConsole:
+    """Serve the console from a daemon thread and return once it accepts connections.
+
+    Port 0 picks a free port (``url`` tells which). ``app`` serves a prepared application
+    (tests pass one built with a fake clock); otherwise one is built from the settings.
+    Signals stay with the caller (the daemon): call ``stop()`` on the way out.
+    """
+    bind_host = host or settings.web.host
+    bind_port = settings.web.port if port is None else port
+    family = socket.AF_INET6 if ":" in bind_host else socket.AF_INET
+    # Bound here so port 0 gives a known port; IPPROTO_TCP so uvicorn sets TCP_NODELAY.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((bind_host, bind_port))
+    sock.listen(128)
+    actual = int(sock.getsockname()[1])
+    server = uvicorn.Server(
+        _config(_app(settings, store, app), host=bind_host, port=actual, log_level=log_level)
+    )
+    # uvicorn installs signal handlers only in the main thread; here it runs in another one.
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="web-console", daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + _START_TIMEOUT_S
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            sock.close()
+            raise RuntimeError(f"the web console on {bind_host}:{actual} did not start")
+        time.sleep(0.01)
+    shown = f"[{bind_host}]" if ":" in bind_host else bind_host
+    return RunningConsole(f"http://{shown}:{actual}", server, thread, sock)
