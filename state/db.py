@@ -7,8 +7,9 @@ from typing import Any
 from sqlalchemy import Engine, event
 from sqlmodel import create_engine
 
-import state.models  # noqa: F401  (registers the tables on the metadata)
-import state.users  # noqa: F401  (the web console's users table)
+# Imported for their side effect: registering every table on the metadata.
+import state.models
+import state.users  # noqa: F401
 from state.ledger import install_guards
 from state.schema import SchemaState, check, require_current, upgrade
 
