@@ -271,8 +271,6 @@ class Daemon:
         deadline = started + grace
         with self._idle:
             while self._running and (left := deadline - time.monotonic()) > 0:
-                # The deliverer clears its flag after a phase ends in an error: set it again.
-                deliverer.stop.set()
                 self._idle.wait(min(left, 0.1))
             clean = self._running == 0
         took = round(time.monotonic() - started, 2)

@@ -168,7 +168,8 @@ class Engine:
                     period=period,
                     started_at=started,
                     finished_at=self.clock(),
-                    outcome="ok",
+                    # A run cut short by a stop is not a successful sync of the period.
+                    outcome="stopped" if self.deliverer.stop.is_set() else "ok",
                     summary=summary.as_dict(),
                 )
             )
