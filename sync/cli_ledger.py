@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import IO, Annotated
 
 import typer
 from rich import box
@@ -27,8 +27,9 @@ from sqlmodel import Session
 
 from state import ledger
 from state.ledger import LedgerEntry
+from sync.ledger_export import CSV_COLUMNS, WIB, csv_row, export_record, jsonl_line, wib_time
 
-__all__ = ["WIB", "ledger_app", "mask_name"]
+__all__ = ["ledger_app"]
 
 ledger_app = typer.Typer(
     help=(
@@ -40,10 +41,8 @@ ledger_app = typer.Typer(
 
 # Asia/Jakarta keeps UTC+7 all year (no daylight saving since 1964): a fixed offset needs no
 # time-zone database on the server.
-WIB = dt.timezone(dt.timedelta(hours=7), "WIB")
 _HEAD = re.compile(r"([0-9a-fA-F]{64})@([0-9]+)")
 # A cell a spreadsheet would run as a formula (OWASP "CSV injection"): = + - @, tab, CR.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 NipFilter = Annotated[str | None, typer.Option("--nip", help="one employee (18-digit NIP)")]
 NpsnFilter = Annotated[str | None, typer.Option("--npsn", help="one school (NPSN)")]
@@ -184,29 +183,6 @@ def _entries(session: Session, filters: _Filters, limit: int | None) -> Iterator
     )
 
 
-def mask_name(name: str) -> str:
-    """``"Siti Aminah"`` -> ``"S*** A***"``: the initials stay, the rest is masked."""
-    return " ".join(f"{word[0]}***" for word in name.split())
-
-
-def _redact(record: dict[str, Any]) -> dict[str, Any]:
-    if record.get("employee_name"):
-        record["employee_name"] = mask_name(record["employee_name"])
-    actor = record.get("actor") or ""
-    if actor.startswith("operator:"):
-        record["actor"] = "operator:" + mask_name(actor.removeprefix("operator:"))
-    return record
-
-
-def _record(entry: LedgerEntry) -> dict[str, Any]:
-    """An entry as exported: the hashed fields in column order (``at`` as hashed) + ``hash``."""
-    return {**ledger.entry_content(entry.model_dump()), "hash": entry.hash}
-
-
-def _wib(moment: dt.datetime) -> str:
-    return moment.astimezone(WIB).strftime("%Y-%m-%d %H:%M:%S")
-
-
 # -- show ------------------------------------------------------------------------------------
 
 
@@ -235,7 +211,7 @@ def show(
             out.write("[")
             for n, entry in enumerate(_entries(session, filters, limit)):
                 out.write(
-                    ("," if n else "") + "\n" + json.dumps(_record(entry), ensure_ascii=False)
+                    ("," if n else "") + "\n" + json.dumps(export_record(entry), ensure_ascii=False)
                 )
             out.write("\n]\n")
             return
@@ -274,7 +250,7 @@ def _print_table(entries: list[LedgerEntry], filters: _Filters) -> None:
     for e in entries:
         cells = (
             str(e.seq),
-            _wib(e.at),
+            wib_time(e.at),
             e.actor,
             e.action,
             e.outcome,
@@ -302,7 +278,7 @@ def _print_bodies(entry: LedgerEntry) -> None:
     from sync.cli import console
 
     lines = [
-        f"#{entry.seq}  {_wib(entry.at)} WIB  {entry.actor}  {entry.action} -> {entry.outcome}",
+        f"#{entry.seq}  {wib_time(entry.at)} WIB  {entry.actor}  {entry.action} -> {entry.outcome}",
         f"  run {entry.run_id or '-'}, idempotency key {entry.idempotency_key or '-'}, "
         f"{entry.duration_ms if entry.duration_ms is not None else '-'} ms, hash {entry.hash}",
     ]
@@ -323,16 +299,6 @@ def _indent(text: str) -> str:
 
 
 # -- export ----------------------------------------------------------------------------------
-
-
-_CSV_COLUMNS = ("seq", "at", "time_wib", *ledger.HASHED_FIELDS[2:], "hash")
-
-
-def _safe_cell(value: Any) -> Any:
-    """Neutralise a cell a spreadsheet would run as a formula: prefix it with ``'``."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
 
 
 @ledger_app.command()
@@ -409,14 +375,10 @@ def _open_output(output: Path | None, *, bom: bool) -> Iterator[IO[str]]:
 
 def _write_csv(out: IO[str], entries: Iterator[LedgerEntry], *, redact: bool) -> int:
     writer = csv.writer(out, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
-    writer.writerow(_CSV_COLUMNS)
+    writer.writerow(CSV_COLUMNS)
     count = 0
     for entry in entries:
-        record = _record(entry)
-        if redact:
-            _redact(record)
-        record["time_wib"] = _wib(entry.at)
-        writer.writerow([_safe_cell(record[column]) for column in _CSV_COLUMNS])
+        writer.writerow(csv_row(entry, redacted=redact))
         count += 1
     return count
 
@@ -424,10 +386,7 @@ def _write_csv(out: IO[str], entries: Iterator[LedgerEntry], *, redact: bool) ->
 def _write_jsonl(out: IO[str], entries: Iterator[LedgerEntry], *, redact: bool) -> int:
     count = 0
     for entry in entries:
-        record = _record(entry)
-        if redact:
-            _redact(record)
-        out.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+        out.write(jsonl_line(entry, redacted=redact))
         count += 1
     return count
 

@@ -171,6 +171,7 @@ class Daemon:
         self.clock = clock
         self.timezone = ZoneInfo(settings.daemon.timezone)
         self.health_url: str | None = None
+        self.console_url: str | None = None
         self.started = threading.Event()  # set once the jobs are scheduled and the endpoint is up
         self._transports = (source_transport, target_transport)
         self._stopping = threading.Event()
@@ -236,6 +237,12 @@ class Daemon:
             server = self._start_endpoint(metrics)
             if server is not None:
                 stack.callback(server.stop)
+            if settings.web.enabled:  # the web console, inside the daemon (issue 8)
+                from sync.web.server import start_in_thread
+
+                console = start_in_thread(settings, app.store)
+                stack.callback(console.stop)
+                self.console_url = console.url
             scheduler.start()
             log.info(
                 "daemon.started",
@@ -243,6 +250,7 @@ class Daemon:
                 periods=self.active_periods(),
                 jobs={job.id: str(job.next_run_time) for job in scheduler.get_jobs()},
                 http=self.health_url,
+                console=self.console_url,
                 state=safe_url,
             )
             self.started.set()

@@ -45,7 +45,7 @@ from state.models import DeliveryKind, RecordStatus
 from state.store import StateStore
 from state.users import Role, User, console_secret, get_user
 from sync import operator_actions
-from sync.cli_ledger import _CSV_COLUMNS, _record, _redact, _safe_cell, _wib
+from sync.ledger_export import CSV_COLUMNS, csv_row, jsonl_line
 from sync.operator_actions import ActionRefused, AppBuilder, UnknownRecord, failure_id
 from sync.settings import Settings
 from sync.web import _queries as q
@@ -766,7 +766,7 @@ def _export_chunks(
     writer = csv.writer(buffer, quoting=csv.QUOTE_MINIMAL, lineterminator="\r\n")
     if fmt == "csv":
         buffer.write("\ufeff")
-        writer.writerow(_CSV_COLUMNS)
+        writer.writerow(CSV_COLUMNS)
     with Session(store.engine) as session:
         for n, entry in enumerate(q.ledger_entries(session, filters), start=1):
             _write_entry(buffer, writer, entry, fmt=fmt, redact=redact)
@@ -780,14 +780,10 @@ def _export_chunks(
 def _write_entry(
     out: io.StringIO, writer: Any, entry: LedgerEntry, *, fmt: str, redact: bool
 ) -> None:
-    record = _record(entry)
-    if redact:
-        _redact(record)
     if fmt == "csv":
-        record["time_wib"] = _wib(entry.at)
-        writer.writerow([_safe_cell(record[column]) for column in _CSV_COLUMNS])
+        writer.writerow(csv_row(entry, redacted=redact))
     else:
-        out.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+        out.write(jsonl_line(entry, redacted=redact))
 
 
 def create_web_app(

@@ -547,3 +547,28 @@ def test_reconcile_reports_what_changed_on_the_target_and_changes_nothing(
         assert table.exit_code == 1
         assert "changed outside the sync" in table.stdout
         assert "missing on e-Kinerja" in table.stdout
+
+
+def test_the_daemon_serves_the_web_console_when_config_enables_it(tmp_path: Path) -> None:
+    world = generate_world(schools=1, teachers_per_school=2, seed=1, periods=[PERIOD])
+    with running_sandbox(world) as box:
+        settings = load_settings(
+            None,
+            overrides={
+                "state": {"url": f"sqlite:///{tmp_path / 'state.db'}"},
+                "source": {"base_url": box.pmm_url},
+                "target": {"base_url": box.ekinerja_url},
+                "sync": {"periods": [PERIOD]},
+                "daemon": _daemon_section(sync_cron=""),
+                "web": {"enabled": True, "port": 0},
+            },
+        )
+        daemon = Daemon(settings)
+        with _daemon_thread(daemon):
+            assert daemon.console_url is not None
+            login = httpx.get(f"{daemon.console_url}/login")
+            assert login.status_code == 200
+            assert "<form" in login.text
+        # Stopped with the daemon.
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{daemon.console_url}/login", timeout=2)
