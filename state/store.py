@@ -260,6 +260,17 @@ class StateStore:
             row.updated_since = updated_since
             session.add(row)
 
+    @staticmethod
+    def reset_cursors(session: Session, period: str, npsns: Sequence[str] = ()) -> list[str]:
+        """Delete the read positions of the period (some schools, or all); returns whose."""
+        query = select(Cursor).where(Cursor.period == period)
+        if npsns:
+            query = query.where(col(Cursor.npsn).in_(list(npsns)))
+        rows = list(session.exec(query))
+        for row in rows:
+            session.delete(row)
+        return sorted(row.npsn for row in rows)
+
     # -- reports ---
 
     @staticmethod

@@ -453,13 +453,15 @@ def _register() -> None:
     from sync.cli_db import db_app  # issue #5.7: schema migrations
     from sync.cli_ledger import ledger_app
     from sync.cli_mappings import mappings_app  # issue #6: mapping versions
-    from sync.cli_operator import failures_app, quarantine_app, replay
+    from sync.cli_operator import discard, failures_app, quarantine_app, replay, reset
     from sync.cli_users import users_app  # issue #8: web console users
     from sync.cli_web import web  # issue #8: the web console
 
     app.add_typer(failures_app, name="failures")
     app.add_typer(quarantine_app, name="quarantine")
     app.command()(replay)
+    app.command()(discard)
+    app.command()(reset)
     app.add_typer(ledger_app, name="ledger")
     app.add_typer(users_app, name="users")
     app.command()(web)

@@ -11,8 +11,10 @@ from rich.table import Table
 
 from state.models import DeliveryKind, RecordStatus, SourceRecord, SyncRecord
 from state.store import StateStore
+from sync import operator_actions as actions
+from sync.operator_actions import failure_id
 
-__all__ = ["failures_app", "quarantine_app", "replay"]
+__all__ = ["discard", "failures_app", "quarantine_app", "replay", "reset"]
 
 failures_app = typer.Typer(
     help="Records e-Kinerja refused for good, or locked.", no_args_is_help=True
@@ -30,20 +32,11 @@ ReasonFilter = Annotated[
 JsonFlag = Annotated[bool, typer.Option("--json", help="print as JSON")]
 
 
-def failure_id(record: SyncRecord) -> str:
-    """A failure's ID: ``<period>/<nip>/<kind>``, stable and readable."""
-    return f"{record.period}/{record.nip}/{record.kind.value}"
-
-
 def parse_failure_id(value: str) -> tuple[str, str, DeliveryKind]:
-    parts = value.split("/")
-    kinds = {k.value: k for k in DeliveryKind}
-    if len(parts) != 3 or parts[2] not in kinds:
-        raise typer.BadParameter(
-            f"{value!r} is not a failure ID like 2025-1/198503152010012003/skp "
-            "(see `ekinerja-sync failures list`)"
-        )
-    return parts[0], parts[1], kinds[parts[2]]
+    try:
+        return actions.parse_failure_id(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{exc} (see `ekinerja-sync failures list`)") from None
 
 
 def _store(ctx: typer.Context) -> StateStore:
@@ -310,3 +303,49 @@ def quarantine_list(
     for q in rows:
         table.add_row(q.period, q.npsn, q.nip, q.reason_code or "", q.reason or "", q.id)
     console.print(table)
+
+
+def _who(actor: str | None) -> str:
+    return (actor or getpass.getuser()).removeprefix("operator:")
+
+
+ActorOption = Annotated[
+    str | None, typer.Option("--actor", help="who does it (for the ledger); default: you")
+]
+
+
+def discard(
+    ctx: typer.Context,
+    failure: Annotated[str, typer.Argument(help="failure ID from `failures list`")],
+    why: Annotated[str, typer.Option("--why", help="why it is not to be sent (for the ledger)")],
+    actor: ActorOption = None,
+) -> None:
+    """Stop chasing a failed record without sending it (written to the ledger)."""
+    from sync.cli import console, err_console
+
+    parse_failure_id(failure)
+    try:
+        row = actions.discard(_store(ctx), failure, user_name=_who(actor), why=why)
+    except actions.ActionRefused as exc:
+        err_console.print(f"error: {exc.message}", highlight=False)
+        raise typer.Exit(1) from None
+    console.print(f"{failure_id(row)}: {row.status.value} ({row.reason})", highlight=False)
+
+
+def reset(
+    ctx: typer.Context,
+    period: Annotated[str, typer.Option("--period", "-p", help="semester, e.g. 2025-1")],
+    npsn: NpsnFilter = None,
+    actor: ActorOption = None,
+) -> None:
+    """Forget where reading PMM stopped, so the next run reads the period's records again from
+    the start (e.g. after PMM restored data); written to the ledger. Nothing is re-sent
+    unless it changed."""
+    from sync.cli import console
+
+    schools = actions.reset_cursors(_store(ctx), period, list(npsn or []), user_name=_who(actor))
+    console.print(
+        f"{period}: reading starts again from the beginning for {len(schools)} school(s)"
+        + (f": {', '.join(schools)}" if schools else ""),
+        highlight=False,
+    )

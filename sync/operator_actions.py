@@ -34,6 +34,7 @@ __all__ = [
     "operator_actor",
     "parse_failure_id",
     "replay",
+    "reset_cursors",
 ]
 
 MAX_WHY = 500
@@ -205,3 +206,32 @@ def discard(
             "refused_by_ledger", f"the reason cannot be written to the ledger: {exc}"
         ) from None
     return row
+
+
+def reset_cursors(
+    store: StateStore,
+    period: str,
+    npsns: Sequence[str],
+    *,
+    user_name: str,
+    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+) -> list[str]:
+    """Forget the incremental read position of the period (some schools, or all): the next
+    run reads their records from the start. Unchanged records are not sent again (their
+    content hash is known). One ``reset`` ledger entry per school."""
+    actor = operator_actor(user_name)
+    audit = LedgerAudit(actor=actor, clock=clock)
+    with store.unit_of_work() as session:
+        schools = store.reset_cursors(session, period, npsns)
+        for npsn in schools:
+            audit.operator_action(
+                session,
+                actor=actor,
+                action="reset",
+                period=period,
+                nip=None,
+                npsn=npsn,
+                kind=None,
+                detail="incremental read position forgotten: the next run reads from the start",
+            )
+    return schools

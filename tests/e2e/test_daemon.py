@@ -26,6 +26,7 @@ from connectors.sandbox import Faults, Sandbox, SandboxWorld, generate_world, ru
 from connectors.sandbox.ekinerja_app import TargetStore
 from state.db import make_engine
 from state.models import OutboxEntry, OutboxState
+from sync.bootstrap import build_store
 from sync.cli import app as cli
 from sync.daemon import Daemon, DaemonError
 from sync.logs import configure_logging
@@ -572,3 +573,32 @@ def test_the_daemon_serves_the_web_console_when_config_enables_it(tmp_path: Path
         # Stopped with the daemon.
         with pytest.raises(httpx.TransportError):
             httpx.get(f"{daemon.console_url}/login", timeout=2)
+
+
+def test_two_daemons_on_one_postgresql_send_every_record_exactly_once(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """Invariant 6 with real daemon processes: claims and leases keep them apart."""
+    world = generate_world(schools=4, teachers_per_school=10, seed=29, periods=[PERIOD])
+    expected = expected_after_sync(world, PERIOD)
+    with running_sandbox(world, faults=Faults(latency_s=0.01)) as box:
+        config = _write_config(
+            tmp_path / "config.toml", pg_url, box, sync_every_s=1, retry_every_s=3600
+        )
+        build_store(load_settings(config)).engine.dispose()  # the schema, before the race
+        with _daemon_process(config) as first, _daemon_process(config) as second:
+            wanted = len(expected.skp) + len(expected.assessment)
+            wait_for(
+                "every record to arrive",
+                lambda: sum(len(v) for v in box.target.stats()["creates"].values()) >= wanted,
+                timeout=60,
+            )
+            time.sleep(1.5)  # a few more scheduled syncs on both: they must send nothing
+            assert first.stop(signal.SIGTERM)[0] == 0
+            assert second.stop(signal.SIGTERM)[0] == 0
+        stats = box.target.stats()
+    assert stats["creates"]["skp"] == expected.skp
+    assert stats["creates"]["penilaian"] == expected.assessment
+    assert stats["replayed"] == 0  # no request went twice
+    assert stats["rejected"] == 0
+    assert stats["requests"] == len(expected.skp) + len(expected.assessment)

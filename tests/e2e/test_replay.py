@@ -131,3 +131,40 @@ def test_quarantined_record_is_validated_again_when_fixed_in_pmm(
         assert defect.source_id not in {q["source_id"] for q in after}
         assert len(after) == len(listed) - 1
         assert box.target.stats()["creates"]["skp"][f"{defect.nip}/2025-1"] == 1
+
+
+def test_discard_and_reset_are_operator_actions_in_the_ledger(
+    state_url: str, tmp_path: Path
+) -> None:
+    world = generate_world(schools=2, teachers_per_school=6, seed=15, periods=[PERIOD])
+    guru = _a_guru_that_goes(world)
+    nip = guru["pegawai"]["nip"]
+    with running_sandbox(world, faults=Faults(unknown_nips={nip})) as box:
+        config = _config(tmp_path / "c.toml", state_url, box.pmm_url, box.ekinerja_url)
+        _cli(config, "run", "--period", PERIOD)
+        failure = f"{PERIOD}/{nip}/skp"
+
+        refused = runner.invoke(app, [*config, "discard", failure, "--why", " "])
+        assert refused.exit_code == 1
+        assert "why" in refused.output
+        out = _cli(
+            config, "discard", failure, "--why", "retired before the period", "--actor", "ani"
+        )
+        assert "discarded by ani: retired before the period" in out
+        assert _cli(config, "failures", "list", "--json") == []
+        assert "Nothing to replay" in _cli(config, "replay", "--all")
+
+        requests_before = box.target.stats()["requests"]
+        out = _cli(config, "reset", "--period", PERIOD, "--actor", "ani")
+        assert "2 school(s)" in out
+        again = _cli(config, "run", "--period", PERIOD, "--json")
+        assert again["pulled"] == len(world.records(PERIOD))  # read from the start again
+        assert box.target.stats()["requests"] == requests_before  # but nothing re-sent
+
+        entries = _cli(config, "ledger", "show", "--period", PERIOD, "--json")
+        actions = [(e["action"], e["actor"]) for e in entries if e["actor"] == "operator:ani"]
+        assert actions == [
+            ("discard", "operator:ani"),
+            ("reset", "operator:ani"),
+            ("reset", "operator:ani"),
+        ]
