@@ -148,17 +148,20 @@ class Engine:
         started = self.clock()
         npsns = list(schools) or [s["npsn"] for s in self.source.schools()]
         bound.info("run.start", schools=len(npsns), dry_run=dry_run)
-        # A dry run does everything in one transaction that is rolled back at the end, and
-        # hands the would-be requests to nobody: it writes nothing and sends nothing.
-        with self.store.unit_of_work(commit=False) as dry_session:
-            for npsn in npsns:
-                self._pull_school(period, npsn, summary, dry_session if dry_run else None, progress)
-            self._remap(period, npsns, dry_session if dry_run else None)
-            if dry_run:
-                for entry, _record in self.store.pending_outbox(dry_session, period, npsns):
+        if dry_run:
+            # Everything in one transaction that is rolled back at the end, and the would-be
+            # requests handed to nobody: a dry run writes nothing and sends nothing.
+            with self.store.unit_of_work(commit=False) as session:
+                for npsn in npsns:
+                    self._pull_school(period, npsn, summary, session, progress)
+                self._remap(period, npsns, session)
+                for entry, _record in self.store.pending_outbox(session, period, npsns):
                     summary.outcomes[(entry.kind.value, "would_send")] += 1
-                self._tally(dry_session, period, npsns, summary)
-        if not dry_run:
+                self._tally(session, period, npsns, summary)
+        else:
+            for npsn in npsns:
+                self._pull_school(period, npsn, summary, None, progress)
+            self._remap(period, npsns, None)
             self.deliver(period, npsns, summary, progress)
             with self.store.unit_of_work() as session:
                 self._tally(session, period, npsns, summary)
