@@ -106,6 +106,8 @@ class DeliveryResult:
 
 
 _DEFERRED = "deferred: its penilai's SKP is being sent"
+# Outcomes after which the outbox entry is done or dead (not pending any more).
+_ENTRY_CLOSED = {RecordStatus.DELIVERED, RecordStatus.FAILED, RecordStatus.LOCKED}
 
 
 class PauseGate:
@@ -399,10 +401,15 @@ class Deliverer:
             entry.id, self.worker, now=self.clock(), lease=self.lease, orphaned=orphaned
         ):
             return None
+        result = None
         try:
-            return self._deliver_claimed(entry, npsn, run_id, counts, depth)
+            result = self._deliver_claimed(entry, npsn, run_id, counts, depth)
+            return result
         finally:
-            self.store.release_entry(entry.id, self.worker)
+            # An entry that went (or died) is no longer pending: its claim no longer matters.
+            # One that stays pending is handed back for the next round or worker.
+            if result is None or result.status not in _ENTRY_CLOSED:
+                self.store.release_entry(entry.id, self.worker)
 
     def _deliver_claimed(
         self,
@@ -416,13 +423,14 @@ class Deliverer:
             record = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
             skp = session.get(SyncRecord, (entry.nip, entry.period, DeliveryKind.SKP))
             current = session.get(OutboxEntry, entry.id)
+            assessor = (
+                session.get(SyncRecord, (record.assessor_nip, entry.period, DeliveryKind.SKP))
+                if record is not None and entry.kind is DeliveryKind.SKP
+                else None
+            )
         if record is None or current is None or current.state is not OutboxState.PENDING:
             return None
         if entry.kind is DeliveryKind.SKP and record.assessor_nip != entry.nip:
-            with self.store.unit_of_work() as session:
-                assessor = session.get(
-                    SyncRecord, (record.assessor_nip, entry.period, DeliveryKind.SKP)
-                )
             if (
                 assessor is not None
                 and assessor.delivered_hash is None
