@@ -129,7 +129,11 @@ class SyncRecord(SQLModel, table=True):
 
 class OutboxEntry(SQLModel, table=True):
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_state_period", "state", "period"),)
+    __table_args__ = (
+        Index("ix_outbox_state_period", "state", "period"),
+        # Superseding the unsent requests of one deliverable: a lookup, not a scan.
+        Index("ix_outbox_nip_period_kind", "nip", "period", "kind"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     nip: str = Field(max_length=18)

@@ -163,29 +163,35 @@ class StateStore:
         worker holds a live claim or the entry is no longer pending. One atomic UPDATE, so
         two workers can never both win (PostgreSQL and SQLite alike). A claim whose owner
         ``orphaned`` says is dead is taken over at once instead of at its expiry."""
+
+        def take(extra_owner: str | None) -> bool:
+            conditions = [
+                col(OutboxEntry.claimed_until).is_(None),
+                col(OutboxEntry.claimed_until) < now,
+                col(OutboxEntry.claimed_by) == worker,
+            ]
+            if extra_owner is not None:
+                conditions.append(col(OutboxEntry.claimed_by) == extra_owner)
+            with self.unit_of_work() as session:
+                result = session.execute(
+                    update(OutboxEntry)
+                    .where(
+                        col(OutboxEntry.id) == entry_id,
+                        col(OutboxEntry.state) == OutboxState.PENDING,
+                        or_(*conditions),
+                    )
+                    .values(claimed_by=worker, claimed_until=now + lease)
+                )
+                return bool(result.rowcount)  # type: ignore[attr-defined]
+
+        if take(None):
+            return True
         with self.unit_of_work() as session:
             entry = session.get(OutboxEntry, entry_id)
-            if entry is None:
-                return False
-            holder = entry.claimed_by
-        conditions = [
-            col(OutboxEntry.claimed_until).is_(None),
-            col(OutboxEntry.claimed_until) < now,
-            col(OutboxEntry.claimed_by) == worker,
-        ]
+            holder = entry.claimed_by if entry is not None else None
         if holder is not None and holder != worker and orphaned(holder):
-            conditions.append(col(OutboxEntry.claimed_by) == holder)
-        with self.unit_of_work() as session:
-            result = session.execute(
-                update(OutboxEntry)
-                .where(
-                    col(OutboxEntry.id) == entry_id,
-                    col(OutboxEntry.state) == OutboxState.PENDING,
-                    or_(*conditions),
-                )
-                .values(claimed_by=worker, claimed_until=now + lease)
-            )
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+            return take(holder)
+        return False
 
     def release_entry(self, entry_id: int, worker: str) -> None:
         with self.unit_of_work() as session:

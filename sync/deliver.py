@@ -430,14 +430,14 @@ class Deliverer:
             )
         if record is None or current is None or current.state is not OutboxState.PENDING:
             return None
-        if entry.kind is DeliveryKind.SKP and record.assessor_nip != entry.nip:
-            if (
-                assessor is not None
-                and assessor.delivered_hash is None
-                and assessor.status is RecordStatus.PENDING
-            ):
-                # Its penilai's SKP is on its way (another worker, or a later phase): after it.
-                return self._result(entry, RecordStatus.PENDING, _DEFERRED)
+        if (
+            assessor is not None
+            and assessor.nip != entry.nip
+            and assessor.delivered_hash is None
+            and assessor.status is RecordStatus.PENDING
+        ):
+            # Its penilai's SKP is on its way (another worker, or a later phase): after it.
+            return self._result(entry, RecordStatus.PENDING, _DEFERRED)
         if entry.kind is DeliveryKind.ASSESSMENT and (skp is None or skp.delivered_hash is None):
             reason = "waiting for its SKP to be delivered"
             with self.store.unit_of_work() as session:

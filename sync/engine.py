@@ -51,6 +51,7 @@ Clock = Callable[[], dt.datetime]
 
 # How long a worker's lease on reading a school lasts without renewal (renewed every page).
 _LEASE = dt.timedelta(minutes=5)
+_QUEUED = {RecordStatus.PENDING, RecordStatus.HELD, RecordStatus.WAITING}
 _NIP_GONE = "not in PMM under this NIP any more (NIP corrected?)"
 
 
@@ -416,6 +417,9 @@ class Engine:
                     row.mapping_version = self.mapping.name  # it makes the same payload
                 session.add(row)
             return
+        # Only these statuses can have an unsent outbox entry (held and waiting ones stay
+        # queued): skip the supersede query for the rest, new rows above all.
+        may_have_pending = row is not None and row.status in _QUEUED
         if row is None:
             if record is None:
                 return
@@ -437,8 +441,8 @@ class Engine:
             row.mapping_version = self.mapping.name
         row.changed_at = self.clock()
         session.add(row)
-        # Any unsent request for this deliverable is now out of date.
-        self.store.supersede_pending(session, nip, period, decision.kind)
+        if may_have_pending:  # any unsent request for this deliverable is now out of date
+            self.store.supersede_pending(session, nip, period, decision.kind)
         if decision.send is not None:
             send = decision.send
             session.add(
