@@ -97,7 +97,9 @@ class _Phases:
 
 
 @contextmanager
-def _app(args: argparse.Namespace, world: LeanWorld, target: TargetMock) -> Iterator[Any]:
+def _app(
+    args: argparse.Namespace, world: LeanWorld, target: TargetMock
+) -> Iterator[tuple[Any, PmmMock]]:
     from sync.bootstrap import build_app
 
     source = PmmMock(world)
@@ -105,14 +107,13 @@ def _app(args: argparse.Namespace, world: LeanWorld, target: TargetMock) -> Iter
     with build_app(
         settings, source_transport=source.transport(), target_transport=target.transport()
     ) as app:
-        app.bench_source = source
-        yield app
+        yield app, source
 
 
 def _engine_run(args: argparse.Namespace, *, profile: bool = False) -> dict[str, Any]:
     world = LeanWorld(args.n, per_school=args.per_school, seed=args.seed)
     target = TargetMock()
-    with _app(args, world, target) as app:
+    with _app(args, world, target) as (app, source):
         rss_before = _max_rss_mb()
         phases = _Phases(args.progress_file)
         profiler = _ThreadProfiles() if profile else None
@@ -138,11 +139,13 @@ def _engine_run(args: argparse.Namespace, *, profile: bool = False) -> dict[str,
             "records_per_s": args.n / seconds,
             "pull_seconds": marks.get("pull_last", t0) - t0,
             "deliver_seconds": (
-                marks["deliver_last"] - marks.get("pull_last", t0) if "deliver_last" in marks else 0.0
+                marks["deliver_last"] - marks.get("pull_last", t0)
+                if "deliver_last" in marks
+                else 0.0
             ),
             "requests_sent": target.requests,
             "target_counts": dict(target.counts),
-            "source_requests": app.bench_source.requests,
+            "source_requests": source.requests,
             "summary_requests_sent": summary.requests_sent,
             "pulled": summary.pulled,
             "quarantined": summary.quarantined,
@@ -181,9 +184,7 @@ def delivered_requests(db_url: str) -> list[tuple[str, str, str]]:
     return [(str(a), str(n), str(b)) for a, n, b in rows]
 
 
-def naive_push(
-    client: httpx.Client, requests: list[tuple[str, str, str]]
-) -> tuple[int, float]:
+def naive_push(client: httpx.Client, requests: list[tuple[str, str, str]]) -> tuple[int, float]:
     """The baseline: one request after the other, httpx + tenacity, no state, no ledger.
 
     Returns (requests sent, seconds). The SKP id for a penilaian comes from the SKP answer.
@@ -237,7 +238,11 @@ def naive_push(
         elif action == "update_skp":
             skp_id = skp_ids.get(nip, f"SKP-{nip}")
             answer = retrying(
-                post, "PUT", f"/api/v1/skp/{skp_id}", body, key,
+                post,
+                "PUT",
+                f"/api/v1/skp/{skp_id}",
+                body,
+                key,
                 {"If-Match": str(versions.get(nip, 1))},
             )
         else:
@@ -298,7 +303,7 @@ class _ThreadProfiles:
                 if local.depth == 0:
                     prof.disable()
 
-        deliver.Deliverer._deliver_one = profiled  # type: ignore[method-assign]
+        deliver.Deliverer._deliver_one = profiled  # type: ignore[method-assign,assignment]
         self.main.enable()
         try:
             yield

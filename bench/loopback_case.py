@@ -62,11 +62,22 @@ def sandbox_process(
     *, schools: int, teachers: int, seed: int, latency_ms: float, rate_limit: float
 ) -> Iterator[dict[str, Any]]:
     """A sandbox in a child process; yields its URLs; stopped when the block ends."""
-    proc = subprocess.Popen(
+    proc = subprocess.Popen(  # noqa: S603 (this module, our own arguments)
         [
-            sys.executable, "-m", "bench.loopback_case", "--serve",
-            "--schools", str(schools), "--teachers", str(teachers), "--seed", str(seed),
-            "--latency-ms", str(latency_ms), "--rate-limit", str(rate_limit),
+            sys.executable,
+            "-m",
+            "bench.loopback_case",
+            "--serve",
+            "--schools",
+            str(schools),
+            "--teachers",
+            str(teachers),
+            "--seed",
+            str(seed),
+            "--latency-ms",
+            str(latency_ms),
+            "--rate-limit",
+            str(rate_limit),
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -179,7 +190,9 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         }
     if args.rate_limit > 0:
         args.db_url = args.db_url_limited
-        with sandbox_process(**world, latency_ms=args.latency_ms, rate_limit=args.rate_limit) as urls:
+        with sandbox_process(
+            **world, latency_ms=args.latency_ms, rate_limit=args.rate_limit
+        ) as urls:
             out["rate_limited"] = _engine(args, urls, args.rate_limit)
     return out
 

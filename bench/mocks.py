@@ -53,7 +53,9 @@ class PmmMock:
             stop = min(self.world.n_schools, start + limit)
             data = [self.world.school(s) for s in range(start, stop)]
             more = stop < self.world.n_schools
-            return httpx.Response(200, json={"data": data, "next_cursor": str(stop) if more else None})
+            return httpx.Response(
+                200, json={"data": data, "next_cursor": str(stop) if more else None}
+            )
         if path == "/api/v1/kinerja":
             if params.get("periode") != self.world.period:
                 return httpx.Response(400, json={"error": "unknown_periode", "detail": "?"})

@@ -35,7 +35,7 @@ def group_of(key: tuple[str, int, str]) -> str:
     """The stage a function belongs to (for the top-N list), by module."""
     filename, _line, name = key
     path = _path(filename)
-    if "/connectors/pmm.py" in path or "bench/mocks.py" in path and "Pmm" in name:
+    if "/connectors/pmm.py" in path or ("bench/mocks.py" in path and "Pmm" in name):
         return "pull"
     if "/mappings/source.py" in path or "/mappings/identifiers.py" in path or "pydantic" in path:
         return "validate"
@@ -87,7 +87,8 @@ def summarize(
     source_mock = _cum(main, lambda p, n: p.endswith("bench/mocks.py") and n == "handle")
     validate = _cum(main, _is("mappings/source.py", "read_record"))
     mapping = _cum(
-        main, lambda p, n: bool(_MAPPING_FILE.search(p)) and n in ("skp_payload", "assessment_payload")
+        main,
+        lambda p, n: bool(_MAPPING_FILE.search(p)) and n in ("skp_payload", "assessment_payload"),
     )
     plan = _cum(main, _is("sync/plan.py", "plan_record", "plan_cancellation")) - mapping
     sql_main = _cum(main, _is("sqlalchemy/engine/base.py", "_execute_context"))
@@ -100,7 +101,10 @@ def summarize(
     d_sql = _cum(workers, _is("sqlalchemy/engine/base.py", "_execute_context"))
 
     groups = {
-        "pull": {"seconds": pull, "note": f"of which the in-process mock source {source_mock:.2f} s"},
+        "pull": {
+            "seconds": pull,
+            "note": f"of which the in-process mock source {source_mock:.2f} s",
+        },
         "validate": {"seconds": validate, "note": "read_record (pydantic + domain rules)"},
         "map": {"seconds": mapping, "note": "skp_payload + assessment_payload"},
         "plan": {"seconds": plan, "note": "plan_record/plan_cancellation without map"},
@@ -128,7 +132,11 @@ def summarize(
     for key, (_cc, nc, tt, ct, _callers) in entries:
         filename, line, name = key
         path = _path(filename)
-        if "threading.py" in path or "concurrent/futures" in path or name.startswith("<method 'acquire"):
+        if (
+            "threading.py" in path
+            or "concurrent/futures" in path
+            or name.startswith("<method 'acquire")
+        ):
             continue  # waiting, not working
         if "{method 'acquire'" in name or name == "<built-in method _thread.start_new_thread>":
             continue

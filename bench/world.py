@@ -38,7 +38,9 @@ _STEP_S = 2
 _CELLS = list(PREDICATE_MATRIX)
 _CELL_WEIGHTS = [15, 10, 3, 10, 45, 3, 5, 7, 2]  # roughly the sandbox's mix
 _JENJANG = ("ahli_pertama", "ahli_muda", "ahli_madya", "ahli_utama")
-_JENJANG_TEXT = dict(zip(_JENJANG, ("Ahli Pertama", "Ahli Muda", "Ahli Madya", "Ahli Utama")))
+_JENJANG_TEXT = dict(
+    zip(_JENJANG, ("Ahli Pertama", "Ahli Muda", "Ahli Madya", "Ahli Utama"), strict=True)
+)
 _NAMES = ("Siti Aminah", "Budi Santoso", "Dewi Lestari", "Agus Wijaya", "Rina Hidayat")
 _STAGES = ("persiapan", "observasi", "diskusi_tindak_lanjut", "upaya_tindak_lanjut", "refleksi")
 _PENGAWAS_BASE = 10_000_000  # person keys of pengawas, apart from the record indexes
@@ -153,7 +155,11 @@ class LeanWorld:
         cancelled = not is_head and rng.random() < 0.005
         updated = self.updated_at(i)
         code = rng.choice(sorted(catalogue))
-        hasil: dict[str, Any] = {"rating_hasil_kerja": None, "rating_perilaku": None, "predikat": None}
+        hasil: dict[str, Any] = {
+            "rating_hasil_kerja": None,
+            "rating_perilaku": None,
+            "predikat": None,
+        }
         finalised = None
         if status == "final":
             cell = rng.choices(_CELLS, weights=_CELL_WEIGHTS)[0]
@@ -174,7 +180,9 @@ class LeanWorld:
             "periode": self.period,
             "pegawai": {
                 "nip": nip,
-                "nuptk": None if rng.random() < 0.1 else str(10**15 + (i * 2654435761) % (9 * 10**15)),
+                "nuptk": None
+                if rng.random() < 0.1
+                else str(10**15 + (i * 2654435761) % (9 * 10**15)),
                 "nama": person.nama,
                 "jenis_ptk": peran,
                 "status_kepegawaian": person.status,

@@ -31,7 +31,9 @@ def test_quick_benchmark_reports_the_four_figures(
     )  # fmt: skip
     figures = report["figures"]
     machine = report["machine"]
-    assert machine["cores"] and machine["python"] and machine["sqlite"]
+    assert machine["cores"]
+    assert machine["python"]
+    assert machine["sqlite"]
 
     # (a) records/s and peak memory per N, both measured
     rows = {r["n"]: r for r in figures["a"]["rows"]}
@@ -48,13 +50,13 @@ def test_quick_benchmark_reports_the_four_figures(
     assert b["limit_per_s"] == pytest.approx(16 / 0.010)
     assert 0 < b["requests_per_s"] <= b["limit_per_s"]
     assert b["rate_limit_per_s"] == 40
-    assert 0 < b["rate_limited_requests_per_s"]
+    assert b["rate_limited_requests_per_s"] > 0
 
     # (c) a rerun with no source change sends nothing
-    (rerun,) = figures["c"]["rows"]
-    assert rerun["n"] == 200
-    assert rerun["requests_sent"] == 0
-    assert rerun["seconds"] > 0
+    reruns = {r["n"]: r for r in figures["c"]["rows"]}
+    assert set(reruns) == {100, 200}
+    assert all(r["requests_sent"] == 0 and r["seconds"] > 0 for r in reruns.values())
+    assert figures["c"]["met"] is not False  # sent nothing (its time is not judged here)
 
     # (d) the naive baseline pushed the same requests, in-process and over loopback
     by_n = {e["n"]: e for e in figures["d"]["inprocess"]}
