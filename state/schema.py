@@ -220,9 +220,11 @@ def _serialized(engine: Engine) -> Iterator[Connection]:
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": _UPGRADE_LOCK_KEY}
             )
         elif connection.dialect.name == "sqlite":
-            # The same table alembic makes; a write that changes no row then takes the
-            # database's write lock (waiting for another upgrade to commit), and the DDL
-            # after it runs in this one transaction.
+            # Take the database's write lock first (waiting, with the busy timeout, for
+            # another upgrade to commit): a deferred transaction that read first could be
+            # refused at once ("database is locked") when it then tried to write.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            # The same table alembic makes; the DDL after it runs in this one transaction.
             connection.exec_driver_sql(
                 f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version_num VARCHAR(32) NOT NULL, "
                 f"CONSTRAINT {VERSION_TABLE}_pkc PRIMARY KEY (version_num))"
