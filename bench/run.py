@@ -218,6 +218,11 @@ def run_benchmark(args: argparse.Namespace, say: Callable[[str], None] = _say) -
         "profile": None,
         "targets": TARGETS,
     }
+
+    def save() -> None:  # after every measurement: a stopped run keeps what it measured
+        if getattr(args, "json_path", None):
+            Path(args.json_path).write_text(json.dumps(report, indent=2), encoding="utf-8")
+
     databases = Databases(args.pg_url)
     common = ["--per-school", str(args.per_school), "--concurrency", str(args.concurrency)]
     try:
@@ -255,6 +260,7 @@ def run_benchmark(args: argparse.Namespace, say: Callable[[str], None] = _say) -
                     row["tracemalloc_peak_mb"] = mem.get("tracemalloc_peak_mb")
                     row["tracemalloc_run_max_rss_mb"] = mem.get("max_rss_mb")
                 report["engine"].append(row)
+                save()
                 say("    " + _engine_line(row))
                 if "seconds" not in first:
                     continue
@@ -267,6 +273,7 @@ def run_benchmark(args: argparse.Namespace, say: Callable[[str], None] = _say) -
                     args.max_seconds,
                 )
                 report["rerun"].append({"db": db, "n": n, **rerun})
+                save()
                 if db == dbs[0]:
                     say(f"(d) naive baseline in-process, N={n:,} ...")
                     naive = _worker(
@@ -275,6 +282,7 @@ def run_benchmark(args: argparse.Namespace, say: Callable[[str], None] = _say) -
                         args.max_seconds,
                     )
                     report["naive_inprocess"].append({"n": n, **naive})
+                    save()
         if not args.no_loopback:
             say(
                 f"(b) loopback: L={args.latency_ms:g} ms, C={args.concurrency}, "
@@ -304,6 +312,7 @@ def run_benchmark(args: argparse.Namespace, say: Callable[[str], None] = _say) -
                 "db": loop_db,
                 **_worker("bench.loopback_case", argv, args.max_seconds * 3),
             }
+            save()
         if not args.no_profile:
             n = args.profile_n or min(sizes)
             say(f"profile: engine, sqlite, N={n:,}, under cProfile ...")
@@ -326,6 +335,7 @@ def run_benchmark(args: argparse.Namespace, say: Callable[[str], None] = _say) -
                 args.max_seconds * 4,
             )
             report["profile"] = {"n": n, "db": "sqlite", "concurrency": 1, **prof}
+            save()
     finally:
         databases.close()
     report["machine"]["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
