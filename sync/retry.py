@@ -20,7 +20,7 @@ from tenacity import (
 
 from connectors.errors import RetriableError
 
-__all__ = ["RetryPolicy", "make_retrying"]
+__all__ = ["RetryPolicy"]
 
 T = TypeVar("T")
 
@@ -64,7 +64,3 @@ class RetryPolicy:
     def call(self, fn: Callable[[], T]) -> T:
         """Run ``fn``, retrying it on ``RetriableError``; the last error is re-raised."""
         return self.retrying()(fn)
-
-
-def make_retrying(policy: RetryPolicy) -> Callable[[Callable[[], T]], T]:
-    return policy.call

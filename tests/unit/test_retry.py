@@ -18,7 +18,7 @@ from connectors.errors import (
     TargetPaused,
 )
 from sync.ratelimit import RateLimiter
-from sync.retry import RetryPolicy, make_retrying
+from sync.retry import RetryPolicy
 
 
 class Sleeps:
@@ -175,14 +175,6 @@ def test_zero_initial_backoff_does_not_wait() -> None:
     fn, _ = failing([RetriableError("503") for _ in range(3)])
     policy(sleeps, initial_backoff_s=0, max_backoff_s=0).call(fn)
     assert sleeps.waits == [0, 0, 0]
-
-
-def test_make_retrying_uses_the_policy() -> None:
-    sleeps = Sleeps()
-    fn, calls = failing([RetriableError("503")])
-    assert make_retrying(policy(sleeps))(fn) == "ok"
-    assert len(calls) == 2
-    assert len(sleeps.waits) == 1
 
 
 # --- RateLimiter -----------------------------------------------------------------------------
