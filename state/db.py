@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from sqlalchemy import Engine, event
 from sqlmodel import create_engine
+from tenacity import retry, retry_if_exception, stop_after_delay, wait_random
 
 # Imported for their side effect: registering every table on the metadata.
 import state.models
@@ -15,22 +17,40 @@ from state.schema import SchemaState, check, require_current, upgrade
 
 __all__ = ["create_schema", "make_engine", "prepare_schema"]
 
+# Seconds a SQLite connection waits for another's write lock before "database is locked".
+_SQLITE_BUSY_TIMEOUT = 30.0
+
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     """The one place an engine is made. SQLite gets foreign keys, WAL and a busy timeout."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, echo=echo, connect_args={"timeout": 30})
+        engine = create_engine(url, echo=echo, connect_args={"timeout": _SQLITE_BUSY_TIMEOUT})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _use_wal(cursor)
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
 
         return engine
     return create_engine(url, echo=echo, pool_pre_ping=True)
+
+
+# Switching a database file to WAL needs it to itself, and SQLite answers "database is locked"
+# at once (no busy timeout) when another connection opens it at that moment: processes
+# starting together on a new file. The mode is kept in the file, so only the first
+# connections ever switch; they retry for as long as the busy timeout would have waited.
+@retry(
+    retry=retry_if_exception(lambda error: "locked" in str(error)),
+    wait=wait_random(0.005, 0.05),
+    stop=stop_after_delay(_SQLITE_BUSY_TIMEOUT),
+    reraise=True,
+)
+def _use_wal(cursor: sqlite3.Cursor) -> None:
+    if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        cursor.execute("PRAGMA journal_mode=WAL")
 
 
 def prepare_schema(engine: Engine, *, auto_create: bool) -> None:

@@ -243,6 +243,31 @@ def test_starting_at_once_on_an_empty_database(state_url: str) -> None:
         engine.dispose()
 
 
+def test_a_new_sqlite_file_busy_at_the_first_connect_is_waited_for(tmp_path: Path) -> None:
+    """Switching a file to WAL while another connection writes it in the old journal mode is
+    refused at once, busy timeout or not: processes starting together on a new file hit
+    this. The first connect waits for the file instead of failing."""
+    import sqlite3
+
+    path = tmp_path / "state.db"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE t (x)")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO t VALUES (1)")  # a write lock on a file not yet in WAL
+    with pytest.raises(sqlite3.OperationalError, match="locked"):  # what SQLite does
+        sqlite3.connect(path, timeout=30).execute("PRAGMA journal_mode=WAL")
+    release = threading.Timer(0.3, writer.execute, ["COMMIT"])
+    release.start()
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        release.join()
+        engine.dispose()
+        writer.close()
+
+
 def test_a_schema_behind_is_refused_then_db_upgrade_fixes_it(
     state_url: str, engine: Engine, config_file: Path, next_release: Path
 ) -> None:
