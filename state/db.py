@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, make_url
 from sqlmodel import create_engine
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_random
 
@@ -35,7 +35,13 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True)
+    connect_args: dict[str, Any] = {}
+    if make_url(url).get_driver_name() == "psycopg":
+        # No server-side prepared statements: psycopg prepares a query after five runs, and
+        # PostgreSQL may then keep a generic plan made while the tables were small (a
+        # sequential scan per page of a first sync: quadratic in the semester's size).
+        connect_args["prepare_threshold"] = None
+    return create_engine(url, echo=echo, pool_pre_ping=True, connect_args=connect_args)
 
 
 # Switching a database file to WAL needs it to itself, and SQLite answers "database is locked"

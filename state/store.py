@@ -148,7 +148,105 @@ class StateStore:
             query = query.where(col(SyncRecord.npsn).in_(list(npsns)))
         return [(entry, record) for entry, record in session.exec(query)]
 
+    @staticmethod
+    def outbox_entries(session: Session, ids: Collection[int]) -> dict[int, OutboxEntry]:
+        if not ids:
+            return {}
+        rows = session.exec(select(OutboxEntry).where(col(OutboxEntry.id).in_(list(ids))))
+        return {row.id: row for row in rows if row.id is not None}
+
+    @staticmethod
+    def last_outbox_id(session: Session) -> int:
+        """The newest outbox entry's id (0 when empty): where a delivery round stops reading,
+        so the requests it writes itself (a 412's replacement) are not read back."""
+        newest = session.exec(select(func.max(OutboxEntry.id))).one()
+        return newest or 0
+
+    @staticmethod
+    def pending_outbox_page(
+        session: Session,
+        period: str,
+        npsns: Sequence[str] = (),
+        *,
+        kind: DeliveryKind,
+        assessors: bool | None = None,
+        after_id: int = 0,
+        up_to_id: int | None = None,
+        limit: int = 500,
+    ) -> list[tuple[OutboxEntry, SyncRecord]]:
+        """One page of the unsent requests of a kind, by id after ``after_id`` (keyset paging,
+        so a period of any size is read in bounded memory). ``assessors``: True, only SKPs of
+        teachers who are some record's penilai; False, only the others; None, all."""
+        query = (
+            select(OutboxEntry, SyncRecord)
+            .join(
+                SyncRecord,
+                (col(SyncRecord.nip) == col(OutboxEntry.nip))
+                & (col(SyncRecord.period) == col(OutboxEntry.period))
+                & (col(SyncRecord.kind) == col(OutboxEntry.kind)),
+            )
+            .where(
+                OutboxEntry.state == OutboxState.PENDING,
+                OutboxEntry.period == period,
+                OutboxEntry.kind == kind,
+                col(OutboxEntry.id) > after_id,
+            )
+            .order_by(col(OutboxEntry.id))
+            .limit(limit)
+        )
+        if up_to_id is not None:
+            query = query.where(col(OutboxEntry.id) <= up_to_id)
+        if npsns:
+            query = query.where(col(SyncRecord.npsn).in_(list(npsns)))
+        if assessors is not None:
+            penilai = select(SyncRecord.assessor_nip).where(SyncRecord.period == period)
+            is_penilai = col(OutboxEntry.nip).in_(penilai.scalar_subquery())
+            query = query.where(is_penilai if assessors else ~is_penilai)
+        return [(entry, record) for entry, record in session.exec(query)]
+
     # -- claims (several workers on one database) ----------------------------------------
+
+    def claim_entries(
+        self,
+        entry_ids: Collection[int],
+        worker: str,
+        *,
+        now: dt.datetime,
+        lease: dt.timedelta,
+        orphaned: Callable[[str], bool] = lambda _owner: False,
+    ) -> set[int]:
+        """Take (or renew) a worker's claims on unsent outbox entries; returns the ids it now
+        holds: not those another worker holds a live claim on, nor those no longer pending.
+        Atomic UPDATEs, so two workers can never both win (PostgreSQL and SQLite alike). A
+        claim whose owner ``orphaned`` says is dead is taken over at once instead of at its
+        expiry."""
+        if not entry_ids:
+            return set()
+        ids = list(entry_ids)
+        pending = (col(OutboxEntry.id).in_(ids), col(OutboxEntry.state) == OutboxState.PENDING)
+        claim = update(OutboxEntry).values(claimed_by=worker, claimed_until=now + lease)
+        with self.unit_of_work() as session:
+            session.execute(
+                claim.where(
+                    *pending,
+                    or_(
+                        col(OutboxEntry.claimed_until).is_(None),
+                        col(OutboxEntry.claimed_until) < now,
+                        col(OutboxEntry.claimed_by) == worker,
+                    ),
+                )
+            )
+            holders = session.execute(
+                select(OutboxEntry.id, OutboxEntry.claimed_by).where(*pending)
+            ).all()
+            dead = {h for _id, h in holders if h is not None and h != worker and orphaned(h)}
+            if not dead:
+                return {entry_id for entry_id, holder in holders if holder == worker}
+            session.execute(claim.where(*pending, col(OutboxEntry.claimed_by).in_(dead)))
+            mine = session.execute(
+                select(OutboxEntry.id).where(*pending, col(OutboxEntry.claimed_by) == worker)
+            )
+            return set(mine.scalars())
 
     def claim_entry(
         self,
@@ -159,45 +257,22 @@ class StateStore:
         lease: dt.timedelta,
         orphaned: Callable[[str], bool] = lambda _owner: False,
     ) -> bool:
-        """Take (or renew) a worker's claim on an unsent outbox entry; False when another
-        worker holds a live claim or the entry is no longer pending. One atomic UPDATE, so
-        two workers can never both win (PostgreSQL and SQLite alike). A claim whose owner
-        ``orphaned`` says is dead is taken over at once instead of at its expiry."""
+        """``claim_entries`` of one entry: True when the worker now holds it."""
+        return entry_id in self.claim_entries(
+            [entry_id], worker, now=now, lease=lease, orphaned=orphaned
+        )
 
-        def take(extra_owner: str | None) -> bool:
-            conditions = [
-                col(OutboxEntry.claimed_until).is_(None),
-                col(OutboxEntry.claimed_until) < now,
-                col(OutboxEntry.claimed_by) == worker,
-            ]
-            if extra_owner is not None:
-                conditions.append(col(OutboxEntry.claimed_by) == extra_owner)
-            with self.unit_of_work() as session:
-                result = session.execute(
-                    update(OutboxEntry)
-                    .where(
-                        col(OutboxEntry.id) == entry_id,
-                        col(OutboxEntry.state) == OutboxState.PENDING,
-                        or_(*conditions),
-                    )
-                    .values(claimed_by=worker, claimed_until=now + lease)
-                )
-                return bool(result.rowcount)  # type: ignore[attr-defined]
-
-        if take(None):
-            return True
-        with self.unit_of_work() as session:
-            entry = session.get(OutboxEntry, entry_id)
-            holder = entry.claimed_by if entry is not None else None
-        if holder is not None and holder != worker and orphaned(holder):
-            return take(holder)
-        return False
-
-    def release_entry(self, entry_id: int, worker: str) -> None:
+    def release_entries(self, entry_ids: Collection[int], worker: str) -> None:
+        """Hand back the worker's claims on these entries (for the next round or worker)."""
+        if not entry_ids:
+            return
         with self.unit_of_work() as session:
             session.execute(
                 update(OutboxEntry)
-                .where(col(OutboxEntry.id) == entry_id, col(OutboxEntry.claimed_by) == worker)
+                .where(
+                    col(OutboxEntry.id).in_(list(entry_ids)),
+                    col(OutboxEntry.claimed_by) == worker,
+                )
                 .values(claimed_by=None, claimed_until=None)
             )
 

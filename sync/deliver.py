@@ -28,7 +28,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -105,6 +105,33 @@ class DeliveryResult:
     reason: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What delivering one entry needs of the state: its deliverable, the SKP of the same
+    teacher (a penilaian is sent under it) and, for an SKP, its penilai's SKP."""
+
+    record: SyncRecord
+    skp: SyncRecord | None
+    assessor: SyncRecord | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """A 2xx answer not yet written (``Deliverer._write_answers`` writes them in batches)."""
+
+    entry: OutboxEntry
+    npsn: str
+    run_id: str | None
+    answer: TargetAnswer
+    duration_ms: int
+
+
+# (kind, penilai or not) of the phases, in order: penilai SKPs, the other SKPs, penilaian.
+_PHASES: tuple[tuple[DeliveryKind, bool | None], ...] = (
+    (DeliveryKind.SKP, True),
+    (DeliveryKind.SKP, False),
+    (DeliveryKind.ASSESSMENT, None),
+)
 _DEFERRED = "deferred: its penilai's SKP is being sent"
 # Outcomes after which the outbox entry is done or dead (not pending any more).
 _ENTRY_CLOSED = {RecordStatus.DELIVERED, RecordStatus.FAILED, RecordStatus.LOCKED}
@@ -213,6 +240,8 @@ class Deliverer:
         lease_s: float = 300.0,
         max_rounds: int = 40,
         round_wait_s: float = 0.25,
+        page_size: int = 500,
+        flush_every: int = 100,
     ) -> None:
         self.store = store
         self.target = target
@@ -229,8 +258,14 @@ class Deliverer:
         self.lease = dt.timedelta(seconds=lease_s)
         self.max_rounds = max_rounds
         self.round_wait_s = round_wait_s
+        # Outbox entries are read, claimed and prepared a page at a time (bounded memory);
+        # answers are written ``flush_every`` at a time, in one transaction.
+        self.page_size = page_size
+        self.flush_every = flush_every
         self.stop = threading.Event()  # set: no new request starts (clean shutdown)
         self._lock = threading.Lock()
+        self._answers: list[_Answer] = []  # delivered, not yet written (see _write_answers)
+        self._write_lock = threading.Lock()
 
     # -- the phases ----------------------------------------------------------------------
 
@@ -245,18 +280,24 @@ class Deliverer:
         progress: Callable[[str, int], None] | None = None,
     ) -> list[DeliveryResult]:
         """Send the unsent requests of the period (optionally of some schools, or only some
-        deliverables); ``counts`` gets (kind, sent_new|sent_updated) per delivery.
+        deliverables). Returns what did not end delivered (held, waiting, failed, locked);
+        ``counts`` gets (kind, sent_new|sent_updated) per delivery.
 
         A guru's SKP whose penilai's SKP another worker is still sending is deferred, and
         picked up again in a next round once that one is through.
         """
         results: list[DeliveryResult] = []
         counts = counts if counts is not None else Counter()
-        for _round in range(self.max_rounds):
-            deferred = self._deliver_round(period, npsns, run_id, counts, only, progress, results)
-            if not deferred or self.stop.is_set():
-                break
-            self.gate.sleep(self.round_wait_s)
+        try:
+            for _round in range(self.max_rounds):
+                deferred = self._deliver_round(
+                    period, npsns, run_id, counts, only, progress, results
+                )
+                if not deferred or self.stop.is_set():
+                    break
+                self.gate.sleep(self.round_wait_s)
+        finally:
+            self._write_answers()  # what went is recorded, however the round ended
         return [r for r in results if r.reason != _DEFERRED]
 
     def _deliver_round(
@@ -270,41 +311,118 @@ class Deliverer:
         results: list[DeliveryResult],
     ) -> int:
         with self.store.unit_of_work() as session:
-            pending = self.store.pending_outbox(session, period, npsns)
-        if only is not None:
-            pending = [(e, r) for e, r in pending if (e.nip, e.kind) in only]
-        skp = [(e, r) for e, r in pending if e.kind is DeliveryKind.SKP]
-        assessors = {r.assessor_nip for _e, r in skp}
-        phases = [
-            [(e, r.npsn) for e, r in skp if r.nip in assessors],
-            [(e, r.npsn) for e, r in skp if r.nip not in assessors],
-            [(e, r.npsn) for e, r in pending if e.kind is DeliveryKind.ASSESSMENT],
-        ]
+            # Entries written during the round (a 412's replacement, sent at once) are not
+            # read back.
+            horizon = self.store.last_outbox_id(session)
         deferred = 0
         abort = threading.Event()  # a fatal error: in-flight requests end, none starts
 
-        def one(entry: OutboxEntry, npsn: str) -> None:
-            nonlocal deferred
+        def one(entry: OutboxEntry, npsn: str, context: _Context | None) -> DeliveryResult | None:
             if self.stop.is_set() or abort.is_set():
-                return
-            result = self._deliver_one(entry, npsn, run_id, counts)
-            with self._lock:
-                if result is not None:
-                    results.append(result)
-                    deferred += result.reason == _DEFERRED
+                return None
+            try:
+                result = self._deliver_claimed(entry, npsn, run_id, counts, 0, context)
+            except BaseException:
+                abort.set()
+                raise
             if progress is not None:
                 progress("deliver", 1)
+            return result
 
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="deliver") as pool:
-            for phase in phases:
-                futures = [pool.submit(one, entry, npsn) for entry, npsn in phase]
-                done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-                failed = [f for f in done if f.exception() is not None]
-                if failed:
-                    abort.set()
-                    wait(futures)
-                    raise failed[0].exception()  # type: ignore[misc]
+            for kind, assessors in _PHASES:
+                after = 0
+                while not self.stop.is_set():
+                    with self.store.unit_of_work() as session:
+                        page = self.store.pending_outbox_page(
+                            session,
+                            period,
+                            npsns,
+                            kind=kind,
+                            assessors=assessors,
+                            after_id=after,
+                            up_to_id=horizon,
+                            limit=self.page_size,
+                        )
+                    if not page:
+                        break
+                    after = page[-1][0].id or after
+                    entries = [
+                        (e, r.npsn) for e, r in page if only is None or (e.nip, e.kind) in only
+                    ]
+                    for result in self._deliver_page(pool, entries, one):
+                        if result.status is not RecordStatus.DELIVERED:
+                            results.append(result)
+                            deferred += result.reason == _DEFERRED
+                # The next phase reads what this one delivered (SKP ids, penilai's SKPs).
+                self._write_answers()
         return deferred
+
+    def _deliver_page(
+        self,
+        pool: ThreadPoolExecutor,
+        page: list[tuple[OutboxEntry, str]],
+        one: Callable[[OutboxEntry, str, _Context | None], DeliveryResult | None],
+    ) -> list[DeliveryResult]:
+        """Claim a page of entries at once, read what they need at once, send them on the
+        pool; hand back the claims of those that stay pending."""
+        # Invariant 6: only the worker holding the claim sends the entry.
+        claimed = self.store.claim_entries(
+            [e.id for e, _npsn in page if e.id is not None],
+            self.worker,
+            now=self.clock(),
+            lease=self.lease,
+            orphaned=orphaned,
+        )
+        mine = [(e, npsn) for e, npsn in page if e.id in claimed]
+        closed: set[int] = set()
+        results: list[DeliveryResult] = []
+        try:
+            contexts = self._contexts([e for e, _npsn in mine])
+            futures = {
+                pool.submit(one, entry, npsn, contexts.get(entry.id or 0)): entry
+                for entry, npsn in mine
+            }
+            wait(futures)
+            for future, entry in futures.items():
+                if future.exception() is None and (result := future.result()) is not None:
+                    results.append(result)
+                    if result.status in _ENTRY_CLOSED and entry.id is not None:
+                        closed.add(entry.id)
+            for future in futures:
+                if (error := future.exception()) is not None:
+                    raise error
+        finally:
+            # An entry that went (or died) is no longer pending: its claim no longer matters.
+            # One that stays pending is handed back for the next round or worker.
+            self.store.release_entries(claimed - closed, self.worker)
+        return results
+
+    def _contexts(self, entries: Sequence[OutboxEntry]) -> dict[int, _Context]:
+        """The state each entry's delivery needs, in two queries for the lot."""
+        if not entries:
+            return {}
+        period = entries[0].period
+        with self.store.unit_of_work() as session:
+            known = self.store.sync_records(session, period, {e.nip for e in entries})
+            penilai = {
+                row.assessor_nip for (_nip, kind), row in known.items() if kind is DeliveryKind.SKP
+            } - {nip for nip, _kind in known}
+            known.update(self.store.sync_records(session, period, penilai))
+        contexts: dict[int, _Context] = {}
+        for entry in entries:
+            record = known.get((entry.nip, entry.kind))
+            if record is None or entry.id is None:
+                continue
+            assessor = (
+                known.get((record.assessor_nip, DeliveryKind.SKP))
+                if entry.kind is DeliveryKind.SKP
+                else None
+            )
+            contexts[entry.id] = _Context(
+                record, known.get((entry.nip, DeliveryKind.SKP)), assessor
+            )
+        return contexts
 
     # -- one request ---------------------------------------------------------------------
 
@@ -395,6 +513,7 @@ class Deliverer:
         counts: Counter[tuple[str, str]],
         depth: int = 0,
     ) -> DeliveryResult | None:
+        """Claim, prepare and send one entry now (a replacement request)."""
         assert entry.id is not None
         # Invariant 6: only the worker holding the claim sends the entry.
         if not self.store.claim_entry(
@@ -403,13 +522,12 @@ class Deliverer:
             return None
         result = None
         try:
-            result = self._deliver_claimed(entry, npsn, run_id, counts, depth)
+            context = self._contexts([entry]).get(entry.id)
+            result = self._deliver_claimed(entry, npsn, run_id, counts, depth, context)
             return result
         finally:
-            # An entry that went (or died) is no longer pending: its claim no longer matters.
-            # One that stays pending is handed back for the next round or worker.
             if result is None or result.status not in _ENTRY_CLOSED:
-                self.store.release_entry(entry.id, self.worker)
+                self.store.release_entries([entry.id], self.worker)
 
     def _deliver_claimed(
         self,
@@ -418,18 +536,11 @@ class Deliverer:
         run_id: str | None,
         counts: Counter[tuple[str, str]],
         depth: int,
+        context: _Context | None,
     ) -> DeliveryResult | None:
-        with self.store.unit_of_work() as session:
-            record = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
-            skp = session.get(SyncRecord, (entry.nip, entry.period, DeliveryKind.SKP))
-            current = session.get(OutboxEntry, entry.id)
-            assessor = (
-                session.get(SyncRecord, (record.assessor_nip, entry.period, DeliveryKind.SKP))
-                if record is not None and entry.kind is DeliveryKind.SKP
-                else None
-            )
-        if record is None or current is None or current.state is not OutboxState.PENDING:
+        if context is None:
             return None
+        skp, assessor = context.skp, context.assessor
         if (
             assessor is not None
             and assessor.nip != entry.nip
@@ -559,35 +670,69 @@ class Deliverer:
         duration_ms: int,
         counts: Counter[tuple[str, str]],
     ) -> None:
-        now = self.clock()
-        with self.store.unit_of_work() as session:
-            row = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
-            current = session.get(OutboxEntry, entry.id)
-            assert row is not None
-            assert current is not None
-            current.state, current.finished_at = OutboxState.DONE, now
-            current.attempts += 1
-            current.last_status, current.last_answer = answer.status, _json(answer.body)
-            if entry.kind is DeliveryKind.SKP:
-                row.skp_id = str(answer.body.get("id_skp") or row.skp_id)
-                versi = answer.body.get("versi")
-                row.skp_version = versi if isinstance(versi, int) else row.skp_version
-            row.delivered_hash = entry.payload_hash
-            row.delivered_mapping_version = entry.mapping_version
-            row.delivered_at = now
-            if row.payload_hash == entry.payload_hash:
-                row.status, row.reason, row.reason_code = RecordStatus.DELIVERED, None, None
-            row.changed_at = now
-            session.add_all([row, current])
-            self.recorder(
-                session,
-                Attempt(
-                    run_id, entry, npsn, "delivered", answer.status, _json(answer.body), duration_ms
-                ),
-            )
         outcome = "sent_updated" if entry.action is OutboxAction.UPDATE_SKP else "sent_new"
         with self._lock:
             counts[(entry.kind.value, outcome)] += 1
+            self._answers.append(_Answer(entry, npsn, run_id, answer, duration_ms))
+            full = len(self._answers) >= self.flush_every
+        if full:
+            self._write_answers()
+
+    def _write_answers(self) -> None:
+        """Write the 2xx answers not yet written, in one transaction: each entry done, its
+        deliverable delivered, one ledger entry each.
+
+        Batching them is what lets delivery keep up with thousands of requests a second. It
+        is as safe as writing each at once: until it is written, the entry stays pending and
+        claimed, and a crash before that resends it with the same idempotency key, which
+        e-Kinerja answers as it did the first time (invariant 2).
+        """
+        with self._write_lock:
+            with self._lock:
+                answers, self._answers = self._answers, []
+            if not answers:
+                return
+            now = self.clock()
+            with self.store.unit_of_work() as session:
+                entries = self.store.outbox_entries(session, [a.entry.id or 0 for a in answers])
+                rows: dict[tuple[str, str, DeliveryKind], SyncRecord] = {}
+                for period in {a.entry.period for a in answers}:
+                    nips = {a.entry.nip for a in answers if a.entry.period == period}
+                    for (nip, kind), row in self.store.sync_records(session, period, nips).items():
+                        rows[(nip, period, kind)] = row
+                for a in answers:
+                    entry, answer = a.entry, a.answer
+                    row = rows[(entry.nip, entry.period, entry.kind)]
+                    current = entries[entry.id or 0]
+                    current.state, current.finished_at = OutboxState.DONE, now
+                    current.attempts += 1
+                    current.last_status, current.last_answer = answer.status, _json(answer.body)
+                    if entry.kind is DeliveryKind.SKP:
+                        row.skp_id = str(answer.body.get("id_skp") or row.skp_id)
+                        versi = answer.body.get("versi")
+                        row.skp_version = versi if isinstance(versi, int) else row.skp_version
+                    row.delivered_hash = entry.payload_hash
+                    row.delivered_mapping_version = entry.mapping_version
+                    row.delivered_at = now
+                    if row.payload_hash == entry.payload_hash:
+                        row.status, row.reason, row.reason_code = RecordStatus.DELIVERED, None, None
+                    row.changed_at = now
+                    session.add_all([row, current])
+                # Row locks first, the ledger's append lock last (see state/ledger.py).
+                session.flush()
+                for a in answers:
+                    self.recorder(
+                        session,
+                        Attempt(
+                            a.run_id,
+                            a.entry,
+                            a.npsn,
+                            "delivered",
+                            a.answer.status,
+                            _json(a.answer.body),
+                            a.duration_ms,
+                        ),
+                    )
 
     def _finish_entry(
         self, entry: OutboxEntry, npsn: str, run_id: str | None, outcome: str, exc: SyncError

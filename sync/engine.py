@@ -557,7 +557,10 @@ class Engine:
             period, npsns, run_id=summary.run_id, counts=counts, progress=progress
         )
         summary.outcomes.update(counts)
-        summary.requests_sent += sum(1 for r in results if r.status is not RecordStatus.WAITING)
+        # Delivered ones are in ``counts``; of the rest, all but the waiting were sent.
+        summary.requests_sent += sum(counts.values()) + sum(
+            1 for r in results if r.status is not RecordStatus.WAITING
+        )
         return results
 
     # -- summary -------------------------------------------------------------------------
