@@ -283,7 +283,7 @@ class _ThreadProfiles:
     def active(self) -> Iterator[None]:
         from sync import deliver
 
-        original: Callable[..., Any] = deliver.Deliverer._deliver_one
+        original: Callable[..., Any] = deliver.Deliverer._deliver_claimed
         local = self._local
 
         def profiled(inner_self: Any, *a: Any, **k: Any) -> Any:
@@ -303,13 +303,13 @@ class _ThreadProfiles:
                 if local.depth == 0:
                     prof.disable()
 
-        deliver.Deliverer._deliver_one = profiled  # type: ignore[method-assign,assignment]
+        deliver.Deliverer._deliver_claimed = profiled  # type: ignore[method-assign,assignment]
         self.main.enable()
         try:
             yield
         finally:
             self.main.disable()
-            deliver.Deliverer._deliver_one = original  # type: ignore[method-assign]
+            deliver.Deliverer._deliver_claimed = original  # type: ignore[method-assign]
 
     def dump(self, path: str) -> None:
         import pstats

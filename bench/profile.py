@@ -94,7 +94,7 @@ def summarize(
     sql_main = _cum(main, _is("sqlalchemy/engine/base.py", "_execute_context"))
     state = run - deliver_wall - pull - validate - mapping - plan
 
-    d_total = _cum(workers, _is("sync/deliver.py", "_deliver_one"))
+    d_total = _cum(workers, _is("sync/deliver.py", "_deliver_claimed"))
     d_http = _cum(workers, _is("connectors/ekinerja.py", "_send"))
     target_mock = _cum(workers, lambda p, n: p.endswith("bench/mocks.py") and n == "handle")
     d_ledger = _cum(workers, _is("state/ledger.py", "append"))

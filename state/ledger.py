@@ -44,11 +44,11 @@ import datetime as dt
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Connection, Engine, Integer, RowMapping, Table, Text, text
+from sqlalchemy import Column, Connection, Engine, Integer, RowMapping, Table, Text, insert, text
 from sqlalchemy import select as sa_select
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -255,11 +255,20 @@ def _serialize_appends(session: Session) -> None:
 
 
 def append(session: Session, event: LedgerEvent, *, at: dt.datetime) -> LedgerEntry:
-    """Append one entry inside the caller's transaction (the caller commits).
+    """Append one entry inside the caller's transaction (the caller commits); ``append_many``
+    says how. Returns the entry as written."""
+    return LedgerEntry(**append_many(session, [event], at=at)[0])
 
-    ``at`` must be aware; it is stored in UTC. Raises ``ValueError`` if any text of the event
+
+def append_many(
+    session: Session, events: Sequence[LedgerEvent], *, at: dt.datetime
+) -> list[dict[str, Any]]:
+    """Append entries, in order, inside the caller's transaction (the caller commits);
+    returns their columns as written.
+
+    ``at`` must be aware; it is stored in UTC. Raises ``ValueError`` if any text of an event
     holds what looks like a secret (``access_token``, ``client_secret``, ``Bearer ``): a bug
-    upstream must not write a secret into a table nobody can clean.
+    upstream must not write a secret into a table nobody can clean. Nothing is written then.
 
     The transaction then holds the ledger's append lock until it commits or rolls back, so
     append last, just before the commit, and never hold the transaction across an HTTP call
@@ -270,6 +279,22 @@ def append(session: Session, event: LedgerEvent, *, at: dt.datetime) -> LedgerEn
     ``seq`` primary key; the chain itself cannot fork.
     """
     format_at(at)  # refuses a naive datetime before anything is written
+    rows = [_row(event, at) for event in events]
+    if not rows:
+        return rows
+    _serialize_appends(session)
+    last_hash, last_seq = head(session)
+    for row in rows:
+        last_seq += 1
+        row["seq"], row["prev_hash"] = last_seq, last_hash
+        row["hash"] = last_hash = entry_hash(row)
+    # One INSERT of many rows, written while the append lock is held.
+    session.connection().execute(insert(_table()), rows)
+    return rows
+
+
+def _row(event: LedgerEvent, at: dt.datetime) -> dict[str, Any]:
+    """The columns of an event, checked (every column but seq, prev_hash and hash)."""
     values: dict[str, Any] = {
         "at": at.astimezone(dt.UTC),
         "run_id": event.run_id,
@@ -293,15 +318,7 @@ def append(session: Session, event: LedgerEvent, *, at: dt.datetime) -> LedgerEn
         if not values[name]:
             raise ValueError(f"ledger {name} is required")
     _refuse_secrets(values)
-
-    _serialize_appends(session)
-    last_hash, last_seq = head(session)
-    values["seq"], values["prev_hash"] = last_seq + 1, last_hash
-    values["hash"] = entry_hash(values)
-    entry = LedgerEntry(**values)
-    session.add(entry)
-    session.flush()  # written while the append lock is held
-    return entry
+    return values
 
 
 def _table() -> Table:

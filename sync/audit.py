@@ -8,7 +8,7 @@ it describes commit together.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from sqlmodel import Session
@@ -20,7 +20,7 @@ __all__ = ["Audit", "LedgerAudit", "NullAudit"]
 
 
 class Audit(Protocol):
-    def attempt(self, session: Session, attempt: Attempt) -> None: ...
+    def attempts(self, session: Session, attempts: Sequence[Attempt]) -> None: ...
 
     def operator_action(
         self,
@@ -40,7 +40,7 @@ class Audit(Protocol):
 class NullAudit:
     """Records nothing (unit tests of other parts)."""
 
-    def attempt(self, session: Session, attempt: Attempt) -> None:
+    def attempts(self, session: Session, attempts: Sequence[Attempt]) -> None:
         return None
 
     def operator_action(self, session: Session, **_fields: str | None) -> None:
@@ -56,27 +56,30 @@ class LedgerAudit:
         self.actor = actor
         self.clock = clock
 
-    def attempt(self, session: Session, attempt: Attempt) -> None:
-        entry = attempt.entry
-        ledger.append(
+    def attempts(self, session: Session, attempts: Sequence[Attempt]) -> None:
+        """One ledger entry per attempt, in order (one append for the lot)."""
+        ledger.append_many(
             session,
-            ledger.LedgerEvent(
-                actor=self.actor,
-                action=entry.action.value,
-                outcome=attempt.outcome,
-                run_id=attempt.run_id,
-                period=entry.period,
-                npsn=attempt.npsn,
-                nip=entry.nip,
-                kind=entry.kind.value,
-                mapping_version=entry.mapping_version,
-                idempotency_key=entry.idempotency_key,
-                request_body=entry.body,
-                http_status=attempt.http_status,
-                answer_body=attempt.answer,
-                duration_ms=attempt.duration_ms,
-                detail=attempt.detail,
-            ),
+            [
+                ledger.LedgerEvent(
+                    actor=self.actor,
+                    action=attempt.entry.action.value,
+                    outcome=attempt.outcome,
+                    run_id=attempt.run_id,
+                    period=attempt.entry.period,
+                    npsn=attempt.npsn,
+                    nip=attempt.entry.nip,
+                    kind=attempt.entry.kind.value,
+                    mapping_version=attempt.entry.mapping_version,
+                    idempotency_key=attempt.entry.idempotency_key,
+                    request_body=attempt.entry.body,
+                    http_status=attempt.http_status,
+                    answer_body=attempt.answer,
+                    duration_ms=attempt.duration_ms,
+                    detail=attempt.detail,
+                )
+                for attempt in attempts
+            ],
             at=self.clock(),
         )
 

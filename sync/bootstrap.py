@@ -4,7 +4,7 @@ tests all build the application here; nothing is built at import time."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -47,11 +47,12 @@ def build_store(settings: Settings) -> StateStore:
 
 def _recorder(audit: Audit, on_attempt: Callable[[Attempt], None] | None) -> AttemptRecorder:
     if on_attempt is None:
-        return audit.attempt
+        return audit.attempts
 
-    def record(session: Session, attempt: Attempt) -> None:
-        audit.attempt(session, attempt)
-        on_attempt(attempt)
+    def record(session: Session, attempts: Sequence[Attempt]) -> None:
+        audit.attempts(session, attempts)
+        for attempt in attempts:
+            on_attempt(attempt)
 
     return record
 

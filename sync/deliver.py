@@ -86,12 +86,12 @@ class Attempt:
 
 
 class AttemptRecorder(Protocol):
-    """Writes an attempt in the caller's transaction (the ledger, or nothing)."""
+    """Writes attempts, in order, in the caller's transaction (the ledger, or nothing)."""
 
-    def __call__(self, session: Session, attempt: Attempt) -> None: ...
+    def __call__(self, session: Session, attempts: Sequence[Attempt]) -> None: ...
 
 
-def _record_nothing(session: Session, attempt: Attempt) -> None:
+def _record_nothing(session: Session, attempts: Sequence[Attempt]) -> None:
     return None
 
 
@@ -354,8 +354,9 @@ class Deliverer:
                         if result.status is not RecordStatus.DELIVERED:
                             results.append(result)
                             deferred += result.reason == _DEFERRED
-                # The next phase reads what this one delivered (SKP ids, penilai's SKPs).
-                self._write_answers()
+                    # Written before the next page: the next phase reads what this one
+                    # delivered (SKP ids, penilai's SKPs), and so do other workers.
+                    self._write_answers()
         return deferred
 
     def _deliver_page(
@@ -502,7 +503,7 @@ class Deliverer:
                 session.add(current)
             self.recorder(
                 session,
-                Attempt(run_id, entry, npsn, outcome, exc.status, _answer_text(exc), duration),
+                [Attempt(run_id, entry, npsn, outcome, exc.status, _answer_text(exc), duration)],
             )
 
     def _deliver_one(
@@ -550,6 +551,10 @@ class Deliverer:
             # Its penilai's SKP is on its way (another worker, or a later phase): after it.
             return self._result(entry, RecordStatus.PENDING, _DEFERRED)
         if entry.kind is DeliveryKind.ASSESSMENT and (skp is None or skp.delivered_hash is None):
+            if skp is not None and skp.status is RecordStatus.PENDING:
+                # Its SKP is on its way (another worker's, perhaps answered and not yet
+                # written): after it.
+                return self._result(entry, RecordStatus.PENDING, _DEFERRED)
             reason = "waiting for its SKP to be delivered"
             with self.store.unit_of_work() as session:
                 row = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
@@ -609,7 +614,7 @@ class Deliverer:
                 session.add_all([row, current])
                 self.recorder(
                     session,
-                    Attempt(run_id, entry, npsn, "held", exc.status, _answer_text(exc), None),
+                    [Attempt(run_id, entry, npsn, "held", exc.status, _answer_text(exc), None)],
                 )
                 return self._result(entry, RecordStatus.HELD, row.reason)
         if code == "SKP_SUDAH_ADA" and entry.action is OutboxAction.CREATE_SKP and depth == 0:
@@ -720,9 +725,9 @@ class Deliverer:
                     session.add_all([row, current])
                 # Row locks first, the ledger's append lock last (see state/ledger.py).
                 session.flush()
-                for a in answers:
-                    self.recorder(
-                        session,
+                self.recorder(
+                    session,
+                    [
                         Attempt(
                             a.run_id,
                             a.entry,
@@ -731,8 +736,10 @@ class Deliverer:
                             a.answer.status,
                             _json(a.answer.body),
                             a.duration_ms,
-                        ),
-                    )
+                        )
+                        for a in answers
+                    ],
+                )
 
     def _finish_entry(
         self, entry: OutboxEntry, npsn: str, run_id: str | None, outcome: str, exc: SyncError
@@ -747,7 +754,7 @@ class Deliverer:
             session.add(current)
             self.recorder(
                 session,
-                Attempt(run_id, entry, npsn, outcome, exc.status, _answer_text(exc), None),
+                [Attempt(run_id, entry, npsn, outcome, exc.status, _answer_text(exc), None)],
             )
 
     def _finish(
@@ -784,7 +791,11 @@ class Deliverer:
             session.add_all([row, current])
             self.recorder(
                 session,
-                Attempt(run_id, entry, npsn, outcome, exc.status, _answer_text(exc), None, reason),
+                [
+                    Attempt(
+                        run_id, entry, npsn, outcome, exc.status, _answer_text(exc), None, reason
+                    )
+                ],
             )
         return self._result(entry, status, reason)
 
