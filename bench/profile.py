@@ -97,7 +97,7 @@ def summarize(
     d_total = _cum(workers, _is("sync/deliver.py", "_deliver_claimed"))
     d_http = _cum(workers, _is("connectors/ekinerja.py", "_send"))
     target_mock = _cum(workers, lambda p, n: p.endswith("bench/mocks.py") and n == "handle")
-    d_ledger = _cum(workers, _is("state/ledger.py", "append"))
+    d_ledger = _cum(workers, _is("state/ledger.py", "append_many"))
     d_sql = _cum(workers, _is("sqlalchemy/engine/base.py", "_execute_context"))
 
     groups = {
