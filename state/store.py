@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from sqlalchemy import Engine, delete, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import Select
 
 from state.models import (
     Cursor,
@@ -129,10 +130,11 @@ class StateStore:
         )
 
     @staticmethod
-    def pending_outbox(
-        session: Session, period: str, npsns: Sequence[str] = ()
-    ) -> list[tuple[OutboxEntry, SyncRecord]]:
-        """Unsent requests of the period (optionally of some schools), oldest first."""
+    def _pending_with_records(
+        period: str, npsns: Sequence[str]
+    ) -> Select[OutboxEntry, SyncRecord]:
+        """Unsent requests of the period (optionally of some schools) with their
+        deliverables, oldest first."""
         query = (
             select(OutboxEntry, SyncRecord)
             .join(
@@ -141,12 +143,22 @@ class StateStore:
                 & (col(SyncRecord.period) == col(OutboxEntry.period))
                 & (col(SyncRecord.kind) == col(OutboxEntry.kind)),
             )
-            .where(OutboxEntry.period == period, OutboxEntry.state == OutboxState.PENDING)
+            .where(OutboxEntry.state == OutboxState.PENDING, OutboxEntry.period == period)
             .order_by(col(OutboxEntry.id))
         )
         if npsns:
             query = query.where(col(SyncRecord.npsn).in_(list(npsns)))
-        return [(entry, record) for entry, record in session.exec(query)]
+        return query
+
+    @classmethod
+    def pending_outbox(
+        cls, session: Session, period: str, npsns: Sequence[str] = ()
+    ) -> list[tuple[OutboxEntry, SyncRecord]]:
+        """Unsent requests of the period (optionally of some schools), oldest first."""
+        return [
+            (entry, record)
+            for entry, record in session.exec(cls._pending_with_records(period, npsns))
+        ]
 
     @staticmethod
     def outbox_entries(session: Session, ids: Collection[int]) -> dict[int, OutboxEntry]:
@@ -162,8 +174,9 @@ class StateStore:
         newest = session.exec(select(func.max(OutboxEntry.id))).one()
         return newest or 0
 
-    @staticmethod
+    @classmethod
     def pending_outbox_page(
+        cls,
         session: Session,
         period: str,
         npsns: Sequence[str] = (),
@@ -178,26 +191,12 @@ class StateStore:
         so a period of any size is read in bounded memory). ``assessors``: True, only SKPs of
         teachers who are some record's penilai; False, only the others; None, all."""
         query = (
-            select(OutboxEntry, SyncRecord)
-            .join(
-                SyncRecord,
-                (col(SyncRecord.nip) == col(OutboxEntry.nip))
-                & (col(SyncRecord.period) == col(OutboxEntry.period))
-                & (col(SyncRecord.kind) == col(OutboxEntry.kind)),
-            )
-            .where(
-                OutboxEntry.state == OutboxState.PENDING,
-                OutboxEntry.period == period,
-                OutboxEntry.kind == kind,
-                col(OutboxEntry.id) > after_id,
-            )
-            .order_by(col(OutboxEntry.id))
+            cls._pending_with_records(period, npsns)
+            .where(OutboxEntry.kind == kind, col(OutboxEntry.id) > after_id)
             .limit(limit)
         )
         if up_to_id is not None:
             query = query.where(col(OutboxEntry.id) <= up_to_id)
-        if npsns:
-            query = query.where(col(SyncRecord.npsn).in_(list(npsns)))
         if assessors is not None:
             penilai = select(SyncRecord.assessor_nip).where(SyncRecord.period == period)
             is_penilai = col(OutboxEntry.nip).in_(penilai.scalar_subquery())
@@ -239,7 +238,8 @@ class StateStore:
             holders = session.execute(
                 select(OutboxEntry.id, OutboxEntry.claimed_by).where(*pending)
             ).all()
-            dead = {h for _id, h in holders if h is not None and h != worker and orphaned(h)}
+            others = {holder for _id, holder in holders if holder is not None and holder != worker}
+            dead = {holder for holder in others if orphaned(holder)}
             if not dead:
                 return {entry_id for entry_id, holder in holders if holder == worker}
             session.execute(claim.where(*pending, col(OutboxEntry.claimed_by).in_(dead)))

@@ -35,9 +35,9 @@ from connectors.sandbox.faults import (
     Faults,
     Grant,
     TokenRegistry,
+    admin_routes,
     token_response,
     unauthorized,
-    update_faults_response,
 )
 from connectors.sandbox.world import SandboxWorld
 
@@ -744,15 +744,6 @@ def create_ekinerja_app(
     async def stats(request: Request) -> Response:
         return JSONResponse(store.stats())
 
-    async def get_faults(request: Request) -> Response:
-        return JSONResponse(faults.as_dict())
-
-    async def put_faults(request: Request) -> Response:
-        return await update_faults_response(request, faults)
-
-    async def revoke(request: Request) -> Response:
-        return JSONResponse({"revoked": tokens.revoke_all()})
-
     return Starlette(
         routes=[
             Route("/oauth/token", token, methods=["POST"]),
@@ -763,9 +754,7 @@ def create_ekinerja_app(
             Route("/api/v1/skp/{id_skp}/penilaian", post_penilaian, methods=["POST"]),
             Route("/api/v1/skp/{id_skp}/penilaian", get_penilaian, methods=["GET"]),
             Route("/_sandbox/stats", stats, methods=["GET"]),
-            Route("/_sandbox/faults", get_faults, methods=["GET"]),
-            Route("/_sandbox/faults", put_faults, methods=["PUT"]),
-            Route("/_sandbox/tokens/revoke", revoke, methods=["POST"]),
+            *admin_routes(faults, tokens),
         ],
         middleware=[
             Middleware(

@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
@@ -37,10 +38,10 @@ __all__ = [
     "Faults",
     "Grant",
     "TokenRegistry",
+    "admin_routes",
     "quiet_dropped_connection_log",
     "token_response",
     "unauthorized",
-    "update_faults_response",
 ]
 
 _ERROR_STATUSES = (500, 502, 503, 504)
@@ -449,13 +450,29 @@ def unauthorized() -> JSONResponse:
     )
 
 
-async def update_faults_response(request: Request, faults: Faults) -> JSONResponse:
-    """``PUT /_sandbox/faults``: apply a JSON object of changes, answer the new switches."""
-    try:
-        changes = json.loads(await request.body())
-        if not isinstance(changes, dict):
-            raise ValueError("expected a JSON object")
-        faults.update(changes)
-    except ValueError as exc:
-        return JSONResponse({"error": "invalid_faults", "detail": str(exc)}, status_code=400)
-    return JSONResponse(faults.as_dict())
+def admin_routes(faults: Faults, tokens: TokenRegistry) -> list[Route]:
+    """The admin endpoints both sandbox servers have (no token, never faulted):
+    ``GET|PUT /_sandbox/faults`` (read or change the switches) and
+    ``POST /_sandbox/tokens/revoke`` (every token given so far stops working)."""
+
+    async def get_faults(request: Request) -> Response:
+        return JSONResponse(faults.as_dict())
+
+    async def put_faults(request: Request) -> Response:
+        try:
+            changes = json.loads(await request.body())
+            if not isinstance(changes, dict):
+                raise ValueError("expected a JSON object")
+            faults.update(changes)
+        except ValueError as exc:
+            return JSONResponse({"error": "invalid_faults", "detail": str(exc)}, status_code=400)
+        return JSONResponse(faults.as_dict())
+
+    async def revoke(request: Request) -> Response:
+        return JSONResponse({"revoked": tokens.revoke_all()})
+
+    return [
+        Route("/_sandbox/faults", get_faults, methods=["GET"]),
+        Route("/_sandbox/faults", put_faults, methods=["PUT"]),
+        Route("/_sandbox/tokens/revoke", revoke, methods=["POST"]),
+    ]

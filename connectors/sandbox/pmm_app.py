@@ -33,9 +33,9 @@ from connectors.sandbox.faults import (
     FaultMiddleware,
     Faults,
     TokenRegistry,
+    admin_routes,
     token_response,
     unauthorized,
-    update_faults_response,
 )
 from connectors.sandbox.world import SandboxWorld, parse_instant, to_v1
 
@@ -294,15 +294,6 @@ def create_pmm_app(
         except (ValueError, KeyError, TypeError) as exc:
             return JSONResponse({"error": "invalid_record", "detail": str(exc)}, status_code=400)
 
-    async def get_faults(request: Request) -> Response:
-        return JSONResponse(faults.as_dict())
-
-    async def put_faults(request: Request) -> Response:
-        return await update_faults_response(request, faults)
-
-    async def revoke(request: Request) -> Response:
-        return JSONResponse({"revoked": tokens.revoke_all()})
-
     return Starlette(
         routes=[
             Route("/oauth/token", token, methods=["POST"]),
@@ -313,9 +304,7 @@ def create_pmm_app(
             Route("/_sandbox/kinerja", add_record, methods=["POST"]),
             Route("/_sandbox/kinerja/{id}", get_record, methods=["GET"]),
             Route("/_sandbox/kinerja/{id}", patch_record, methods=["PATCH"]),
-            Route("/_sandbox/faults", get_faults, methods=["GET"]),
-            Route("/_sandbox/faults", put_faults, methods=["PUT"]),
-            Route("/_sandbox/tokens/revoke", revoke, methods=["POST"]),
+            *admin_routes(faults, tokens),
         ],
         middleware=[Middleware(FaultMiddleware, faults=faults, drop_methods=frozenset({"GET"}))],
     )
