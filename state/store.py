@@ -60,6 +60,17 @@ class StateStore:
                 session.rollback()
                 raise
 
+    def refresh_statistics(self) -> None:
+        """Let PostgreSQL's planner see the tables as they are now (SQLite plans without
+        statistics). A first sync grows them from empty faster than autovacuum analyzes
+        them, and with the statistics of near-empty tables the planner joins an outbox page
+        to its deliverables by scanning every deliverable of the period once per row:
+        delivery became quadratic. ANALYZE reads a sample: well under a second."""
+        if self.engine.dialect.name != "postgresql":
+            return
+        with self.engine.begin() as connection:
+            connection.exec_driver_sql("ANALYZE source_record, sync_record, outbox")
+
     # -- source records ------------------------------------------------------------------
 
     @staticmethod
@@ -130,9 +141,7 @@ class StateStore:
         )
 
     @staticmethod
-    def _pending_with_records(
-        period: str, npsns: Sequence[str]
-    ) -> Select[OutboxEntry, SyncRecord]:
+    def _pending_with_records(period: str, npsns: Sequence[str]) -> Select[OutboxEntry, SyncRecord]:
         """Unsent requests of the period (optionally of some schools) with their
         deliverables, oldest first."""
         query = (

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
+from sqlalchemy import update
 from sqlmodel import Session
 
 from connectors.ekinerja import EkinerjaClient, TargetAnswer
@@ -705,26 +706,48 @@ class Deliverer:
                     nips = {a.entry.nip for a in answers if a.entry.period == period}
                     for (nip, kind), row in self.store.sync_records(session, period, nips).items():
                         rows[(nip, period, kind)] = row
+                done_entries: list[dict[str, Any]] = []
+                delivered: list[dict[str, Any]] = []
                 for a in answers:
-                    entry, answer = a.entry, a.answer
+                    entry, body = a.entry, a.answer.body
                     row = rows[(entry.nip, entry.period, entry.kind)]
-                    current = entries[entry.id or 0]
-                    current.state, current.finished_at = OutboxState.DONE, now
-                    current.attempts += 1
-                    current.last_status, current.last_answer = answer.status, _json(answer.body)
+                    done_entries.append(
+                        {
+                            "id": entry.id,
+                            "state": OutboxState.DONE,
+                            "finished_at": now,
+                            "attempts": entries[entry.id or 0].attempts + 1,
+                            "last_status": a.answer.status,
+                            "last_answer": _json(body),
+                        }
+                    )
+                    skp_id, version = row.skp_id, row.skp_version
                     if entry.kind is DeliveryKind.SKP:
-                        row.skp_id = str(answer.body.get("id_skp") or row.skp_id)
-                        versi = answer.body.get("versi")
-                        row.skp_version = versi if isinstance(versi, int) else row.skp_version
-                    row.delivered_hash = entry.payload_hash
-                    row.delivered_mapping_version = entry.mapping_version
-                    row.delivered_at = now
-                    if row.payload_hash == entry.payload_hash:
-                        row.status, row.reason, row.reason_code = RecordStatus.DELIVERED, None, None
-                    row.changed_at = now
-                    session.add_all([row, current])
+                        skp_id = str(body.get("id_skp") or skp_id)
+                        versi = body.get("versi")
+                        version = versi if isinstance(versi, int) else version
+                    # Delivered unless the source changed again meanwhile (a newer request).
+                    current = row.payload_hash == entry.payload_hash
+                    delivered.append(
+                        {
+                            "nip": row.nip,
+                            "period": row.period,
+                            "kind": row.kind,
+                            "skp_id": skp_id,
+                            "skp_version": version,
+                            "delivered_hash": entry.payload_hash,
+                            "delivered_mapping_version": entry.mapping_version,
+                            "delivered_at": now,
+                            "changed_at": now,
+                            "status": RecordStatus.DELIVERED if current else row.status,
+                            "reason": None if current else row.reason,
+                            "reason_code": None if current else row.reason_code,
+                        }
+                    )
+                # UPDATEs by primary key, many rows per statement.
+                session.execute(update(OutboxEntry), done_entries)
+                session.execute(update(SyncRecord), delivered)
                 # Row locks first, the ledger's append lock last (see state/ledger.py).
-                session.flush()
                 self.recorder(
                     session,
                     [

@@ -174,6 +174,8 @@ class Engine:
             for npsn in npsns:
                 self._pull_school(period, npsn, summary, None, progress)
             self._remap(period, npsns, None)
+            if summary.pulled:
+                self.store.refresh_statistics()
             self.deliver(period, npsns, summary, progress)
             with self.store.unit_of_work() as session:
                 self._tally(session, period, npsns, summary)
