@@ -4,6 +4,11 @@ Order: SKPs of penilai first (a guru's SKP hangs under its kepala sekolah's), th
 SKPs, then penilaian (each after its SKP). Within a phase, requests go in parallel on
 ``concurrency`` threads under a shared client-side rate limit.
 
+Cost: each phase reads the outbox a page at a time, claims the page in one statement and
+reads what its entries need in two queries; the threads then only send. Their 2xx answers are
+written in batches (``_write_answers``), so delivery costs a few statements per hundred
+requests, not a few per request, and memory does not grow with the semester.
+
 Failures are handled by what the caller can do next (invariant 4):
 - ``RetriableError`` (429, 5xx, timeouts, dropped connections): retried by the policy, with
   the same idempotency key; after the policy gives up, the record is dead with the reason.
