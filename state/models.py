@@ -130,7 +130,10 @@ class SyncRecord(SQLModel, table=True):
 class OutboxEntry(SQLModel, table=True):
     __tablename__ = "outbox"
     __table_args__ = (
-        Index("ix_outbox_state_period", "state", "period"),
+        # Delivery's page of unsent requests (state, period, kind, after an id, by id): an
+        # index range in id order, not a sort of every unsent request per page. Its prefix
+        # (state, period) serves the other queries of unsent requests.
+        Index("ix_outbox_pending_page", "state", "period", "kind", "id"),
         # Superseding the unsent requests of one deliverable: a lookup, not a scan.
         Index("ix_outbox_nip_period_kind", "nip", "period", "kind"),
     )

@@ -53,6 +53,8 @@ Clock = Callable[[], dt.datetime]
 # How long a worker's lease on reading a school lasts without renewal (renewed every page).
 _LEASE = dt.timedelta(minutes=5)
 _QUEUED = {RecordStatus.PENDING, RecordStatus.HELD, RecordStatus.WAITING}
+# Records read before the planner's statistics are first refreshed during a pull.
+_ANALYZE_AFTER = 2_000
 
 
 @dataclass
@@ -171,10 +173,16 @@ class Engine:
                     summary.outcomes[(entry.kind.value, "would_send")] += 1
                 self._tally(session, period, npsns, summary)
         else:
+            analyzed_at = 0
             for npsn in npsns:
                 self._pull_school(period, npsn, summary, None, progress)
+                # A first sync grows the tables from empty: the planner's statistics are
+                # refreshed each time what was read doubles (a handful of times in all).
+                if summary.pulled >= max(2 * analyzed_at, _ANALYZE_AFTER):
+                    self.store.refresh_statistics()
+                    analyzed_at = summary.pulled
             self._remap(period, npsns, None)
-            if summary.pulled:
+            if summary.pulled > analyzed_at:
                 self.store.refresh_statistics()
             self.deliver(period, npsns, summary, progress)
             with self.store.unit_of_work() as session:
