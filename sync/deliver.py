@@ -711,9 +711,10 @@ class Deliverer:
                     nips = {a.entry.nip for a in answers if a.entry.period == period}
                     for (nip, kind), row in self.store.sync_records(session, period, nips).items():
                         rows[(nip, period, kind)] = row
+                texts = [_json(a.answer.body) for a in answers]  # as stored and as audited
                 done_entries: list[dict[str, Any]] = []
                 delivered: list[dict[str, Any]] = []
-                for a in answers:
+                for a, text in zip(answers, texts, strict=True):
                     entry, body = a.entry, a.answer.body
                     row = rows[(entry.nip, entry.period, entry.kind)]
                     done_entries.append(
@@ -723,7 +724,7 @@ class Deliverer:
                             "finished_at": now,
                             "attempts": entries[entry.id or 0].attempts + 1,
                             "last_status": a.answer.status,
-                            "last_answer": _json(body),
+                            "last_answer": text,
                         }
                     )
                     skp_id, version = row.skp_id, row.skp_version
@@ -762,10 +763,10 @@ class Deliverer:
                             a.npsn,
                             "delivered",
                             a.answer.status,
-                            _json(a.answer.body),
+                            text,
                             a.duration_ms,
                         )
-                        for a in answers
+                        for a, text in zip(answers, texts, strict=True)
                     ],
                 )
 
