@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -12,6 +12,7 @@ import httpx
 
 from connectors._auth import ClientCredentialsAuth
 from connectors._http import data_list, json_object, send
+from connectors.errors import FatalError
 
 __all__ = ["EkinerjaClient", "TargetAnswer"]
 
@@ -77,15 +78,50 @@ class EkinerjaClient:
         """``POST /api/v1/skp/{id}/penilaian`` → 201 ``{"id_penilaian", "status"}``."""
         return self._write("POST", _skp_path(skp_id) + "/penilaian", body, idempotency_key)
 
-    def find_skps(self, nip: str, year: int, semester: int) -> list[dict[str, Any]]:
-        """``GET /api/v1/skp?nip=&tahun=&semester=``: the SKPs the target holds (reconciliation)."""
+    def find_skps(
+        self, nip: str, year: int, semester: int | None, *, jenis: str = "semester"
+    ) -> list[dict[str, Any]]:
+        """``GET /api/v1/skp?nip=&tahun=&jenis=&semester=``: the SKPs the target holds for a
+        NIP and period (reconciliation). A ``tahunan`` period has no semester."""
         if not nip:
             raise ValueError("nip is empty")
-        if semester not in (1, 2):
-            raise ValueError(f"semester must be 1 or 2, not {semester!r}")
         path = "/api/v1/skp"
-        answer = self._send("GET", path, params={"nip": nip, "tahun": year, "semester": semester})
+        params = {"nip": nip, **_period_params(year, semester, jenis)}
+        answer = self._send("GET", path, params=params)
         return data_list(answer.body, "GET", path)
+
+    def school_skps(
+        self,
+        npsn: str,
+        year: int,
+        semester: int | None,
+        *,
+        jenis: str = "semester",
+        page_size: int = 500,
+    ) -> Iterator[dict[str, Any]]:
+        """``GET /api/v1/skp?npsn=&tahun=&jenis=&semester=``, page after page: every SKP of
+        the period whose unit kerja is the school, whoever made it (reconciliation)."""
+        if not npsn:
+            raise ValueError("npsn is empty")
+        if not 1 <= page_size <= 1000:
+            raise ValueError(f"page_size must be within 1..1000, not {page_size!r}")
+        path = "/api/v1/skp"
+        filters = {"npsn": npsn, **_period_params(year, semester, jenis)}
+        cursor: str | None = None
+        seen: set[str] = set()
+        while True:
+            params: dict[str, str | int] = {**filters, "limit": page_size}
+            if cursor is not None:
+                params["cursor"] = cursor
+            answer = self._send("GET", path, params=params)
+            yield from data_list(answer.body, "GET", path)
+            next_cursor = answer.body.get("next_cursor")
+            if next_cursor is None:
+                return
+            if not isinstance(next_cursor, str) or not next_cursor or next_cursor in seen:
+                raise FatalError(f"GET {path}: e-Kinerja sent an unusable or repeated next_cursor")
+            seen.add(next_cursor)
+            cursor = next_cursor
 
     def _write(
         self,
@@ -127,6 +163,16 @@ class EkinerjaClient:
         return TargetAnswer(
             status=response.status_code, body=body, duration_s=self._clock() - started
         )
+
+
+def _period_params(year: int, semester: int | None, jenis: str) -> dict[str, str | int]:
+    if jenis == "tahunan":
+        if semester is not None:
+            raise ValueError("a tahunan period has no semester")
+        return {"tahun": year, "jenis": jenis}
+    if jenis != "semester" or semester not in (1, 2):
+        raise ValueError(f"a semester period has semester 1 or 2, not {semester!r}")
+    return {"tahun": year, "jenis": jenis, "semester": semester}
 
 
 def _skp_path(skp_id: str) -> str:

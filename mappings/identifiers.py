@@ -57,9 +57,13 @@ def check_nuptk(nuptk: object) -> str | None:
 
 
 def check_npsn(npsn: object) -> str | None:
-    """NPSN: 8 characters, digits or capital letters, the first one a region digit."""
+    """NPSN: 8 characters, digits or capital letters, and nothing more can be known here.
+
+    Most schools have 8 digits with any first digit; PKBM/SKB have ``P`` + 7 digits, LKP
+    ``K`` + 7 digits. Whether the school exists and is active is the national register's
+    answer (e-Kinerja's ``UNOR_TIDAK_AKTIF``): a guess at the inner structure here would
+    silently drop a whole school.
+    """
     if not isinstance(npsn, str) or not _NPSN.fullmatch(npsn):
         return f"NPSN {npsn!r} is not 8 digits or capital letters"
-    if npsn[0] not in "1234569":
-        return f"NPSN {npsn}: region digit {npsn[0]} is not one of 1-6 or 9"
     return None

@@ -73,7 +73,6 @@ _ANNUAL_COEFFICIENT: dict[Grade, Decimal] = {
     Grade.MAIN: Decimal(50),
 }
 
-_CENT = Decimal("0.01")
 
 
 def expected_predicate(result: Rating, behaviour: Rating) -> Predicate:
@@ -81,13 +80,21 @@ def expected_predicate(result: Rating, behaviour: Rating) -> Predicate:
     return PREDICATE_MATRIX[(result, behaviour)]
 
 
-def credit_points(grade: Grade, predicate: Predicate, months: int = 6) -> Decimal:
-    """Angka kredit for ``months`` of a period: koefisien x % x months / 12, 2 decimals half up.
+def credit_points(
+    grade: Grade, predicate: Predicate, months: int = 6, *, places: int = 2
+) -> Decimal:
+    """Angka kredit for ``months`` of a period: koefisien x % x months / 12, rounded half up
+    to ``places`` decimals (the released semester mappings keep 2; annual periods use 3, as
+    BKN's own conversion examples do).
 
     >>> credit_points(Grade.MIDDLE, Predicate.NEEDS_IMPROVEMENT)
     Decimal('14.06')
+    >>> credit_points(Grade.FIRST, Predicate.GOOD, 3, places=3)
+    Decimal('3.125')
     """
     if not 1 <= months <= 12:
         raise ValueError(f"months must be 1..12, got {months}")
+    if places not in (2, 3):
+        raise ValueError(f"places must be 2 or 3, got {places}")
     raw = _ANNUAL_COEFFICIENT[grade] * _PREDICATE_PERCENT[predicate] / 100 * months / 12
-    return raw.quantize(_CENT, rounding=ROUND_HALF_UP)
+    return raw.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)

@@ -35,7 +35,11 @@ __all__ = ["SUPPORTED_SCHEMA_VERSIONS", "Rejection", "read_record"]
 SUPPORTED_SCHEMA_VERSIONS = (1, 2)
 
 _ROLE = {"guru": Role.TEACHER, "kepala_sekolah": Role.PRINCIPAL}
-_ASSESSOR_ROLE = {"kepala_sekolah": Role.PRINCIPAL, "pengawas_sekolah": Role.SUPERVISOR}
+_ASSESSOR_ROLE = {
+    "kepala_sekolah": Role.PRINCIPAL,
+    "pengawas_sekolah": Role.SUPERVISOR,
+    "kepala_dinas": Role.HEAD_OF_OFFICE,
+}
 _GRADE = {
     "ahli_pertama": Grade.FIRST,
     "ahli_muda": Grade.JUNIOR,
@@ -102,7 +106,7 @@ class _Sekolah(_Wire):
 class _Penilai(_Wire):
     nip: str
     nama: str
-    peran: Literal["kepala_sekolah", "pengawas_sekolah"]
+    peran: Literal["kepala_sekolah", "pengawas_sekolah", "kepala_dinas"]
 
 
 class _Observasi(_Wire):
@@ -122,6 +126,7 @@ class _PegawaiBase(_Wire):
     status_kepegawaian: Literal["PNS", "PPPK"]
     jabatan: str
     jenjang_jabatan: Literal["ahli_pertama", "ahli_muda", "ahli_madya", "ahli_utama"] | None = None
+    tmt_jabatan: dt.date | None = None  # optional in both versions; absent and null alike
 
 
 class _PegawaiV1(_PegawaiBase):
@@ -218,6 +223,7 @@ def _to_record(wire: _KinerjaV1 | _KinerjaV2) -> PerformanceRecord:
             employment_status=EmploymentStatus(pegawai.status_kepegawaian),
             position=pegawai.jabatan,
             grade=_GRADE[pegawai.jenjang_jabatan] if pegawai.jenjang_jabatan else None,
+            position_start=pegawai.tmt_jabatan,
         ),
         school=School(npsn=wire.sekolah.npsn, name=wire.sekolah.nama),
         assessor=Assessor(
@@ -311,6 +317,31 @@ def _problems(record: PerformanceRecord) -> tuple[str, str] | None:
     return None
 
 
+def _no_assessor(raw: Mapping[str, Any]) -> str | None:
+    """Why a record without a penilai cannot go, naming who can act: not the school (a guru
+    cannot assess themself, and a school without a kepala sekolah cannot appoint one) but
+    the dinas, who assigns a Plt kepala sekolah, or the penilai of a kepala sekolah."""
+    penilai = raw.get("penilai")
+    if isinstance(penilai, Mapping) and penilai.get("nip") not in (None, ""):
+        return None
+    pegawai = raw.get("pegawai")
+    role = None
+    if isinstance(pegawai, Mapping):
+        role = pegawai.get("jenis_ptk", pegawai.get("peran"))
+    school = _get(raw, "sekolah", "npsn") or "?"
+    if role == "kepala_sekolah":
+        who = (
+            "the dinas sets the kepala sekolah's penilai (the Kepala Dinas from 2026, a pengawas "
+            "sekolah before) in PMM"
+        )
+    else:
+        who = (
+            f"the school {school} has no kepala sekolah to assess its guru: the dinas assigns a "
+            "Plt kepala sekolah in Dapodik/PMM"
+        )
+    return f"no penilai is assigned in PMM, and the school cannot fix this itself: {who}"
+
+
 def read_record(raw: object) -> PerformanceRecord | Rejection:
     """Validate one raw ``Kinerja`` record and read it, or say why it cannot be sent."""
     if not isinstance(raw, Mapping):
@@ -334,6 +365,8 @@ def read_record(raw: object) -> PerformanceRecord | Rejection:
             f"versi_skema {version!r} is not one this service reads "
             f"({', '.join(map(str, SUPPORTED_SCHEMA_VERSIONS))}): upgrade ekinerja-sync",
         )
+    if (reason := _no_assessor(raw)) is not None:
+        return reject("no_assessor", reason)
     model = _KinerjaV1 if version == 1 else _KinerjaV2
     try:
         wire = model.model_validate(raw)

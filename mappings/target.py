@@ -10,11 +10,24 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    model_validator,
+)
 
 from mappings._errors import describe
 
-__all__ = ["AssessmentPayload", "MappingError", "SkpPayload"]
+__all__ = [
+    "AssessmentPayload",
+    "AssessmentPayloadWithMonths",
+    "MappingError",
+    "SkpPayload",
+    "SkpPayloadWithKind",
+]
 
 
 class MappingError(ValueError):
@@ -48,6 +61,22 @@ class Periode(_Payload):
     semester: Literal[1, 2]
     tanggal_mulai: dt.date
     tanggal_selesai: dt.date
+
+
+class PeriodeWithKind(_Payload):
+    """The period with its kind (``jenis``): a semester, or a year with ``semester`` null."""
+
+    tahun: int
+    jenis: Literal["semester", "tahunan"]
+    semester: Literal[1, 2] | None
+    tanggal_mulai: dt.date
+    tanggal_selesai: dt.date
+
+    @model_validator(mode="after")
+    def _semester_fits_kind(self) -> PeriodeWithKind:
+        if (self.jenis == "tahunan") != (self.semester is None):
+            raise ValueError("semester is null for a tahunan period and 1 or 2 for a semester")
+        return self
 
 
 class UnitKerja(_Payload):
@@ -87,6 +116,12 @@ class SkpPayload(_Payload):
     sumber: Sumber
 
 
+class SkpPayloadWithKind(SkpPayload):
+    """The SKP body with the period's kind (mapping versions from 2026.2)."""
+
+    periode: PeriodeWithKind  # type: ignore[assignment]
+
+
 class AssessmentPayload(_Payload):
     rating_hasil_kerja: RatingWire
     rating_perilaku_kerja: RatingWire
@@ -105,4 +140,24 @@ class AssessmentPayload(_Payload):
         body = super().to_wire()
         if body["angka_kredit"] is None:
             del body["angka_kredit"]  # only for jabatan fungsional: absent otherwise
+        return body
+
+
+class AssessmentPayloadWithMonths(AssessmentPayload):
+    """The penilaian body with ``bulan_dinilai`` and angka kredit to 3 decimals (mapping
+    versions from 2026.2). Both go together, or neither (no jabatan fungsional grade)."""
+
+    angka_kredit: Decimal | None = Field(default=None, ge=0, decimal_places=3)
+    bulan_dinilai: int | None = Field(default=None, ge=1, le=12)
+
+    @model_validator(mode="after")
+    def _months_with_credit(self) -> AssessmentPayloadWithMonths:
+        if (self.angka_kredit is None) != (self.bulan_dinilai is None):
+            raise ValueError("bulan_dinilai goes with angka_kredit, and only with it")
+        return self
+
+    def to_wire(self) -> dict[str, Any]:
+        body = super().to_wire()
+        if body["bulan_dinilai"] is None:
+            del body["bulan_dinilai"]
         return body

@@ -1,4 +1,4 @@
-"""The mapping versions this release knows, by name."""
+"""The mapping versions this release knows, by name, and the period kinds each can map."""
 
 from __future__ import annotations
 
@@ -6,10 +6,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mappings import v2025_1, v2026_1
-from mappings.model import PerformanceRecord
+from mappings import v2025_1, v2026_1, v2026_2
+from mappings.model import PerformanceRecord, PeriodKind
 
-__all__ = ["DEFAULT_VERSION", "MAPPING_VERSIONS", "MappingVersion", "get_mapping"]
+__all__ = [
+    "DEFAULT_VERSION",
+    "DEFAULT_VERSIONS",
+    "MAPPING_VERSIONS",
+    "MappingVersion",
+    "get_mapping",
+]
 
 Payload = dict[str, Any]
 
@@ -20,7 +26,18 @@ class MappingVersion:
     description: str
     skp: Callable[[PerformanceRecord], Payload]
     assessment: Callable[[PerformanceRecord], Payload]
+    period_kinds: frozenset[PeriodKind]  # the kinds of period it can map
 
+    def maps(self, kind: PeriodKind) -> bool:
+        return kind in self.period_kinds
+
+    @property
+    def kinds_label(self) -> str:
+        """``semester``, ``tahunan`` or ``semester, tahunan``."""
+        return ", ".join(k.value for k in PeriodKind if k in self.period_kinds)
+
+
+_SEMESTER = frozenset({PeriodKind.SEMESTER})
 
 MAPPING_VERSIONS: dict[str, MappingVersion] = {
     v2025_1.VERSION: MappingVersion(
@@ -28,6 +45,7 @@ MAPPING_VERSIONS: dict[str, MappingVersion] = {
         description="PMM schema v1/v2 to e-Kinerja SKP + penilaian; one rencana hasil kerja",
         skp=v2025_1.skp_payload,
         assessment=v2025_1.assessment_payload,
+        period_kinds=_SEMESTER,
     ),
     v2026_1.VERSION: MappingVersion(
         name=v2026_1.VERSION,
@@ -37,9 +55,27 @@ MAPPING_VERSIONS: dict[str, MappingVersion] = {
         ),
         skp=v2026_1.skp_payload,
         assessment=v2026_1.assessment_payload,
+        period_kinds=_SEMESTER,
+    ),
+    v2026_2.VERSION: MappingVersion(
+        name=v2026_2.VERSION,
+        description=(
+            "as 2026.1, plus: periode.jenis; angka kredit over the months from tmt_jabatan, "
+            "3 decimals, with bulan_dinilai; tanggal_penilaian in the offset PMM wrote; "
+            "targets for a year"
+        ),
+        skp=v2026_2.skp_payload,
+        assessment=v2026_2.assessment_payload,
+        period_kinds=frozenset(PeriodKind),
     ),
 }
-DEFAULT_VERSION = v2025_1.VERSION
+# The version of each period kind when the config names none. Semesters keep the version
+# their records went out with (a default that changed would remap every delivered SKP).
+DEFAULT_VERSIONS: dict[PeriodKind, str] = {
+    PeriodKind.SEMESTER: v2025_1.VERSION,
+    PeriodKind.ANNUAL: v2026_2.VERSION,
+}
+DEFAULT_VERSION = DEFAULT_VERSIONS[PeriodKind.SEMESTER]
 
 
 def get_mapping(name: str) -> MappingVersion:

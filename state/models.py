@@ -8,6 +8,9 @@
 - ``OutboxEntry``: a request to send, written in the same transaction as the decision to send.
 - ``Cursor``: the incremental read position per (period, npsn).
 - ``Run``: one ``run`` of the engine and its summary.
+- ``ListedPeriod``: the periods the source listed when last asked (kind, dates, deadline), so
+  the commands that do not call the source (status, the deadline view, the console) know a
+  year from a semester and the period's ``batas_penilaian``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from state.types import UTCDateTime
 __all__ = [
     "Cursor",
     "DeliveryKind",
+    "ListedPeriod",
     "OutboxAction",
     "OutboxEntry",
     "OutboxState",
@@ -176,6 +180,20 @@ class Cursor(SQLModel, table=True):
     period: str = Field(primary_key=True, max_length=16)
     npsn: str = Field(primary_key=True, max_length=64)
     updated_since: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class ListedPeriod(SQLModel, table=True):
+    """A period as the source listed it at ``listed_at`` (``GET /api/v1/periode``)."""
+
+    __tablename__ = "period"
+
+    code: str = Field(primary_key=True, max_length=16)
+    kind: str = Field(max_length=16)  # "semester" or "tahunan", as the source says (jenis)
+    starts_on: dt.date
+    ends_on: dt.date
+    deadline: dt.date  # batas_penilaian
+    running: bool  # status "berjalan"
+    listed_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
 class Run(SQLModel, table=True):

@@ -18,6 +18,7 @@ from sqlmodel.sql.expression import Select
 from state.models import (
     Cursor,
     DeliveryKind,
+    ListedPeriod,
     OutboxEntry,
     OutboxState,
     RecordStatus,
@@ -486,6 +487,18 @@ class StateStore:
                 )
             )
         return [r for r in rows if _reason_matches(r.reason_code, r.reason, reason)]
+
+    # -- the source's period listing -----------------------------------------------------
+
+    def save_periods(self, rows: Sequence[ListedPeriod]) -> None:
+        """Keep the listing as the source gave it last (a period it no longer lists stays)."""
+        with self.unit_of_work() as session:
+            for row in rows:
+                session.merge(row)
+
+    def listed_periods(self) -> list[ListedPeriod]:
+        with self.unit_of_work() as session:
+            return list(session.exec(select(ListedPeriod).order_by(col(ListedPeriod.starts_on))))
 
     def save_run(self, run: Run) -> None:
         with self.unit_of_work() as session:

@@ -77,6 +77,10 @@ QUARANTINE_CODES: dict[str, str] = {
     "invalid_assessor_nip": (
         "correct the penilai (or the penilai's NIP) in PMM; the next run reads it again"
     ),
+    "no_assessor": (
+        "the dinas (not the school) acts: it assigns a Plt kepala sekolah for a guru's school, "
+        "or the penilai of a kepala sekolah, in Dapodik/PMM; the next run reads it again"
+    ),
     "self_assessment": (
         "the teacher is set as their own penilai: set the right penilai in PMM; the next run "
         "reads it again"

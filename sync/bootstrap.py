@@ -13,17 +13,18 @@ from sqlmodel import Session
 
 from connectors.ekinerja import EkinerjaClient
 from connectors.pmm import PmmClient
+from mappings.model import PeriodKind
 from mappings.versions import get_mapping
 from state.db import make_engine, prepare_schema
 from state.store import StateStore
 from sync.audit import Audit, LedgerAudit
 from sync.deliver import Attempt, AttemptRecorder, Deliverer, PauseGate
-from sync.engine import Engine
+from sync.engine import Engine, MappingChoice
 from sync.ratelimit import RateLimiter
 from sync.retry import RetryPolicy
 from sync.settings import Settings
 
-__all__ = ["App", "build_app", "build_store"]
+__all__ = ["App", "build_app", "build_store", "mapping_choice"]
 
 
 @dataclass
@@ -55,6 +56,14 @@ def _recorder(audit: Audit, on_attempt: Callable[[Attempt], None] | None) -> Att
             on_attempt(attempt)
 
     return record
+
+
+def mapping_choice(settings: Settings) -> MappingChoice:
+    """The mapping version of each period kind, as the config picks them."""
+    return MappingChoice(
+        versions={k: get_mapping(settings.sync.mapping_for(k)) for k in PeriodKind},
+        settings={k: settings.sync.mapping_setting(k) for k in PeriodKind},
+    )
 
 
 @contextmanager
@@ -121,7 +130,7 @@ def build_app(
             store=store,
             source=source,
             deliverer=deliverer,
-            mapping=get_mapping(settings.sync.mapping_version),
+            mappings=mapping_choice(settings),
             audit=audit,
             batch_size=settings.source.page_size,
         )

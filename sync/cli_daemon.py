@@ -20,6 +20,7 @@ _PROBLEM_WORDS = {
     "missing": "missing on e-Kinerja",
     "other_version": "another versi",
     "changed": "changed outside the sync",
+    "untracked": "on e-Kinerja, never sent by the sync",
     "error": "could not be checked",
 }
 
@@ -63,7 +64,7 @@ def reconcile(
     """Compare what was delivered with what e-Kinerja holds; report, change nothing.
 
     For every delivered SKP of the period, GET /api/v1/skp: missing, another versi, or
-    changed outside the sync. Exit code 0: everything matches; 1: something differs;
+    changed outside the sync; per school, SKPs on e-Kinerja the sync never sent. Exit code 0: everything matches; 1: something differs;
     2: it could not be checked.
     """
     from sync.bootstrap import build_app
@@ -100,11 +101,22 @@ def reconcile(
                     d.detail,
                 )
             console.print(table)
+        drift = report.untracked_by_school()
+        if drift:
+            per_school = Table(
+                title=f"SKPs of {period} on e-Kinerja that the sync never sent, per school",
+                title_justify="left",
+            )
+            per_school.add_column("NPSN")
+            per_school.add_column("SKPs made outside the sync", justify="right")
+            for school, n in drift.items():
+                per_school.add_row(school, str(n))
+            console.print(per_school)
         counts = report.counts()
         found = ", ".join(f"{n} {_PROBLEM_WORDS[p]}" for p, n in counts.items() if n)
         console.print(
-            f"checked {report.checked} delivered SKPs of {period}: "
-            + (found or "all as delivered"),
+            f"checked {report.checked} delivered SKPs and the SKP lists of "
+            f"{report.schools_listed} schools of {period}: " + (found or "all as delivered"),
             highlight=False,
         )
     if report.discrepancies:

@@ -25,7 +25,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from connectors.pmm import PmmClient
-from mappings.model import PerformanceRecord
+from mappings.model import PerformanceRecord, Period, PeriodKind
+from mappings.periods import find_period
 from mappings.source import Rejection, read_record
 from mappings.versions import MappingVersion
 from state.models import (
@@ -42,9 +43,10 @@ from sync.advice import advice
 from sync.audit import Audit, NullAudit
 from sync.deliver import Deliverer, DeliveryResult, orphaned
 from sync.hashing import content_hash, idempotency_key
+from sync.periods import fetch_listing
 from sync.plan import Decision, Known, effective_record, plan_cancellation, plan_record
 
-__all__ = ["Engine", "ReplayOutcome", "RunSummary"]
+__all__ = ["Engine", "MappingChoice", "MappingChoiceError", "ReplayOutcome", "RunSummary"]
 
 log = structlog.get_logger("ekinerja_sync.engine")
 
@@ -72,6 +74,35 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+class MappingChoiceError(Exception):
+    """The mapping version set for a period kind cannot map that kind; names the setting."""
+
+
+@dataclass(frozen=True)
+class MappingChoice:
+    """The mapping version of each period kind, and the setting that chose it (for errors)."""
+
+    versions: dict[PeriodKind, MappingVersion]
+    settings: dict[PeriodKind, str] = field(default_factory=dict)
+
+    @classmethod
+    def single(cls, mapping: MappingVersion) -> MappingChoice:
+        """One version for every kind it can map (tests, benchmarks)."""
+        return cls({kind: mapping for kind in mapping.period_kinds})
+
+    def for_period(self, period: Period) -> MappingVersion:
+        setting = self.settings.get(period.kind, f"[sync] mapping_versions.{period.kind.value}")
+        mapping = self.versions.get(period.kind)
+        if mapping is None or not mapping.maps(period.kind):
+            chosen = f" = {mapping.name!r} (it maps {mapping.kinds_label})" if mapping else ""
+            raise MappingChoiceError(
+                f"period {period.code} is {period.kind.value}, and {setting}{chosen} cannot map "
+                f"{period.kind.value} periods: set {setting} to a version that does "
+                "(`ekinerja-sync mappings list`)"
+            )
+        return mapping
+
+
 @dataclass
 class RunSummary:
     """What one run did, for the summary table and the run row."""
@@ -79,6 +110,8 @@ class RunSummary:
     run_id: str
     period: str
     dry_run: bool
+    kind: str = ""  # semester or tahunan
+    mapping_version: str = ""
     pulled: int = 0
     # (kind, outcome) -> count; outcomes: new, updated, unchanged, waiting, held, failed,
     # locked, cancelled, pending
@@ -90,6 +123,8 @@ class RunSummary:
         return {
             "run_id": self.run_id,
             "period": self.period,
+            "kind": self.kind,
+            "mapping_version": self.mapping_version,
             "dry_run": self.dry_run,
             "pulled": self.pulled,
             "quarantined": self.quarantined,
@@ -133,7 +168,7 @@ class Engine:
         store: StateStore,
         source: PmmClient,
         deliverer: Deliverer,
-        mapping: MappingVersion,
+        mappings: MappingChoice,
         audit: Audit | None = None,
         batch_size: int = 500,
         clock: Clock = _utcnow,
@@ -141,7 +176,7 @@ class Engine:
         self.store = store
         self.source = source
         self.deliverer = deliverer
-        self.mapping = mapping
+        self.mappings = mappings
         self.audit: Audit = audit or NullAudit()
         self.batch_size = batch_size
         self.clock = clock
@@ -157,31 +192,47 @@ class Engine:
         progress: Callable[[str, int], None] | None = None,
     ) -> RunSummary:
         run_id = str(uuid.uuid4())
-        summary = RunSummary(run_id=run_id, period=period, dry_run=dry_run)
+        # The period as the source lists it (its kind above all); a dry run keeps nothing.
+        listing = fetch_listing(self.source, None if dry_run else self.store, clock=self.clock)
+        listed = find_period(listing, period)
+        mapping = self.mappings.for_period(listed.period)
+        summary = RunSummary(
+            run_id=run_id,
+            period=period,
+            dry_run=dry_run,
+            kind=listed.period.kind.value,
+            mapping_version=mapping.name,
+        )
         bound = log.bind(run_id=run_id, period=period)
         started = self.clock()
         npsns = list(schools) or [s["npsn"] for s in self.source.schools()]
-        bound.info("run.start", schools=len(npsns), dry_run=dry_run)
+        bound.info(
+            "run.start",
+            schools=len(npsns),
+            dry_run=dry_run,
+            kind=summary.kind,
+            mapping=mapping.name,
+        )
         if dry_run:
             # Everything in one transaction that is rolled back at the end, and the would-be
             # requests handed to nobody: a dry run writes nothing and sends nothing.
             with self.store.unit_of_work(commit=False) as session:
                 for npsn in npsns:
-                    self._pull_school(period, npsn, summary, session, progress)
-                self._remap(period, npsns, session)
+                    self._pull_school(period, mapping, npsn, summary, session, progress)
+                self._remap(period, mapping, npsns, session)
                 for entry, _record in self.store.pending_outbox(session, period, npsns):
                     summary.outcomes[(entry.kind.value, "would_send")] += 1
                 self._tally(session, period, npsns, summary)
         else:
             analyzed_at = 0
             for npsn in npsns:
-                self._pull_school(period, npsn, summary, None, progress)
+                self._pull_school(period, mapping, npsn, summary, None, progress)
                 # A first sync grows the tables from empty: the planner's statistics are
                 # refreshed each time what was read doubles (a handful of times in all).
                 if summary.pulled >= max(2 * analyzed_at, _ANALYZE_AFTER):
                     self.store.refresh_statistics()
                     analyzed_at = summary.pulled
-            self._remap(period, npsns, None)
+            self._remap(period, mapping, npsns, None)
             if summary.pulled > analyzed_at:
                 self.store.refresh_statistics()
             self.deliver(period, npsns, summary, progress)
@@ -213,6 +264,7 @@ class Engine:
     def _pull_school(
         self,
         period: str,
+        mapping: MappingVersion,
         npsn: str,
         summary: RunSummary,
         session: Session | None,
@@ -222,7 +274,7 @@ class Engine:
             since = self.store.cursor(session, period, npsn)
             pages = self.source.performance_records(period, npsn=npsn, updated_since=since)
             for batch in _batches(pages, self.batch_size):
-                self._ingest(session, period, npsn, batch, summary)
+                self._ingest(session, period, mapping, npsn, batch, summary)
                 summary.pulled += len(batch)
                 if progress is not None:
                     progress("pull", len(batch))
@@ -238,22 +290,28 @@ class Engine:
                 since = self.store.cursor(s, period, npsn)
             pages = self.source.performance_records(period, npsn=npsn, updated_since=since)
             for batch in _batches(pages, self.batch_size):
-                self._ingest_page(period, npsn, batch, summary)
+                self._ingest_page(period, mapping, npsn, batch, summary)
                 self.store.lease_school(period, npsn, worker, now=self.clock(), lease=_LEASE)
                 if progress is not None:
                     progress("pull", len(batch))
         finally:
             self.store.release_school(period, npsn, worker)
 
-    def _remap(self, period: str, npsns: Sequence[str], session: Session | None) -> None:
+    def _remap(
+        self,
+        period: str,
+        mapping: MappingVersion,
+        npsns: Sequence[str],
+        session: Session | None,
+    ) -> None:
         """After a switch of the active mapping version, plan again every teacher whose
         payload an older version made: changed payloads go as updates (or are reported as
         locked), unchanged ones stay."""
 
         def remap(s: Session) -> int:
-            nips = self.store.nips_mapped_otherwise(s, period, npsns, self.mapping.name)
+            nips = self.store.nips_mapped_otherwise(s, period, npsns, mapping.name)
             for start in range(0, len(nips), self.batch_size):
-                self._plan(s, period, set(nips[start : start + self.batch_size]))
+                self._plan(s, period, mapping, set(nips[start : start + self.batch_size]))
             return len(nips)
 
         if session is not None:
@@ -262,17 +320,22 @@ class Engine:
             with self.store.unit_of_work() as s:
                 remapped = remap(s)
         if remapped:
-            log.info("run.remapped", period=period, mapping=self.mapping.name, teachers=remapped)
+            log.info("run.remapped", period=period, mapping=mapping.name, teachers=remapped)
 
     def _ingest_page(
-        self, period: str, npsn: str, batch: list[dict[str, Any]], summary: RunSummary
+        self,
+        period: str,
+        mapping: MappingVersion,
+        npsn: str,
+        batch: list[dict[str, Any]],
+        summary: RunSummary,
     ) -> None:
         """One page in one transaction; once more if another worker's commit collided
         with ours (a teacher in two schools read by two workers at once)."""
         for attempt in (1, 2):
             try:
                 with self.store.unit_of_work() as s:
-                    self._ingest(s, period, npsn, batch, summary)
+                    self._ingest(s, period, mapping, npsn, batch, summary)
             except IntegrityError:
                 if attempt == 2:
                     raise
@@ -285,6 +348,7 @@ class Engine:
         self,
         session: Session,
         period: str,
+        mapping: MappingVersion,
         npsn: str,
         batch: list[dict[str, Any]],
         summary: RunSummary,
@@ -323,7 +387,7 @@ class Engine:
             if row.nip:
                 touched.add(row.nip)
         session.flush()
-        self._plan(session, period, touched)
+        self._plan(session, period, mapping, touched)
         if newest is not None:
             self.store.set_cursor(session, period, npsn, newest)
 
@@ -381,7 +445,7 @@ class Engine:
         existing.content_hash, existing.body, existing.seen_at = digest, raw, now
         return existing
 
-    def _plan(self, session: Session, period: str, nips: set[str]) -> None:
+    def _plan(self, session: Session, period: str, mapping: MappingVersion, nips: set[str]) -> None:
         sources = self.store.source_records_of(session, period, nips)
         current = self.store.sync_records(session, period, nips)
         new = _NewRows()
@@ -393,7 +457,7 @@ class Engine:
                 # No source record carries this NIP any more (corrected in PMM).
                 gone = plan_cancellation(_known(skp_row), _known(assessment_row), reason=_NIP_GONE)
                 for decision, row in zip(gone, (skp_row, assessment_row), strict=True):
-                    self._apply(session, period, nip, None, decision, row, new)
+                    self._apply(session, period, mapping, nip, None, decision, row, new)
                 continue
             effective, all_cancelled = effective_record(rows)
             if effective.status is SourceStatus.QUARANTINED and not all_cancelled:
@@ -406,7 +470,7 @@ class Engine:
                 assert record is not None  # a valid, live effective record
                 try:
                     decisions = plan_record(
-                        record, _known(skp_row), _known(assessment_row), self.mapping
+                        record, _known(skp_row), _known(assessment_row), mapping
                     )
                 except ValueError as exc:
                     # The mapping refused what validation let through: a gap in validation,
@@ -414,14 +478,14 @@ class Engine:
                     effective.status = SourceStatus.QUARANTINED
                     effective.reason_code = "mapping_failed"
                     effective.reason = (
-                        f"mapping {self.mapping.name} cannot map this record: {exc}. "
+                        f"mapping {mapping.name} cannot map this record: {exc}. "
                         f"What to do: {advice('mapping_failed')}"
                     )[:2000]
                     session.add(effective)
                     log.error("record.mapping_failed", period=period, nip=nip, error=str(exc))
                     continue
             for decision, row in zip(decisions, (skp_row, assessment_row), strict=True):
-                self._apply(session, period, nip, record, decision, row, new)
+                self._apply(session, period, mapping, nip, record, decision, row, new)
         # New deliverables and requests go in one multi-row INSERT each (ORM bulk insert):
         # an ORM object per row was most of the ingest's time.
         if new.records:
@@ -433,6 +497,7 @@ class Engine:
         self,
         session: Session,
         period: str,
+        mapping: MappingVersion,
         nip: str,
         record: PerformanceRecord | None,
         decision: Decision,
@@ -444,12 +509,12 @@ class Engine:
                 row.npsn, row.source_id = record.school.npsn, record.source_id
                 row.assessor_nip = record.assessor.nip
                 if decision.payload_hash is not None and decision.payload_hash == row.payload_hash:
-                    row.mapping_version = self.mapping.name  # it makes the same payload
+                    row.mapping_version = mapping.name  # it makes the same payload
                 session.add(row)
             return
         now = self.clock()
         mapped = (
-            {"payload_hash": decision.payload_hash, "mapping_version": self.mapping.name}
+            {"payload_hash": decision.payload_hash, "mapping_version": mapping.name}
             if decision.payload_hash is not None
             else {}
         )
@@ -501,7 +566,7 @@ class Engine:
                         send.action.value, nip, period, send.body_json, send.if_match
                     ),
                     "if_match": send.if_match,
-                    "mapping_version": self.mapping.name,
+                    "mapping_version": mapping.name,
                     "created_at": now,
                 }
             )
@@ -535,8 +600,9 @@ class Engine:
         outcomes: list[ReplayOutcome] = []
         for period, npsns in sorted(by_period.items()):
             summary = RunSummary(run_id=run_id, period=period, dry_run=False)
+            mapping = self.mappings.for_period(Period.parse(period))
             for npsn in sorted(npsns):
-                self._pull_school(period, npsn, summary, None, progress)
+                self._pull_school(period, mapping, npsn, summary, None, progress)
             chosen = [r for r in targets if r.period == period]
             with self.store.unit_of_work() as session:
                 for r in chosen:
@@ -557,7 +623,7 @@ class Engine:
                         run_id=run_id,
                     )
                 session.flush()
-                self._plan(session, period, {r.nip for r in chosen})
+                self._plan(session, period, mapping, {r.nip for r in chosen})
             # The normal pipeline: whatever the schools now have pending goes out.
             self.deliverer.deliver(period, sorted(npsns), run_id=run_id, progress=progress)
             with self.store.unit_of_work() as session:

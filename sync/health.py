@@ -170,7 +170,7 @@ class _LastReconcile(Collector):
         family = GaugeMetricFamily(
             f"{PREFIX}_reconcile_discrepancies",
             "SKPs the last reconciliation found not as delivered on e-Kinerja, by period and "
-            "problem (missing, other_version, changed, error).",
+            "problem (missing, other_version, changed, untracked: made outside the sync, error).",
             labels=["period", "problem"],
         )
         with self._lock:

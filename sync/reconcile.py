@@ -1,7 +1,8 @@
 """Reconciliation: what the state store says was delivered, against what e-Kinerja holds.
 
-For every SKP of a period that the sync delivered, ``GET /api/v1/skp?nip=&tahun=&semester=``
-and compare with the body last delivered (the outbox entry the ledger recorded as accepted):
+For every SKP of a period that the sync delivered, ``GET /api/v1/skp?nip=&tahun=&jenis=``
+``&semester=`` and compare with the body last delivered (the outbox entry the ledger recorded
+as accepted):
 
 - ``missing``: e-Kinerja holds no SKP for the NIP and period (or its penilaian is gone:
   the SKP is not locked although the sync delivered one);
@@ -10,6 +11,12 @@ and compare with the body last delivered (the outbox entry the ledger recorded a
 - ``changed``: what it holds differs from what was sent: changed outside the sync;
 - ``error``: it could not be asked (the answer after retries is named).
 
+Then, per school, the school listing (``GET /api/v1/skp?npsn=``) finds the drift an auditor
+asks about:
+
+- ``untracked``: an SKP of the period at the school that the sync never sent (made by hand in
+  e-Kinerja's pages, or by another tool).
+
 Findings are reported (returned, logged, exported as metrics by the daemon) and never acted
 on: the sync does not overwrite what somebody changed on e-Kinerja, and does not resend a
 missing SKP, without an operator deciding it (``replay``).
@@ -17,7 +24,9 @@ missing SKP, without an operator deciding it (``replay``).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,15 +39,32 @@ from sqlmodel import Session, col, select
 from connectors.ekinerja import EkinerjaClient
 from connectors.errors import FatalError, SyncError
 from mappings.model import Period
-from state.models import DeliveryKind, OutboxEntry, OutboxState, SyncRecord
+from state.models import (
+    DeliveryKind,
+    OutboxEntry,
+    OutboxState,
+    Run,
+    SourceRecord,
+    SyncRecord,
+)
 from state.store import StateStore
 from sync.bootstrap import App
 
-__all__ = ["PROBLEMS", "Discrepancy", "ReconcileReport", "reconcile", "reconcile_period"]
+__all__ = [
+    "PROBLEMS",
+    "RECONCILE_OUTCOME",
+    "Discrepancy",
+    "ReconcileReport",
+    "last_reconcile",
+    "reconcile",
+    "reconcile_period",
+]
 
 log = structlog.get_logger("ekinerja_sync.reconcile")
 
-PROBLEMS = ("missing", "other_version", "changed", "error")
+PROBLEMS = ("missing", "other_version", "changed", "untracked", "error")
+# The ``run.outcome`` of a kept reconciliation report.
+RECONCILE_OUTCOME = "reconcile"
 
 T = TypeVar("T")
 
@@ -64,17 +90,25 @@ class Discrepancy:
 class ReconcileReport:
     period: str
     checked: int = 0
+    schools_listed: int = 0  # schools whose SKPs on e-Kinerja were listed for drift
     discrepancies: list[Discrepancy] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         found = Counter(d.problem for d in self.discrepancies)
         return {problem: found[problem] for problem in PROBLEMS}
 
+    def untracked_by_school(self) -> dict[str, int]:
+        """Per school, the SKPs on e-Kinerja the sync never sent."""
+        found = Counter(d.npsn for d in self.discrepancies if d.problem == "untracked")
+        return dict(sorted(found.items()))
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "period": self.period,
             "checked": self.checked,
+            "schools_listed": self.schools_listed,
             "counts": self.counts(),
+            "untracked_by_school": self.untracked_by_school(),
             "discrepancies": [asdict(d) for d in self.discrepancies],
         }
 
@@ -204,6 +238,8 @@ def reconcile(
     parsed = Period.parse(period)
     with store.unit_of_work(commit=False) as session:
         delivered = _delivered(session, period, schools)
+        sent_ids = _sent_skp_ids(session, period)
+        listed_schools = list(schools) or _schools_of(session, period)
     report = ReconcileReport(period)
 
     def check(ours: _Delivered) -> list[Discrepancy] | None:
@@ -212,7 +248,7 @@ def reconcile(
 
         def ask() -> list[dict[str, Any]]:
             before_request()
-            return target.find_skps(ours.nip, parsed.year, parsed.semester)
+            return target.find_skps(ours.nip, parsed.year, parsed.semester, jenis=parsed.kind.value)
 
         try:
             held = call(ask)
@@ -256,8 +292,92 @@ def reconcile(
                 )
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    log.info("reconcile.done", period=period, checked=report.checked, **report.counts())
+    for npsn in listed_schools:
+        if should_stop():
+            break
+        report.discrepancies.extend(_drift(target, parsed, npsn, sent_ids, call, before_request))
+        report.schools_listed += 1
+    log.info(
+        "reconcile.done",
+        period=period,
+        checked=report.checked,
+        schools_listed=report.schools_listed,
+        **report.counts(),
+    )
     return report
+
+
+def _sent_skp_ids(session: Session, period: str) -> set[str]:
+    """Every SKP id e-Kinerja gave the sync for the period (in any status since)."""
+    rows = session.exec(
+        select(SyncRecord.skp_id).where(
+            SyncRecord.period == period, col(SyncRecord.skp_id).is_not(None)
+        )
+    )
+    return {skp_id for skp_id in rows if skp_id}
+
+
+def _schools_of(session: Session, period: str) -> list[str]:
+    """The schools the state store knows for the period (read from the source)."""
+    rows = session.exec(select(SourceRecord.npsn).where(SourceRecord.period == period).distinct())
+    return sorted(npsn for npsn in rows if npsn)
+
+
+def _drift(
+    target: EkinerjaClient,
+    period: Period,
+    npsn: str,
+    ours: set[str],
+    call: Callable[[Callable[[], list[dict[str, Any]]]], list[dict[str, Any]]],
+    before_request: Callable[[], None],
+) -> list[Discrepancy]:
+    """The SKPs of the school on e-Kinerja that the sync never sent."""
+
+    def ask() -> list[dict[str, Any]]:
+        before_request()
+        return list(target.school_skps(npsn, period.year, period.semester, jenis=period.kind.value))
+
+    try:
+        held = call(ask)
+    except FatalError:
+        raise
+    except SyncError as exc:
+        return [
+            Discrepancy(
+                period.code,
+                "",
+                npsn,
+                "skp",
+                "error",
+                None,
+                None,
+                None,
+                f"could not list the school's SKPs on e-Kinerja: {exc.message}",
+            )
+        ]
+    found = []
+    for skp in held:
+        skp_id = skp.get("id_skp")
+        if not isinstance(skp_id, str) or skp_id in ours:
+            continue
+        version = skp.get("versi")
+        nip = skp.get("nip")
+        found.append(
+            Discrepancy(
+                period.code,
+                nip if isinstance(nip, str) else "",
+                npsn,
+                "skp",
+                "untracked",
+                skp_id,
+                None,
+                version if isinstance(version, int) else None,
+                "on e-Kinerja but never sent by the sync (made by hand or by another tool): "
+                "check it with the school before the sync's own SKP for this NIP goes out",
+            )
+        )
+        log.warning("reconcile.untracked", period=period.code, npsn=npsn, nip=nip, skp_id=skp_id)
+    return found
 
 
 def reconcile_period(
@@ -269,7 +389,8 @@ def reconcile_period(
 ) -> ReconcileReport:
     """``reconcile`` with the application's target client, retry policy and rate limit."""
     deliverer = app.engine.deliverer
-    return reconcile(
+    started = dt.datetime.now(dt.UTC)
+    report = reconcile(
         app.store,
         app.target,
         period,
@@ -279,3 +400,30 @@ def reconcile_period(
         concurrency=app.settings.target.concurrency,
         should_stop=should_stop,
     )
+    # Kept as a run of its own kind, so the console (and an auditor) can read the last
+    # finding without asking e-Kinerja again; sync runs are those with outcome "ok".
+    app.store.save_run(
+        Run(
+            id=str(uuid.uuid4()),
+            period=period,
+            started_at=started,
+            finished_at=dt.datetime.now(dt.UTC),
+            outcome=RECONCILE_OUTCOME,
+            summary=report.as_dict(),
+        )
+    )
+    return report
+
+
+def last_reconcile(store: StateStore, period: str) -> tuple[dt.datetime, dict[str, Any]] | None:
+    """When the period was last reconciled, and the report then (``as_dict``), or None."""
+    with store.unit_of_work(commit=False) as session:
+        row = session.exec(
+            select(Run)
+            .where(Run.period == period, Run.outcome == RECONCILE_OUTCOME)
+            .order_by(col(Run.started_at).desc())
+            .limit(1)
+        ).first()
+    if row is None or row.finished_at is None or row.summary is None:
+        return None
+    return row.finished_at, row.summary

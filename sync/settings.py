@@ -13,11 +13,19 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from mappings.model import Period
-from mappings.versions import DEFAULT_VERSION, MAPPING_VERSIONS
+from mappings.model import Period, PeriodKind
+from mappings.versions import DEFAULT_VERSIONS, MAPPING_VERSIONS
 
 __all__ = ["ConfigError", "Settings", "load_settings"]
 
@@ -65,7 +73,10 @@ class RetrySettings(_Section):
 class SyncSettings(_Section):
     periods: list[str] = Field(default_factory=list)
     schools: list[str] = Field(default_factory=list)
-    mapping_version: str = DEFAULT_VERSION
+    # One mapping version per period kind: {semester = "2025.1", tahunan = "2026.2"}.
+    mapping_versions: dict[PeriodKind, str] = Field(default_factory=dict)
+    # The older single key: it still means the semester one.
+    mapping_version: str | None = None
 
     @field_validator("periods")
     @classmethod
@@ -76,10 +87,55 @@ class SyncSettings(_Section):
 
     @field_validator("mapping_version")
     @classmethod
-    def _known_mapping(cls, value: str) -> str:
-        if value not in MAPPING_VERSIONS:
-            raise ValueError(f"unknown mapping version; known: {', '.join(MAPPING_VERSIONS)}")
+    def _known_mapping(cls, value: str | None) -> str | None:
+        if value is not None:
+            _check_version(value, PeriodKind.SEMESTER, "")
         return value
+
+    @field_validator("mapping_versions")
+    @classmethod
+    def _known_mappings(cls, value: dict[PeriodKind, str]) -> dict[PeriodKind, str]:
+        for kind, name in value.items():
+            _check_version(name, kind, f"{kind.value}: ")
+        return value
+
+    @model_validator(mode="after")
+    def _one_semester_version(self) -> SyncSettings:
+        semester = self.mapping_versions.get(PeriodKind.SEMESTER)
+        if self.mapping_version is not None and semester not in (None, self.mapping_version):
+            raise ValueError(
+                f"mapping_version ({self.mapping_version}) and mapping_versions.semester "
+                f"({semester}) disagree: keep mapping_versions only"
+            )
+        return self
+
+    def mapping_for(self, kind: PeriodKind) -> str:
+        """The mapping version of periods of ``kind``."""
+        if kind in self.mapping_versions:
+            return self.mapping_versions[kind]
+        if kind is PeriodKind.SEMESTER and self.mapping_version is not None:
+            return self.mapping_version
+        return DEFAULT_VERSIONS[kind]
+
+    def mapping_setting(self, kind: PeriodKind) -> str:
+        """The name of the setting that picks the version of ``kind``, for messages."""
+        if kind is PeriodKind.SEMESTER and (
+            self.mapping_version is not None and kind not in self.mapping_versions
+        ):
+            return "[sync] mapping_version"
+        return f"[sync] mapping_versions.{kind.value}"
+
+
+def _check_version(name: str, kind: PeriodKind, where: str) -> None:
+    version = MAPPING_VERSIONS.get(name)
+    if version is None:
+        raise ValueError(f"{where}unknown mapping version; known: {', '.join(MAPPING_VERSIONS)}")
+    if not version.maps(kind):
+        able = ", ".join(n for n, v in MAPPING_VERSIONS.items() if v.maps(kind))
+        raise ValueError(
+            f"{where}mapping version {name} maps {version.kinds_label} periods only, not "
+            f"{kind.value}; versions that map {kind.value}: {able}"
+        )
 
 
 class WebSettings(_Section):

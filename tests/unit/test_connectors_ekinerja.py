@@ -148,9 +148,53 @@ def test_find_skps(router: respx.MockRouter, client: EkinerjaClient) -> None:
     assert dict(route.calls.last.request.url.params) == {
         "nip": "198503152010012003",
         "tahun": "2025",
+        "jenis": "semester",
         "semester": "2",
     }
     assert "Idempotency-Key" not in route.calls.last.request.headers
+
+
+def test_find_skps_of_a_year_sends_no_semester(
+    router: respx.MockRouter, client: EkinerjaClient
+) -> None:
+    route = router.get("/api/v1/skp").mock(return_value=httpx.Response(200, json={"data": []}))
+    assert client.find_skps("198503152010012003", 2026, None, jenis="tahunan") == []
+    assert dict(route.calls.last.request.url.params) == {
+        "nip": "198503152010012003",
+        "tahun": "2026",
+        "jenis": "tahunan",
+    }
+    with pytest.raises(ValueError, match="no semester"):
+        client.find_skps("198503152010012003", 2026, 1, jenis="tahunan")
+
+
+def test_school_skps_walks_every_page_with_the_filters(
+    router: respx.MockRouter, client: EkinerjaClient
+) -> None:
+    pages = {
+        None: {"data": [{"id_skp": "SKP-2026-1"}], "next_cursor": "c1"},
+        "c1": {"data": [{"id_skp": "SKP-2026-2"}], "next_cursor": None},
+    }
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        assert request.url.params["npsn"] == "P1234567"
+        assert request.url.params["jenis"] == "tahunan"
+        assert "semester" not in request.url.params
+        return httpx.Response(200, json=pages[request.url.params.get("cursor")])
+
+    router.get("/api/v1/skp").mock(side_effect=answer)
+    found = list(client.school_skps("P1234567", 2026, None, jenis="tahunan", page_size=1))
+    assert [s["id_skp"] for s in found] == ["SKP-2026-1", "SKP-2026-2"]
+
+
+def test_school_skps_stops_on_a_repeated_cursor(
+    router: respx.MockRouter, client: EkinerjaClient
+) -> None:
+    router.get("/api/v1/skp").mock(
+        return_value=httpx.Response(200, json={"data": [], "next_cursor": "same"})
+    )
+    with pytest.raises(FatalError, match="repeated next_cursor"):
+        list(client.school_skps("20212345", 2024, 2))
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,70 @@
+"""The periods of the source, as the engine, the CLI, the daemon and the console see them.
+
+``fetch_listing`` asks the source (``GET /api/v1/periode``) and keeps what it said in the state
+store; ``stored_listing`` reads that copy back for the commands that do not call the source
+(``status``, the deadline view, the console). A period's kind, dates and ``batas_penilaian``
+are always the source's own, never worked out from its year.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from connectors.pmm import PmmClient
+from mappings.model import ListedPeriod, Period, PeriodKind
+from mappings.periods import read_periods
+from state import models
+from state.store import StateStore
+
+__all__ = ["fetch_listing", "stored_listing", "stored_period"]
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def fetch_listing(
+    source: PmmClient, store: StateStore | None, *, clock: Callable[[], dt.datetime] = _utcnow
+) -> list[ListedPeriod]:
+    """The source's periods, oldest first; kept in ``store`` when one is given."""
+    listed = read_periods(source.periods())
+    if store is not None:
+        now = clock()
+        store.save_periods(
+            [
+                models.ListedPeriod(
+                    code=p.code,
+                    kind=p.period.kind.value,
+                    starts_on=p.period.start,
+                    ends_on=p.period.end,
+                    deadline=p.deadline,
+                    running=p.running,
+                    listed_at=now,
+                )
+                for p in listed
+            ]
+        )
+    return listed
+
+
+def _from_row(row: models.ListedPeriod) -> ListedPeriod:
+    period = Period.parse(row.code)
+    if period.kind is not PeriodKind(row.kind):  # written by fetch_listing: never expected
+        raise ValueError(f"the state store holds period {row.code} as {row.kind}")
+    return ListedPeriod(period, row.deadline, running=row.running)
+
+
+def stored_listing(store: StateStore) -> list[ListedPeriod]:
+    """The periods the source listed when last asked (empty before the first run)."""
+    return [_from_row(row) for row in store.listed_periods()]
+
+
+def stored_period(store: StateStore, code: str) -> ListedPeriod:
+    """Period ``code`` as last listed; before any run listed it, what its code says with
+    its last day as deadline (the contract's default for a ``batas_penilaian`` of null)."""
+    for entry in stored_listing(store):
+        if entry.code == code:
+            return entry
+    period = Period.parse(code)
+    return ListedPeriod(period, period.end, running=False)
