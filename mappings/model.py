@@ -37,12 +37,9 @@ class Role(StrEnum):
     TEACHER = "teacher"  # guru
     PRINCIPAL = "principal"  # kepala_sekolah
     SUPERVISOR = "supervisor"  # pengawas_sekolah (only ever an assessor here)
-    HEAD_OF_OFFICE = "head_of_office"  # kepala_dinas (a kepala sekolah's assessor from 2026)
-
-    @property
-    def outside_sync(self) -> bool:
-        """An assessor the sync never sends an SKP for: e-Kinerja already holds theirs."""
-        return self in (Role.SUPERVISOR, Role.HEAD_OF_OFFICE)
+    # kepala_dinas: a kepala sekolah's assessor from 2026. Like a pengawas, outside the sync:
+    # e-Kinerja holds their SKP already, so nothing waits for one of ours.
+    HEAD_OF_OFFICE = "head_of_office"
 
 
 class EmploymentStatus(StrEnum):
@@ -84,14 +81,11 @@ class Period:
         match = _PERIOD_CODE.fullmatch(code) if isinstance(code, str) else None
         if match is None:
             raise ValueError(
-                f"period {code!r} is neither a semester YYYY-1 / YYYY-2 nor a year YYYY "
-                "(2000-2099)"
+                f"period {code!r} is neither a semester YYYY-1 / YYYY-2 nor a year YYYY (2000-2099)"
             )
         if match[2] is None:
             return cls(code=code, kind=PeriodKind.ANNUAL, year=int(match[1]), semester=None)
-        return cls(
-            code=code, kind=PeriodKind.SEMESTER, year=int(match[1]), semester=int(match[2])
-        )
+        return cls(code=code, kind=PeriodKind.SEMESTER, year=int(match[1]), semester=int(match[2]))
 
     @property
     def start(self) -> dt.date:

@@ -74,7 +74,6 @@ _ANNUAL_COEFFICIENT: dict[Grade, Decimal] = {
 }
 
 
-
 def expected_predicate(result: Rating, behaviour: Rating) -> Predicate:
     """The predicate the official matrix gives for the two ratings."""
     return PREDICATE_MATRIX[(result, behaviour)]

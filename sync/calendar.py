@@ -1,11 +1,12 @@
-"""The semester calendar: which periods the daemon syncs on a given day. Pure: the moment is
-passed in.
+"""The calendar: which periods the daemon (and ``run`` without ``--period``) syncs at a
+moment. Pure: the moment and the source's listing are passed in.
 
-A period is a semester (``2025-1``: January-June, ``2025-2``: July-December), in the calendar of
-the service's time zone (Asia/Jakarta by default: a semester starts at 00:00 WIB on 1 January
-or 1 July, not at 00:00 UTC). The active periods are the current semester and, for
-``grace_days`` days after it ended, the previous one: penilaian finalised late in PMM (after
-30 June or 31 December) still reach e-Kinerja. Periods named in the config replace the calendar.
+A period is active while the source lists it as running (``berjalan``) and, after that, until
+its ``batas_penilaian`` has passed (plus ``grace_days``) in the service's time zone
+(Asia/Jakarta by default: a deadline of 31 January ends at 24:00 WIB, not UTC). So a
+semester of 2024 and the year 2026 are active together while both are due, and the calendar
+moves to a new period the day the source lists it: nothing is worked out from the date.
+Periods named in the config replace the calendar.
 """
 
 from __future__ import annotations
@@ -14,43 +15,33 @@ import datetime as dt
 from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
-from mappings.model import Period
+from mappings.model import ListedPeriod
+from mappings.periods import active_periods as _active
 
-__all__ = ["active_periods", "period_of", "previous_period", "resolve_periods"]
-
-
-def period_of(day: dt.date) -> Period:
-    """The semester ``day`` falls in."""
-    return Period.parse(f"{day.year}-{1 if day.month <= 6 else 2}")
+__all__ = ["active_periods", "resolve_periods"]
 
 
-def previous_period(period: Period) -> Period:
-    """The semester before ``period``."""
-    if period.semester == 2:
-        return Period.parse(f"{period.year}-1")
-    return Period.parse(f"{period.year - 1}-2")
-
-
-def active_periods(now: dt.datetime, *, timezone: ZoneInfo, grace_days: int) -> list[str]:
-    """The periods to sync at ``now`` (an aware datetime), newest first: the current
-    semester, and the previous one until ``grace_days`` whole days after its last day."""
+def active_periods(
+    listing: Sequence[ListedPeriod], now: dt.datetime, *, timezone: ZoneInfo, grace_days: int
+) -> list[str]:
+    """The periods to sync at ``now`` (an aware datetime), newest first."""
     if now.tzinfo is None:
         raise ValueError("now must be an aware datetime")
     if grace_days < 0:
         raise ValueError("grace_days must not be negative")
     today = now.astimezone(timezone).date()
-    current = period_of(today)
-    previous = previous_period(current)
-    periods = [current.code]
-    if today <= previous.end + dt.timedelta(days=grace_days):
-        periods.append(previous.code)
-    return periods
+    return [p.code for p in _active(listing, today, grace_days=grace_days)]
 
 
 def resolve_periods(
-    configured: Sequence[str], now: dt.datetime, *, timezone: ZoneInfo, grace_days: int
+    configured: Sequence[str],
+    listing: Sequence[ListedPeriod],
+    now: dt.datetime,
+    *,
+    timezone: ZoneInfo,
+    grace_days: int,
 ) -> list[str]:
-    """``configured`` when the config names periods, else the calendar's active periods."""
+    """``configured`` when the config names periods, else the listing's active periods."""
     if configured:
         return list(dict.fromkeys(configured))
-    return active_periods(now, timezone=timezone, grace_days=grace_days)
+    return active_periods(listing, now, timezone=timezone, grace_days=grace_days)

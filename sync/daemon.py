@@ -8,8 +8,10 @@ the state store holds the service's state, the schedule is the config):
   start-up, so what a stop left in the outbox goes out at once;
 - ``reconcile``: ``sync.reconcile`` of every active period (``reconcile_cron``; report only).
 
-Active periods come from ``[sync] periods``, else from the calendar (``sync.calendar``), asked
-again at every run: the daemon moves to the next semester by itself. Jobs run one at a time
+Active periods come from ``[sync] periods``, else from the calendar (``sync.calendar``): the
+periods the source lists as running or still inside their ``batas_penilaian``. The listing is
+asked again before every sync and reconcile job (and kept in the state store), so the daemon
+moves to a new period the day the source lists it. Jobs run one at a time
 (the sync and the retries never hand the same outbox entry to two threads); a retry that falls
 while another job runs is skipped, the others wait their turn.
 
@@ -54,9 +56,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.errors import SyncError
 from sync.bootstrap import App, build_app
+from mappings.model import ListedPeriod
+from mappings.periods import PeriodListingError
 from sync.calendar import resolve_periods
 from sync.deliver import Attempt
+from sync.engine import MappingChoiceError
 from sync.health import DaemonMetrics, HealthReport, HealthServer, health_report
+from sync.periods import fetch_listing, stored_listing
 from sync.reconcile import reconcile_period
 from sync.settings import Settings
 
@@ -182,12 +188,30 @@ class Daemon:
         self._app: App | None = None
         self._metrics: DaemonMetrics | None = None
         self._scheduler: Any = None
+        self._listing: list[ListedPeriod] = []
 
     # -- what to sync ----------------------------------------------------------------------
+
+    def refresh_periods(self) -> None:
+        """Ask the source for its periods (kept in the state store); when it cannot answer,
+        go on with the listing it gave last."""
+        assert self._app is not None
+        try:
+            self._listing = fetch_listing(self._app.source, self._app.store, clock=self.clock)
+        except (SyncError, PeriodListingError) as exc:
+            message = exc.message if isinstance(exc, SyncError) else str(exc)
+            if not self._listing:
+                self._listing = stored_listing(self._app.store)
+            log.warning(
+                "periods.unavailable",
+                error=message,
+                using=[p.code for p in self._listing] or "none: nothing to sync until it answers",
+            )
 
     def active_periods(self) -> list[str]:
         return resolve_periods(
             self.settings.sync.periods,
+            self._listing,
             self.clock(),
             timezone=self.timezone,
             grace_days=self.settings.daemon.previous_period_grace_days,
@@ -231,6 +255,7 @@ class Daemon:
                 raise DaemonError(f"the state store {safe_url} cannot be used: {cause}") from None
             metrics = DaemonMetrics(app.store)
             self._app, self._metrics = app, metrics
+            self.refresh_periods()
             scheduler = self._declare_jobs()
             self._scheduler = scheduler
             stack.enter_context(_scheduler_logs())
@@ -424,6 +449,8 @@ class Daemon:
     def _each_period(self, name: str, body: Callable[[str], None]) -> None:
         assert self._metrics is not None
         result = "ok"
+        if name != "retry":  # the retries follow the periods the last sync saw
+            self.refresh_periods()
         for period in self.active_periods():
             if self._stopping.is_set():
                 result = "interrupted"
@@ -438,6 +465,9 @@ class Daemon:
                 except SyncError as exc:
                     result = "error"
                     log.error("job.failed", error=exc.message, status=exc.status)
+                except (PeriodListingError, MappingChoiceError) as exc:
+                    result = "error"  # a setting to change: said plainly, no traceback
+                    log.error("job.failed", error=str(exc))
                 except Exception as exc:  # a job never takes the daemon down
                     result = "error"
                     log.error("job.failed", error=f"{type(exc).__name__}: {exc}", exc_info=True)

@@ -158,7 +158,8 @@ class DaemonSettings(_Section):
     sync_every_s: float = Field(default=0, ge=0)
     retry_every_s: float = Field(default=60, gt=0)
     reconcile_cron: str = "0 2 * * *"
-    previous_period_grace_days: int = Field(default=31, ge=0, le=183)
+    # Days a period stays active after its batas_penilaian (late penilaian still go out).
+    previous_period_grace_days: int = Field(default=0, ge=0, le=183)
     http_bind: str = "127.0.0.1:9464"
     stop_grace_s: float = Field(default=30, gt=0)
     log_format: Literal["auto", "json", "console"] = "auto"

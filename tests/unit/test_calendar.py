@@ -1,4 +1,4 @@
-"""The semester calendar: active periods for a moment, in Asia/Jakarta."""
+"""The calendar: active periods for a moment, from the source's listing, in Asia/Jakarta."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mappings.model import Period
-from sync.calendar import active_periods, period_of, previous_period, resolve_periods
+from mappings.model import ListedPeriod, Period
+from sync.calendar import active_periods, resolve_periods
 
 WIB = ZoneInfo("Asia/Jakarta")
 
@@ -17,59 +17,60 @@ def _at(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text)
 
 
-@pytest.mark.parametrize(
-    ("day", "period"),
-    [
-        (dt.date(2025, 1, 1), "2025-1"),
-        (dt.date(2025, 6, 30), "2025-1"),
-        (dt.date(2025, 7, 1), "2025-2"),
-        (dt.date(2025, 12, 31), "2025-2"),
-    ],
-)
-def test_period_of(day: dt.date, period: str) -> None:
-    assert period_of(day).code == period
+def _listed(code: str, deadline: str, *, running: bool = False) -> ListedPeriod:
+    return ListedPeriod(Period.parse(code), dt.date.fromisoformat(deadline), running=running)
 
 
-def test_previous_period_crosses_the_year() -> None:
-    assert previous_period(Period.parse("2026-1")).code == "2025-2"
-    assert previous_period(Period.parse("2025-2")).code == "2025-1"
+# A dinas late in 2026: 2024's semesters closed, 2025 due by 31 January 2026, 2026 running.
+LISTING = [
+    _listed("2024-1", "2024-06-30"),
+    _listed("2024-2", "2024-12-31"),
+    _listed("2025", "2026-01-31"),
+    _listed("2026", "2027-01-31", running=True),
+]
 
 
 @pytest.mark.parametrize(
     ("now", "expected"),
     [
-        # Mid-semester: only the current one.
-        ("2025-03-15T12:00:00+07:00", ["2025-1"]),
-        ("2025-10-01T00:00:00+00:00", ["2025-2"]),
-        # 1 July 00:30 WIB is still 30 June in UTC: the calendar is Jakarta's.
-        ("2025-06-30T17:30:00+00:00", ["2025-2", "2025-1"]),
-        ("2025-06-30T16:59:59+00:00", ["2025-1"]),
-        # The previous semester stays for 31 days after its last day, through 31 July WIB...
-        ("2025-07-31T23:59:00+07:00", ["2025-2", "2025-1"]),
-        # ... and not a minute longer.
-        ("2025-08-01T00:00:00+07:00", ["2025-2"]),
-        # Across the year: 2025-2 in grace in January 2026.
-        ("2026-01-10T08:00:00+07:00", ["2026-1", "2025-2"]),
-        ("2026-01-31T16:59:00+00:00", ["2026-1", "2025-2"]),
-        ("2026-01-31T17:00:00+00:00", ["2026-1"]),
+        ("2026-11-30T09:00:00+07:00", ["2026"]),
+        ("2026-01-10T08:00:00+07:00", ["2026", "2025"]),
+        # The deadline ends at 24:00 WIB on 31 January: 16:59 UTC is still the 31st there...
+        ("2026-01-31T16:59:00+00:00", ["2026", "2025"]),
+        # ... and 17:00 UTC is 1 February in Jakarta.
+        ("2026-01-31T17:00:00+00:00", ["2026"]),
     ],
 )
-def test_active_periods_follow_the_calendar_in_jakarta(now: str, expected: list[str]) -> None:
-    assert active_periods(_at(now), timezone=WIB, grace_days=31) == expected
+def test_active_periods_follow_the_listing_in_jakarta(now: str, expected: list[str]) -> None:
+    assert active_periods(LISTING, _at(now), timezone=WIB, grace_days=0) == expected
 
 
-def test_no_grace_means_only_the_current_semester() -> None:
-    assert active_periods(_at("2025-07-01T08:00:00+07:00"), timezone=WIB, grace_days=0) == [
-        "2025-2"
-    ]
+def test_a_semester_and_a_year_can_be_active_together() -> None:
+    listing = [_listed("2024-2", "2026-12-31"), _listed("2026", "2027-01-31", running=True)]
+    now = _at("2026-11-30T09:00:00+07:00")
+    assert active_periods(listing, now, timezone=WIB, grace_days=0) == ["2026", "2024-2"]
+
+
+def test_grace_days_extend_a_deadline() -> None:
+    now = _at("2026-02-05T08:00:00+07:00")
+    assert active_periods(LISTING, now, timezone=WIB, grace_days=7) == ["2026", "2025"]
+    assert active_periods(LISTING, now, timezone=WIB, grace_days=4) == ["2026"]
 
 
 def test_configured_periods_replace_the_calendar() -> None:
-    now = _at("2025-07-05T08:00:00+07:00")
-    assert resolve_periods(["2024-2", "2024-2"], now, timezone=WIB, grace_days=31) == ["2024-2"]
-    assert resolve_periods([], now, timezone=WIB, grace_days=31) == ["2025-2", "2025-1"]
+    now = _at("2026-01-05T08:00:00+07:00")
+    assert resolve_periods(["2024-2", "2024-2"], LISTING, now, timezone=WIB, grace_days=0) == [
+        "2024-2"
+    ]
+    assert resolve_periods([], LISTING, now, timezone=WIB, grace_days=0) == ["2026", "2025"]
+
+
+def test_no_listing_means_no_period_rather_than_a_guess() -> None:
+    assert (
+        resolve_periods([], [], _at("2026-01-05T08:00:00+07:00"), timezone=WIB, grace_days=0) == []
+    )
 
 
 def test_a_naive_moment_is_refused() -> None:
     with pytest.raises(ValueError, match="aware"):
-        active_periods(dt.datetime(2025, 1, 1), timezone=WIB, grace_days=31)
+        active_periods(LISTING, dt.datetime(2025, 1, 1), timezone=WIB, grace_days=0)

@@ -417,7 +417,6 @@ def test_v2_body_declared_as_v1_is_malformed() -> None:
         (v1_record, ("pegawai", "peran")),
         (v1_record, ("pegawai", "status_kepegawaian")),
         (v1_record, ("sekolah", "npsn")),
-        (v1_record, ("penilai", "nip")),
         (v1_record, ("perencanaan", "indikator")),
         (v1_record, ("penilaian", "status")),
         (v1_record, ("diperbarui_pada",)),
@@ -445,7 +444,8 @@ def test_missing_field_is_malformed_and_named(build: Any, path: tuple[str, ...])
         (("pelaksanaan", "pengembangan_kompetensi_jp"), "banyak"),
         (("diperbarui_pada",), "kemarin"),
         (("periode",), "2025-3"),
-        (("periode",), "2025"),
+        (("periode",), "25"),
+        (("periode",), "2025-1-1"),
     ],
 )
 def test_bad_value_is_malformed_and_named(path: tuple[str, ...], value: object) -> None:
@@ -493,7 +493,7 @@ def test_utc_timestamp_is_accepted(build: Any) -> None:
     [
         (("pegawai", "nip"), "198502302010012003", "invalid_nip"),
         (("pegawai", "nuptk"), "12345", "invalid_nuptk"),
-        (("sekolah", "npsn"), "70212345", "invalid_npsn"),
+        (("sekolah", "npsn"), "7021234", "invalid_npsn"),
         (("sekolah", "npsn"), "2021234a", "invalid_npsn"),
         (("penilai", "nip"), "19700210199503100", "invalid_assessor_nip"),
         (("penilai", "nip"), NIP, "self_assessment"),
@@ -575,7 +575,7 @@ def test_random_json_never_raises(value: object) -> None:
 def mutated_records(draw: st.DrawFn) -> dict[str, Any]:
     build = draw(st.sampled_from([v1_record, v2_record]))
     raw = build(
-        periode=draw(st.sampled_from(["2025-1", "2026-2"])),
+        periode=draw(st.sampled_from(["2024-1", "2024-2", "2025", "2026"])),
         status=draw(st.sampled_from(["belum", "draf", "final"])),
     )
     for _ in range(draw(st.integers(1, 3))):
@@ -620,6 +620,8 @@ def test_mutated_record_goes_through_mapping_or_is_refused_with_a_reason(
         assert outcome.reason
         return
     for mapping in MAPPING_VERSIONS.values():
+        if not mapping.maps(outcome.period.kind):
+            continue  # the settings never pick it for this kind (MappingChoice refuses it)
         try:
             skp, assessment = plan_record(outcome, None, None, mapping)
         except MappingError as exc:
