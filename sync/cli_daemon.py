@@ -64,8 +64,8 @@ def reconcile(
     """Compare what was delivered with what e-Kinerja holds; report, change nothing.
 
     For every delivered SKP of the period, GET /api/v1/skp: missing, another versi, or
-    changed outside the sync; per school, SKPs on e-Kinerja the sync never sent. Exit code 0: everything matches; 1: something differs;
-    2: it could not be checked.
+    changed outside the sync; per school, SKPs on e-Kinerja the sync never sent. Exit code
+    0: everything matches; 1: something differs; 2: it could not be checked.
     """
     from sync.bootstrap import build_app
     from sync.reconcile import reconcile_period

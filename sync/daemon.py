@@ -55,9 +55,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.errors import SyncError
-from sync.bootstrap import App, build_app
 from mappings.model import ListedPeriod
 from mappings.periods import PeriodListingError
+from sync.bootstrap import App, build_app
 from sync.calendar import resolve_periods
 from sync.deliver import Attempt
 from sync.engine import MappingChoiceError

@@ -227,5 +227,6 @@ def test_a_record_without_penilai_names_the_dinas_as_the_one_who_acts() -> None:
     outcome = read_record(raw)
     assert isinstance(outcome, Rejection)
     assert outcome.code == "no_assessor"
-    assert "dinas" in outcome.reason and "Plt kepala sekolah" in outcome.reason
+    assert "dinas" in outcome.reason
+    assert "Plt kepala sekolah" in outcome.reason
     assert "P1234567" in outcome.reason
