@@ -70,7 +70,9 @@ def _global(
     ctx.obj = _Context(config, verbose, log_json)
 
 
-PeriodOption = Annotated[str, typer.Option("--period", "-p", help="semester, e.g. 2025-1")]
+PeriodOption = Annotated[
+    str, typer.Option("--period", "-p", help="a year (2026) or a semester (2024-2)")
+]
 NpsnOption = Annotated[
     list[str] | None, typer.Option("--npsn", help="only this school (repeatable)")
 ]
@@ -125,31 +127,78 @@ def print_summary(summary: RunSummary, out: Console = console) -> None:
 @app.command()
 def run(
     ctx: typer.Context,
-    period: PeriodOption,
+    period: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--period",
+            "-p",
+            help="a year (2026) or a semester (2024-2), repeatable; default: [sync] periods, "
+            "else the periods the source lists as running or before their batas_penilaian",
+        ),
+    ] = None,
     npsn: NpsnOption = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="pull, validate, map and plan; send and write nothing")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
-    """Sync one period: pull, validate, map, plan, push, record."""
+    """Sync periods: pull, validate, map, plan, push, record."""
+    from mappings.periods import PeriodListingError
     from sync.bootstrap import build_app
+    from sync.engine import MappingChoiceError
 
-    period = _check_period(period)
+    periods = [_check_period(p) for p in period or []]
     settings = ctx.obj.settings()
     schools = list(npsn or settings.sync.schools)
+    summaries = []
     with build_app(settings) as application, progress_bars(err_console) as progress:
         try:
-            summary = application.engine.run(
-                period, schools=schools, dry_run=dry_run, progress=progress
-            )
+            for code in periods or _default_periods(settings, application):
+                summaries.append(
+                    application.engine.run(
+                        code, schools=schools, dry_run=dry_run, progress=progress
+                    )
+                )
         except FatalError as exc:
             err_console.print(f"error: {exc.message}", highlight=False)
             raise typer.Exit(1) from None
+        except (PeriodListingError, MappingChoiceError) as exc:
+            err_console.print(f"error: {exc}", highlight=False, markup=False)
+            raise typer.Exit(2) from None
     if as_json:
-        console.print_json(json.dumps(summary.as_dict()))
+        payload: Any = (
+            summaries[0].as_dict() if len(summaries) == 1 else [s.as_dict() for s in summaries]
+        )
+        console.print_json(json.dumps(payload))
     else:
-        print_summary(summary)
+        for summary in summaries:
+            print_summary(summary)
+
+
+def _default_periods(settings: Settings, application: Any) -> list[str]:
+    """``[sync] periods``, else the periods the source lists as active today (WIB)."""
+    from zoneinfo import ZoneInfo
+
+    from sync.calendar import resolve_periods
+    from sync.periods import fetch_listing
+
+    listing = fetch_listing(application.source, application.store)
+    periods = resolve_periods(
+        settings.sync.periods,
+        listing,
+        dt.datetime.now(dt.UTC),
+        timezone=ZoneInfo(settings.daemon.timezone),
+        grace_days=settings.daemon.previous_period_grace_days,
+    )
+    if not periods:
+        listed = ", ".join(p.code for p in listing) or "none"
+        err_console.print(
+            f"error: no period is running or due: the source lists {listed}; "
+            "name one with --period",
+            highlight=False,
+        )
+        raise typer.Exit(2)
+    return periods
 
 
 _STATUS_COLUMNS = (
@@ -173,9 +222,9 @@ def status(
     ] = None,
 ) -> None:
     """Counts per status, per school, the deadline view, and the records that need a person."""
-    from mappings.model import Period
     from sync.bootstrap import build_store
     from sync.deadline import deadline_view, today_in_jakarta
+    from sync.periods import stored_period
 
     period = _check_period(period)
     try:
@@ -190,7 +239,7 @@ def status(
     counts = store.status_counts(period, schools)
     failing = store.failing(period, schools)
     quarantined = store.quarantined(period, schools)
-    deadline = deadline_view(Period.parse(period), counts, today)
+    deadline = deadline_view(stored_period(store, period), counts, today)
     if as_json:
         payload = {
             "period": period,
@@ -270,8 +319,8 @@ def print_deadline(view: DeadlineView, out: Console | None = None) -> None:
     out = out or console
     urgency = "[bold red]" if view.in_last_month else ""
     out.print(
-        f"{urgency}Deadline {view.deadline.isoformat()}: {view.days_left} days left"
-        + (" (the last month: chase the schools below)" if view.in_last_month else ""),
+        f"{urgency}Deadline (batas penilaian) {view.deadline.isoformat()}: {view.when}"
+        + (" (the last 30 days: chase the schools below)" if view.in_last_month else ""),
         highlight=False,
     )
     if not view.schools:
@@ -315,7 +364,12 @@ def sandbox(
     seed: Annotated[int, typer.Option(help="random seed of the synthetic data")] = 1,
     schema_version: Annotated[int, typer.Option(min=1, max=2, help="PMM schema served")] = 1,
     period: Annotated[
-        list[str] | None, typer.Option("--period", help="periods to generate (repeatable)")
+        list[str] | None,
+        typer.Option(
+            "--period",
+            help="periods to serve, e.g. 2026 or 2024-2 (repeatable; default: 2024-1, 2024-2, "
+            "2025 and 2026, the newest running)",
+        ),
     ] = None,
     host: Annotated[str, typer.Option(help="bind address (loopback)")] = "127.0.0.1",
     pmm_port: Annotated[int, typer.Option(help="PMM-like source port")] = 8701,
@@ -355,13 +409,13 @@ def sandbox(
     """
     from connectors.sandbox import Faults, generate_world, serve_forever
 
-    periods = [_check_period(p) for p in (period or ["2025-1"])]
+    periods = [_check_period(p) for p in period or []]
     world = generate_world(
         schools=schools,
         teachers_per_school=teachers_per_school,
         seed=seed,
-        periods=periods,
         schema_version=schema_version,
+        **({"periods": periods} if periods else {}),
     )
     faults = Faults(
         seed=seed,
@@ -400,28 +454,28 @@ def demo(
     ] = "sqlite:///ekinerja-sync-demo.db",
     schools: Annotated[int, typer.Option(help="number of schools")] = 10,
     teachers_per_school: Annotated[int, typer.Option(help="guru per school")] = 20,
-    period: Annotated[str, typer.Option(help="the semester to sync")] = "2025-1",
+    period: Annotated[
+        str | None,
+        typer.Option(help="the period to sync (default: the one the sandbox lists as running)"),
+    ] = None,
 ) -> None:
-    """Sandbox up, a full semester synced on SQLite, the summary printed, sandbox down."""
+    """Sandbox up, the running period synced on SQLite, the summary printed, sandbox down."""
     from connectors.sandbox import generate_world, running_sandbox
+    from mappings.periods import PeriodListingError, find_period
     from sync.bootstrap import build_app
     from sync.logs import configure_logging
+    from sync.periods import fetch_listing
 
     if not ctx.obj.verbose:
         configure_logging(json=ctx.obj.log_json, level="ERROR")  # the tables tell the story
 
-    period = _check_period(period)
+    if period is not None:
+        period = _check_period(period)
     if state_url.startswith("sqlite:///"):
         for suffix in ("", "-wal", "-shm"):
             Path(state_url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
-    world = generate_world(
-        schools=schools, teachers_per_school=teachers_per_school, periods=[period]
-    )
+    world = generate_world(schools=schools, teachers_per_school=teachers_per_school)
     with running_sandbox(world) as box:
-        console.print(
-            f"sandbox up: PMM {box.pmm_url}, e-Kinerja {box.ekinerja_url}; "
-            f"{len(world.records(period))} source records, {len(world.defects)} deliberately bad"
-        )
         settings = load_settings(
             None,
             overrides={
@@ -431,6 +485,25 @@ def demo(
             },
         )
         with build_app(settings) as application:
+            listing = fetch_listing(application.source, None)
+            try:
+                chosen = (
+                    find_period(listing, period)
+                    if period
+                    else next(p for p in reversed(listing) if p.running)
+                )
+            except (PeriodListingError, StopIteration):
+                listed = ", ".join(p.code for p in listing)
+                err_console.print(f"error: the sandbox lists {listed}; pick one with --period")
+                raise typer.Exit(2) from None
+            period = chosen.code
+            console.print(
+                f"sandbox up: PMM {box.pmm_url}, e-Kinerja {box.ekinerja_url}; it lists "
+                f"{', '.join(p.code for p in listing)}; syncing {period} "
+                f"({chosen.period.kind.value}): {len(world.records(period))} source records, "
+                f"{sum(1 for d in world.defects if d.source_id in _ids(world, period))} "
+                "deliberately bad"
+            )
             summary = application.engine.run(period)
             print_summary(summary)
             print_quarantine(application.store.quarantined(period))
@@ -446,6 +519,10 @@ def demo(
         f"  EKINERJA_SYNC_STATE__URL={state_url} .venv/bin/ekinerja-sync status --period {period}",
         highlight=False,
     )
+
+
+def _ids(world: Any, period: str) -> set[str]:
+    return {str(r["id"]) for r in world.records(period)}
 
 
 def _register() -> None:

@@ -9,7 +9,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from mappings.versions import DEFAULT_VERSION, MAPPING_VERSIONS
+from mappings.model import Period, PeriodKind
+from mappings.versions import DEFAULT_VERSIONS, MAPPING_VERSIONS
 from state.models import DeliveryKind
 from sync.mapping_diff import DiffStatus, FieldChange, MappingDiff, RecordDiff
 
@@ -27,16 +28,18 @@ _VALUE_WIDTH = 160
 
 @mappings_app.command("list")
 def mappings_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    """The mapping versions this release knows; the active one is set by [sync] mapping_version."""
+    """The mapping versions this release knows, the period kinds each maps, and which one
+    [sync] mapping_versions makes active for each kind."""
     from sync.cli import console
 
-    active = ctx.obj.settings().sync.mapping_version
-    rows = [
+    settings = ctx.obj.settings().sync
+    rows: list[dict[str, Any]] = [
         {
             "name": m.name,
             "description": m.description,
-            "active": m.name == active,
-            "default": m.name == DEFAULT_VERSION,
+            "period_kinds": [k.value for k in PeriodKind if m.maps(k)],
+            "active_for": [k.value for k in PeriodKind if settings.mapping_for(k) == m.name],
+            "default_for": [k.value for k, name in DEFAULT_VERSIONS.items() if name == m.name],
         }
         for m in MAPPING_VERSIONS.values()
     ]
@@ -44,14 +47,25 @@ def mappings_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         console.print_json(json.dumps(rows))
         return
     table = Table(title="Mapping versions", title_justify="left")
-    for column in ("", "version", "description"):
+    for column in ("active for", "version", "maps", "description"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        marks = ["active"] if row["active"] else []
-        if row["default"]:
-            marks.append("default")
-        table.add_row(", ".join(marks), row["name"], escape(row["description"]))
+        marks = [
+            k + (" (the default)" if k in row["default_for"] else "") for k in row["active_for"]
+        ]
+        table.add_row(
+            ", ".join(marks),
+            row["name"],
+            ", ".join(row["period_kinds"]),
+            escape(row["description"]),
+        )
     console.print(table)
+    console.print(
+        "Pick one per period kind: mapping_versions = { semester = ..., tahunan = ... } "
+        "under [sync]",
+        highlight=False,
+        markup=False,
+    )
     console.print(
         "Before switching: ekinerja-sync mappings diff --period P --to VERSION", highlight=False
     )
@@ -95,7 +109,7 @@ _STATUS_LABEL = {
 }
 
 
-def _print_diff(diff: MappingDiff, active: str) -> None:
+def _print_diff(diff: MappingDiff, active: str, setting: str) -> None:
     from sync.cli import console
 
     counts = diff.counts()
@@ -149,7 +163,7 @@ def _print_diff(diff: MappingDiff, active: str) -> None:
     console.print(summary)
     if diff.version != active:
         console.print(
-            f'To switch: set mapping_version = "{diff.version}" under [sync] in the config, then '
+            f'To switch: set {setting} = "{diff.version}" in the config, then '
             f"ekinerja-sync run --period {diff.period}",
             highlight=False,
             markup=False,
@@ -159,7 +173,9 @@ def _print_diff(diff: MappingDiff, active: str) -> None:
 @mappings_app.command("diff")
 def mappings_diff(
     ctx: typer.Context,
-    period: Annotated[str, typer.Option("--period", "-p", help="semester, e.g. 2026-1")],
+    period: Annotated[
+        str, typer.Option("--period", "-p", help="a year (2026) or a semester (2024-2)")
+    ],
     to: Annotated[str, typer.Option("--to", help="the mapping version to compare with")],
     npsn: Annotated[
         list[str] | None, typer.Option("--npsn", help="only this school (repeatable)")
@@ -178,12 +194,17 @@ def mappings_diff(
             "(see `ekinerja-sync mappings list`)",
             param_hint="--to",
         )
+    kind = Period.parse(_check_period(period)).kind
+    if not MAPPING_VERSIONS[to].maps(kind):
+        raise typer.BadParameter(
+            f"mapping version {to} maps {MAPPING_VERSIONS[to].kinds_label} periods, and "
+            f"{period} is {kind.value} (see `ekinerja-sync mappings list`)",
+            param_hint="--to",
+        )
     settings = ctx.obj.settings()
-    diff = diff_period(
-        build_store(settings), _check_period(period), MAPPING_VERSIONS[to], list(npsn or [])
-    )
-    active = settings.sync.mapping_version
+    diff = diff_period(build_store(settings), period, MAPPING_VERSIONS[to], list(npsn or []))
+    active = settings.sync.mapping_for(kind)
     if as_json:
         console.print_json(json.dumps({"active": active, **diff.as_dict()}, ensure_ascii=False))
         return
-    _print_diff(diff, active)
+    _print_diff(diff, active, settings.sync.mapping_setting(kind))

@@ -1,6 +1,6 @@
 """The deadline view: which schools still have penilaian that have not reached e-Kinerja,
-as the period's last month runs out (a semester's penilaian must be in by 30 June /
-31 December; allowances for the next semester use what reached e-Kinerja)."""
+as the period's ``batas_penilaian`` comes near (the source's date: a semester's last day, a
+year's usually in the next January; allowances and promotions use what reached e-Kinerja)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from mappings.model import Period
+from mappings.model import ListedPeriod
 
 __all__ = ["DeadlineView", "SchoolBacklog", "deadline_view", "today_in_jakarta"]
 
@@ -18,6 +18,8 @@ _JAKARTA = ZoneInfo("Asia/Jakarta")
 # Deliverables that still count towards a teacher's penilaian being in: everything but
 # delivered ones and cancelled ones.
 _DONE = {"delivered", "cancelled", "cancelled_after_delivery"}
+# The stretch before the deadline in which the view urges the operator on.
+_LAST_STRETCH = dt.timedelta(days=30)
 
 
 def today_in_jakarta(now: dt.datetime | None = None) -> dt.date:
@@ -35,9 +37,19 @@ class SchoolBacklog:
 class DeadlineView:
     period: str
     deadline: dt.date
-    days_left: int
-    in_last_month: bool
+    days_left: int  # negative: the deadline passed that many days ago
+    in_last_month: bool  # within the 30 days up to the deadline
     schools: tuple[SchoolBacklog, ...]  # most missing first
+
+    @property
+    def when(self) -> str:
+        """``12 days left``, ``today``, or ``passed 3 days ago``."""
+        if self.days_left > 0:
+            return f"{self.days_left} day{'s' if self.days_left != 1 else ''} left"
+        if self.days_left == 0:
+            return "today"
+        ago = -self.days_left
+        return f"passed {ago} day{'s' if ago != 1 else ''} ago"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -52,7 +64,7 @@ class DeadlineView:
 
 
 def deadline_view(
-    period: Period, counts: Mapping[str, Mapping[tuple[str, str], int]], today: dt.date
+    period: ListedPeriod, counts: Mapping[str, Mapping[tuple[str, str], int]], today: dt.date
 ) -> DeadlineView:
     """From ``StateStore.status_counts``: per school, penilaian not in yet (quarantined
     teachers count as not in: their record is stuck in PMM)."""
@@ -67,11 +79,11 @@ def deadline_view(
         if missing:
             schools.append(SchoolBacklog(npsn, missing, teachers + quarantined))
     schools.sort(key=lambda s: (-s.missing, s.npsn))
-    last_month_start = period.end.replace(day=1)
+    deadline = period.deadline
     return DeadlineView(
         period=period.code,
-        deadline=period.end,
-        days_left=max((period.end - today).days, 0),
-        in_last_month=last_month_start <= today <= period.end,
+        deadline=deadline,
+        days_left=(deadline - today).days,
+        in_last_month=deadline - _LAST_STRETCH <= today <= deadline,
         schools=tuple(schools),
     )

@@ -63,7 +63,11 @@ def test_switch_from_2025_1_to_2026_1(state_url: str, tmp_path: Path) -> None:
             encoding="utf-8",
         )
         listed = _cli(config, "mappings", "list", "--json")
-        assert [(m["name"], m["active"]) for m in listed] == [("2025.1", True), ("2026.1", False)]
+        assert [(m["name"], m["active_for"], m["period_kinds"]) for m in listed] == [
+            ("2025.1", ["semester"], ["semester"]),
+            ("2026.1", [], ["semester"]),
+            ("2026.2", ["tahunan"], ["semester", "tahunan"]),
+        ]
         stored = _state(state_url)
         diff = _cli(config, "mappings", "diff", "--period", PERIOD, "--to", "2026.1", "--json")
         table = _cli(config, "mappings", "diff", "--period", PERIOD, "--to", "2026.1")
