@@ -25,6 +25,7 @@ from sqlmodel import Field, SQLModel
 from state.types import UTCDateTime
 
 __all__ = [
+    "DISCARDED",
     "Cursor",
     "DeliveryKind",
     "ListedPeriod",
@@ -70,6 +71,11 @@ class RecordStatus(StrEnum):
     LOCKED = "locked"  # changed after the SKP was locked: reported for manual action
     CANCELLED = "cancelled"  # cancelled in PMM before delivery: not sent
     CANCELLED_AFTER_DELIVERY = "cancelled_after_delivery"  # reported: the target has no delete
+
+
+# ``SyncRecord.reason_code`` of a deliverable an operator closed by hand (``discard``): it is
+# planned again only when PMM serves a new version of its record.
+DISCARDED = "DISCARDED"
 
 
 class OutboxAction(StrEnum):

@@ -44,7 +44,14 @@ from sync.audit import Audit, NullAudit
 from sync.deliver import Deliverer, DeliveryResult, orphaned
 from sync.hashing import content_hash, idempotency_key
 from sync.periods import fetch_listing
-from sync.plan import Decision, Known, effective_record, plan_cancellation, plan_record
+from sync.plan import (
+    Decision,
+    Known,
+    closed_by_operator,
+    effective_record,
+    plan_cancellation,
+    plan_record,
+)
 
 __all__ = ["Engine", "MappingChoice", "MappingChoiceError", "ReplayOutcome", "RunSummary"]
 
@@ -147,10 +154,17 @@ class ReplayOutcome:
     reason: str | None
 
 
-def _known(row: SyncRecord | None) -> Known | None:
+def _known(row: SyncRecord | None, source_seen_at: dt.datetime | None = None) -> Known | None:
     if row is None:
         return None
-    return Known(row.status, row.payload_hash, row.delivered_hash, row.skp_id, row.skp_version)
+    return Known(
+        row.status,
+        row.payload_hash,
+        row.delivered_hash,
+        row.skp_id,
+        row.skp_version,
+        closed_by_operator(row.reason_code, row.changed_at, source_seen_at),
+    )
 
 
 def _batches(items: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
@@ -464,13 +478,14 @@ class Engine:
                 continue  # the record that counts is bad data: it waits in quarantine
             checked = read_record(effective.body)
             record = checked if isinstance(checked, PerformanceRecord) else None
+            seen = max(r.seen_at for r in rows)  # the newest version PMM served of this NIP
             if all_cancelled:
-                decisions = plan_cancellation(_known(skp_row), _known(assessment_row))
+                decisions = plan_cancellation(_known(skp_row, seen), _known(assessment_row, seen))
             else:
                 assert record is not None  # a valid, live effective record
                 try:
                     decisions = plan_record(
-                        record, _known(skp_row), _known(assessment_row), mapping
+                        record, _known(skp_row, seen), _known(assessment_row, seen), mapping
                     )
                 except ValueError as exc:
                     # The mapping refused what validation let through: a gap in validation,

@@ -29,12 +29,13 @@ from state.models import (
     DeliveryKind,
     OutboxEntry,
     OutboxState,
+    RecordStatus,
     SourceRecord,
     SourceStatus,
     SyncRecord,
 )
 from state.store import StateStore
-from sync.plan import effective_record
+from sync.plan import Known, closed_by_operator, effective_record, plan_record
 
 __all__ = [
     "DiffStatus",
@@ -230,6 +231,11 @@ def diff_period(
             record: PerformanceRecord | None = None
             note: str | None = None
             npsn = ""
+            seen = max((r.seen_at for r in rows if r.seen_at is not None), default=None)
+            known = {
+                kind: _known(deliverables.get((nip, kind)), seen)
+                for kind in (DeliveryKind.SKP, DeliveryKind.ASSESSMENT)
+            }
             if rows:
                 effective, all_cancelled = effective_record(rows)
                 npsn = effective.npsn
@@ -252,10 +258,26 @@ def diff_period(
                 school = npsn or (state.npsn if state is not None else "")
                 if wanted and school not in wanted and (state is None or state.npsn not in wanted):
                     continue
-                diff = _diff_one(nip, school, kind, record, note, mapping, delivered)
+                diff = _diff_one(nip, school, kind, record, note, mapping, delivered, known)
                 if diff is not None:
                     result.records.append(diff)
     return result
+
+
+def _known(row: SyncRecord | None, seen: Any) -> Known | None:
+    if row is None:
+        return None
+    return Known(
+        row.status,
+        row.payload_hash,
+        row.delivered_hash,
+        row.skp_id,
+        row.skp_version,
+        closed_by_operator(row.reason_code, row.changed_at, seen),
+    )
+
+
+_GOES_OUT_QUEUED = {RecordStatus.PENDING, RecordStatus.HELD}
 
 
 def _diff_one(
@@ -266,14 +288,26 @@ def _diff_one(
     note: str | None,
     mapping: MappingVersion,
     delivered: dict[tuple[str, DeliveryKind], OutboxEntry],
+    known: dict[DeliveryKind, Known | None],
 ) -> RecordDiff | None:
     sent = delivered.get((nip, kind))
     name = record.employee.name if record is not None else None
     sent_version = sent.mapping_version if sent is not None else None
     if record is None:
-        if sent is None:
-            return None  # nothing delivered, nothing to send: not this command's business
+        # Cancelled, quarantined, or gone from PMM: counted, never compared.
         return RecordDiff(nip, npsn, kind, DiffStatus.NOT_MAPPED, name, sent_version, (), note)
+    mine = known[kind]
+    if mine is not None and mine.closed_by_operator:
+        return RecordDiff(
+            nip,
+            npsn,
+            kind,
+            DiffStatus.NOT_MAPPED,
+            name,
+            sent_version,
+            (),
+            "closed by an operator (discarded): not sent by a switch, only when PMM changes it",
+        )
     try:
         body = _body(record, mapping, kind)
     except ValueError as exc:  # the version cannot map the record (MappingError included)
@@ -288,9 +322,21 @@ def _diff_one(
             f"mapping {mapping.name} cannot map this record: {exc}",
         )
     if sent is None:
-        if body is None:
-            return None  # not ready in PMM and never sent: nothing either way
-        return RecordDiff(nip, npsn, kind, DiffStatus.NOT_DELIVERED, name)
+        # What a run would do, decided as a run decides it: a penilaian whose SKP cannot go
+        # yet, or a refused request with the same body, is not sent by a switch.
+        skp, assessment = plan_record(
+            record, known[DeliveryKind.SKP], known[DeliveryKind.ASSESSMENT], mapping
+        )
+        decision = skp if kind is DeliveryKind.SKP else assessment
+        queued = decision.keep and mine is not None and mine.status in _GOES_OUT_QUEUED
+        if decision.send is not None or queued:
+            return RecordDiff(nip, npsn, kind, DiffStatus.NOT_DELIVERED, name)
+        why = decision.reason or (
+            f"{mine.status.value}: not sent again by a switch" if mine is not None else None
+        )
+        return RecordDiff(
+            nip, npsn, kind, DiffStatus.NOT_MAPPED, name, None, (), why or "not ready in PMM"
+        )
     if body is None:
         return RecordDiff(
             nip,

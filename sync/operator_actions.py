@@ -19,7 +19,8 @@ import re
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 
-from state.models import DeliveryKind, RecordStatus, SyncRecord
+from mappings.model import Period
+from state.models import DISCARDED, DeliveryKind, RecordStatus, SyncRecord
 from state.store import StateStore
 from sync.audit import LedgerAudit
 from sync.bootstrap import App
@@ -38,7 +39,6 @@ __all__ = [
 ]
 
 MAX_WHY = 500
-_PERIOD = re.compile(r"20[0-9]{2}-[12]")
 _NIP = re.compile(r"[0-9]{1,18}")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -82,14 +82,15 @@ def parse_failure_id(value: str) -> tuple[str, str, DeliveryKind]:
     """``<period>/<nip>/<kind>`` -> its parts; ``ValueError`` when it is not one."""
     parts = value.split("/")
     kinds = {k.value: k for k in DeliveryKind}
-    if (
-        len(parts) != 3
-        or not _PERIOD.fullmatch(parts[0])
-        or not _NIP.fullmatch(parts[1])
-        or parts[2] not in kinds
-    ):
-        raise ValueError(f"{value[:80]!r} is not a failure ID like 2025-1/198503152010012003/skp")
-    return parts[0], parts[1], kinds[parts[2]]
+    if len(parts) != 3 or not _NIP.fullmatch(parts[1]) or parts[2] not in kinds:
+        raise ValueError(f"{value[:80]!r} is not a failure ID like 2026/198503152010012003/skp")
+    try:
+        period = Period.parse(parts[0])
+    except ValueError:
+        raise ValueError(
+            f"{value[:80]!r} is not a failure ID like 2026/198503152010012003/skp"
+        ) from None
+    return period.code, parts[1], kinds[parts[2]]
 
 
 def _records(store: StateStore, ids: Sequence[str]) -> list[SyncRecord]:
@@ -185,7 +186,7 @@ def discard(
             was = f"{row.reason_code or '-'}: {row.reason or ''}"
             row.status = RecordStatus.CANCELLED
             row.reason = f"discarded by {user_name}: {reason}"
-            row.reason_code = "DISCARDED"
+            row.reason_code = DISCARDED
             row.changed_at = clock()
             session.add(row)
             store.supersede_pending(session, nip, period, kind)

@@ -7,19 +7,21 @@ whether a request goes into the outbox. The rules are design.md's "When somethin
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from mappings.model import PerformanceRecord
 from mappings.versions import MappingVersion
-from state.models import DeliveryKind, OutboxAction, RecordStatus, SourceRecord
+from state.models import DISCARDED, DeliveryKind, OutboxAction, RecordStatus, SourceRecord
 from sync.hashing import canonical_json, content_hash
 
 __all__ = [
     "Decision",
     "Known",
     "Send",
+    "closed_by_operator",
     "effective_record",
     "plan_cancellation",
     "plan_record",
@@ -35,6 +37,9 @@ class Known:
     delivered_hash: str | None
     skp_id: str | None = None
     skp_version: int | None = None
+    # Closed by an operator (discarded) and PMM has served no new version since: an
+    # operator's decision holds against a mapping switch, a remap, a reset or a replay.
+    closed_by_operator: bool = False
 
     @property
     def delivered(self) -> bool:
@@ -76,6 +81,16 @@ _KEEP_ASSESSMENT = Decision(DeliveryKind.ASSESSMENT, RecordStatus.WAITING, keep=
 _SETTLED = {RecordStatus.PENDING, RecordStatus.HELD, RecordStatus.FAILED, RecordStatus.LOCKED}
 
 
+def closed_by_operator(
+    reason_code: str | None, closed_at: dt.datetime, source_seen_at: dt.datetime | None
+) -> bool:
+    """A deliverable an operator closed (``discard``) stays closed until PMM serves a new
+    version of its record (stored after the decision: ``source_seen_at`` later)."""
+    if reason_code != DISCARDED:
+        return False
+    return source_seen_at is None or source_seen_at <= closed_at
+
+
 def _payload(body: dict[str, Any]) -> tuple[str, str]:
     text = canonical_json(body)
     return text, content_hash(body)
@@ -96,6 +111,8 @@ def _plan_skp(
     assessment_delivered: bool,
 ) -> Decision:
     kind = DeliveryKind.SKP
+    if known is not None and known.closed_by_operator:
+        return _KEEP_SKP
     if not record.plan_approved:
         if known is not None and known.delivered:
             return _KEEP_SKP
@@ -135,12 +152,14 @@ def _plan_assessment(
     skp_known: Known | None,
 ) -> Decision:
     kind = DeliveryKind.ASSESSMENT
+    if known is not None and known.closed_by_operator:
+        return _KEEP_ASSESSMENT
     if not record.assessment_final:
         if known is not None and known.delivered:
             return _KEEP_ASSESSMENT
         state = {"not_started": "belum", "draft": "draf"}.get(record.assessment.status.value)
         return Decision(kind, RecordStatus.WAITING, f"penilaian is {state} in PMM, not final")
-    skp_will_exist = (
+    skp_will_exist = not (skp_known is not None and skp_known.closed_by_operator) and (
         (skp_known is not None and skp_known.delivered)
         or skp.send is not None
         or (skp.keep and skp_known is not None and skp_known.status in _SETTLED)
@@ -186,6 +205,8 @@ def plan_cancellation(
     no longer carries this NIP (``reason`` says which)."""
 
     def one(kind: DeliveryKind, known: Known | None) -> Decision:
+        if known is not None and known.closed_by_operator:
+            return Decision(kind, RecordStatus.WAITING, keep=True)
         if known is not None and known.delivered:
             return Decision(
                 kind,
