@@ -56,6 +56,23 @@ class PmmMock:
             return httpx.Response(
                 200, json={"data": data, "next_cursor": str(stop) if more else None}
             )
+        if path == "/api/v1/periode":
+            kode = self.world.period
+            year, _, semester = kode.partition("-")
+            first, last = {"1": ("01-01", "06-30"), "2": ("07-01", "12-31")}.get(
+                semester, ("01-01", "12-31")
+            )
+            periode = {
+                "kode": kode,
+                "jenis": "semester" if semester else "tahunan",
+                "tahun": int(year),
+                "semester": int(semester) if semester else None,
+                "tanggal_mulai": f"{year}-{first}",
+                "tanggal_selesai": f"{year}-{last}",
+                "batas_penilaian": None,
+                "status": "berjalan",
+            }
+            return httpx.Response(200, json={"data": [periode]})
         if path == "/api/v1/kinerja":
             if params.get("periode") != self.world.period:
                 return httpx.Response(400, json={"error": "unknown_periode", "detail": "?"})

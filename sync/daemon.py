@@ -255,7 +255,9 @@ class Daemon:
                 raise DaemonError(f"the state store {safe_url} cannot be used: {cause}") from None
             metrics = DaemonMetrics(app.store)
             self._app, self._metrics = app, metrics
-            self.refresh_periods()
+            # The listing kept by the last run, until the first sync job asks the source: a
+            # start does not wait on the source.
+            self._listing = stored_listing(app.store)
             scheduler = self._declare_jobs()
             self._scheduler = scheduler
             stack.enter_context(_scheduler_logs())
@@ -450,7 +452,12 @@ class Daemon:
         assert self._metrics is not None
         result = "ok"
         if name != "retry":  # the retries follow the periods the last sync saw
-            self.refresh_periods()
+            try:
+                self.refresh_periods()
+            except DaemonStopping:
+                log.info("job.interrupted", job=name, reason="the daemon is stopping")
+                self._metrics.jobs.labels(name, "interrupted").inc()
+                return
         for period in self.active_periods():
             if self._stopping.is_set():
                 result = "interrupted"

@@ -505,6 +505,7 @@ def test_reconcile_reports_what_changed_on_the_target_and_changes_nothing(
             "missing": 0,
             "other_version": 0,
             "changed": 0,
+            "untracked": 0,
             "error": 0,
         }
 
@@ -528,7 +529,13 @@ def test_reconcile_reports_what_changed_on_the_target_and_changes_nothing(
         assert found.exit_code == 1, found.output
         report = json.loads(found.stdout)
         by_nip = {d["nip"]: d for d in report["discrepancies"]}
-        assert report["counts"] == {"missing": 1, "other_version": 1, "changed": 1, "error": 0}
+        assert report["counts"] == {
+            "missing": 1,
+            "other_version": 1,
+            "changed": 1,
+            "untracked": 0,
+            "error": 0,
+        }
         assert by_nip[edited["nip"]]["problem"] == "changed"
         assert "jabatan" in by_nip[edited["nip"]]["detail"]
         assert by_nip[bumped["nip"]]["problem"] == "other_version"

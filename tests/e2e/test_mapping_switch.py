@@ -12,6 +12,7 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from connectors.sandbox import generate_world, running_sandbox
+from mappings.model import Period
 from state import ledger
 from state.models import DeliveryKind, OutboxEntry, OutboxState, RecordStatus, SyncRecord
 from sync.cli import app as cli
@@ -50,7 +51,7 @@ def test_switch_from_2025_1_to_2026_1(state_url: str, tmp_path: Path) -> None:
     world = generate_world(schools=4, teachers_per_school=8, seed=1, periods=[PERIOD])
     with running_sandbox(world) as box:
         with app_for(box, state_url) as first:
-            assert first.engine.mapping.name == "2025.1"
+            assert first.engine.mappings.for_period(Period.parse(PERIOD)).name == "2025.1"
             first.engine.run(PERIOD)
         before = box.target.stats()
         assert before["skp_created"] > 0
