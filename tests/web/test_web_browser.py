@@ -28,8 +28,17 @@ from state.users import Role, add_user
 from sync.bootstrap import build_app, build_store
 from sync.settings import load_settings
 from sync.web.app import create_web_app
+from sync.web.auth import LoginPolicy
 from sync.web.server import RunningConsole, start_in_thread
-from tests.web.conftest import AUDITOR, OPERATOR, PERIOD, Synced, cheap_passwords, synced
+from tests.web.conftest import (
+    AUDITOR,
+    OPERATOR,
+    PERIOD,
+    TEST_KEY,
+    Synced,
+    cheap_passwords,
+    synced,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -99,7 +108,13 @@ def driver() -> Iterator[Any]:
 @pytest.fixture
 def console(tmp_path: Path) -> Iterator[tuple[Synced, RunningConsole]]:
     with synced(f"sqlite:///{tmp_path / 'state.db'}") as state:
-        app = create_web_app(state.settings, state.store, passwords=state.passwords)
+        app = create_web_app(
+            state.settings,
+            state.store,
+            passwords=state.passwords,
+            key=TEST_KEY,
+            login_policy=LoginPolicy(max_per_user=3),
+        )
         running = start_in_thread(state.settings, state.store, port=0, app=app)
         try:
             yield state, running
@@ -280,7 +295,7 @@ def test_overview_of_a_semester_in_progress(driver: Any, tmp_path: Path) -> None
         store = build_store(settings)
         passwords = cheap_passwords()
         add_user(store.engine, AUDITOR[0], Role.AUDITOR, passwords.hash(AUDITOR[1]))
-        app = create_web_app(settings, store, passwords=passwords)
+        app = create_web_app(settings, store, passwords=passwords, key=TEST_KEY)
         running = start_in_thread(settings, store, port=0, app=app)
         try:
             _login(driver, running.url, AUDITOR)
