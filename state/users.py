@@ -429,15 +429,21 @@ def count_login_attempt(
         return 0.0
 
 
-def undo_login_attempt(engine: Engine, keys: Sequence[str]) -> None:
-    """A counted attempt succeeded: it no longer counts (nor does a block it set). Earlier
-    failures still count until their window passes."""
+def undo_login_attempt(engine: Engine, user_key: str, client_key: str, client_limit: int) -> None:
+    """A counted attempt succeeded. The name's count is forgotten (whoever logged in knows the
+    password); the address's attempt no longer counts, and the block it may have set ends,
+    while failures of others from that address still count until their window passes."""
     with Session(engine) as session:
-        for row in session.exec(
-            select(LoginThrottle).where(col(LoginThrottle.key).in_(list(keys))).with_for_update()
-        ):
+        session.connection().execute(
+            delete(LoginThrottle).where(col(LoginThrottle.key) == user_key)
+        )
+        row = session.exec(
+            select(LoginThrottle).where(LoginThrottle.key == client_key).with_for_update()
+        ).first()
+        if row is not None:
             row.attempts = max(0, row.attempts - 1)
-            row.blocked_until = None
+            if row.attempts < client_limit:
+                row.blocked_until = None
             session.add(row)
         session.commit()
 

@@ -211,4 +211,4 @@ class LoginLimiter:
         )
 
     def succeeded(self, user: str, client: str) -> None:
-        users.undo_login_attempt(self.engine, self.keys(user, client))
+        users.undo_login_attempt(self.engine, *self.keys(user, client), self.policy.max_per_client)
