@@ -377,11 +377,12 @@ def test_backoff_not_a_lock_for_good(tmp_path: Path, clock: FakeClock) -> None:
 
         def post(client: TestClient, password: str) -> httpx.Response:
             token = csrf_in(client.get("/login").text)
-            return client.post(
+            answer: httpx.Response = client.post(
                 "/login",
                 data={"csrf_token": token, "username": OPERATOR[0], "password": password},
                 follow_redirects=False,
             )
+            return answer
 
         assert [post(stranger, WRONG).status_code for _ in range(3)] == [401] * 3
         waits = []
