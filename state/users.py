@@ -429,7 +429,9 @@ def count_login_attempt(
         return 0.0
 
 
-def undo_login_attempt(engine: Engine, user_key: str, client_key: str, client_limit: int) -> None:
+def undo_login_attempt(
+    engine: Engine, user_key: str, client_key: str | None, client_limit: int
+) -> None:
     """A counted attempt succeeded. The name's count is forgotten (whoever logged in knows the
     password); the address's attempt no longer counts, and the block it may have set ends,
     while failures of others from that address still count until their window passes."""
@@ -437,9 +439,11 @@ def undo_login_attempt(engine: Engine, user_key: str, client_key: str, client_li
         session.connection().execute(
             delete(LoginThrottle).where(col(LoginThrottle.key) == user_key)
         )
-        row = session.exec(
-            select(LoginThrottle).where(LoginThrottle.key == client_key).with_for_update()
-        ).first()
+        row = None
+        if client_key is not None:
+            row = session.exec(
+                select(LoginThrottle).where(LoginThrottle.key == client_key).with_for_update()
+            ).first()
         if row is not None:
             row.attempts = max(0, row.attempts - 1)
             if row.attempts < client_limit:

@@ -52,12 +52,22 @@ from sync.settings import Settings
 from sync.web import _queries as q
 from sync.web._chart import progress_chart
 from sync.web._words import explain, kind_label, status_label, wib, wib_date
-from sync.web.auth import Clock, Cookie, LoginLimiter, LoginPolicy, Passwords, Sessions
+from sync.web.auth import (
+    Clock,
+    Cookie,
+    Devices,
+    LoginLimiter,
+    LoginPolicy,
+    Passwords,
+    Sessions,
+)
 from sync.web.keys import ConsoleKey, console_key
 
-__all__ = ["COOKIE", "create_web_app"]
+__all__ = ["COOKIE", "DEVICE_COOKIE", "create_web_app"]
 
 COOKIE = "ekinerja_console"
+DEVICE_COOKIE = "ekinerja_device"
+DEVICE_COOKIE_MAX_AGE_S = 180 * 24 * 3600
 _HERE = Path(__file__).parent
 MAX_PATH = 512
 MAX_QUERY = 2048
@@ -236,6 +246,7 @@ class Console:
             max_age_s=settings.web.session_max_age_s,
             idle_s=settings.web.session_idle_s,
         )
+        self.devices = Devices(key)
         self.env = Environment(
             loader=FileSystemLoader(_HERE / "templates"),
             autoescape=select_autoescape(["html", "svg"], default=True),
@@ -410,7 +421,8 @@ class Console:
         client = request.client.host if request.client else "-"
         # Counted before the password is checked: a burst cannot all pass a check made
         # before its failures were counted.
-        wait = await run_in_threadpool(self.limiter.attempt, name, client)
+        device = self.devices.holder(request.cookies.get(DEVICE_COOKIE), name)
+        wait = await run_in_threadpool(self.limiter.attempt, name, client, device)
         if wait > 0:
             minutes = max(1, round(wait / 60))
             response = self.error(
@@ -442,12 +454,23 @@ class Console:
             )
             self._set_cookie(response, request, fresh)
             return response
-        await run_in_threadpool(self.limiter.succeeded, name, client)
+        await run_in_threadpool(self.limiter.succeeded, name, client, device)
         # A new session id at login; a session the browser still held ends.
         await run_in_threadpool(self.sessions.end, cookie)
         started = await run_in_threadpool(self.sessions.start, user)
         redirect = RedirectResponse(next_path, status_code=303)
         self._set_cookie(redirect, request, started)
+        if device is None:
+            # This browser may log in as this name even while strangers make the name wait.
+            redirect.set_cookie(
+                DEVICE_COOKIE,
+                self.devices.issue(user.name),
+                max_age=DEVICE_COOKIE_MAX_AGE_S,
+                httponly=True,
+                samesite="strict",
+                secure=request.url.scheme == "https",
+                path="/login",
+            )
         return redirect
 
     def logout(self, view: View) -> Response:

@@ -19,7 +19,10 @@
   atomically and *before* the password is checked (``state.users.count_login_attempt``):
   parallel attempts cannot all slip under the limit, and several consoles on one store share
   the counts. Past the limit the key backs off (a delay that doubles, capped), never a lock
-  for good.
+  for good. A browser that has logged in as a user before holds a *device cookie* for that
+  name (``<name>.<nonce>.<HMAC>``, after OWASP's "device cookies"): its attempts for that
+  name count against that device alone, so a stranger's guesses can make the name wait for
+  everyone else, never for the user at their own browser.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ __all__ = [
     "MIN_PASSWORD_LENGTH",
     "Clock",
     "Cookie",
+    "Devices",
     "LoginLimiter",
     "LoginPolicy",
     "Passwords",
@@ -172,6 +176,33 @@ class Sessions:
             users.delete_session(self.engine, self.id_hash(session_id))
 
 
+class Devices:
+    """Device cookies: proof that this browser logged in as a name before."""
+
+    def __init__(self, key: ConsoleKey) -> None:
+        self._key = key.derive("device")
+
+    def _mac(self, name: str, nonce: str) -> str:
+        digest = hmac.new(self._key, f"{name}.{nonce}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    def issue(self, name: str) -> str:
+        nonce = secrets.token_urlsafe(18)
+        return f"{name}.{nonce}.{self._mac(name, nonce)}"
+
+    def holder(self, raw: str | None, name: str) -> str | None:
+        """The device's id when ``raw`` is a genuine device cookie for ``name``, else None."""
+        if not raw or len(raw) > 300 or raw.count(".") < 2:
+            return None
+        rest, _, mac = raw.rpartition(".")
+        cookie_name, _, nonce = rest.rpartition(".")
+        if cookie_name != name or not nonce:
+            return None
+        if not hmac.compare_digest(self._mac(name, nonce).encode(), mac.encode()):
+            return None
+        return hashlib.sha256(nonce.encode()).hexdigest()[:32]
+
+
 @dataclass(frozen=True)
 class LoginPolicy:
     """How many login attempts a user name and a client address get (``window_s`` after the
@@ -196,19 +227,26 @@ class LoginLimiter:
     def keys(user: str, client: str) -> tuple[str, str]:
         return f"user:{user[:64]}", f"addr:{client[:64]}"
 
-    def attempt(self, user: str, client: str) -> float:
+    def attempt(self, user: str, client: str, device: str | None = None) -> float:
         """Count an attempt (0.0: go on and check the password) or refuse it (seconds to
-        wait; nothing counted)."""
+        wait; nothing counted). ``device``: the id of a genuine device cookie for ``user``
+        (``Devices.holder``): then the attempt counts against that device only."""
         user_key, client_key = self.keys(user, client)
         policy = self.policy
+        limits = [(user_key, policy.max_per_user), (client_key, policy.max_per_client)]
+        if device is not None:
+            limits = [(f"device:{device}", policy.max_per_user)]
         return users.count_login_attempt(
             self.engine,
-            [(user_key, policy.max_per_user), (client_key, policy.max_per_client)],
+            limits,
             self.clock(),
             window_s=policy.window_s,
             base_delay_s=policy.base_delay_s,
             max_delay_s=policy.max_delay_s,
         )
 
-    def succeeded(self, user: str, client: str) -> None:
+    def succeeded(self, user: str, client: str, device: str | None = None) -> None:
+        if device is not None:
+            users.undo_login_attempt(self.engine, f"device:{device}", None, 0)
+            return
         users.undo_login_attempt(self.engine, *self.keys(user, client), self.policy.max_per_client)

@@ -44,7 +44,7 @@ from sync.cli import app as cli_app
 from sync.ledger_export import safe_cell
 from sync.secrets_guard import secret_problem
 from sync.settings import ConfigError, Settings, load_settings
-from sync.web.app import COOKIE, create_web_app
+from sync.web.app import COOKIE, DEVICE_COOKIE, create_web_app
 from sync.web.auth import LoginPolicy
 from sync.web.keys import ConsoleKey, console_key, require_lasting_key
 from sync.web.server import start_in_thread
@@ -362,7 +362,8 @@ def test_a_parallel_login_burst_checks_no_more_than_the_limit(
 def test_backoff_not_a_lock_for_good(tmp_path: Path, clock: FakeClock) -> None:
     """A stranger's wrong passwords make the name wait, doubling up to a cap; the refused
     attempts do not lengthen it, and once the wait is over the user gets in. ``users list``
-    shows the name backing off."""
+    shows the name backing off. At a browser where they logged in before (a device cookie)
+    the user gets in even while the name waits."""
     policy = LoginPolicy(max_per_user=3, window_s=3600, base_delay_s=60, max_delay_s=240)
     with _bare(tmp_path) as (settings, store):
         app = create_web_app(
@@ -374,6 +375,10 @@ def test_backoff_not_a_lock_for_good(tmp_path: Path, clock: FakeClock) -> None:
             login_policy=policy,
         )
         stranger, user = TestClient(app, client=("203.0.113.66", 1)), client_for(app)
+        elsewhere = client_for(app)  # the user at another browser
+        token = login(user, *OPERATOR)  # the user's own browser gets a device cookie
+        assert user.post("/logout", data={"csrf_token": token}).status_code == 303
+        device = user.cookies[DEVICE_COOKIE]
 
         def post(client: TestClient, password: str) -> httpx.Response:
             token = csrf_in(client.get("/login").text)
@@ -392,6 +397,7 @@ def test_backoff_not_a_lock_for_good(tmp_path: Path, clock: FakeClock) -> None:
             waits.append(int(refused.headers["retry-after"]))
             for _ in range(10):  # hammering while it waits changes nothing
                 assert post(stranger, WRONG).status_code == 429
+            assert post(elsewhere, OPERATOR[1]).status_code == 429
             clock.advance(expected_wait + 1)
             assert post(stranger, WRONG).status_code == 401
         assert waits == [61, 121, 241, 241]
@@ -399,10 +405,19 @@ def test_backoff_not_a_lock_for_good(tmp_path: Path, clock: FakeClock) -> None:
         config.write_text(f'[state]\nurl = "{settings.state.url}"\n', encoding="utf-8")
         listed = CliRunner().invoke(cli_app, ["--config", str(config), "users", "list"])
         assert "backing off until" in " ".join(listed.output.split())
-        clock.advance(241)
+        # While the name waits: the user's own browser gets in; a forged or another name's
+        # device cookie does not help anyone else.
+        assert post(stranger, WRONG).status_code == 429
         answer = post(user, OPERATOR[1])
         assert answer.status_code == 303
         assert user.get("/").status_code == 200
+        for forged in (device[:-2] + "xx", device.replace(OPERATOR[0], AUDITOR[0], 1)):
+            stranger.cookies.set(DEVICE_COOKIE, forged, path="/login")
+            assert post(stranger, WRONG).status_code == 429
+        stranger.cookies.set(DEVICE_COOKIE, device, path="/login")  # stolen: its own budget
+        assert [post(stranger, WRONG).status_code for _ in range(4)] == [401] * 3 + [429]
+        clock.advance(241)
+        assert post(elsewhere, OPERATOR[1]).status_code == 303
 
 
 # -- 3. the client's address: X-Forwarded-For only from trusted proxies ----------------------------
