@@ -26,6 +26,7 @@ from enum import StrEnum
 
 from sqlalchemy import Column, Engine, ForeignKey, Integer, delete, func
 from sqlalchemy import insert as sa_insert
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -389,24 +390,23 @@ def count_login_attempt(
     keys = sorted({key for key, _ in limits})
     limit_of = dict(limits)
     with Session(engine, expire_on_commit=False) as session:
-        _insert_missing(session, keys, now)
-        # Forget the keys nobody tried for a window (a flood of made-up names stays small).
-        session.connection().execute(
-            delete(LoginThrottle).where(
-                col(LoginThrottle.last_attempt_at) < now - dt.timedelta(seconds=window_s),
-                col(LoginThrottle.key).not_in(keys),
-                col(LoginThrottle.blocked_until).is_(None)
-                | (col(LoginThrottle.blocked_until) < now),
+        rows: list[LoginThrottle] = []
+        for _ in range(5):
+            _insert_missing(session, keys, now)
+            # Locked in one order (no deadlock between two attempts); a row that a sweep
+            # deleted between the insert and the lock is inserted again.
+            rows = list(
+                session.exec(
+                    select(LoginThrottle)
+                    .where(col(LoginThrottle.key).in_(keys))
+                    .order_by(col(LoginThrottle.key))
+                    .with_for_update()
+                )
             )
-        )
-        rows = list(
-            session.exec(
-                select(LoginThrottle)
-                .where(col(LoginThrottle.key).in_(keys))
-                .order_by(col(LoginThrottle.key))
-                .with_for_update()
-            )
-        )
+            if len(rows) == len(keys):
+                break
+        else:  # pragma: no cover - five sweeps in a row
+            raise RuntimeError("login throttle rows vanished five times")
         wait = 0.0
         for row in rows:
             if row.blocked_until is not None and row.blocked_until > now:
@@ -426,7 +426,27 @@ def count_login_attempt(
                 row.blocked_until = now + dt.timedelta(seconds=delay)
             session.add(row)
         session.commit()
-        return 0.0
+    _sweep(engine, now, window_s)
+    return 0.0
+
+
+def _sweep(engine: Engine, now: dt.datetime, window_s: float) -> None:
+    """Forget keys nobody tried for a window, and not waiting (a flood of made-up names
+    stays small). Rows another transaction holds are skipped, so the sweep never waits."""
+    stale = (
+        sa_select(col(LoginThrottle.key))
+        .where(
+            col(LoginThrottle.last_attempt_at) < now - dt.timedelta(seconds=window_s),
+            col(LoginThrottle.blocked_until).is_(None) | (col(LoginThrottle.blocked_until) < now),
+        )
+        .limit(1000)
+        .with_for_update(skip_locked=True)
+    )
+    with Session(engine) as session:
+        session.connection().execute(
+            delete(LoginThrottle).where(col(LoginThrottle.key).in_(stale.scalar_subquery()))
+        )
+        session.commit()
 
 
 def undo_login_attempt(

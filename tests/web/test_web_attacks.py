@@ -693,3 +693,23 @@ def test_user_changes_are_in_the_ledger_without_passwords(tmp_path: Path) -> Non
         assert "role of user dewi changed from auditor to operator" in everything
     finally:
         store.engine.dispose()
+
+
+def test_old_login_counts_are_swept_but_waits_are_kept(
+    shared_bare: tuple[Settings, StateStore], clock: FakeClock
+) -> None:
+    """A flood of made-up names does not fill the store: counts older than the window go,
+    unless the key is still waiting."""
+    from state.users import count_login_attempt
+
+    _, store = shared_bare
+    options = {"window_s": 60.0, "base_delay_s": 600.0, "max_delay_s": 600.0}
+    for i in range(50):
+        assert (
+            count_login_attempt(store.engine, [(f"user:made-up-{i}", 5)], clock(), **options) == 0
+        )
+    assert count_login_attempt(store.engine, [("user:waiting", 1)], clock(), **options) == 0
+    clock.advance(120)
+    assert count_login_attempt(store.engine, [("user:now", 5)], clock(), **options) == 0
+    keys = [f"user:made-up-{i}" for i in range(50)] + ["user:waiting", "user:now"]
+    assert set(login_throttles(store.engine, keys)) == {"user:waiting", "user:now"}
