@@ -96,7 +96,8 @@ def require_lasting_key(key: ConsoleKey, host: str) -> None:
     """Refuse to serve beyond this machine with a key that is not configured."""
     if not key.lasting and not is_loopback(host):
         raise ConfigError(
-            f"web.host {host} is beyond this machine: give the console a key first, "
+            f"serving on {host} (web.host or --host) reaches beyond this machine: give "
+            "the console a key first, "
             "in EKINERJA_SYNC_WEB__SECRET_KEY or in a file named by web.secret_key_file "
             "(made, readable by its owner only, on first start)"
         )
