@@ -1,7 +1,13 @@
-"""``ekinerja-sync users``: the people who may use the web console, and their roles."""
+"""``ekinerja-sync users``: the people who may use the web console, and their roles.
+
+Every change (add, disable, enable, role, passwd) is written to the audit ledger by name and
+role, never with password material; disable, role and passwd end the user's sessions at
+once. ``list`` shows a name whose logins are backing off after failed attempts.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from typing import Annotated
 
@@ -84,27 +90,37 @@ def add(
 
 @users_app.command("list")
 def list_(ctx: typer.Context) -> None:
-    """Every user, with role, creation time and whether disabled."""
-    from state.users import list_users
+    """Every user, with role, creation time, whether disabled, and failed logins."""
+    from state.users import list_users, login_throttles
     from sync.cli import console
 
     engine = _engine(ctx)
     try:
         users = list_users(engine)
+        throttles = login_throttles(engine, [f"user:{user.name}" for user in users])
     finally:
         engine.dispose()
+    now = dt.datetime.now(dt.UTC)
     if not users:
         console.print("No users yet: ekinerja-sync users add NAME --role auditor|operator")
         return
     table = Table(title=f"Console users ({len(users)})", title_justify="left")
-    for column in ("name", "role", "created (UTC)", "state"):
+    for column in ("name", "role", "created (UTC)", "state", "logins"):
         table.add_column(column)
     for user in users:
+        throttle = throttles.get(f"user:{user.name}")
+        logins = "-"
+        if throttle is not None and throttle.attempts:
+            logins = f"{throttle.attempts} recent attempt(s)"
+            if throttle.blocked_until is not None and throttle.blocked_until > now:
+                until = throttle.blocked_until.strftime("%H:%M:%S UTC")
+                logins = f"backing off until {until} ({throttle.attempts} attempts)"
         table.add_row(
             user.name,
             user.role.value,
             user.created_at.strftime("%Y-%m-%d %H:%M"),
             "disabled" if user.disabled else "active",
+            logins,
         )
     console.print(table)
 
@@ -126,3 +142,71 @@ def disable(
     finally:
         engine.dispose()
     console.print(f"disabled {name}", highlight=False)
+
+
+@users_app.command("enable")
+def enable(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="the user to enable again")],
+) -> None:
+    """Enable a disabled user again."""
+    from state.users import set_disabled
+    from sync.cli import console
+
+    engine = _engine(ctx)
+    try:
+        set_disabled(engine, name, False)
+    except UserError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        engine.dispose()
+    console.print(f"enabled {name}", highlight=False)
+
+
+@users_app.command("role")
+def role(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="the user")],
+    new_role: Annotated[Role, typer.Option("--role", help="auditor or operator")],
+) -> None:
+    """Give a user another role; their sessions end at once (they log in again)."""
+    from state.users import set_role
+    from sync.cli import console
+
+    engine = _engine(ctx)
+    try:
+        set_role(engine, name, new_role)
+    except UserError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        engine.dispose()
+    console.print(f"{name} is now {new_role.value}", highlight=False)
+
+
+@users_app.command("passwd")
+def passwd(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="the user")],
+    password_stdin: Annotated[
+        bool,
+        typer.Option("--password-stdin", help="read the password from the first line of stdin"),
+    ] = False,
+) -> None:
+    """Set a user's password (asked twice, or --password-stdin); their sessions end at once
+    and the failed logins counted against the name are forgotten."""
+    from state.users import get_user, set_password
+    from sync.cli import console
+    from sync.web.auth import Passwords
+
+    engine = _engine(ctx)
+    try:
+        if get_user(engine, name) is None:
+            raise _fail(f"no user {name!r}")
+        password = _read_password(password_stdin)
+        try:
+            set_password(engine, name, Passwords().hash(password))
+        except UserError as exc:
+            raise _fail(str(exc)) from None
+    finally:
+        engine.dispose()
+    console.print(f"new password set for {name}; their sessions have ended", highlight=False)

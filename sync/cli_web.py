@@ -25,11 +25,24 @@ def web(
     from state.users import user_count
     from sync.bootstrap import build_store
     from sync.cli import err_console
-    from sync.web.server import is_loopback, serve
+    from sync.settings import ConfigError
+    from sync.web.keys import console_key, is_loopback, require_lasting_key
+    from sync.web.server import serve
 
     settings = ctx.obj.settings()
     bind_host = host or settings.web.host
     bind_port = settings.web.port if port is None else port
+    try:
+        key = console_key(settings)
+        require_lasting_key(key, bind_host)
+    except ConfigError as exc:
+        err_console.print(f"error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    if not key.lasting:
+        err_console.print(
+            "note: no web.secret_key or web.secret_key_file: sessions end when this stops",
+            highlight=False,
+        )
     store = build_store(settings)
     if user_count(store.engine) == 0:
         err_console.print(

@@ -1,14 +1,16 @@
 """How a ledger entry is exported, one place for the CLI and the web console alike.
 
-CSV opens cleanly in a spreadsheet (a formula-looking cell gets a leading apostrophe, times
-in UTC as hashed and in WIB); JSONL holds each entry exactly as hashed, so an export can be
-checked with another tool. ``redact`` masks personal names, nothing else.
+CSV opens cleanly in a spreadsheet (a cell a spreadsheet could run gets a leading apostrophe,
+per OWASP's CSV-injection guidance: ``safe_cell``; times in UTC as hashed and in WIB); JSONL
+holds each entry exactly as hashed, so an export can be checked with another tool. ``redact``
+masks personal names, nothing else.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import unicodedata
 from typing import Any
 
 from state import ledger
@@ -28,8 +30,10 @@ __all__ = [
 
 WIB = dt.timezone(dt.timedelta(hours=7), "WIB")
 CSV_COLUMNS = ("seq", "at", "time_wib", *ledger.HASHED_FIELDS[2:], "hash")
-# What a spreadsheet would run as a formula (or split a cell on).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# What a spreadsheet would run as a formula (= + - @), as a DDE command (|) or a macro
+# reference (%), once any leading blanks and control characters are skipped; full-width and
+# other compatibility forms (＝ ＋ － ＠ ｜ ％) count as their plain characters (NFKC).
+_TRIGGERS = frozenset("=+-@|%")
 
 
 def mask_name(name: str) -> str:
@@ -57,9 +61,23 @@ def wib_time(moment: dt.datetime) -> str:
     return moment.astimezone(WIB).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _blank(char: str) -> bool:
+    return char.isspace() or unicodedata.category(char) in ("Cc", "Cf", "Zs", "Zl", "Zp")
+
+
 def safe_cell(value: Any) -> Any:
-    """Neutralise a cell a spreadsheet would run as a formula: prefix it with ``'``."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
+    """Neutralise a cell a spreadsheet could run: prefix it with ``'`` (OWASP CSV injection).
+
+    That is a cell starting with a control character (tab, CR, LF, ...), or whose first
+    character after any blanks and control characters is one of ``= + - @ | %`` in any
+    width. Other cells, and every non-string value, are kept as they are.
+    """
+    if not isinstance(value, str) or not value:
+        return value
+    if unicodedata.category(value[0]) in ("Cc", "Cf"):
+        return "'" + value
+    first = next((c for c in value if not _blank(c)), "")
+    if first and unicodedata.normalize("NFKC", first)[:1] in _TRIGGERS:
         return "'" + value
     return value
 

@@ -145,9 +145,37 @@ class WebSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     session_max_age_s: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
-    # Signs session cookies. Production: EKINERJA_SYNC_WEB__SECRET_KEY. Unset: one is made and
-    # kept in the state store, so every console on the same store accepts the same sessions.
+    # A session ends after this long without a request (and at the latest session_max_age_s).
+    session_idle_s: int = Field(default=1800, ge=60, le=7 * 24 * 3600)
+    # The console's key (keys the stored session ids and the CSRF tokens). Never kept in the
+    # state store: from EKINERJA_SYNC_WEB__SECRET_KEY, or from secret_key_file (made, 0600,
+    # on first start when absent). Neither: a key for this process only (loopback only).
     secret_key: SecretStr | None = None
+    secret_key_file: str = ""
+    # Proxies (IPs or CIDRs) whose X-Forwarded-For / X-Forwarded-Proto are believed; empty:
+    # the client is the connection's peer, whatever the headers say.
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("the key has at least 32 characters (e.g. openssl rand -hex 32)")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for item in value:
+            try:
+                ipaddress.ip_network(item.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{item[:60]!r} is not an IP address or network (e.g. 10.0.0.5, 10.0.0.0/24)"
+                ) from None
+        return [item.strip() for item in value]
 
 
 class DaemonSettings(_Section):

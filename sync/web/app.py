@@ -43,26 +43,31 @@ from state import ledger
 from state.ledger import LedgerEntry
 from state.models import DeliveryKind, RecordStatus
 from state.store import StateStore
-from state.users import Role, User, console_secret, get_user
+from state.users import Role, User, get_user
 from sync import operator_actions
 from sync.ledger_export import CSV_COLUMNS, csv_row, jsonl_line
 from sync.operator_actions import ActionRefused, AppBuilder, UnknownRecord, failure_id
+from sync.secrets_guard import secret_problem
 from sync.settings import Settings
 from sync.web import _queries as q
 from sync.web._chart import progress_chart
 from sync.web._words import explain, kind_label, status_label, wib, wib_date
 from sync.web.auth import (
     Clock,
+    Cookie,
+    Devices,
     LoginLimiter,
+    LoginPolicy,
     Passwords,
-    SessionCodec,
-    SessionData,
-    csrf_matches,
+    Sessions,
 )
+from sync.web.keys import ConsoleKey, console_key
 
-__all__ = ["COOKIE", "create_web_app"]
+__all__ = ["COOKIE", "DEVICE_COOKIE", "create_web_app"]
 
 COOKIE = "ekinerja_console"
+DEVICE_COOKIE = "ekinerja_device"
+DEVICE_COOKIE_MAX_AGE_S = 180 * 24 * 3600
 _HERE = Path(__file__).parent
 MAX_PATH = 512
 MAX_QUERY = 2048
@@ -78,6 +83,10 @@ _HEAD = re.compile(r"([0-9a-fA-F]{64})@([0-9]{1,12})")
 _USER = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _WIB = dt.timezone(dt.timedelta(hours=7), "WIB")
+# The days a ledger filter may name: any later or earlier would not fit a datetime once
+# turned into UTC (0001-01-01 WIB is in year 0 UTC; the day after 9999-12-31 is year 10000).
+FIRST_DAY = dt.date(1, 1, 2)
+LAST_DAY = dt.date(9999, 12, 30)
 
 
 def _utcnow() -> dt.datetime:
@@ -100,11 +109,13 @@ def _bad(name: str, why: str) -> Problem:
 
 @dataclass
 class View:
-    """What a page handler gets: the request, the user, their session and the form."""
+    """What a page handler gets: the request, the user, their session's cookie and CSRF
+    token, and the form."""
 
     request: Request
     user: User
-    session: SessionData
+    cookie: Cookie
+    csrf: str
     form: FormData | None = None
 
     def param(
@@ -219,7 +230,7 @@ class Console:
         passwords: Passwords,
         limiter: LoginLimiter,
         build: AppBuilder,
-        secret_key: str,
+        key: ConsoleKey,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -227,7 +238,15 @@ class Console:
         self.passwords = passwords
         self.limiter = limiter
         self.build = build
-        self.codec = SessionCodec(secret_key, max_age_s=settings.web.session_max_age_s, clock=clock)
+        self.key = key
+        self.sessions = Sessions(
+            store.engine,
+            key,
+            clock=clock,
+            max_age_s=settings.web.session_max_age_s,
+            idle_s=settings.web.session_idle_s,
+        )
+        self.devices = Devices(key)
         self.env = Environment(
             loader=FileSystemLoader(_HERE / "templates"),
             autoescape=select_autoescape(["html", "svg"], default=True),
@@ -256,7 +275,7 @@ class Console:
     ) -> HTMLResponse:
         if view is not None:
             context.setdefault("user", view.user)
-            context.setdefault("csrf", view.session.csrf)
+            context.setdefault("csrf", view.csrf)
             context.setdefault("path", view.request.url.path)
         elif request is not None:
             context.setdefault("path", request.url.path)
@@ -273,11 +292,11 @@ class Console:
             view=view,
         )
 
-    def _set_session(self, response: Response, request: Request, session: SessionData) -> None:
+    def _set_cookie(self, response: Response, request: Request, cookie: Cookie) -> None:
         response.set_cookie(
             COOKIE,
-            self.codec.dumps(session),
-            max_age=self.settings.web.session_max_age_s if session.user else None,
+            cookie.value,
+            max_age=self.settings.web.session_max_age_s if cookie.session_id else None,
             httponly=True,
             samesite="strict",
             secure=request.url.scheme == "https",
@@ -303,12 +322,13 @@ class Console:
         self, handler: Handler, *, role: Role = Role.AUDITOR, post: bool = False
     ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            session = self.codec.loads(request.cookies.get(COOKIE))
-            expired = session is not None and self.codec.expired(session)
+            cookie = Cookie.parse(request.cookies.get(COOKIE))
             user = None
-            if session is not None and session.user is not None and not expired:
-                user = await run_in_threadpool(get_user, self.store.engine, session.user)
-            if user is None or user.disabled or session is None:
+            if cookie is not None and cookie.session_id is not None:
+                user = await run_in_threadpool(self.sessions.user, cookie)
+            # A session cookie the store does not know (any more): ended, expired, revoked.
+            expired = cookie is not None and cookie.session_id is not None and user is None
+            if user is None or cookie is None:
                 if post:
                     response = self.error(
                         403,
@@ -319,7 +339,7 @@ class Console:
                     response.delete_cookie(COOKIE, path="/")
                     return response
                 return self._to_login(request, expired=expired)
-            view = View(request, user, session)
+            view = View(request, user, cookie, self.sessions.csrf(cookie))
             if role is Role.OPERATOR and user.role is not Role.OPERATOR:
                 return self.error(
                     403,
@@ -333,7 +353,7 @@ class Console:
                 if isinstance(form, Response):
                     return form
                 view.form = form
-                if not csrf_matches(session, _text(form.get("csrf_token"))):
+                if not self.sessions.csrf_matches(cookie, _text(form.get("csrf_token"))):
                     return self.error(
                         403,
                         "Token formulir tidak sah",
@@ -362,31 +382,32 @@ class Console:
     # -- login and logout --------------------------------------------------------------------
 
     async def login_page(self, request: Request) -> Response:
-        session = self.codec.loads(request.cookies.get(COOKIE))
-        if session is not None and session.user and not self.codec.expired(session):
+        cookie = Cookie.parse(request.cookies.get(COOKIE))
+        user = await run_in_threadpool(self.sessions.user, cookie)
+        if user is not None:
             return RedirectResponse("/", status_code=303)
-        fresh = SessionData.anonymous()
+        fresh = Cookie.anonymous()
         message = None
         if request.query_params.get("expired") == "1":
             message = "Sesi Anda sudah berakhir. Silakan masuk lagi."
         response = self.render(
             "login.html",
             {
-                "csrf": fresh.csrf,
+                "csrf": self.sessions.csrf(fresh),
                 "next": _safe_next(request.query_params.get("next")),
                 "message": message,
             },
             request=request,
         )
-        self._set_session(response, request, fresh)
+        self._set_cookie(response, request, fresh)
         return response
 
     async def login(self, request: Request) -> Response:
-        session = self.codec.loads(request.cookies.get(COOKIE))
+        cookie = Cookie.parse(request.cookies.get(COOKIE))
         form = await self._form(request)
         if isinstance(form, Response):
             return form
-        if not csrf_matches(session, _text(form.get("csrf_token"))):
+        if not self.sessions.csrf_matches(cookie, _text(form.get("csrf_token"))):
             return self.error(
                 403,
                 "Token formulir tidak sah",
@@ -396,8 +417,12 @@ class Console:
         name = _text(form.get("username")).strip().lower()[:64]
         password = _text(form.get("password"))
         next_path = _safe_next(_text(form.get("next")))
+        # The peer, or the client a trusted proxy names (web.trusted_proxies; create_web_app).
         client = request.client.host if request.client else "-"
-        wait = self.limiter.retry_after(name, client)
+        # Counted before the password is checked: a burst cannot all pass a check made
+        # before its failures were counted.
+        device = self.devices.holder(request.cookies.get(DEVICE_COOKIE), name)
+        wait = await run_in_threadpool(self.limiter.attempt, name, client, device)
         if wait > 0:
             minutes = max(1, round(wait / 60))
             response = self.error(
@@ -414,12 +439,12 @@ class Console:
             self.passwords.verify, user.password_hash if user else None, password
         )
         if not valid or user is None or user.disabled:
-            self.limiter.failed(name, client)
-            fresh = session or SessionData.anonymous()
+            fresh = cookie if cookie is not None and cookie.session_id is None else None
+            fresh = fresh or Cookie.anonymous()
             response = self.render(
                 "login.html",
                 {
-                    "csrf": fresh.csrf,
+                    "csrf": self.sessions.csrf(fresh),
                     "next": next_path,
                     "username": name,
                     "error": "Nama pengguna atau kata sandi salah (atau akun dinonaktifkan).",
@@ -427,14 +452,29 @@ class Console:
                 status=401,
                 request=request,
             )
-            self._set_session(response, request, fresh)
+            self._set_cookie(response, request, fresh)
             return response
-        self.limiter.succeeded(name)
+        await run_in_threadpool(self.limiter.succeeded, name, client, device)
+        # A new session id at login; a session the browser still held ends.
+        await run_in_threadpool(self.sessions.end, cookie)
+        started = await run_in_threadpool(self.sessions.start, user)
         redirect = RedirectResponse(next_path, status_code=303)
-        self._set_session(redirect, request, SessionData.logged_in(user.name, self.clock()))
+        self._set_cookie(redirect, request, started)
+        if device is None:
+            # This browser may log in as this name even while strangers make the name wait.
+            redirect.set_cookie(
+                DEVICE_COOKIE,
+                self.devices.issue(user.name),
+                max_age=DEVICE_COOKIE_MAX_AGE_S,
+                httponly=True,
+                samesite="strict",
+                secure=request.url.scheme == "https",
+                path="/login",
+            )
         return redirect
 
     def logout(self, view: View) -> Response:
+        self.sessions.end(view.cookie)  # the cookie is worth nothing from now on
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(COOKIE, path="/")
         return response
@@ -706,6 +746,15 @@ class Console:
     def discard(self, view: View) -> Response:
         record_id = view.field("id", max_len=60)
         why = view.field("why", max_len=2000)
+        secret = secret_problem(why)
+        if secret is not None:
+            raise Problem(
+                400,
+                "Alasan tidak dapat disimpan",
+                f"Alasan itu tampak berisi rahasia ({_SECRET_WORDS.get(secret, secret)}). "
+                "Ledger tidak dapat dihapus, jadi rahasia tidak boleh ditulis ke sana: tulis "
+                "alasannya tanpa kata sandi, token atau kunci. Tidak ada yang diubah.",
+            )
         try:
             record = operator_actions.discard(
                 self.store, record_id, user_name=view.user.name, why=why, clock=self.clock
@@ -716,6 +765,18 @@ class Console:
 
 
 # -- helpers -------------------------------------------------------------------------------------
+
+
+_SECRET_WORDS = {
+    "a password, key or token given as name=value": "kata sandi, kunci atau token",
+    "an Authorization header": "tanda otorisasi Bearer/Basic",
+    "a JSON Web Token (eyJ...)": "token JWT eyJ...",
+    "a private key": "kunci privat",
+    "an API key": "kunci API",
+    "a password in an address": "kata sandi di dalam alamat",
+    "a long random-looking string (a key or a token)": "deretan huruf dan angka acak yang "
+    "panjang, seperti kunci atau token",
+}
 
 
 def _text(value: object) -> str:
@@ -743,6 +804,12 @@ def _day(value: str | None, name: str, *, end_of_day: bool) -> dt.datetime | Non
         day = dt.date.fromisoformat(value)
     except ValueError:
         raise _bad(name, "bukan tanggal (YYYY-MM-DD)") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise _bad(
+            name,
+            f"di luar rentang yang dapat dicari ({FIRST_DAY.isoformat()} sampai "
+            f"{LAST_DAY.isoformat()})",
+        )
     if end_of_day:
         day += dt.timedelta(days=1)
     return dt.datetime.combine(day, dt.time(), _WIB)
@@ -792,32 +859,31 @@ def create_web_app(
     *,
     clock: Clock = _utcnow,
     passwords: Passwords | None = None,
-    limiter: LoginLimiter | None = None,
+    login_policy: LoginPolicy | None = None,
     build: AppBuilder | None = None,
+    key: ConsoleKey | None = None,
 ) -> Starlette:
     """The console's ASGI application over ``store``.
 
-    ``clock`` (sessions, the rate limit, the deadline view), ``passwords`` (the hasher),
-    ``limiter`` (login attempts) and ``build`` (how a replay builds the engine; default
-    ``sync.bootstrap.build_app``) are seams for tests. The key that signs sessions is
-    ``web.secret_key``, else one kept in the state store.
+    ``clock`` (sessions, the login throttle, the deadline view), ``passwords`` (the hasher),
+    ``login_policy`` (login limits and backoff) and ``build`` (how a replay builds the
+    engine; default ``sync.bootstrap.build_app``) are seams for tests. ``key`` is the
+    console's key (``sync.web.keys.console_key``: from the settings, never from the store).
+    The client's address is taken from ``X-Forwarded-For`` only when the connection comes
+    from one of ``web.trusted_proxies``.
     """
     if build is None:
         from sync.bootstrap import build_app
 
         build = build_app
-    configured = settings.web.secret_key
-    secret = (
-        configured.get_secret_value() if configured is not None else console_secret(store.engine)
-    )
     console = Console(
         settings,
         store,
         clock=clock,
         passwords=passwords or Passwords(),
-        limiter=limiter or LoginLimiter(clock=clock),
+        limiter=LoginLimiter(store.engine, clock=clock, policy=login_policy),
         build=build,
-        secret_key=secret,
+        key=key or console_key(settings),
     )
     page = console.page
     routes = [
@@ -871,4 +937,11 @@ def create_web_app(
         return console.error(title_status, title, message)
 
     app.add_middleware(_Guard, render=guarded)
+    if settings.web.trusted_proxies:
+        # uvicorn's own middleware (run outermost): the client is the right-most address of
+        # X-Forwarded-For that is not a trusted proxy; X-Forwarded-Proto too. Only when the
+        # peer is trusted; uvicorn's default trust of 127.0.0.1 is off (server.py).
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.web.trusted_proxies))
     return app

@@ -1,40 +1,58 @@
-"""Who is asking: passwords, sessions, CSRF tokens and the login rate limit.
+"""Who is asking: passwords, sessions, CSRF tokens and the login throttle.
 
 - Passwords are hashed with Argon2id (``argon2-cffi``: salted, slow, memory-hard); an
   unknown user name costs the same time as a wrong password, so names cannot be probed.
-- A session is a cookie signed with ``itsdangerous`` (HMAC): the user's name, when they
-  logged in, and the session's CSRF token. It expires ``max_age_s`` after login (checked
-  against the injected clock, not the browser's). The user is read from the state store on
-  every request, so a disabled user is out at once.
-- Every state-changing request carries the session's CSRF token in a form field
-  (synchronizer token pattern); the login form too (a session without a user holds it).
-- Failed logins are counted per user name and per client address in a sliding window; past
-  the limit, logins are refused without checking the password until the window has moved.
-  The counts live in the process (a restart forgets them; several consoles count apart).
+- Sessions are kept on the server (``state.users.ConsoleSession``). The cookie holds a random
+  session id (``s.<32 random bytes>``); the store holds only HMAC-SHA256(key, id), with the
+  console's key (``sync.web.keys``), which is never in the store: a copy of the database
+  gives neither a cookie nor the means to make one, and a row written into it by hand is
+  worth nothing without the key. A session ends at logout, when the user is disabled, gets a
+  new password or another role (their rows are deleted), after ``session_idle_s`` without a
+  request and ``session_max_age_s`` after login, whichever comes first; a login starts a new
+  id (no session fixation).
+- Before login the cookie holds a random nonce (``a.<...>``), only for the login form's CSRF
+  token; nothing is stored for it.
+- Every state-changing request carries a CSRF token in a form field (synchronizer token
+  pattern): HMAC(key, the cookie's value), so it is not stored anywhere either and changes
+  with every session.
+- Login attempts are counted per user name and per client address in the state store,
+  atomically and *before* the password is checked (``state.users.count_login_attempt``):
+  parallel attempts cannot all slip under the limit, and several consoles on one store share
+  the counts. Past the limit the key backs off (a delay that doubles, capped), never a lock
+  for good. A browser that has logged in as a user before holds a *device cookie* for that
+  name (``<name>.<nonce>.<HMAC>``, after OWASP's "device cookies"): its attempts for that
+  name count against that device alone, so a stranger's guesses can make the name wait for
+  everyone else, never for the user at their own browser.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 import hmac
 import secrets
-from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import Engine
+
+from state import users
+from state.users import User
+from sync.web.keys import ConsoleKey
 
 __all__ = [
     "MAX_PASSWORD_LENGTH",
     "MIN_PASSWORD_LENGTH",
     "Clock",
+    "Cookie",
+    "Devices",
     "LoginLimiter",
+    "LoginPolicy",
     "Passwords",
-    "SessionCodec",
-    "SessionData",
-    "csrf_matches",
+    "Sessions",
     "password_problem",
 ]
 
@@ -42,6 +60,7 @@ Clock = Callable[[], dt.datetime]
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024
+_MAX_COOKIE = 200
 
 
 def password_problem(password: str) -> str | None:
@@ -80,125 +99,154 @@ class Passwords:
 
 
 @dataclass(frozen=True)
-class SessionData:
-    """What the session cookie holds. ``user`` is None before login (the login form's CSRF
-    token lives there); ``issued_at`` is the login time (UTC epoch seconds)."""
+class Cookie:
+    """A session cookie's value, parsed: ``s.<id>`` (logged in) or ``a.<nonce>`` (before
+    login)."""
 
-    csrf: str
-    user: str | None = None
-    issued_at: float = 0.0
+    value: str
 
-    @classmethod
-    def anonymous(cls) -> SessionData:
-        return cls(csrf=secrets.token_urlsafe(32))
+    @property
+    def session_id(self) -> str | None:
+        return self.value[2:] if self.value.startswith("s.") else None
 
     @classmethod
-    def logged_in(cls, user: str, now: dt.datetime) -> SessionData:
-        # A fresh CSRF token at login: a token seen before login is worth nothing after it.
-        return cls(csrf=secrets.token_urlsafe(32), user=user, issued_at=now.timestamp())
+    def parse(cls, raw: str | None) -> Cookie | None:
+        if not raw or len(raw) > _MAX_COOKIE or raw[:2] not in ("s.", "a.") or len(raw) < 20:
+            return None
+        if not all(c.isascii() and (c.isalnum() or c in "-_") for c in raw[2:]):
+            return None
+        return cls(raw)
+
+    @classmethod
+    def anonymous(cls) -> Cookie:
+        return cls("a." + secrets.token_urlsafe(32))
 
 
-class SessionCodec:
-    """Signs and reads session cookies; says whether a session has expired."""
+class Sessions:
+    """Server-side sessions over the state store, keyed by the console's key."""
 
-    def __init__(self, secret_key: str, *, max_age_s: int, clock: Clock) -> None:
-        self._serializer = URLSafeSerializer(secret_key, salt="ekinerja-sync.web.session")
-        self.max_age_s = max_age_s
+    def __init__(
+        self, engine: Engine, key: ConsoleKey, *, clock: Clock, max_age_s: int, idle_s: int
+    ) -> None:
+        self.engine = engine
         self.clock = clock
+        self.max_age_s = max_age_s
+        self.idle_s = min(idle_s, max_age_s)
+        self._id_key = key.derive("session-id")
+        self._csrf_key = key.derive("csrf")
 
-    def dumps(self, session: SessionData) -> str:
-        return str(
-            self._serializer.dumps({"c": session.csrf, "u": session.user, "t": session.issued_at})
+    def id_hash(self, session_id: str) -> str:
+        return hmac.new(self._id_key, session_id.encode(), hashlib.sha256).hexdigest()
+
+    def csrf(self, cookie: Cookie) -> str:
+        """The CSRF token of the session (or of the login form) held by ``cookie``."""
+        digest = hmac.new(self._csrf_key, cookie.value.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    def csrf_matches(self, cookie: Cookie | None, submitted: str | None) -> bool:
+        """The form's token is the cookie's (compared in constant time)."""
+        if cookie is None or not submitted or len(submitted) > 200:
+            return False
+        return hmac.compare_digest(self.csrf(cookie).encode(), submitted.encode())
+
+    def start(self, user: User) -> Cookie:
+        """A new session of ``user``: a fresh random id, stored as its keyed hash."""
+        now = self.clock()
+        users.sweep_sessions(self.engine, now, max_age_s=self.max_age_s, idle_s=self.idle_s)
+        session_id = secrets.token_urlsafe(32)
+        users.create_session(self.engine, self.id_hash(session_id), user, now)
+        return Cookie("s." + session_id)
+
+    def user(self, cookie: Cookie | None) -> User | None:
+        """The user of a live session, or None (no session, ended, expired, disabled)."""
+        session_id = cookie.session_id if cookie else None
+        if session_id is None:
+            return None
+        return users.session_user(
+            self.engine,
+            self.id_hash(session_id),
+            self.clock(),
+            max_age_s=self.max_age_s,
+            idle_s=self.idle_s,
         )
 
-    def loads(self, cookie: str | None) -> SessionData | None:
-        """The session in a cookie, or None when it is missing, forged or malformed."""
-        if not cookie or len(cookie) > 4096:
-            return None
-        try:
-            data = self._serializer.loads(cookie)
-        except BadSignature:
-            return None
-        if not isinstance(data, dict):
-            return None
-        csrf, user, issued = data.get("c"), data.get("u"), data.get("t")
-        if not isinstance(csrf, str) or not csrf:
-            return None
-        if user is not None and not isinstance(user, str):
-            return None
-        if not isinstance(issued, int | float) or isinstance(issued, bool):
-            return None
-        return SessionData(csrf=csrf, user=user, issued_at=float(issued))
-
-    def expired(self, session: SessionData) -> bool:
-        if session.user is None:
-            return False
-        age = self.clock().timestamp() - session.issued_at
-        return age < -60 or age > self.max_age_s  # a session from the future is not trusted
+    def end(self, cookie: Cookie | None) -> None:
+        session_id = cookie.session_id if cookie else None
+        if session_id is not None:
+            users.delete_session(self.engine, self.id_hash(session_id))
 
 
-def csrf_matches(session: SessionData | None, submitted: str | None) -> bool:
-    """The form's token is the session's (compared in constant time)."""
-    if session is None or not submitted or len(submitted) > 200:
-        return False
-    return hmac.compare_digest(session.csrf.encode(), submitted.encode())
+class Devices:
+    """Device cookies: proof that this browser logged in as a name before."""
+
+    def __init__(self, key: ConsoleKey) -> None:
+        self._key = key.derive("device")
+
+    def _mac(self, name: str, nonce: str) -> str:
+        digest = hmac.new(self._key, f"{name}.{nonce}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    def issue(self, name: str) -> str:
+        nonce = secrets.token_urlsafe(18)
+        return f"{name}.{nonce}.{self._mac(name, nonce)}"
+
+    def holder(self, raw: str | None, name: str) -> str | None:
+        """The device's id when ``raw`` is a genuine device cookie for ``name``, else None."""
+        if not raw or len(raw) > 300 or raw.count(".") < 2:
+            return None
+        rest, _, mac = raw.rpartition(".")
+        cookie_name, _, nonce = rest.rpartition(".")
+        if cookie_name != name or not nonce:
+            return None
+        if not hmac.compare_digest(self._mac(name, nonce).encode(), mac.encode()):
+            return None
+        return hashlib.sha256(nonce.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class LoginPolicy:
+    """How many login attempts a user name and a client address get (``window_s`` after the
+    last one, the count is forgotten), and the backoff past the limit."""
+
+    max_per_user: int = 5
+    max_per_client: int = 20
+    window_s: float = 900.0
+    base_delay_s: float = 60.0
+    max_delay_s: float = 900.0
 
 
 class LoginLimiter:
-    """Counts failed logins per user name and per client in a sliding window.
+    """Counts login attempts in the state store (``state.users.count_login_attempt``)."""
 
-    ``max_per_user`` failures for one name, or ``max_per_client`` from one address, within
-    ``window_s`` block further attempts (for that name / from that address) until the oldest
-    failure leaves the window. At most ``max_keys`` names and addresses are tracked (the
-    oldest are forgotten first), so a flood of made-up names cannot fill the memory.
-    """
-
-    def __init__(
-        self,
-        *,
-        clock: Clock,
-        max_per_user: int = 5,
-        max_per_client: int = 20,
-        window_s: float = 300.0,
-        max_keys: int = 10_000,
-    ) -> None:
+    def __init__(self, engine: Engine, *, clock: Clock, policy: LoginPolicy | None = None) -> None:
+        self.engine = engine
         self.clock = clock
-        self.max_per_user = max_per_user
-        self.max_per_client = max_per_client
-        self.window_s = window_s
-        self.max_keys = max_keys
-        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+        self.policy = policy or LoginPolicy()
 
-    def _recent(self, key: str, now: float) -> deque[float]:
-        times = self._failures.get(key)
-        if times is None:
-            return deque()
-        while times and times[0] <= now - self.window_s:
-            times.popleft()
-        if not times:
-            del self._failures[key]
-        return times
+    @staticmethod
+    def keys(user: str, client: str) -> tuple[str, str]:
+        return f"user:{user[:64]}", f"addr:{client[:64]}"
 
-    def retry_after(self, user: str, client: str) -> float:
-        """Seconds until a login for ``user`` from ``client`` may be tried; 0: now."""
-        now = self.clock().timestamp()
-        wait = 0.0
-        for key, limit in ((f"u:{user}", self.max_per_user), (f"c:{client}", self.max_per_client)):
-            times = self._recent(key, now)
-            if len(times) >= limit:
-                wait = max(wait, times[len(times) - limit] + self.window_s - now)
-        return wait
+    def attempt(self, user: str, client: str, device: str | None = None) -> float:
+        """Count an attempt (0.0: go on and check the password) or refuse it (seconds to
+        wait; nothing counted). ``device``: the id of a genuine device cookie for ``user``
+        (``Devices.holder``): then the attempt counts against that device only."""
+        user_key, client_key = self.keys(user, client)
+        policy = self.policy
+        limits = [(user_key, policy.max_per_user), (client_key, policy.max_per_client)]
+        if device is not None:
+            limits = [(f"device:{device}", policy.max_per_user)]
+        return users.count_login_attempt(
+            self.engine,
+            limits,
+            self.clock(),
+            window_s=policy.window_s,
+            base_delay_s=policy.base_delay_s,
+            max_delay_s=policy.max_delay_s,
+        )
 
-    def failed(self, user: str, client: str) -> None:
-        now = self.clock().timestamp()
-        for key in (f"u:{user}", f"c:{client}"):
-            times = self._failures.setdefault(
-                key, deque(maxlen=max(self.max_per_user, self.max_per_client))
-            )
-            times.append(now)
-            self._failures.move_to_end(key)
-        while len(self._failures) > self.max_keys:
-            self._failures.popitem(last=False)
-
-    def succeeded(self, user: str) -> None:
-        self._failures.pop(f"u:{user}", None)
+    def succeeded(self, user: str, client: str, device: str | None = None) -> None:
+        if device is not None:
+            users.undo_login_attempt(self.engine, f"device:{device}", None, 0)
+            return
+        users.undo_login_attempt(self.engine, *self.keys(user, client), self.policy.max_per_client)

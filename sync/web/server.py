@@ -1,5 +1,11 @@
 """Serving the console with uvicorn: in the foreground (``ekinerja-sync web``) or in a
-background thread (the daemon, the browser tests)."""
+background thread (the daemon, the browser tests).
+
+Beyond a loopback address the console needs a configured key (``sync.web.keys``): both ways
+of serving refuse to start without one. uvicorn's reading of ``X-Forwarded-For`` (which it
+believes from 127.0.0.1 by default) is off: the application reads it itself, from the
+proxies in ``web.trusted_proxies`` only.
+"""
 
 from __future__ import annotations
 
@@ -14,14 +20,11 @@ from starlette.applications import Starlette
 
 from state.store import StateStore
 from sync.settings import Settings
+from sync.web.keys import console_key, is_loopback, require_lasting_key
 
 __all__ = ["RunningConsole", "is_loopback", "serve", "start_in_thread"]
 
 _START_TIMEOUT_S = 10.0
-
-
-def is_loopback(host: str) -> bool:
-    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def _config(app: Starlette, *, host: str, port: int, log_level: str) -> uvicorn.Config:
@@ -36,15 +39,20 @@ def _config(app: Starlette, *, host: str, port: int, log_level: str) -> uvicorn.
         ws="none",
         timeout_graceful_shutdown=3,
         server_header=False,
+        proxy_headers=False,  # web.trusted_proxies decides, in the application
     )
 
 
-def _app(settings: Settings, store: StateStore, app: Starlette | None, **options: Any) -> Starlette:
+def _app(
+    settings: Settings, store: StateStore, app: Starlette | None, host: str, **options: Any
+) -> Starlette:
     if app is not None:
         return app
     from sync.web.app import create_web_app
 
-    return create_web_app(settings, store, **options)
+    key = console_key(settings)
+    require_lasting_key(key, host)
+    return create_web_app(settings, store, key=key, **options)
 
 
 def serve(
@@ -56,10 +64,11 @@ def serve(
     log_level: str = "warning",
 ) -> None:
     """Serve the console until Ctrl-C / SIGTERM (uvicorn handles the signals)."""
-    app = _app(settings, store, None)
+    bind_host = host or settings.web.host
+    app = _app(settings, store, None, bind_host)
     config = _config(
         app,
-        host=host or settings.web.host,
+        host=bind_host,
         port=settings.web.port if port is None else port,
         log_level=log_level,
     )
@@ -101,6 +110,7 @@ def start_in_thread(
     """
     bind_host = host or settings.web.host
     bind_port = settings.web.port if port is None else port
+    prepared = _app(settings, store, app, bind_host)  # before binding: it may refuse
     family = socket.AF_INET6 if ":" in bind_host else socket.AF_INET
     # Bound here so port 0 gives a known port; IPPROTO_TCP so uvicorn sets TCP_NODELAY.
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -108,9 +118,7 @@ def start_in_thread(
     sock.bind((bind_host, bind_port))
     sock.listen(128)
     actual = int(sock.getsockname()[1])
-    server = uvicorn.Server(
-        _config(_app(settings, store, app), host=bind_host, port=actual, log_level=log_level)
-    )
+    server = uvicorn.Server(_config(prepared, host=bind_host, port=actual, log_level=log_level))
     # uvicorn installs signal handlers only in the main thread; here it runs in another one.
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name="web-console", daemon=True

@@ -17,16 +17,19 @@ from starlette.testclient import TestClient
 
 from connectors.sandbox import Faults, Sandbox, SandboxWorld, generate_world, running_sandbox
 from state.store import StateStore
-from state.users import Role, add_user
+from state.users import LoginThrottle, Role, add_user
 from sync.bootstrap import build_app, build_store
 from sync.settings import Settings, load_settings
 from sync.web.auth import Passwords
+from sync.web.keys import ConsoleKey
 from tests.e2e.helpers import expected_after_sync
 
 PERIOD = "2025-1"
 SCRIPT_NAME = '<script>alert("x")</script> SD Negeri'
 OPERATOR = ("ana", "kata-sandi-operator")
 AUDITOR = ("budi", "kata-sandi-auditor")
+# The console key of the tests (configured keys come from the environment or a file).
+TEST_KEY = ConsoleKey.for_tests("test-console-key-" + "0123456789abcdef" * 2)
 
 
 class FakeClock:
@@ -135,3 +138,13 @@ def client_for(app: Any) -> TestClient:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+def clear_throttle(store: StateStore) -> None:
+    """Forget every counted login attempt (tests sharing one store start afresh)."""
+    from sqlalchemy import delete
+    from sqlmodel import Session
+
+    with Session(store.engine) as session:
+        session.connection().execute(delete(LoginThrottle))
+        session.commit()

@@ -4,7 +4,8 @@ over a state store filled by a real sync against the sandbox.
 
 Journeys: an auditor logs in, opens the overview, follows a failure to its teacher page, sees
 no replay button, and is refused when posting a replay anyway; an operator does the same,
-fixes the cause on the sandbox's side, replays in the browser and sees the record delivered.
+fixes the cause on the sandbox's side, replays in the browser and sees the record delivered;
+wrong passwords make a name wait, and a session cookie put back after logout opens nothing.
 
 Screenshots of the main pages go to ``test-artifacts/`` (and the overview to
 ``docs/console-overview.png`` when ``UPDATE_SCREENSHOTS=1``). Without Chromium the tests are
@@ -27,9 +28,18 @@ from state.models import DeliveryKind, RecordStatus
 from state.users import Role, add_user
 from sync.bootstrap import build_app, build_store
 from sync.settings import load_settings
-from sync.web.app import create_web_app
+from sync.web.app import COOKIE, create_web_app
+from sync.web.auth import LoginPolicy
 from sync.web.server import RunningConsole, start_in_thread
-from tests.web.conftest import AUDITOR, OPERATOR, PERIOD, Synced, cheap_passwords, synced
+from tests.web.conftest import (
+    AUDITOR,
+    OPERATOR,
+    PERIOD,
+    TEST_KEY,
+    Synced,
+    cheap_passwords,
+    synced,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -99,7 +109,13 @@ def driver() -> Iterator[Any]:
 @pytest.fixture
 def console(tmp_path: Path) -> Iterator[tuple[Synced, RunningConsole]]:
     with synced(f"sqlite:///{tmp_path / 'state.db'}") as state:
-        app = create_web_app(state.settings, state.store, passwords=state.passwords)
+        app = create_web_app(
+            state.settings,
+            state.store,
+            passwords=state.passwords,
+            key=TEST_KEY,
+            login_policy=LoginPolicy(max_per_user=3),
+        )
         running = start_in_thread(state.settings, state.store, port=0, app=app)
         try:
             yield state, running
@@ -280,7 +296,7 @@ def test_overview_of_a_semester_in_progress(driver: Any, tmp_path: Path) -> None
         store = build_store(settings)
         passwords = cheap_passwords()
         add_user(store.engine, AUDITOR[0], Role.AUDITOR, passwords.hash(AUDITOR[1]))
-        app = create_web_app(settings, store, passwords=passwords)
+        app = create_web_app(settings, store, passwords=passwords, key=TEST_KEY)
         running = start_in_thread(settings, store, port=0, app=app)
         try:
             _login(driver, running.url, AUDITOR)
@@ -301,3 +317,43 @@ def test_overview_of_a_semester_in_progress(driver: Any, tmp_path: Path) -> None
         finally:
             running.stop()
             store.engine.dispose()
+
+
+def test_login_limit_and_logout_in_the_browser(
+    driver: Any, console: tuple[Synced, RunningConsole]
+) -> None:
+    """Issue 13 in the browser: wrong passwords until the console makes the name wait (even
+    the right password then), and a session cookie put back after logout opens nothing."""
+    _, running = console  # at most 3 attempts per name (the fixture's policy)
+    driver.delete_all_cookies()
+    for _ in range(3):
+        driver.get(running.url + "/login")
+        _wait(driver, "#username").send_keys(OPERATOR[0])
+        _find(driver, "#password")[0].send_keys("bukan-kata-sandinya")
+        _find(driver, "#login")[0].click()
+        assert "salah" in _wait(driver, "#login-error").text
+    driver.get(running.url + "/login")
+    _wait(driver, "#username").send_keys(OPERATOR[0])
+    _find(driver, "#password")[0].send_keys(OPERATOR[1])
+    _find(driver, "#login")[0].click()
+    error = _wait(driver, "#error")
+    assert "Terlalu banyak percobaan" in error.text
+    assert "HTTP 429" in error.text
+    _screenshot(driver, "login-limit")
+
+    _login(driver, running.url, AUDITOR)
+    kept = driver.get_cookie(COOKIE)
+    assert kept is not None
+    assert kept["value"].startswith("s.")
+    assert kept["httpOnly"] is True
+    _find(driver, "#logout")[0].click()
+    _wait(driver, "#username")
+    now = driver.get_cookie(COOKIE)
+    assert now is None or now["value"] != kept["value"]
+    # The old cookie, put back by hand: the console does not know it any more.
+    driver.delete_all_cookies()
+    driver.add_cookie({"name": COOKIE, "value": kept["value"], "path": "/"})
+    driver.get(running.url + "/failures")
+    _wait(driver, "#username")
+    assert "/login" in driver.current_url
+    assert _find(driver, "#who") == []

@@ -19,14 +19,17 @@ from state.models import DeliveryKind, RecordStatus
 from state.users import Role, add_user, get_user, set_disabled
 from sync.cli import app as cli_app
 from sync.web.app import COOKIE, create_web_app
-from sync.web.auth import LoginLimiter
+from sync.web.auth import LoginPolicy
+from sync.web.keys import ConsoleKey
 from tests.web.conftest import (
     AUDITOR,
     OPERATOR,
     PERIOD,
     SCRIPT_NAME,
+    TEST_KEY,
     FakeClock,
     Synced,
+    clear_throttle,
     client_for,
     csrf_in,
     login,
@@ -42,9 +45,21 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synced]:
         yield state
 
 
+@pytest.fixture(autouse=True)
+def _fresh_throttle(request: pytest.FixtureRequest) -> None:
+    """Tests on the shared store do not inherit each other's failed logins."""
+    if "shared" in request.fixturenames:
+        clear_throttle(request.getfixturevalue("shared").store)
+
+
 def _app(state: Synced, clock: FakeClock, **options: object) -> TestClient:
+    options.setdefault("key", TEST_KEY)
     app = create_web_app(
-        state.settings, state.store, clock=clock, passwords=state.passwords, **options
+        state.settings,
+        state.store,
+        clock=clock,
+        passwords=state.passwords,
+        **options,  # type: ignore[arg-type]
     )
     return client_for(app)
 
@@ -180,7 +195,8 @@ def test_login_form_needs_its_csrf_token(shared: Synced, clock: FakeClock) -> No
 
 
 def test_wrong_password_then_rate_limit(shared: Synced, clock: FakeClock) -> None:
-    client = _app(shared, clock, limiter=LoginLimiter(clock=clock, max_per_user=3, window_s=60))
+    policy = LoginPolicy(max_per_user=3, window_s=600, base_delay_s=60)
+    client = _app(shared, clock, login_policy=policy)
     token = csrf_in(client.get("/login").text)
     for _ in range(3):
         answer = client.post(
@@ -193,7 +209,7 @@ def test_wrong_password_then_rate_limit(shared: Synced, clock: FakeClock) -> Non
     answer = client.post("/login", data=right)
     assert answer.status_code == 429
     assert "Terlalu banyak percobaan" in answer.text
-    assert int(answer.headers["retry-after"]) > 0
+    assert 0 < int(answer.headers["retry-after"]) <= 61
     clock.advance(61)
     answer = client.post("/login", data=right)
     assert answer.status_code == 303
@@ -212,9 +228,18 @@ def test_unknown_user_and_odd_names_are_just_wrong(shared: Synced, clock: FakeCl
 
 
 def test_session_expires(shared: Synced, clock: FakeClock) -> None:
+    """The absolute timeout: a session in use all along still ends ``session_max_age_s``
+    after login."""
     client = _app(shared, clock)
     token = login(client, *OPERATOR)
-    clock.advance(shared.settings.web.session_max_age_s - 5)
+    max_age = shared.settings.web.session_max_age_s
+    step = shared.settings.web.session_idle_s - 60
+    used = 0
+    while used + step < max_age - 5:
+        clock.advance(step)
+        used += step
+        assert client.get("/").status_code == 200, used
+    clock.advance(max_age - 5 - used)
     assert client.get("/").status_code == 200
     clock.advance(10)
     answer = client.get("/failures")
@@ -240,11 +265,66 @@ def test_a_disabled_user_is_out_at_once(tmp_path: Path, clock: FakeClock, shared
     assert answer.status_code == 401
 
 
+def test_session_ends_when_idle(shared: Synced, clock: FakeClock) -> None:
+    client = _app(shared, clock)
+    login(client, *AUDITOR)
+    clock.advance(shared.settings.web.session_idle_s - 10)
+    assert client.get("/").status_code == 200  # a request: the idle time starts again
+    clock.advance(shared.settings.web.session_idle_s - 10)
+    assert client.get("/").status_code == 200
+    clock.advance(shared.settings.web.session_idle_s + 1)
+    answer = client.get("/")
+    assert answer.status_code == 303
+    assert "expired=1" in answer.headers["location"]
+
+
 def test_logout_ends_the_session(shared: Synced, clock: FakeClock) -> None:
     client = _app(shared, clock)
     token = login(client, *AUDITOR)
     answer = client.post("/logout", data={"csrf_token": token})
     assert answer.status_code == 303
+    assert client.get("/").status_code == 303
+
+
+def test_a_cookie_replayed_after_logout_is_worth_nothing(shared: Synced, clock: FakeClock) -> None:
+    """Issue 13, 4: logout only deleted the cookie; a copy of it still worked."""
+    client = _app(shared, clock)
+    token = login(client, *OPERATOR)
+    kept = client.cookies[COOKIE]
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 303
+    head = _head(shared)
+    replay = _app(shared, clock)
+    replay.cookies.set(COOKIE, kept)
+    assert replay.get("/").status_code == 303
+    answer = replay.post(
+        "/actions/discard", data={"csrf_token": token, "id": shared.failure_id, "why": "replayed"}
+    )
+    assert answer.status_code == 403
+    assert "Sesi tidak berlaku" in answer.text
+    assert _record_status(shared) is RecordStatus.FAILED
+    assert _head(shared) == head
+
+
+def test_a_new_password_role_or_disabling_ends_sessions_at_once(
+    shared: Synced, clock: FakeClock
+) -> None:
+    from state.users import set_password, set_role
+
+    passwords = shared.passwords
+    add_user(shared.store.engine, "dian", Role.OPERATOR, passwords.hash("kata-sandi-dian"))
+    client = _app(shared, clock)
+    login(client, "dian", "kata-sandi-dian")
+    set_password(shared.store.engine, "dian", passwords.hash("kata-sandi-baru"))
+    assert client.get("/").status_code == 303
+    login(client, "dian", "kata-sandi-baru")
+    set_role(shared.store.engine, "dian", Role.AUDITOR)
+    assert client.get("/").status_code == 303
+    token = login(client, "dian", "kata-sandi-baru")
+    answer = client.post(
+        "/actions/discard", data={"csrf_token": token, "id": shared.failure_id, "why": "x"}
+    )
+    assert answer.status_code == 403  # an auditor now
+    set_disabled(shared.store.engine, "dian")
     assert client.get("/").status_code == 303
 
 
@@ -257,12 +337,15 @@ def test_a_forged_session_cookie_is_nobody(shared: Synced, clock: FakeClock) -> 
     assert client.get("/").status_code == 303
 
 
-def test_sessions_survive_a_restart_with_the_kept_key(shared: Synced, clock: FakeClock) -> None:
+def test_sessions_survive_a_restart_with_the_same_key(shared: Synced, clock: FakeClock) -> None:
     client = _app(shared, clock)
     login(client, *AUDITOR)
-    again = _app(shared, clock)  # another console process on the same store
+    again = _app(shared, clock)  # another console process on the same store and key
     again.cookies.set(COOKIE, client.cookies[COOKIE])
     assert again.get("/").status_code == 200
+    other = _app(shared, clock, key=ConsoleKey.for_tests("another-key-" + "x" * 32))
+    other.cookies.set(COOKIE, client.cookies[COOKIE])
+    assert other.get("/").status_code == 303
 
 
 def test_login_does_not_redirect_elsewhere(shared: Synced, clock: FakeClock) -> None:
@@ -537,7 +620,9 @@ def test_an_empty_store_says_so(tmp_path: Path, clock: FakeClock) -> None:
     store = build_store(settings)
     passwords = cheap_passwords()
     add_user(store.engine, "budi", Role.AUDITOR, passwords.hash(AUDITOR[1]))
-    client = client_for(create_web_app(settings, store, clock=clock, passwords=passwords))
+    client = client_for(
+        create_web_app(settings, store, clock=clock, passwords=passwords, key=TEST_KEY)
+    )
     login(client, *AUDITOR)
     assert "Belum ada data" in client.get("/").text
     assert client.get("/failures").status_code == 200
