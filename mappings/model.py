@@ -14,6 +14,7 @@ from enum import StrEnum
 from mappings.rules import Grade, Predicate, Rating
 
 __all__ = [
+    "PERIOD_CODE",
     "Assessment",
     "AssessmentStatus",
     "Assessor",
@@ -30,7 +31,7 @@ __all__ = [
 
 # The contract's two period codes: ``YYYY-S`` (a semester, up to 2024) and ``YYYY`` (a year,
 # from 2025). The one place a period code is read; PMM exists from 2024, so 20xx is plenty.
-_PERIOD_CODE = re.compile(r"(20[0-9]{2})(?:-([12]))?")
+PERIOD_CODE = re.compile(r"(20[0-9]{2})(?:-([12]))?")
 
 
 class Role(StrEnum):
@@ -78,7 +79,7 @@ class Period:
     @classmethod
     def parse(cls, code: str) -> Period:
         """Read a period code; the error says what a code looks like."""
-        match = _PERIOD_CODE.fullmatch(code) if isinstance(code, str) else None
+        match = PERIOD_CODE.fullmatch(code) if isinstance(code, str) else None
         if match is None:
             raise ValueError(
                 f"period {code!r} is neither a semester YYYY-1 / YYYY-2 nor a year YYYY (2000-2099)"

@@ -102,14 +102,22 @@ def _instant(value: str | None, option: str, *, end_of_day: bool) -> dt.datetime
     try:
         if len(value) == 10:
             day = dt.date.fromisoformat(value) + dt.timedelta(days=1 if end_of_day else 0)
-            return dt.datetime.combine(day, dt.time(), WIB)
-        moment = dt.datetime.fromisoformat(value)
+            moment = dt.datetime.combine(day, dt.time(), WIB)
+        else:
+            moment = dt.datetime.fromisoformat(value)
+            moment = moment.replace(tzinfo=WIB) if moment.tzinfo is None else moment
+        moment.astimezone(dt.UTC)  # the ledger keeps UTC: the first and last day cannot be
+    except OverflowError:
+        raise typer.BadParameter(
+            f"{value!r} is outside what the ledger can hold (0001-01-02 to 9999-12-30)",
+            param_hint=option,
+        ) from None
     except ValueError:
         raise typer.BadParameter(
             f"{value!r} is not a date (2025-01-31) or an RFC 3339 time (2025-01-31T08:00:00+07:00)",
             param_hint=option,
         ) from None
-    return moment.replace(tzinfo=WIB) if moment.tzinfo is None else moment
+    return moment
 
 
 def _filters(

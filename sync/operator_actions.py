@@ -25,6 +25,7 @@ from state.store import StateStore
 from sync.audit import LedgerAudit
 from sync.bootstrap import App
 from sync.engine import ReplayOutcome
+from sync.secrets_guard import secret_problem
 from sync.settings import Settings
 
 __all__ = [
@@ -145,6 +146,13 @@ def _clean_why(why: str) -> str:
     if len(text) > MAX_WHY:
         raise ActionRefused(
             "why_too_long", f"the reason is too long (at most {MAX_WHY} characters)"
+        )
+    if (what := secret_problem(text)) is not None:
+        # The ledger keeps it for good: a secret there could never be cleaned out.
+        raise ActionRefused(
+            "refused_by_ledger",
+            f"the reason looks like it holds a secret ({what}); write it without passwords, "
+            "tokens or keys",
         )
     return text
 

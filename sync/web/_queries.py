@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, func, or_
 from sqlmodel import Session, col, select
 
+from mappings.model import Period
 from state.ledger import LedgerEntry
 from state.models import OutboxEntry, RecordStatus, SourceRecord, SourceStatus, SyncRecord
 from state.store import StateStore
@@ -38,11 +39,19 @@ _CLOSED = {RecordStatus.CANCELLED.value, RecordStatus.CANCELLED_AFTER_DELIVERY.v
 
 
 def periods(engine: Engine) -> list[str]:
-    """Every period the store knows, latest first."""
+    """Every period the store knows, latest first (a year after the semesters before it)."""
     with Session(engine) as session:
         found = set(session.exec(select(SyncRecord.period).distinct()))
         found |= set(session.exec(select(SourceRecord.period).distinct()))
-    return sorted(found, reverse=True)
+
+    def newest_first(code: str) -> tuple[int, int]:
+        try:
+            period = Period.parse(code)
+        except ValueError:  # not a code this release knows: last
+            return (0, 0)
+        return (period.start.toordinal(), period.end.toordinal())
+
+    return sorted(found, key=newest_first, reverse=True)
 
 
 def _body_text(*path: str) -> Any:

@@ -104,6 +104,10 @@ _EXPLAINED: dict[str, str] = {
     ),
     "invalid_npsn": "NPSN sekolah tidak sah. Perbaiki di PMM / Dapodik.",
     "invalid_assessor_nip": "Penilai atau NIP penilai tidak sah. Perbaiki penilai di PMM.",
+    "no_assessor": (
+        "Belum ada penilai di PMM, dan sekolah tidak dapat memperbaikinya sendiri: dinas "
+        "menetapkan Plt kepala sekolah (untuk guru) atau penilai kepala sekolah di Dapodik/PMM."
+    ),
     "self_assessment": (
         "Pegawai tercatat sebagai penilai dirinya sendiri. Tetapkan penilai yang benar di PMM."
     ),

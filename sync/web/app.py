@@ -38,7 +38,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from connectors.errors import SyncError
-from mappings.model import Period
+from mappings.model import PERIOD_CODE
 from state import ledger
 from state.ledger import LedgerEntry
 from state.models import DeliveryKind, RecordStatus
@@ -47,6 +47,8 @@ from state.users import Role, User, get_user
 from sync import operator_actions
 from sync.ledger_export import CSV_COLUMNS, csv_row, jsonl_line
 from sync.operator_actions import ActionRefused, AppBuilder, UnknownRecord, failure_id
+from sync.periods import stored_period
+from sync.reconcile import last_reconcile
 from sync.secrets_guard import secret_problem
 from sync.settings import Settings
 from sync.web import _queries as q
@@ -75,7 +77,7 @@ MAX_PARAMS = 30
 MAX_FORM_BYTES = 16 * 1024
 LEDGER_PAGE = 100
 
-_PERIOD = re.compile(r"20[0-9]{2}-[12]")
+_PERIOD = PERIOD_CODE  # a year (2026) or a semester (2024-2): the one pattern, in mappings
 _NIP = re.compile(r"[0-9]{8,18}")
 _NPSN = re.compile(r"[0-9A-Za-z]{4,16}")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -500,14 +502,16 @@ class Console:
         totals = {row.npsn: row.total for row in data.schools}
         now = self.clock()
         chart = progress_chart(history, totals, names, now=now)
-        end = Period.parse(period).end
-        days_left = (end - now.astimezone(_WIB).date()).days
+        listed = stored_period(self.store, period)
+        days_left = (listed.deadline - now.astimezone(_WIB).date()).days
         unfinished = [row for row in data.schools if row.delivered < row.total or row.attention]
         context.update(
             data=data,
             chart=chart,
-            deadline=wib_date(end),
+            kind=listed.period.kind.value,
+            deadline=wib_date(listed.deadline),
             days_left=days_left,
+            drift=last_reconcile(self.store, period),
             unfinished=unfinished,
             statuses=[s.value for s in RecordStatus],
             kinds=[k.value for k in DeliveryKind],

@@ -166,7 +166,7 @@ def _login(chrome: Any, base: str, who: tuple[str, str]) -> None:
 def _open_overview_and_follow_the_failure(chrome: Any, base: str, state: Synced) -> None:
     chrome.get(base + "/")
     _wait(chrome, "#progress-chart")
-    assert "Ringkasan semester" in chrome.page_source
+    assert "Ringkasan periode" in chrome.page_source
     # Fits a small laptop screen: nothing scrolls sideways.
     overflow = chrome.execute_script(
         "return document.documentElement.scrollWidth - window.innerWidth"

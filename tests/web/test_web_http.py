@@ -122,7 +122,8 @@ def test_both_roles_read_every_page(shared: Synced, clock: FakeClock, who: tuple
     overview = client.get("/").text
     assert 'id="progress-chart"' in overview
     assert "<polyline" in overview
-    assert "Semester berakhir" in overview
+    assert "Batas penilaian" in overview
+    assert 'id="drift-never"' in overview  # no reconciliation of the period yet
 
 
 def test_only_the_operator_sees_replay_and_discard(shared: Synced, clock: FakeClock) -> None:
