@@ -421,3 +421,53 @@ def test_replacing_a_record_field_that_is_not_sent_keeps_the_hash() -> None:
     )
     assert skp.keep
     assert assessment.keep
+
+
+# --- an operator's decision holds (issue 12.1) -------------------------------------------------
+
+DISCARDED_AT = dt.datetime(2026, 11, 1, 9, tzinfo=dt.UTC)
+
+
+def _discarded(payload_hash: str | None = "an-old-mapping") -> Known:
+    return Known(RecordStatus.CANCELLED, payload_hash, None, closed_by_operator=True)
+
+
+def test_a_discarded_skp_is_not_planned_again_by_any_mapping() -> None:
+    from mappings.versions import MAPPING_VERSIONS
+
+    for mapping in MAPPING_VERSIONS.values():
+        if not mapping.maps(RECORD.period.kind):
+            continue
+        skp, assessment = plan_record(RECORD, _discarded(), None, mapping)
+        assert_no_change(skp, DeliveryKind.SKP)
+        # Its penilaian waits: it has no SKP to hang under.
+        assert assessment.send is None
+        assert assessment.status is RecordStatus.WAITING
+
+
+def test_a_discarded_penilaian_is_not_planned_again() -> None:
+    skp, assessment = plan_record(RECORD, delivered(skp_hash(RECORD)), _discarded(), MAPPING)
+    assert_no_change(skp, DeliveryKind.SKP)
+    assert_no_change(assessment, DeliveryKind.ASSESSMENT)
+
+
+def test_a_discarded_record_stays_closed_when_cancelled_afterwards_without_a_new_version() -> None:
+    skp, _assessment = plan_cancellation(_discarded(), None)
+    assert_no_change(skp, DeliveryKind.SKP)
+
+
+def test_only_a_new_version_from_pmm_reopens_a_discarded_record() -> None:
+    from state.models import DISCARDED
+    from sync.plan import closed_by_operator
+
+    before = DISCARDED_AT - dt.timedelta(days=1)
+    after = DISCARDED_AT + dt.timedelta(seconds=1)
+    assert closed_by_operator(DISCARDED, DISCARDED_AT, before)
+    assert closed_by_operator(DISCARDED, DISCARDED_AT, DISCARDED_AT)
+    assert not closed_by_operator(DISCARDED, DISCARDED_AT, after)
+    # Only a discard closes a record: a refusal by e-Kinerja does not.
+    assert not closed_by_operator("NIP_TIDAK_DITEMUKAN", DISCARDED_AT, before)
+    reopened = dataclasses.replace(_discarded(), closed_by_operator=False)
+    skp, _assessment = plan_record(RECORD, reopened, None, MAPPING)
+    assert skp.send is not None
+    assert skp.send.action is OutboxAction.CREATE_SKP
