@@ -28,7 +28,7 @@ _PROBLEM_WORDS = {
 def daemon(ctx: typer.Context) -> None:
     """Run as a service: scheduled syncs, retries, nightly reconciliation; /healthz, /metrics.
 
-    Syncs the active semesters on [daemon] sync_cron, resends due retries every
+    Syncs the active periods on [daemon] sync_cron, resends due retries every
     retry_every_s, reconciles on reconcile_cron. SIGTERM or SIGINT stops it cleanly (exit 0).
     """
     from sync.daemon import Daemon, DaemonError

@@ -1,6 +1,6 @@
 """``ekinerja-sync ledger``: read, export and verify the append-only audit ledger.
 
-Every command here only reads: ``show`` (a teacher's, a school's or a semester's history),
+Every command here only reads: ``show`` (a teacher's, a school's or a period's history),
 ``export`` (CSV for a spreadsheet, JSONL for tools), ``verify`` (the hash chain, optionally
 against a head written down earlier) and ``head`` (the hash and count to write down).
 """
@@ -47,7 +47,7 @@ _HEAD = re.compile(r"([0-9a-fA-F]{64})@([0-9]+)")
 NipFilter = Annotated[str | None, typer.Option("--nip", help="one employee (18-digit NIP)")]
 NpsnFilter = Annotated[str | None, typer.Option("--npsn", help="one school (NPSN)")]
 PeriodFilter = Annotated[
-    str | None, typer.Option("--period", "-p", help="semester, e.g. 2025-1 (January-June)")
+    str | None, typer.Option("--period", "-p", help="a year (2026) or a semester (2024-2)")
 ]
 SinceFilter = Annotated[
     str | None,

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from mappings.model import Period
 from state.models import DeliveryKind, RecordStatus, SourceRecord, SyncRecord
 from state.store import StateStore
 from sync import operator_actions as actions
@@ -23,7 +24,22 @@ quarantine_app = typer.Typer(
     help="Source records with bad data, kept out of the sync.", no_args_is_help=True
 )
 
-PeriodFilter = Annotated[str | None, typer.Option("--period", "-p", help="semester, e.g. 2025-1")]
+
+def _period_code(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return Period.parse(value).code
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--period") from None
+
+
+PeriodFilter = Annotated[
+    str | None,
+    typer.Option(
+        "--period", "-p", help="a year (2026) or a semester (2024-2)", callback=_period_code
+    ),
+]
 NpsnFilter = Annotated[list[str] | None, typer.Option("--npsn", help="school (repeatable)")]
 ReasonFilter = Annotated[
     str | None,
@@ -334,7 +350,9 @@ def discard(
 
 def reset(
     ctx: typer.Context,
-    period: Annotated[str, typer.Option("--period", "-p", help="semester, e.g. 2025-1")],
+    period: Annotated[
+        str, typer.Option("--period", "-p", help="a year (2026) or a semester (2024-2)")
+    ],
     npsn: NpsnFilter = None,
     actor: ActorOption = None,
 ) -> None:
