@@ -16,6 +16,7 @@ from rich.table import Table
 
 from connectors.errors import FatalError
 from state.models import SourceRecord
+from sync.cli_output import EXIT_UNREACHABLE, CliGroup, fail, set_json_errors
 from sync.deadline import DeadlineView
 from sync.engine import RunSummary
 from sync.progress import progress_bars
@@ -28,6 +29,7 @@ app = typer.Typer(
     help="Carry guru and kepala sekolah performance records from PMM into e-Kinerja.",
     no_args_is_help=True,
     add_completion=False,
+    cls=CliGroup,  # start-up errors in one line, JSON with --log-json (sync/cli_output.py)
 )
 # Piped into a file or a pager, tables keep their width instead of folding at 80 columns.
 console = Console() if sys.stdout.isatty() else Console(width=160)
@@ -44,8 +46,15 @@ class _Context:
         try:
             return load_settings(self.config, overrides=overrides or None)
         except ConfigError as exc:
-            err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
-            raise typer.Exit(2) from None
+            fail(str(exc), 2, problem="config")
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from sync.version import VERSION
+
+        typer.echo(f"ekinerja-sync {VERSION}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -61,12 +70,22 @@ def _global(
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log every event")] = False,
     log_json: Annotated[
-        bool | None, typer.Option("--log-json/--log-console", help="log format (default: auto)")
+        bool | None,
+        typer.Option(
+            "--log-json/--log-console", help="log format, errors included (default: auto)"
+        ),
     ] = None,
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="print the version, exit"
+        ),
+    ] = False,
 ) -> None:
     from sync.logs import configure_logging
 
     configure_logging(json=log_json, level="INFO" if verbose else "WARNING")
+    set_json_errors(log_json is True)
     ctx.obj = _Context(config, verbose, log_json)
 
 
@@ -131,6 +150,12 @@ def run(
         bool, typer.Option("--dry-run", help="pull, validate, map and plan; send and write nothing")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    create_store: Annotated[
+        bool,
+        typer.Option(
+            "--create-store", help="make the state store if there is none yet (a first run)"
+        ),
+    ] = False,
 ) -> None:
     """Sync one period: pull, validate, map, plan, push, record."""
     from sync.bootstrap import build_app
@@ -138,7 +163,10 @@ def run(
     period = _check_period(period)
     settings = ctx.obj.settings()
     schools = list(npsn or settings.sync.schools)
-    with build_app(settings) as application, progress_bars(err_console) as progress:
+    with (
+        build_app(settings, create_store=create_store) as application,
+        progress_bars(err_console) as progress,
+    ):
         try:
             summary = application.engine.run(
                 period, schools=schools, dry_run=dry_run, progress=progress
@@ -185,7 +213,7 @@ def status(
             f"{as_of!r} is not a date YYYY-MM-DD", param_hint="--as-of"
         ) from None
     settings = ctx.obj.settings()
-    store = build_store(settings)
+    store = build_store(settings, create=False)
     schools = list(npsn or [])
     counts = store.status_counts(period, schools)
     failing = store.failing(period, schools)
@@ -430,7 +458,7 @@ def demo(
                 "target": {"base_url": box.ekinerja_url, "rate_limit_per_s": 0},
             },
         )
-        with build_app(settings) as application:
+        with build_app(settings, create_store=True) as application:  # the demo's own store
             summary = application.engine.run(period)
             print_summary(summary)
             print_quarantine(application.store.quarantined(period))

@@ -71,7 +71,7 @@ def reconcile(
 
     settings = ctx.obj.settings()
     period = _check_period(period)
-    with build_app(settings, actor="cli") as application:
+    with build_app(settings, actor="cli", create_store=False) as application:
         try:
             report = reconcile_period(
                 application, period, schools=list(npsn or settings.sync.schools)

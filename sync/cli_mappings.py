@@ -180,7 +180,10 @@ def mappings_diff(
         )
     settings = ctx.obj.settings()
     diff = diff_period(
-        build_store(settings), _check_period(period), MAPPING_VERSIONS[to], list(npsn or [])
+        build_store(settings, create=False),
+        _check_period(period),
+        MAPPING_VERSIONS[to],
+        list(npsn or []),
     )
     active = settings.sync.mapping_version
     if as_json:

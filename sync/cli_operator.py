@@ -42,7 +42,7 @@ def parse_failure_id(value: str) -> tuple[str, str, DeliveryKind]:
 def _store(ctx: typer.Context) -> StateStore:
     from sync.bootstrap import build_store
 
-    return build_store(ctx.obj.settings())
+    return build_store(ctx.obj.settings(), create=False)
 
 
 def _record_json(r: SyncRecord) -> dict[str, Any]:
@@ -206,7 +206,7 @@ def replay(
         )
     settings = ctx.obj.settings()
     who = actor or f"operator:{getpass.getuser()}"
-    with build_app(settings, actor=who) as application:
+    with build_app(settings, actor=who, create_store=False) as application:
         store = application.store
         if ids:
             targets = []

@@ -25,7 +25,7 @@ users_app = typer.Typer(
 def _engine(ctx: typer.Context) -> Engine:
     from sync.bootstrap import build_store
 
-    return build_store(ctx.obj.settings()).engine
+    return build_store(ctx.obj.settings(), create=False).engine
 
 
 def _fail(message: str) -> typer.Exit:

@@ -30,7 +30,7 @@ def web(
     settings = ctx.obj.settings()
     bind_host = host or settings.web.host
     bind_port = settings.web.port if port is None else port
-    store = build_store(settings)
+    store = build_store(settings, create=False)
     if user_count(store.engine) == 0:
         err_console.print(
             "note: no users yet; add one: ekinerja-sync users add NAME --role operator",
