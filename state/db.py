@@ -25,6 +25,7 @@ __all__ = [
     "make_engine",
     "open_engine",
     "prepare_schema",
+    "require_existing",
     "safe_url",
     "sqlite_path",
 ]
@@ -59,6 +60,17 @@ def sqlite_path(url: str) -> Path | None:
     return Path(database)
 
 
+def require_existing(url: str) -> None:
+    """``StoreUnusable`` naming the path when ``url`` is a SQLite file that does not exist."""
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        raise StoreUnusable(
+            f"no state store at {path.resolve()} ({_WHERE}): is this the right directory or "
+            "URL? A new store is made only on request: `ekinerja-sync db upgrade` (or "
+            "`run --create-store`)"
+        )
+
+
 def open_engine(url: str, *, create: bool = False) -> Engine:
     """The engine of the state store at ``url``, connected once to prove it can be used.
 
@@ -75,12 +87,8 @@ def open_engine(url: str, *, create: bool = False) -> Engine:
             "or postgresql+psycopg://user@host/db"
         ) from None
     path = sqlite_path(url)
-    if path is not None and not create and not path.exists():
-        raise StoreUnusable(
-            f"no state store at {path.resolve()} ({_WHERE}): is this the right directory or "
-            "URL? A new store is made only on request: `ekinerja-sync db upgrade` (or "
-            "`run --create-store`)"
-        )
+    if not create:
+        require_existing(url)
     try:
         engine = make_engine(url)
     except (ImportError, NoSuchModuleError) as exc:
@@ -110,7 +118,8 @@ def _cannot_connect(url: URL, path: Path | None, exc: DBAPIError) -> str:
             f"cannot open the SQLite state store {path.resolve()}: {exc.orig} (does its "
             "directory exist, and may this user write there?)"
         )
-    said = " ".join(str(exc.orig).split())
+    # psycopg adds a hint on a second line ("Is the server running ...?"): the first says it.
+    said = " ".join((str(exc.orig).strip().splitlines() or [""])[0].split())
     server = f"{url.host or 'localhost'}:{url.port or 5432}"
     if "does not exist" in said and (found := re.search(r'database "([^"]+)"', said)):
         return (

@@ -17,6 +17,7 @@ from mappings.versions import get_mapping
 from state.db import open_engine, prepare_schema
 from state.store import StateStore
 from sync.audit import Audit, LedgerAudit
+from sync.breaker import CircuitBreaker
 from sync.deliver import Attempt, AttemptRecorder, Deliverer, PauseGate
 from sync.engine import Engine
 from sync.ratelimit import RateLimiter
@@ -129,6 +130,10 @@ def build_app(
             concurrency=settings.target.concurrency,
             recorder=_recorder(audit, on_attempt),
             gate=PauseGate(sleep=sleep),
+            breaker=CircuitBreaker(
+                threshold=settings.target.breaker_failures,
+                reset_s=settings.target.breaker_reset_s,
+            ),
         )
         engine = Engine(
             store=store,

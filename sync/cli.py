@@ -14,9 +14,9 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from connectors.errors import FatalError
+from connectors.errors import FatalError, RetriableError
 from state.models import SourceRecord
-from sync.cli_output import EXIT_UNREACHABLE, CliGroup, fail, set_json_errors
+from sync.cli_output import EXIT_UNREACHABLE, CliGroup, fail, report_error, set_json_errors
 from sync.deadline import DeadlineView
 from sync.engine import RunSummary
 from sync.progress import progress_bars
@@ -134,6 +134,13 @@ def print_summary(summary: RunSummary, out: Console = console) -> None:
     table.add_section()
     table.add_row("quarantined: bad data in PMM (see status)", str(summary.quarantined), "")
     out.print(table)
+    if summary.target_unreachable:
+        pending = summary.count("skp", "pending") + summary.count("assessment", "pending")
+        out.print(
+            f"e-Kinerja was unreachable: {pending} pending, sent on the next run "
+            f"({summary.target_unreachable})",
+            highlight=False,
+        )
     out.print(
         f"records read: {summary.pulled}, requests sent: {summary.requests_sent}, "
         f"run id: {summary.run_id}",
@@ -159,25 +166,43 @@ def run(
 ) -> None:
     """Sync one period: pull, validate, map, plan, push, record."""
     from sync.bootstrap import build_app
+    from sync.npsn import check_format, check_in_source
 
     period = _check_period(period)
     settings = ctx.obj.settings()
     schools = list(npsn or settings.sync.schools)
+    where = "--npsn" if npsn else "sync.schools"
+    check_format(schools, where)
     with (
         build_app(settings, create_store=create_store) as application,
         progress_bars(err_console) as progress,
     ):
         try:
+            check_in_source(application.source, schools, where)
             summary = application.engine.run(
                 period, schools=schools, dry_run=dry_run, progress=progress
             )
         except FatalError as exc:
-            err_console.print(f"error: {exc.message}", highlight=False)
-            raise typer.Exit(1) from None
+            fail(exc.message, 1)
+        except RetriableError as exc:  # the source's: delivery keeps what the target missed
+            fail(
+                f"PMM ({settings.source.base_url}) did not answer: {exc.message}; nothing is "
+                "lost: run again once it answers",
+                EXIT_UNREACHABLE,
+                problem="source_unreachable",
+            )
     if as_json:
         console.print_json(json.dumps(summary.as_dict()))
     else:
         print_summary(summary)
+    if summary.target_unreachable:
+        report_error(
+            f"e-Kinerja ({settings.target.base_url}) was unreachable; what was not sent stays "
+            "pending and goes on the next run (or the daemon's retry)",
+            exit_code=EXIT_UNREACHABLE,
+            problem="target_unreachable",
+        )
+        raise typer.Exit(EXIT_UNREACHABLE)
 
 
 _STATUS_COLUMNS = (
@@ -204,6 +229,7 @@ def status(
     from mappings.model import Period
     from sync.bootstrap import build_store
     from sync.deadline import deadline_view, today_in_jakarta
+    from sync.npsn import check_in_store
 
     period = _check_period(period)
     try:
@@ -215,6 +241,7 @@ def status(
     settings = ctx.obj.settings()
     store = build_store(settings, create=False)
     schools = list(npsn or [])
+    check_in_store(store, schools, period)  # offline: what the store has read from PMM
     counts = store.status_counts(period, schools)
     failing = store.failing(period, schools)
     quarantined = store.quarantined(period, schools)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import getpass
 import json
 from typing import Annotated, Any
@@ -12,6 +13,8 @@ from rich.table import Table
 from state.models import DeliveryKind, RecordStatus, SourceRecord, SyncRecord
 from state.store import StateStore
 from sync import operator_actions as actions
+from sync.ledger_export import wib_time
+from sync.npsn import check_in_store
 from sync.operator_actions import failure_id
 
 __all__ = ["discard", "failures_app", "quarantine_app", "replay", "reset"]
@@ -131,12 +134,16 @@ def failures_show(
         console.print(f"\nrequest as sent ({last.action.value}, key {last.idempotency_key}):")
         console.print_json(last.body)
     if attempts:
-        table = Table(title="Every attempt", title_justify="left")
-        for column in ("time", "action", "outcome", "HTTP", "answer"):
+        table = Table(title="Every attempt; times in WIB (UTC+7)", title_justify="left")
+        for column in ("time (WIB)", "action", "outcome", "HTTP", "answer"):
             table.add_column(column, overflow="fold")
         for a in attempts:
             table.add_row(
-                a["at"], a["action"], a["outcome"], str(a["http_status"] or ""), a["answer"] or ""
+                wib_time(dt.datetime.fromisoformat(a["at"])),
+                a["action"],
+                a["outcome"],
+                str(a["http_status"] or ""),
+                a["answer"] or "",
             )
         console.print(table)
     else:
@@ -208,6 +215,7 @@ def replay(
     who = actor or f"operator:{getpass.getuser()}"
     with build_app(settings, actor=who, create_store=False) as application:
         store = application.store
+        check_in_store(store, list(npsn or []), period)
         if ids:
             targets = []
             for value in ids:
@@ -341,9 +349,11 @@ def reset(
     """Forget where reading PMM stopped, so the next run reads the period's records again from
     the start (e.g. after PMM restored data); written to the ledger. Nothing is re-sent
     unless it changed."""
-    from sync.cli import console
+    from sync.cli import _check_period, console
 
-    schools = actions.reset_cursors(_store(ctx), period, list(npsn or []), user_name=_who(actor))
+    store = _store(ctx)
+    check_in_store(store, list(npsn or []), _check_period(period))
+    schools = actions.reset_cursors(store, period, list(npsn or []), user_name=_who(actor))
     console.print(
         f"{period}: reading starts again from the beginning for {len(schools)} school(s)"
         + (f": {', '.join(schools)}" if schools else ""),

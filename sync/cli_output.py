@@ -80,13 +80,14 @@ class CliGroup(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         from state.db import StoreUnusable
         from state.schema import SchemaError
+        from sync.npsn import NpsnError
         from sync.settings import ConfigError
 
         try:
             return super().invoke(ctx)
-        except (ConfigError, StoreUnusable, SchemaError) as exc:
-            kind = {ConfigError: "config", StoreUnusable: "state_store"}.get(type(exc), "schema")
-            fail(str(exc), EXIT_UNUSABLE, problem=kind)
+        except (ConfigError, StoreUnusable, SchemaError, NpsnError) as exc:
+            kinds = {ConfigError: "config", StoreUnusable: "state_store", NpsnError: "npsn"}
+            fail(str(exc), EXIT_UNUSABLE, problem=kinds.get(type(exc), "schema"))
         except UsageError as exc:
             if not _state["json"]:
                 raise  # typer prints it with the usage

@@ -95,6 +95,10 @@ class TargetSettings(_ApiSection):
     timeout_s: float = Field(default=5, gt=0)
     concurrency: int = Field(default=16, ge=1, le=256)
     rate_limit_per_s: float = Field(default=10, ge=0)
+    # The circuit breaker (sync/breaker.py): this many connection failures or timeouts in a
+    # row and no request starts for breaker_reset_s; the outbox keeps the rest.
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_reset_s: float = Field(default=60, gt=0)
 
 
 class RetrySettings(_Section):
