@@ -317,3 +317,43 @@ def test_a_schema_behind_is_a_json_line_too(state_url: str, tmp_path: Path) -> N
     else:
         assert "ekinerja-sync db upgrade" in json.loads(result.stderr)["error"]
     assert result.exit_code == 2
+
+
+# -- minor items: reason codes and run ids in the logs; failures in WIB ---------------------
+
+
+def test_logs_carry_reason_code_and_run_id_and_failures_show_wib(tmp_path: Path) -> None:
+    from structlog.testing import capture_logs
+
+    from connectors.sandbox import Faults
+    from sync.ledger_export import WIB
+
+    from .helpers import app_for
+
+    world = generate_world(schools=2, teachers_per_school=10, seed=12, periods=[PERIOD])
+    assert world.defects
+    nip = next(r["pegawai"]["nip"] for r in world.records(PERIOD) if r["pegawai"]["jenis_ptk"])
+    state_url = f"sqlite:///{tmp_path / 's.db'}"
+    with running_sandbox(world, faults=Faults(unknown_nips={nip})) as box:
+        with capture_logs() as logs, app_for(box, state_url) as application:
+            summary = application.engine.run(PERIOD)
+        config = _sandbox_config(tmp_path / "c.toml", state_url, box.pmm_url, box.ekinerja_url)
+    rejected = [e for e in logs if e["event"] == "deliver.rejected"]
+    assert rejected
+    assert {e["reason_code"] for e in rejected} == {"NIP_TIDAK_DITEMUKAN"}
+    quarantined = [e for e in logs if e["event"] == "record.quarantined"]
+    assert quarantined  # the sandbox's deliberately bad records
+    assert {e["run_id"] for e in quarantined} == {summary.run_id}
+
+    listed = json.loads(runner.invoke(app, [*config, "failures", "list", "--json"]).stdout)
+    failure = next(f["id"] for f in listed if f["reason_code"] == "NIP_TIDAK_DITEMUKAN")
+    shown = runner.invoke(app, [*config, "failures", "show", failure])
+    assert shown.exit_code == 0, shown.output
+    assert "time (WIB)" in shown.stdout
+    attempts = json.loads(
+        runner.invoke(app, [*config, "failures", "show", failure, "--json"]).stdout
+    )["attempts"]
+    from datetime import datetime
+
+    moment = datetime.fromisoformat(attempts[-1]["at"]).astimezone(WIB)
+    assert moment.strftime("%Y-%m-%d %H:%M:%S") in shown.stdout
