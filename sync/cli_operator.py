@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -16,6 +16,9 @@ from sync import operator_actions as actions
 from sync.ledger_export import wib_time
 from sync.npsn import check_in_store
 from sync.operator_actions import failure_id
+
+if TYPE_CHECKING:
+    from sync.engine import ReplayOutcome
 
 __all__ = ["discard", "failures_app", "quarantine_app", "replay", "reset"]
 
@@ -246,6 +249,22 @@ def replay(
             outcomes = application.engine.replay(
                 targets, actor=who, dry_run=dry_run, progress=progress
             )
+        outage = application.engine.deliverer.outage
+    _print_replay(outcomes, dry_run=dry_run, as_json=as_json)
+    if outage:
+        from sync.cli_output import EXIT_UNREACHABLE, fail
+
+        fail(
+            f"e-Kinerja ({settings.target.base_url}) was unreachable ({outage}); the "
+            "replayed records stay pending and go on the next run",
+            EXIT_UNREACHABLE,
+            problem="target_unreachable",
+        )
+
+
+def _print_replay(outcomes: list[ReplayOutcome], *, dry_run: bool, as_json: bool) -> None:
+    from sync.cli import console
+
     if as_json:
         console.print_json(
             json.dumps(

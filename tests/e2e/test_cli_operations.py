@@ -357,3 +357,43 @@ def test_logs_carry_reason_code_and_run_id_and_failures_show_wib(tmp_path: Path)
 
     moment = datetime.fromisoformat(attempts[-1]["at"]).astimezone(WIB)
     assert moment.strftime("%Y-%m-%d %H:%M:%S") in shown.stdout
+
+
+def test_the_daemon_keeps_records_pending_while_e_kinerja_is_unreachable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import httpx
+
+    from sync.daemon import Daemon
+    from sync.logs import configure_logging
+    from sync.settings import load_settings
+
+    from .test_daemon import _daemon_section, _daemon_thread
+
+    world = generate_world(schools=1, teachers_per_school=4, seed=2, periods=[PERIOD])
+    configure_logging(json=True, level="INFO")
+    with running_sandbox(world) as box:
+        settings = load_settings(
+            None,
+            overrides={
+                "state": {"url": f"sqlite:///{tmp_path / 's.db'}"},
+                "source": {"base_url": box.pmm_url},
+                "target": {"base_url": CLOSED, "breaker_failures": 2, "breaker_reset_s": 3600},
+                "retry": {"initial_backoff_s": 0.01, "max_backoff_s": 0.05},
+                "sync": {"periods": [PERIOD]},
+                "daemon": _daemon_section(sync_cron="", retry_every_s=3600),
+            },
+        )
+        daemon = Daemon(settings, create_store=True)
+        with _daemon_thread(daemon):
+            daemon.run_job("sync")
+            daemon.run_job("retry")  # the breaker is open: nothing is tried
+            metrics = httpx.get(f"{daemon.health_url}/metrics").text
+    assert 'ekinerja_sync_job_runs_total{job="sync",result="error"} 1.0' in metrics
+    assert 'ekinerja_sync_job_runs_total{job="retry",result="error"} 1.0' in metrics
+    assert f'ekinerja_sync_records{{kind="skp",period="{PERIOD}",status="pending"}}' in metrics
+    assert 'status="failed"' not in metrics
+    events = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    failed = [e for e in events if e["event"] == "job.failed"]
+    assert failed
+    assert all("e-Kinerja unreachable" in e["error"] for e in failed)
