@@ -530,8 +530,6 @@ _register()
 
 
 def main() -> None:
-    from rich.markup import escape
-
     from state.schema import SchemaError
 
     try:
@@ -540,5 +538,5 @@ def main() -> None:
         sys.exit(130)
     except SchemaError as exc:  # issue #5.7: any command (the daemon too) on a schema that
         # is behind or ahead stops here with the message naming `ekinerja-sync db upgrade`
-        err_console.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, highlight=False)
+        report_error(str(exc), exit_code=2, problem="schema")
         sys.exit(2)

@@ -13,6 +13,7 @@ from rich.table import Table
 from state.models import DeliveryKind, RecordStatus, SourceRecord, SyncRecord
 from state.store import StateStore
 from sync import operator_actions as actions
+from sync.cli_output import fail
 from sync.ledger_export import wib_time
 from sync.npsn import check_in_store
 from sync.operator_actions import failure_id
@@ -101,14 +102,13 @@ def failures_show(
     as_json: JsonFlag = False,
 ) -> None:
     """One failure: the record, the reason, the request as sent, every answer."""
-    from sync.cli import console, err_console
+    from sync.cli import console
 
     period, nip, kind = parse_failure_id(failure)
     store = _store(ctx)
     record = store.record(period, nip, kind)
     if record is None:
-        err_console.print(f"No record {failure} in the state store.")
-        raise typer.Exit(1)
+        fail(f"No record {failure} in the state store.", 1)
     requests = store.outbox_of(period, nip, kind)
     attempts = _attempts(store, record)
     if as_json:
@@ -224,8 +224,7 @@ def replay(
             for value in ids:
                 record = store.record(*parse_failure_id(value))
                 if record is None:
-                    err_console.print(f"No record {value} in the state store.")
-                    raise typer.Exit(1)
+                    fail(f"No record {value} in the state store.", 1)
                 targets.append(record)
         else:
             targets = store.failures(
@@ -252,7 +251,7 @@ def replay(
         outage = application.engine.deliverer.outage
     _print_replay(outcomes, dry_run=dry_run, as_json=as_json)
     if outage:
-        from sync.cli_output import EXIT_UNREACHABLE, fail
+        from sync.cli_output import EXIT_UNREACHABLE
 
         fail(
             f"e-Kinerja ({settings.target.base_url}) was unreachable ({outage}); the "
@@ -348,14 +347,13 @@ def discard(
     actor: ActorOption = None,
 ) -> None:
     """Stop chasing a failed record without sending it (written to the ledger)."""
-    from sync.cli import console, err_console
+    from sync.cli import console
 
     parse_failure_id(failure)
     try:
         row = actions.discard(_store(ctx), failure, user_name=_who(actor), why=why)
     except actions.ActionRefused as exc:
-        err_console.print(f"error: {exc.message}", highlight=False)
-        raise typer.Exit(1) from None
+        fail(exc.message, 1)
     console.print(f"{failure_id(row)}: {row.status.value} ({row.reason})", highlight=False)
 
 

@@ -29,9 +29,9 @@ def _engine(ctx: typer.Context) -> Engine:
 
 
 def _fail(message: str) -> typer.Exit:
-    from sync.cli import err_console
+    from sync.cli_output import report_error
 
-    err_console.print(f"error: {message}", markup=False, highlight=False)
+    report_error(message, exit_code=1)
     return typer.Exit(1)
 
 
