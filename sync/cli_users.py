@@ -10,6 +10,7 @@ from rich.table import Table
 from sqlalchemy import Engine
 
 from state.users import Role, UserError
+from sync.ledger_export import wib_time
 
 __all__ = ["users_app"]
 
@@ -97,13 +98,13 @@ def list_(ctx: typer.Context) -> None:
         console.print("No users yet: ekinerja-sync users add NAME --role auditor|operator")
         return
     table = Table(title=f"Console users ({len(users)})", title_justify="left")
-    for column in ("name", "role", "created (UTC)", "state"):
+    for column in ("name", "role", "created (WIB)", "state"):
         table.add_column(column)
     for user in users:
         table.add_row(
             user.name,
             user.role.value,
-            user.created_at.strftime("%Y-%m-%d %H:%M"),
+            wib_time(user.created_at),
             "disabled" if user.disabled else "active",
         )
     console.print(table)

@@ -397,3 +397,23 @@ def test_the_daemon_keeps_records_pending_while_e_kinerja_is_unreachable(
     failed = [e for e in events if e["event"] == "job.failed"]
     assert failed
     assert all("e-Kinerja unreachable" in e["error"] for e in failed)
+
+
+def test_e_kinerja_that_keeps_timing_out_keeps_records_pending(tmp_path: Path) -> None:
+    from connectors.sandbox import Faults
+
+    world = generate_world(schools=1, teachers_per_school=6, seed=5, periods=[PERIOD])
+    with running_sandbox(world, faults=Faults(slow_share=1.0, slow_s=1.5)) as box:
+        config = _sandbox_config(
+            tmp_path / "c.toml", f"sqlite:///{tmp_path / 's.db'}", box.pmm_url, box.ekinerja_url
+        )
+        result = runner.invoke(
+            app,
+            [*config, "run", "--create-store", "--period", PERIOD, "--json"],
+            env={"EKINERJA_SYNC_TARGET__TIMEOUT_S": "0.2"},
+        )
+        assert result.exit_code == 3, result.output
+        summary = json.loads(result.stdout)
+        assert "timed out" in summary["target_unreachable"]
+        assert summary["outcomes"]["skp.failed"] == 0
+        assert summary["outcomes"]["skp.pending"] > 0
