@@ -417,3 +417,22 @@ def test_e_kinerja_that_keeps_timing_out_keeps_records_pending(tmp_path: Path) -
         assert "timed out" in summary["target_unreachable"]
         assert summary["outcomes"]["skp.failed"] == 0
         assert summary["outcomes"]["skp.pending"] > 0
+
+
+def test_no_answer_however_often_tried_is_not_a_failure(tmp_path: Path) -> None:
+    """Dropped connections (no answer, and not an outage for the breaker): after the retries
+    the record stays pending, and the run says e-Kinerja could not be reached."""
+    from connectors.sandbox import Faults
+
+    from .helpers import app_for
+
+    world = generate_world(schools=1, teachers_per_school=3, seed=5, periods=[PERIOD])
+    with (
+        running_sandbox(world, faults=Faults(drop_after_store_share=1.0)) as box,
+        app_for(box, f"sqlite:///{tmp_path / 's.db'}", retry={"max_attempts": 2}) as application,
+    ):
+        summary = application.engine.run(PERIOD)
+        assert application.engine.deliverer.breaker.state == "closed"
+    assert summary.target_unreachable is not None
+    assert summary.count("skp", "failed") == 0
+    assert summary.count("skp", "pending") > 0
