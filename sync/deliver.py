@@ -615,8 +615,11 @@ class Deliverer:
         try:
             answer, duration_ms = self._send(entry, skp_id, npsn, run_id)
         except _Outage as outage:
+            # Not sent (or not answered) and the breaker is open: it stays pending, as the
+            # entries no thread reached do; the run reports why (``outage``).
             self.outage = outage.reason
-            return self._result(entry, RecordStatus.PENDING, _not_sent(outage.reason))
+            bound.info("deliver.not_sent", kind=entry.kind.value, reason=outage.reason)
+            return None
         except _GaveUp as gave_up:
             exc = gave_up.last
             if exc.status is None:  # never an answer: an outage, not a refusal
