@@ -540,3 +540,17 @@ def main() -> None:
         # is behind or ahead stops here with the message naming `ekinerja-sync db upgrade`
         report_error(str(exc), exit_code=2, problem="schema")
         sys.exit(2)
+    except Exception as exc:  # a bug: with --log-json still one JSON line (the trace in it)
+        from sync.cli_output import json_errors
+
+        if not json_errors():
+            raise
+        import traceback
+
+        report_error(
+            f"{type(exc).__name__}: {exc}",
+            exit_code=1,
+            event="cli.crashed",
+            traceback=traceback.format_exc(),
+        )
+        sys.exit(1)

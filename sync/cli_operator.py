@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from connectors.errors import FatalError, RetriableError
 from state.models import DeliveryKind, RecordStatus, SourceRecord, SyncRecord
 from state.store import StateStore
 from sync import operator_actions as actions
-from sync.cli_output import fail
+from sync.cli_output import EXIT_UNREACHABLE, fail
 from sync.ledger_export import wib_time
 from sync.npsn import check_in_store
 from sync.operator_actions import failure_id
@@ -245,14 +246,22 @@ def replay(
             console.print("Nothing to replay.")
             return
         with progress_bars(err_console) as progress:
-            outcomes = application.engine.replay(
-                targets, actor=who, dry_run=dry_run, progress=progress
-            )
+            try:
+                outcomes = application.engine.replay(
+                    targets, actor=who, dry_run=dry_run, progress=progress
+                )
+            except FatalError as exc:  # e.g. credentials refused
+                fail(exc.message, 1)
+            except RetriableError as exc:  # PMM's: replay reads the schools again first
+                fail(
+                    f"PMM ({settings.source.base_url}) did not answer: {exc.message}; the replay "
+                    "stopped: run it again once PMM answers",
+                    EXIT_UNREACHABLE,
+                    problem="source_unreachable",
+                )
         outage = application.engine.deliverer.outage
     _print_replay(outcomes, dry_run=dry_run, as_json=as_json)
     if outage:
-        from sync.cli_output import EXIT_UNREACHABLE
-
         fail(
             f"e-Kinerja ({settings.target.base_url}) was unreachable ({outage}); the "
             "replayed records stay pending and go on the next run",
