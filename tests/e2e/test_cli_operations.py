@@ -436,3 +436,18 @@ def test_no_answer_however_often_tried_is_not_a_failure(tmp_path: Path) -> None:
     assert summary.target_unreachable is not None
     assert summary.count("skp", "failed") == 0
     assert summary.count("skp", "pending") > 0
+
+
+def test_replay_with_pmm_unreachable_is_one_line(tmp_path: Path) -> None:
+    from connectors.sandbox import Faults
+
+    world = generate_world(schools=1, teachers_per_school=4, seed=12, periods=[PERIOD])
+    nip = next(r["pegawai"]["nip"] for r in world.records(PERIOD))
+    state_url = f"sqlite:///{tmp_path / 's.db'}"
+    with running_sandbox(world, faults=Faults(unknown_nips={nip})) as box:
+        config = _sandbox_config(tmp_path / "c.toml", state_url, box.pmm_url, box.ekinerja_url)
+        assert runner.invoke(app, [*config, "run", "--create-store", "-p", PERIOD]).exit_code == 0
+        config = _sandbox_config(tmp_path / "c.toml", state_url, CLOSED, box.ekinerja_url)
+        result = runner.invoke(app, [*config, "replay", "--all"])
+    assert result.exit_code == 3, result.output
+    assert "PMM (http://127.0.0.1:1) did not answer" in _one_error(result.stderr)
