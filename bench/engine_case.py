@@ -60,9 +60,17 @@ def _settings(db_url: str, concurrency: int, page_size: int) -> Any:
         None,
         overrides={
             "state": {"url": db_url},
-            "source": {"base_url": "http://pmm.bench", "page_size": page_size},
+            # Not loopback: the sandbox credentials are not implied (sync.settings).
+            "source": {
+                "base_url": "http://pmm.bench",
+                "page_size": page_size,
+                "client_id": "sandbox",
+                "client_secret": "sandbox-secret",
+            },
             "target": {
                 "base_url": "http://ekinerja.bench",
+                "client_id": "sandbox",
+                "client_secret": "sandbox-secret",
                 "rate_limit_per_s": 0,
                 "concurrency": concurrency,
             },

@@ -13,8 +13,10 @@ Status classification lives here and only here (see ``connectors.errors`` for th
     other 4xx                  RecordRejected
     3xx, 1xx                   FatalError (we never follow redirects: the base URL is wrong)
 
-httpx timeouts and transport errors (refused or dropped connections, a peer that closed the
-stream) become RetriableError, raised ``from`` the httpx exception. Messages name the method,
+httpx timeouts and connections that cannot be made (refused, no route, unknown host) become
+Unreachable (a RetriableError that also counts as an outage); other transport errors (a
+dropped connection, a peer that closed the stream) RetriableError; raised ``from`` the httpx
+exception. Messages name the method,
 the path, the status and what the other side said (kode/pesan or error/detail); never a
 token or a secret, and never the query string.
 """
@@ -38,6 +40,7 @@ from connectors.errors import (
     RetriableError,
     SyncError,
     TargetPaused,
+    Unreachable,
 )
 
 Call = Callable[[Callable[[], httpx.Response]], httpx.Response]
@@ -200,8 +203,12 @@ def error_from_exception(exc: httpx.RequestError, method: str, path: str) -> Syn
     where = f"{method} {path}"
     name = type(exc).__name__
     detail = _short(exc) if str(exc) else name
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, httpx.PoolTimeout):  # our own pool was full: not the target's doing
         return RetriableError(f"{where}: timed out ({name})")
+    if isinstance(exc, httpx.TimeoutException):
+        return Unreachable(f"{where}: timed out ({name})")
+    if isinstance(exc, httpx.ConnectError):  # refused, no route, unknown host
+        return Unreachable(f"{where}: cannot connect ({name}: {detail})")
     if isinstance(exc, httpx.UnsupportedProtocol | httpx.TooManyRedirects):
         return FatalError(f"{where}: {name}: {detail} (is the base URL right?)")
     # ConnectError, ReadError, WriteError, RemoteProtocolError (a dropped connection),

@@ -5,7 +5,8 @@ exceptions::
 
     SyncError
      ├── RetriableError        try the same request again later (429, 5xx, timeout, dropped)
-     │    └── TargetPaused     the whole target is in maintenance (503 + Retry-After)
+     │    ├── TargetPaused     the whole target is in maintenance (503 + Retry-After)
+     │    └── Unreachable      no connection could be made, or no answer in time: an outage
      ├── FatalError           stop the run: auth, config, a contract the other side broke
      │    └── AuthError        credentials refused (401 on the token endpoint, 403)
      └── RecordRejected       this record (or request) is wrong: quarantine / dead-letter it,
@@ -30,6 +31,7 @@ __all__ = [
     "RetriableError",
     "SyncError",
     "TargetPaused",
+    "Unreachable",
 ]
 
 
@@ -63,6 +65,12 @@ class RetriableError(SyncError):
 
 class TargetPaused(RetriableError):
     """The target announced maintenance (503 with Retry-After): pause, don't burn attempts."""
+
+
+class Unreachable(RetriableError):
+    """No connection could be made (refused, no route, no such host), or the request timed
+    out: the other side may be down. Counted by the delivery's circuit breaker; never a
+    reason for a record to fail."""
 
 
 class FatalError(SyncError):

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, event, make_url
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlmodel import create_engine
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_random
 
@@ -15,10 +19,125 @@ import state.users  # noqa: F401
 from state.ledger import install_guards
 from state.schema import SchemaState, check, require_current, upgrade
 
-__all__ = ["create_schema", "make_engine", "prepare_schema"]
+__all__ = [
+    "StoreUnusable",
+    "create_schema",
+    "make_engine",
+    "open_engine",
+    "prepare_schema",
+    "require_existing",
+    "safe_url",
+    "sqlite_path",
+]
 
 # Seconds a SQLite connection waits for another's write lock before "database is locked".
 _SQLITE_BUSY_TIMEOUT = 30.0
+
+
+class StoreUnusable(Exception):
+    """The state store cannot be opened; the message says where it looked and what to do."""
+
+
+_WHERE = "state.url in the config, or EKINERJA_SYNC_STATE__URL"
+
+
+def safe_url(url: str) -> str:
+    """The state URL without a password, to print."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(a URL that cannot be read)"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (None: not SQLite, in memory, or a ``file:`` URI)."""
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return None
+    if database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def require_existing(url: str) -> None:
+    """``StoreUnusable`` naming the path when ``url`` is a SQLite file that does not exist."""
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        raise StoreUnusable(
+            f"no state store at {path.resolve()} ({_WHERE}): is this the right directory or "
+            "URL? A new store is made only on request: `ekinerja-sync db upgrade` (or "
+            "`run --create-store`)"
+        )
+
+
+def open_engine(url: str, *, create: bool = False) -> Engine:
+    """The engine of the state store at ``url``, connected once to prove it can be used.
+
+    Without ``create`` a SQLite file that does not exist is not made: ``StoreUnusable``
+    names the path (a command run in the wrong directory must not start an empty store).
+    Every reason a store cannot be opened (no driver, no server, no database, refused
+    credentials, a directory that is not there) is a ``StoreUnusable`` in one sentence.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreUnusable(
+            f"state.url is not a database URL ({_WHERE}); e.g. sqlite:///ekinerja-sync.db "
+            "or postgresql+psycopg://user@host/db"
+        ) from None
+    path = sqlite_path(url)
+    if not create:
+        require_existing(url)
+    try:
+        engine = make_engine(url)
+    except (ImportError, NoSuchModuleError) as exc:
+        raise StoreUnusable(_no_driver(parsed, exc)) from None
+    try:
+        with engine.connect():
+            pass
+    except DBAPIError as exc:
+        engine.dispose()
+        raise StoreUnusable(_cannot_connect(parsed, path, exc)) from None
+    return engine
+
+
+def _no_driver(url: URL, exc: Exception) -> str:
+    if url.get_backend_name() == "postgresql":
+        return (
+            f"the state store {safe_url(str(url))} is PostgreSQL, and its driver (psycopg) is "
+            "not installed: pip install 'ekinerja-sync[postgres]'"
+        )
+    return f"the state store {safe_url(str(url))} needs a database driver that is missing: {exc}"
+
+
+def _cannot_connect(url: URL, path: Path | None, exc: DBAPIError) -> str:
+    shown = url.render_as_string(hide_password=True)
+    if path is not None:
+        return (
+            f"cannot open the SQLite state store {path.resolve()}: {exc.orig} (does its "
+            "directory exist, and may this user write there?)"
+        )
+    # psycopg adds a hint on a second line ("Is the server running ...?"): the first says it.
+    said = " ".join((str(exc.orig).strip().splitlines() or [""])[0].split())
+    server = f"{url.host or 'localhost'}:{url.port or 5432}"
+    if "does not exist" in said and (found := re.search(r'database "([^"]+)"', said)):
+        return (
+            f'the database "{found.group(1)}" does not exist on the PostgreSQL server at '
+            f"{server}: create it (createdb -O {url.username or 'USER'} {found.group(1)}), "
+            f"or correct state.url ({shown})"
+        )
+    if "refused" in said or "resolve host" in said or "timeout" in said.lower():
+        return (
+            f"cannot reach PostgreSQL at {server} for the state store {shown}: "
+            f"{_last_words(said)}; start PostgreSQL, or correct state.url"
+        )
+    return f"the state store {shown} cannot be used: {_last_words(said)}"
+
+
+def _last_words(said: str) -> str:
+    """psycopg's "connection failed: connection to server at ... failed: FATAL: X" -> "X"."""
+    return said.rsplit("failed: ", 1)[-1].removeprefix("FATAL:").strip()[:300]
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:

@@ -15,9 +15,10 @@ from connectors.ekinerja import EkinerjaClient
 from connectors.pmm import PmmClient
 from mappings.model import PeriodKind
 from mappings.versions import get_mapping
-from state.db import make_engine, prepare_schema
+from state.db import open_engine, prepare_schema
 from state.store import StateStore
 from sync.audit import Audit, LedgerAudit
+from sync.breaker import CircuitBreaker
 from sync.deliver import Attempt, AttemptRecorder, Deliverer, PauseGate
 from sync.engine import Engine, MappingChoice
 from sync.ratelimit import RateLimiter
@@ -36,10 +37,18 @@ class App:
     target: EkinerjaClient
 
 
-def build_store(settings: Settings) -> StateStore:
-    engine = make_engine(settings.state.url)
+def build_store(settings: Settings, *, create: bool = True) -> StateStore:
+    """The state store of the settings, at this release's schema.
+
+    ``create``: a store that does not exist yet (no SQLite file, or an empty database) is
+    made. The CLI passes it only for ``run --create-store`` and ``daemon --create-store``
+    (``db upgrade`` makes one too); without it, ``StoreUnusable`` names the path, and an
+    empty database raises ``SchemaBehind``. ``StoreUnusable`` also says why a store cannot
+    be opened at all (no server, no database, no driver).
+    """
+    engine = open_engine(settings.state.url, create=create)
     try:  # a schema that is behind raises SchemaBehind: the CLI and the daemon stop there
-        prepare_schema(engine, auto_create=True)
+        prepare_schema(engine, auto_create=create)
     except BaseException:
         engine.dispose()
         raise
@@ -75,14 +84,19 @@ def build_app(
     sleep: Callable[[float], None] = time.sleep,
     actor: str = "cli",
     on_attempt: Callable[[Attempt], None] | None = None,
+    create_store: bool = True,
 ) -> Iterator[App]:
     """Build the application from settings; its HTTP clients close when the block ends.
 
     The transports are a seam for tests and benchmarks (``httpx.MockTransport``).
     ``actor`` is who the ledger names for what this application does ("daemon", "cli",
     "operator:<name>"); ``on_attempt`` sees every request to the target (metrics).
+    ``create_store``: see ``build_store``'s ``create``. Credentials are checked first
+    (``ConfigError``): the sandbox's go only to a loopback URL.
     """
-    store = build_store(settings)
+    source_id, source_secret = settings.source.credentials("source")
+    target_id, target_secret = settings.target.credentials("target")
+    store = build_store(settings, create=create_store)
     retry = RetryPolicy(
         max_attempts=settings.retry.max_attempts,
         initial_backoff_s=settings.retry.initial_backoff_s,
@@ -104,16 +118,16 @@ def build_app(
     try:
         source = PmmClient(
             source_http,
-            client_id=settings.source.client_id,
-            client_secret=settings.source.client_secret.get_secret_value(),
+            client_id=source_id,
+            client_secret=source_secret,
             schema_version=settings.source.schema_version,
             page_size=settings.source.page_size,
             call=retry.call,
         )
         target = EkinerjaClient(
             target_http,
-            client_id=settings.target.client_id,
-            client_secret=settings.target.client_secret.get_secret_value(),
+            client_id=target_id,
+            client_secret=target_secret,
             scope=settings.target.scope,
         )
         audit = LedgerAudit(actor=actor)
@@ -125,6 +139,10 @@ def build_app(
             concurrency=settings.target.concurrency,
             recorder=_recorder(audit, on_attempt),
             gate=PauseGate(sleep=sleep),
+            breaker=CircuitBreaker(
+                threshold=settings.target.breaker_failures,
+                reset_s=settings.target.breaker_reset_s,
+            ),
         )
         engine = Engine(
             store=store,

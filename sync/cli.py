@@ -14,8 +14,9 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from connectors.errors import FatalError
+from connectors.errors import FatalError, RetriableError
 from state.models import SourceRecord
+from sync.cli_output import EXIT_UNREACHABLE, CliGroup, fail, report_error, set_json_errors
 from sync.deadline import DeadlineView
 from sync.engine import RunSummary
 from sync.progress import progress_bars
@@ -28,6 +29,7 @@ app = typer.Typer(
     help="Carry guru and kepala sekolah performance records from PMM into e-Kinerja.",
     no_args_is_help=True,
     add_completion=False,
+    cls=CliGroup,  # start-up errors in one line, JSON with --log-json (sync/cli_output.py)
 )
 # Piped into a file or a pager, tables keep their width instead of folding at 80 columns.
 console = Console() if sys.stdout.isatty() else Console(width=160)
@@ -44,8 +46,15 @@ class _Context:
         try:
             return load_settings(self.config, overrides=overrides or None)
         except ConfigError as exc:
-            err_console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
-            raise typer.Exit(2) from None
+            fail(str(exc), 2, problem="config")
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from sync.version import VERSION
+
+        typer.echo(f"ekinerja-sync {VERSION}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -61,12 +70,22 @@ def _global(
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log every event")] = False,
     log_json: Annotated[
-        bool | None, typer.Option("--log-json/--log-console", help="log format (default: auto)")
+        bool | None,
+        typer.Option(
+            "--log-json/--log-console", help="log format, errors included (default: auto)"
+        ),
     ] = None,
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="print the version, exit"
+        ),
+    ] = False,
 ) -> None:
     from sync.logs import configure_logging
 
     configure_logging(json=log_json, level="INFO" if verbose else "WARNING")
+    set_json_errors(log_json is True)
     ctx.obj = _Context(config, verbose, log_json)
 
 
@@ -117,6 +136,13 @@ def print_summary(summary: RunSummary, out: Console = console) -> None:
     table.add_section()
     table.add_row("quarantined: bad data in PMM (see status)", str(summary.quarantined), "")
     out.print(table)
+    if summary.target_unreachable:
+        pending = summary.count("skp", "pending") + summary.count("assessment", "pending")
+        out.print(
+            f"e-Kinerja was unreachable: {pending} pending, sent on the next run "
+            f"({summary.target_unreachable})",
+            highlight=False,
+        )
     out.print(
         f"records read: {summary.pulled}, requests sent: {summary.requests_sent}, "
         f"run id: {summary.run_id}",
@@ -141,18 +167,31 @@ def run(
         bool, typer.Option("--dry-run", help="pull, validate, map and plan; send and write nothing")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    create_store: Annotated[
+        bool,
+        typer.Option(
+            "--create-store", help="make the state store if there is none yet (a first run)"
+        ),
+    ] = False,
 ) -> None:
     """Sync periods: pull, validate, map, plan, push, record."""
     from mappings.periods import PeriodListingError
     from sync.bootstrap import build_app
     from sync.engine import MappingChoiceError
+    from sync.npsn import check_format, check_in_source
 
     periods = [_check_period(p) for p in period or []]
     settings = ctx.obj.settings()
     schools = list(npsn or settings.sync.schools)
+    where = "--npsn" if npsn else "sync.schools"
+    check_format(schools, where)
     summaries = []
-    with build_app(settings) as application, progress_bars(err_console) as progress:
+    with (
+        build_app(settings, create_store=create_store) as application,
+        progress_bars(err_console) as progress,
+    ):
         try:
+            check_in_source(application.source, schools, where)
             for code in periods or _default_periods(settings, application):
                 summaries.append(
                     application.engine.run(
@@ -160,11 +199,16 @@ def run(
                     )
                 )
         except FatalError as exc:
-            err_console.print(f"error: {exc.message}", highlight=False)
-            raise typer.Exit(1) from None
+            fail(exc.message, 1)
         except (PeriodListingError, MappingChoiceError) as exc:
-            err_console.print(f"error: {exc}", highlight=False, markup=False)
-            raise typer.Exit(2) from None
+            fail(str(exc), 2, problem="period")
+        except RetriableError as exc:  # the source's: delivery keeps what the target missed
+            fail(
+                f"PMM ({settings.source.base_url}) did not answer: {exc.message}; nothing is "
+                "lost: run again once it answers",
+                EXIT_UNREACHABLE,
+                problem="source_unreachable",
+            )
     if as_json:
         payload: Any = (
             summaries[0].as_dict() if len(summaries) == 1 else [s.as_dict() for s in summaries]
@@ -173,6 +217,14 @@ def run(
     else:
         for summary in summaries:
             print_summary(summary)
+    if any(s.target_unreachable for s in summaries):
+        report_error(
+            f"e-Kinerja ({settings.target.base_url}) was unreachable; what was not sent stays "
+            "pending and goes on the next run (or the daemon's retry)",
+            exit_code=EXIT_UNREACHABLE,
+            problem="target_unreachable",
+        )
+        raise typer.Exit(EXIT_UNREACHABLE)
 
 
 def _default_periods(settings: Settings, application: Any) -> list[str]:
@@ -192,12 +244,11 @@ def _default_periods(settings: Settings, application: Any) -> list[str]:
     )
     if not periods:
         listed = ", ".join(p.code for p in listing) or "none"
-        err_console.print(
-            f"error: no period is running or due: the source lists {listed}; "
-            "name one with --period",
-            highlight=False,
+        fail(
+            f"no period is running or due: the source lists {listed}; name one with --period",
+            2,
+            problem="period",
         )
-        raise typer.Exit(2)
     return periods
 
 
@@ -224,6 +275,7 @@ def status(
     """Counts per status, per school, the deadline view, and the records that need a person."""
     from sync.bootstrap import build_store
     from sync.deadline import deadline_view, today_in_jakarta
+    from sync.npsn import check_in_store
     from sync.periods import stored_period
 
     period = _check_period(period)
@@ -234,8 +286,9 @@ def status(
             f"{as_of!r} is not a date YYYY-MM-DD", param_hint="--as-of"
         ) from None
     settings = ctx.obj.settings()
-    store = build_store(settings)
+    store = build_store(settings, create=False)
     schools = list(npsn or [])
+    check_in_store(store, schools, period)  # offline: what the store has read from PMM
     counts = store.status_counts(period, schools)
     failing = store.failing(period, schools)
     quarantined = store.quarantined(period, schools)
@@ -484,7 +537,7 @@ def demo(
                 "target": {"base_url": box.ekinerja_url, "rate_limit_per_s": 0},
             },
         )
-        with build_app(settings) as application:
+        with build_app(settings, create_store=True) as application:  # the demo's own store
             listing = fetch_listing(application.source, None)
             try:
                 chosen = (
@@ -552,8 +605,6 @@ _register()
 
 
 def main() -> None:
-    from rich.markup import escape
-
     from state.schema import SchemaError
 
     try:
@@ -562,5 +613,19 @@ def main() -> None:
         sys.exit(130)
     except SchemaError as exc:  # issue #5.7: any command (the daemon too) on a schema that
         # is behind or ahead stops here with the message naming `ekinerja-sync db upgrade`
-        err_console.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, highlight=False)
+        report_error(str(exc), exit_code=2, problem="schema")
         sys.exit(2)
+    except Exception as exc:  # a bug: with --log-json still one JSON line (the trace in it)
+        from sync.cli_output import json_errors
+
+        if not json_errors():
+            raise
+        import traceback
+
+        report_error(
+            f"{type(exc).__name__}: {exc}",
+            exit_code=1,
+            event="cli.crashed",
+            traceback=traceback.format_exc(),
+        )
+        sys.exit(1)

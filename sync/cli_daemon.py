@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from connectors.errors import FatalError
-from sync.cli import NpsnOption, PeriodOption, _check_period, console, err_console
+from sync.cli import NpsnOption, PeriodOption, _check_period, console
 
 __all__ = ["daemon", "reconcile"]
 
@@ -25,12 +25,22 @@ _PROBLEM_WORDS = {
 }
 
 
-def daemon(ctx: typer.Context) -> None:
+def daemon(
+    ctx: typer.Context,
+    create_store: Annotated[
+        bool,
+        typer.Option(
+            "--create-store",
+            help="make the state store if there is none yet (else: `ekinerja-sync db upgrade`)",
+        ),
+    ] = False,
+) -> None:
     """Run as a service: scheduled syncs, retries, nightly reconciliation; /healthz, /metrics.
 
     Syncs the active periods on [daemon] sync_cron, resends due retries every
     retry_every_s, reconciles on reconcile_cron. SIGTERM or SIGINT stops it cleanly (exit 0).
     """
+    from sync.cli_output import fail, set_json_errors
     from sync.daemon import Daemon, DaemonError
     from sync.logs import configure_logging
 
@@ -42,11 +52,13 @@ def daemon(ctx: typer.Context) -> None:
     configure_logging(
         json=use_json, level="DEBUG" if ctx.obj.verbose else settings.daemon.log_level
     )
+    if use_json is None:
+        use_json = not sys.stderr.isatty()  # what configure_logging chose for "auto"
+    set_json_errors(use_json)  # its start-up errors read like its log lines
     try:
-        clean = Daemon(settings).run()
+        clean = Daemon(settings, create_store=create_store).run()
     except DaemonError as exc:
-        err_console.print(f"error: {exc}", highlight=False, markup=False)
-        raise typer.Exit(1) from None
+        fail(str(exc), 1, event="daemon.failed")
     if not clean:
         # Jobs that outlived the grace period are abandoned as a crash would abandon them
         # (nothing is lost: unanswered requests stay in the outbox); do not wait for them.
@@ -68,18 +80,18 @@ def reconcile(
     0: everything matches; 1: something differs; 2: it could not be checked.
     """
     from sync.bootstrap import build_app
+    from sync.cli_output import fail
     from sync.reconcile import reconcile_period
 
     settings = ctx.obj.settings()
     period = _check_period(period)
-    with build_app(settings, actor="cli") as application:
+    with build_app(settings, actor="cli", create_store=False) as application:
         try:
             report = reconcile_period(
                 application, period, schools=list(npsn or settings.sync.schools)
             )
         except FatalError as exc:
-            err_console.print(f"error: {exc.message}", highlight=False, markup=False)
-            raise typer.Exit(2) from None
+            fail(exc.message, 2)
     if as_json:
         console.print_json(json.dumps(report.as_dict()))
     else:

@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from rich.markup import escape
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -31,24 +30,24 @@ db_app = typer.Typer(
 
 
 @contextmanager
-def _engine(ctx: typer.Context) -> Iterator[tuple[Engine, str]]:
-    """The state store's engine, and its URL without a password (to print)."""
-    from state.db import make_engine
-    from sync.cli import _safe_url
+def _engine(ctx: typer.Context, *, create: bool = False) -> Iterator[tuple[Engine, str]]:
+    """The state store's engine, and its URL without a password (to print). Only ``create``
+    (``db upgrade``) makes a SQLite file that is not there; an unusable store is
+    ``StoreUnusable`` (one line, exit 2: ``sync.cli_output``)."""
+    from state.db import open_engine, safe_url
 
     url = ctx.obj.settings().state.url
-    engine = make_engine(url)
+    engine = open_engine(url, create=create)
     try:
-        yield engine, _safe_url(url)
+        yield engine, safe_url(url)
     finally:
         engine.dispose()
 
 
 def _fail(exc: SchemaError, code: int = 2) -> NoReturn:
-    from sync.cli import err_console
+    from sync.cli_output import fail
 
-    err_console.print(f"[red]error:[/red] {escape(str(exc))}", markup=True, highlight=False)
-    raise typer.Exit(code)
+    fail(str(exc), code, problem="schema")
 
 
 @db_app.command("upgrade")
@@ -62,7 +61,7 @@ def upgrade_command(
     from state.schema import SchemaError, upgrade
     from sync.cli import console
 
-    with _engine(ctx) as (engine, where):
+    with _engine(ctx, create=True) as (engine, where):
         try:
             before, after = upgrade(engine, revision)
         except SchemaError as exc:

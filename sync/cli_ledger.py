@@ -142,26 +142,12 @@ def _filters(
 @contextmanager
 def _reading(ctx: typer.Context) -> Iterator[Session]:
     """A read-only session on the state store of the settings (one snapshot on PostgreSQL)."""
-    from sqlalchemy.engine import make_url
-
     from sync.bootstrap import build_store
 
     settings = ctx.obj.settings()
-    url = make_url(settings.state.url)
-    database = url.database or ""
-    if (
-        url.get_backend_name() == "sqlite"
-        and database not in ("", ":memory:")
-        and not database.startswith("file:")
-        and not Path(database).exists()
-    ):
-        # Opening it would create an empty store whose empty ledger "verifies": say so instead.
-        _err(
-            f"no state store at {database} (state.url in the config, or "
-            f"EKINERJA_SYNC_STATE__URL): is this the right path?"
-        )
-        raise typer.Exit(2)
-    store = build_store(settings)
+    # No store there: an error naming the path (opening it would create an empty store whose
+    # empty ledger "verifies"); see build_store.
+    store = build_store(settings, create=False)
     try:
         with Session(store.engine) as session:
             if store.engine.dialect.name == "postgresql":

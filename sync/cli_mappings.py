@@ -202,7 +202,9 @@ def mappings_diff(
             param_hint="--to",
         )
     settings = ctx.obj.settings()
-    diff = diff_period(build_store(settings), period, MAPPING_VERSIONS[to], list(npsn or []))
+    diff = diff_period(
+        build_store(settings, create=False), period, MAPPING_VERSIONS[to], list(npsn or [])
+    )
     active = settings.sync.mapping_for(kind)
     if as_json:
         console.print_json(json.dumps({"active": active, **diff.as_dict()}, ensure_ascii=False))

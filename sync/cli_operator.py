@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import getpass
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
+from connectors.errors import FatalError, RetriableError
 from mappings.model import Period
 from state.models import DeliveryKind, RecordStatus, SourceRecord, SyncRecord
 from state.store import StateStore
 from sync import operator_actions as actions
+from sync.cli_output import EXIT_UNREACHABLE, fail
+from sync.ledger_export import wib_time
+from sync.npsn import check_in_store
 from sync.operator_actions import failure_id
+
+if TYPE_CHECKING:
+    from sync.engine import ReplayOutcome
 
 __all__ = ["discard", "failures_app", "quarantine_app", "replay", "reset"]
 
@@ -58,7 +66,7 @@ def parse_failure_id(value: str) -> tuple[str, str, DeliveryKind]:
 def _store(ctx: typer.Context) -> StateStore:
     from sync.bootstrap import build_store
 
-    return build_store(ctx.obj.settings())
+    return build_store(ctx.obj.settings(), create=False)
 
 
 def _record_json(r: SyncRecord) -> dict[str, Any]:
@@ -111,14 +119,13 @@ def failures_show(
     as_json: JsonFlag = False,
 ) -> None:
     """One failure: the record, the reason, the request as sent, every answer."""
-    from sync.cli import console, err_console
+    from sync.cli import console
 
     period, nip, kind = parse_failure_id(failure)
     store = _store(ctx)
     record = store.record(period, nip, kind)
     if record is None:
-        err_console.print(f"No record {failure} in the state store.")
-        raise typer.Exit(1)
+        fail(f"No record {failure} in the state store.", 1)
     requests = store.outbox_of(period, nip, kind)
     attempts = _attempts(store, record)
     if as_json:
@@ -147,12 +154,16 @@ def failures_show(
         console.print(f"\nrequest as sent ({last.action.value}, key {last.idempotency_key}):")
         console.print_json(last.body)
     if attempts:
-        table = Table(title="Every attempt", title_justify="left")
-        for column in ("time", "action", "outcome", "HTTP", "answer"):
+        table = Table(title="Every attempt; times in WIB (UTC+7)", title_justify="left")
+        for column in ("time (WIB)", "action", "outcome", "HTTP", "answer"):
             table.add_column(column, overflow="fold")
         for a in attempts:
             table.add_row(
-                a["at"], a["action"], a["outcome"], str(a["http_status"] or ""), a["answer"] or ""
+                wib_time(dt.datetime.fromisoformat(a["at"])),
+                a["action"],
+                a["outcome"],
+                str(a["http_status"] or ""),
+                a["answer"] or "",
             )
         console.print(table)
     else:
@@ -222,15 +233,15 @@ def replay(
         )
     settings = ctx.obj.settings()
     who = actor or f"operator:{getpass.getuser()}"
-    with build_app(settings, actor=who) as application:
+    with build_app(settings, actor=who, create_store=False) as application:
         store = application.store
+        check_in_store(store, list(npsn or []), period)
         if ids:
             targets = []
             for value in ids:
                 record = store.record(*parse_failure_id(value))
                 if record is None:
-                    err_console.print(f"No record {value} in the state store.")
-                    raise typer.Exit(1)
+                    fail(f"No record {value} in the state store.", 1)
                 targets.append(record)
         else:
             targets = store.failures(
@@ -251,9 +262,33 @@ def replay(
             console.print("Nothing to replay.")
             return
         with progress_bars(err_console) as progress:
-            outcomes = application.engine.replay(
-                targets, actor=who, dry_run=dry_run, progress=progress
-            )
+            try:
+                outcomes = application.engine.replay(
+                    targets, actor=who, dry_run=dry_run, progress=progress
+                )
+            except FatalError as exc:  # e.g. credentials refused
+                fail(exc.message, 1)
+            except RetriableError as exc:  # PMM's: replay reads the schools again first
+                fail(
+                    f"PMM ({settings.source.base_url}) did not answer: {exc.message}; the replay "
+                    "stopped: run it again once PMM answers",
+                    EXIT_UNREACHABLE,
+                    problem="source_unreachable",
+                )
+        outage = application.engine.deliverer.outage
+    _print_replay(outcomes, dry_run=dry_run, as_json=as_json)
+    if outage:
+        fail(
+            f"e-Kinerja ({settings.target.base_url}) was unreachable ({outage}); the "
+            "replayed records stay pending and go on the next run",
+            EXIT_UNREACHABLE,
+            problem="target_unreachable",
+        )
+
+
+def _print_replay(outcomes: list[ReplayOutcome], *, dry_run: bool, as_json: bool) -> None:
+    from sync.cli import console
+
     if as_json:
         console.print_json(
             json.dumps(
@@ -337,14 +372,13 @@ def discard(
     actor: ActorOption = None,
 ) -> None:
     """Stop chasing a failed record without sending it (written to the ledger)."""
-    from sync.cli import console, err_console
+    from sync.cli import console
 
     parse_failure_id(failure)
     try:
         row = actions.discard(_store(ctx), failure, user_name=_who(actor), why=why)
     except actions.ActionRefused as exc:
-        err_console.print(f"error: {exc.message}", highlight=False)
-        raise typer.Exit(1) from None
+        fail(exc.message, 1)
     console.print(f"{failure_id(row)}: {row.status.value} ({row.reason})", highlight=False)
 
 
@@ -359,9 +393,11 @@ def reset(
     """Forget where reading PMM stopped, so the next run reads the period's records again from
     the start (e.g. after PMM restored data); written to the ledger. Nothing is re-sent
     unless it changed."""
-    from sync.cli import console
+    from sync.cli import _check_period, console
 
-    schools = actions.reset_cursors(_store(ctx), period, list(npsn or []), user_name=_who(actor))
+    store = _store(ctx)
+    check_in_store(store, list(npsn or []), _check_period(period))
+    schools = actions.reset_cursors(store, period, list(npsn or []), user_name=_who(actor))
     console.print(
         f"{period}: reading starts again from the beginning for {len(schools)} school(s)"
         + (f": {', '.join(schools)}" if schools else ""),

@@ -16,6 +16,7 @@ from rich.table import Table
 from sqlalchemy import Engine
 
 from state.users import Role, UserError
+from sync.ledger_export import wib_time
 
 __all__ = ["users_app"]
 
@@ -31,13 +32,13 @@ users_app = typer.Typer(
 def _engine(ctx: typer.Context) -> Engine:
     from sync.bootstrap import build_store
 
-    return build_store(ctx.obj.settings()).engine
+    return build_store(ctx.obj.settings(), create=False).engine
 
 
 def _fail(message: str) -> typer.Exit:
-    from sync.cli import err_console
+    from sync.cli_output import report_error
 
-    err_console.print(f"error: {message}", markup=False, highlight=False)
+    report_error(message, exit_code=1)
     return typer.Exit(1)
 
 
@@ -105,7 +106,7 @@ def list_(ctx: typer.Context) -> None:
         console.print("No users yet: ekinerja-sync users add NAME --role auditor|operator")
         return
     table = Table(title=f"Console users ({len(users)})", title_justify="left")
-    for column in ("name", "role", "created (UTC)", "state", "logins"):
+    for column in ("name", "role", "created (WIB)", "state", "logins"):
         table.add_column(column)
     for user in users:
         throttle = throttles.get(f"user:{user.name}")
@@ -118,7 +119,7 @@ def list_(ctx: typer.Context) -> None:
         table.add_row(
             user.name,
             user.role.value,
-            user.created_at.strftime("%Y-%m-%d %H:%M"),
+            wib_time(user.created_at),
             "disabled" if user.disabled else "active",
             logins,
         )

@@ -43,7 +43,7 @@ def web(
             "note: no web.secret_key or web.secret_key_file: sessions end when this stops",
             highlight=False,
         )
-    store = build_store(settings)
+    store = build_store(settings, create=False)
     if user_count(store.engine) == 0:
         err_console.print(
             "note: no users yet; add one: ekinerja-sync users add NAME --role operator",

@@ -54,9 +54,10 @@ from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from connectors.errors import SyncError
+from connectors.errors import SyncError, Unreachable
 from mappings.model import ListedPeriod
 from mappings.periods import PeriodListingError
+from state.db import require_existing
 from sync.bootstrap import App, build_app
 from sync.calendar import resolve_periods
 from sync.deliver import Attempt
@@ -65,6 +66,7 @@ from sync.health import DaemonMetrics, HealthReport, HealthServer, health_report
 from sync.periods import fetch_listing, stored_listing
 from sync.reconcile import reconcile_period
 from sync.settings import Settings
+from sync.version import VERSION
 
 __all__ = ["ACTOR", "Daemon", "DaemonError", "DaemonStopping", "StateLock"]
 
@@ -77,6 +79,13 @@ _MISFIRE_GRACE_S = 300
 
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def _raise_if_unreachable(outage: str | None) -> None:
+    """A job whose requests stayed unsent for want of e-Kinerja failed (``job.failed``, the
+    ``error`` job metric); its records stay pending for the next retry."""
+    if outage:
+        raise Unreachable(f"e-Kinerja unreachable, requests stay pending: {outage}")
 
 
 class DaemonError(Exception):
@@ -172,8 +181,11 @@ class Daemon:
         clock: Callable[[], dt.datetime] = _utcnow,
         source_transport: httpx.BaseTransport | None = None,
         target_transport: httpx.BaseTransport | None = None,
+        create_store: bool = True,
     ) -> None:
         self.settings = settings
+        # The CLI passes --create-store; False: no store yet is an error (StoreUnusable).
+        self.create_store = create_store
         self.clock = clock
         self.timezone = ZoneInfo(settings.daemon.timezone)
         self.health_url: str | None = None
@@ -236,6 +248,8 @@ class Daemon:
         with contextlib.ExitStack() as stack:
             if install_signals:  # first: a stop during start-up is a clean stop too
                 stack.enter_context(self._signals())
+            if not self.create_store:  # before the lock file is made next to it
+                require_existing(settings.state.url)
             if lock is not None:
                 lock.acquire()
                 stack.callback(lock.release)
@@ -248,6 +262,7 @@ class Daemon:
                         sleep=self._sleep,
                         actor=ACTOR,
                         on_attempt=self._observe,
+                        create_store=self.create_store,
                     )
                 )
             except SQLAlchemyError as exc:
@@ -273,6 +288,7 @@ class Daemon:
             scheduler.start()
             log.info(
                 "daemon.started",
+                version=VERSION,
                 pid=os.getpid(),
                 periods=self.active_periods(),
                 jobs={job.id: str(job.next_run_time) for job in scheduler.get_jobs()},
@@ -482,13 +498,15 @@ class Daemon:
 
     def _sync(self, period: str) -> None:
         assert self._app is not None
-        self._app.engine.run(period, schools=self.settings.sync.schools)
+        summary = self._app.engine.run(period, schools=self.settings.sync.schools)
+        _raise_if_unreachable(summary.target_unreachable)
 
     def _retry(self, period: str) -> None:
         assert self._app is not None
         summary = self._app.engine.retry_due(period, schools=self.settings.sync.schools)
         if summary.requests_sent:
             log.info("retry.sent", run_id=summary.run_id, requests=summary.requests_sent)
+        _raise_if_unreachable(summary.target_unreachable)
 
     def _reconcile(self, period: str) -> None:
         assert self._app is not None

@@ -11,7 +11,12 @@ requests, not a few per request, and memory does not grow with the semester.
 
 Failures are handled by what the caller can do next (invariant 4):
 - ``RetriableError`` (429, 5xx, timeouts, dropped connections): retried by the policy, with
-  the same idempotency key; after the policy gives up, the record is dead with the reason.
+  the same idempotency key; after the policy gives up on an *answer* (429, 5xx), the record
+  is dead with the reason. Without any answer (the connection failed every time) it stays
+  pending for the next run: only e-Kinerja's answer makes a record fail.
+- ``Unreachable`` (no connection, timeouts): also counted by the circuit breaker
+  (``sync.breaker``); once it opens, no request starts, the rest stays pending, and
+  ``Deliverer.outage`` says why (the run reports e-Kinerja unreachable).
 - ``TargetPaused`` (503 + Retry-After, maintenance): every thread waits it out; no attempt is
   burnt, but ``max_elapsed_s`` still bounds the wait.
 - ``Conflict`` 409: ``PENILAI_BELUM_ADA_SKP`` holds the record until its penilai's SKP is
@@ -49,6 +54,7 @@ from connectors.errors import (
     RetriableError,
     SyncError,
     TargetPaused,
+    Unreachable,
 )
 from state.models import (
     DeliveryKind,
@@ -60,6 +66,7 @@ from state.models import (
 )
 from state.store import StateStore
 from sync.advice import advice
+from sync.breaker import CircuitBreaker
 from sync.hashing import idempotency_key
 from sync.ratelimit import RateLimiter
 from sync.retry import RetryPolicy
@@ -197,6 +204,10 @@ def orphaned(owner: str) -> bool:
     return False
 
 
+def _not_sent(why: str) -> str:
+    return f"not sent: e-Kinerja cannot be reached ({why}); sent again on the next run"
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
@@ -217,6 +228,14 @@ def _reason(exc: SyncError) -> str:
     answered = " ".join(str(part) for part in (exc.status, exc.code) if part)
     text = f"e-Kinerja answered {answered}: {pesan}" if answered else f"no answer: {pesan}"
     return f"{text} ({fields})" if fields else text
+
+
+class _Outage(Exception):
+    """e-Kinerja cannot be reached (the breaker is open): the request was not sent."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class _GaveUp(Exception):
@@ -248,6 +267,7 @@ class Deliverer:
         round_wait_s: float = 0.25,
         page_size: int = 500,
         flush_every: int = 100,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self.store = store
         self.target = target
@@ -269,6 +289,11 @@ class Deliverer:
         self.page_size = page_size
         self.flush_every = flush_every
         self.stop = threading.Event()  # set: no new request starts (clean shutdown)
+        # Consecutive outages open it: no request starts, the outbox keeps what is left.
+        self.breaker = breaker or CircuitBreaker()
+        # Why the last ``deliver`` left requests unsent for want of e-Kinerja (None: it did
+        # not): the breaker opened, or a request got no answer at all, however often tried.
+        self.outage: str | None = None
         self._lock = threading.Lock()
         self._answers: list[_Answer] = []  # delivered, not yet written (see _write_answers)
         self._write_lock = threading.Lock()
@@ -294,6 +319,7 @@ class Deliverer:
         """
         results: list[DeliveryResult] = []
         counts = counts if counts is not None else Counter()
+        self.outage = None
         try:
             for _round in range(self.max_rounds):
                 deferred = self._deliver_round(
@@ -304,6 +330,8 @@ class Deliverer:
                 self.gate.sleep(self.round_wait_s)
         finally:
             self._write_answers()  # what went is recorded, however the round ended
+        if self.outage is None and self.breaker.blocks():
+            self.outage = self.breaker.reason or "e-Kinerja cannot be reached"
         return [r for r in results if r.reason != _DEFERRED]
 
     def _deliver_round(
@@ -324,8 +352,8 @@ class Deliverer:
         abort = threading.Event()  # a fatal error: in-flight requests end, none starts
 
         def one(entry: OutboxEntry, npsn: str, context: _Context | None) -> DeliveryResult | None:
-            if self.stop.is_set() or abort.is_set():
-                return None
+            if self.stop.is_set() or abort.is_set() or self.breaker.blocks():
+                return None  # not sent: stays pending, its claim is handed back
             try:
                 result = self._deliver_claimed(entry, npsn, run_id, counts, 0, context)
             except BaseException:
@@ -338,7 +366,7 @@ class Deliverer:
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="deliver") as pool:
             for kind, assessors in _PHASES:
                 after = 0
-                while not self.stop.is_set():
+                while not self.stop.is_set() and not self.breaker.blocks():
                     with self.store.unit_of_work() as session:
                         page = self.store.pending_outbox_page(
                             session,
@@ -444,11 +472,20 @@ class Deliverer:
             nonlocal attempts
             while True:
                 self.gate.wait()
+                if not self.breaker.allow():
+                    raise _Outage(self.breaker.reason or "e-Kinerja cannot be reached")
                 self.rate_limiter.acquire()
                 t0 = self.monotonic()
                 try:
                     answer = self._request(entry, skp_id, body)
+                except Unreachable as exc:
+                    attempts += 1
+                    self._note(entry, npsn, run_id, "retry", exc, t0)
+                    if self.breaker.failure(exc.message):
+                        raise _Outage(exc.message) from exc
+                    raise
                 except TargetPaused as exc:
+                    self.breaker.success()  # it answered
                     self._note(entry, npsn, run_id, "paused", exc, t0)
                     if self.monotonic() - started > self.retry.max_elapsed_s:
                         raise
@@ -456,9 +493,14 @@ class Deliverer:
                     self.gate.pause(exc.retry_after_s or self.default_pause_s)
                     continue
                 except RetriableError as exc:
+                    self.breaker.success()  # it answered, or at least took the connection
                     attempts += 1
                     self._note(entry, npsn, run_id, "retry", exc, t0)
                     raise
+                except SyncError:
+                    self.breaker.success()  # an answer that is not a success (4xx)
+                    raise
+                self.breaker.success()
                 return answer, int((self.monotonic() - t0) * 1000)
 
         try:
@@ -572,8 +614,18 @@ class Deliverer:
         bound = log.bind(run_id=run_id, period=entry.period, npsn=npsn, nip=entry.nip)
         try:
             answer, duration_ms = self._send(entry, skp_id, npsn, run_id)
+        except _Outage as outage:
+            # Not sent (or not answered) and the breaker is open: it stays pending, as the
+            # entries no thread reached do; the run reports why (``outage``).
+            self.outage = outage.reason
+            bound.info("deliver.not_sent", kind=entry.kind.value, reason=outage.reason)
+            return None
         except _GaveUp as gave_up:
             exc = gave_up.last
+            if exc.status is None:  # never an answer: an outage, not a refusal
+                self.outage = exc.message
+                bound.warning("deliver.no_answer", kind=entry.kind.value, error=exc.message)
+                return self._result(entry, RecordStatus.PENDING, _not_sent(exc.message))
             reason = f"gave up after {gave_up.attempts} attempts: {_reason(exc)}"
             bound.warning("deliver.gave_up", kind=entry.kind.value, error=exc.message)
             return self._finish(
@@ -588,7 +640,9 @@ class Deliverer:
                 return self._requeue_update(entry, npsn, run_id, version, counts, depth)
             return self._finish(entry, npsn, run_id, RecordStatus.FAILED, "rejected", exc)
         except RecordRejected as exc:
-            bound.warning("deliver.rejected", kind=entry.kind.value, status=exc.status)
+            bound.warning(
+                "deliver.rejected", kind=entry.kind.value, status=exc.status, reason_code=exc.code
+            )
             return self._finish(entry, npsn, run_id, RecordStatus.FAILED, "rejected", exc)
         self._delivered(entry, npsn, run_id, answer, duration_ms, counts)
         bound.info("deliver.ok", kind=entry.kind.value, action=entry.action.value)

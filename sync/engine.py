@@ -125,6 +125,8 @@ class RunSummary:
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
     quarantined: int = 0
     requests_sent: int = 0
+    # Why requests stayed unsent because e-Kinerja could not be reached (None: it could).
+    target_unreachable: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -137,6 +139,7 @@ class RunSummary:
             "quarantined": self.quarantined,
             "requests_sent": self.requests_sent,
             "outcomes": {f"{k}.{o}": n for (k, o), n in sorted(self.outcomes.items())},
+            "target_unreachable": self.target_unreachable,
         }
 
     def count(self, kind: str, outcome: str) -> int:
@@ -259,7 +262,11 @@ class Engine:
                     started_at=started,
                     finished_at=self.clock(),
                     # A run cut short by a stop is not a successful sync of the period.
-                    outcome="stopped" if self.deliverer.stop.is_set() else "ok",
+                    outcome="stopped"
+                    if self.deliverer.stop.is_set()
+                    else "unreachable"  # not a success: e-Kinerja was not reached
+                    if summary.target_unreachable
+                    else "ok",
                     summary=summary.as_dict(),
                 )
             )
@@ -392,6 +399,7 @@ class Engine:
             if row.status is SourceStatus.QUARANTINED:
                 log.warning(
                     "record.quarantined",
+                    run_id=summary.run_id,
                     period=period,
                     npsn=row.npsn,
                     nip=row.nip,
@@ -682,6 +690,7 @@ class Engine:
             period, npsns, run_id=summary.run_id, counts=counts, progress=progress
         )
         summary.outcomes.update(counts)
+        summary.target_unreachable = summary.target_unreachable or self.deliverer.outage
         # Delivered ones are in ``counts``; of the rest, all but the waiting were sent.
         summary.requests_sent += sum(counts.values()) + sum(
             1 for r in results if r.status is not RecordStatus.WAITING

@@ -27,7 +27,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from wsgiref.types import StartResponse, WSGIEnvironment
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Histogram, make_wsgi_app
+from prometheus_client import CollectorRegistry, Counter, Histogram, Info, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import text
@@ -36,6 +36,7 @@ from sqlmodel import Session, col, func, select
 from state.models import OutboxEntry, OutboxState, Run, SourceRecord, SourceStatus, SyncRecord
 from state.store import StateStore
 from sync.deliver import Attempt
+from sync.version import VERSION
 
 __all__ = ["DaemonMetrics", "HealthServer", "StoreCollector", "health_report", "last_successes"]
 
@@ -144,6 +145,10 @@ class DaemonMetrics:
             ["job", "result"],
             registry=self.registry,
         )
+        self.build = Info(
+            f"{PREFIX}_build", "The running release of ekinerja-sync.", registry=self.registry
+        )
+        self.build.info({"version": VERSION})
         self.discrepancies = _LastReconcile()
         self.registry.register(StoreCollector(store))
         self.registry.register(self.discrepancies)
@@ -212,6 +217,7 @@ def health_report(
         }
     healthy = store_state == "ok" and running
     body = {
+        "version": VERSION,
         "status": "ok" if healthy else "unavailable",
         "state_store": store_state,
         "scheduler": "running" if running else "stopped",

@@ -6,6 +6,8 @@ A wrong key or value is reported as ``ConfigError`` naming the key and the file.
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import httpx
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -27,9 +30,12 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from mappings.model import Period, PeriodKind
 from mappings.versions import DEFAULT_VERSIONS, MAPPING_VERSIONS
 
-__all__ = ["ConfigError", "Settings", "load_settings"]
+__all__ = ["SANDBOX_CLIENT_ID", "ConfigError", "Settings", "is_loopback_url", "load_settings"]
 
 ENV_PREFIX = "EKINERJA_SYNC_"
+# The bundled sandbox servers' credentials: used only against a loopback base_url.
+SANDBOX_CLIENT_ID = "sandbox"
+SANDBOX_CLIENT_SECRET = "sandbox-secret"  # noqa: S105 (the sandbox's public test secret)
 
 
 class ConfigError(Exception):
@@ -40,27 +46,67 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def is_loopback_url(url: str) -> bool:
+    """True when the URL's host is this machine's loopback (``localhost``, 127.0.0.0/8,
+    ``::1``), on any port: where the sandbox servers (and the tests' and the demo's) listen."""
+    host = httpx.URL(url).host if "://" in url else ""
+    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class _ApiSection(_Section):
+    """An OAuth2 API (source or target). The sandbox's credentials are the default only for
+    a loopback ``base_url``; any other needs its own (``credentials``)."""
+
+    base_url: str
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+
+    def credentials(self, section: str) -> tuple[str, str]:
+        """(client_id, client_secret) to use, or ``ConfigError`` naming what to set."""
+        sandbox = is_loopback_url(self.base_url)
+        missing = [
+            key
+            for key, value in (("client_id", self.client_id), ("client_secret", self.client_secret))
+            if value is None and not sandbox
+        ]
+        if missing:
+            names = " and ".join(f"{ENV_PREFIX}{section.upper()}__{key.upper()}" for key in missing)
+            raise ConfigError(
+                f"{section}.{' and '.join(missing)} not set for {section}.base_url = "
+                f"{self.base_url!r}: the built-in sandbox credentials only go to a sandbox on "
+                f"this machine (a loopback URL); set {names} (the environment is the place for "
+                "a secret)"
+            )
+        secret = self.client_secret.get_secret_value() if self.client_secret else None
+        return self.client_id or SANDBOX_CLIENT_ID, secret or SANDBOX_CLIENT_SECRET
+
+
 class StateSettings(_Section):
     url: str = "sqlite:///ekinerja-sync.db"
 
 
-class SourceSettings(_Section):
+class SourceSettings(_ApiSection):
     base_url: str = "http://127.0.0.1:8701"
-    client_id: str = "sandbox"
-    client_secret: SecretStr = SecretStr("sandbox-secret")
     schema_version: int = Field(default=2, ge=1, le=2)
     page_size: int = Field(default=500, ge=1, le=1000)
     timeout_s: float = Field(default=10, gt=0)
 
 
-class TargetSettings(_Section):
+class TargetSettings(_ApiSection):
     base_url: str = "http://127.0.0.1:8702"
-    client_id: str = "sandbox"
-    client_secret: SecretStr = SecretStr("sandbox-secret")
     scope: str = "skp.write"
     timeout_s: float = Field(default=5, gt=0)
     concurrency: int = Field(default=16, ge=1, le=256)
     rate_limit_per_s: float = Field(default=10, ge=0)
+    # The circuit breaker (sync/breaker.py): this many connection failures or timeouts in a
+    # row and no request starts for breaker_reset_s; the outbox keeps the rest.
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_reset_s: float = Field(default=60, gt=0)
 
 
 class RetrySettings(_Section):
@@ -264,6 +310,24 @@ def _where(loc: tuple[int | str, ...], path: Path | None, environ: Mapping[str, 
     return f"{key} in {path}" if path else f"{key} (built-in defaults)"
 
 
+def _did_you_mean(loc: tuple[int | str, ...]) -> str:
+    """``" (did you mean target.client_secret?)"`` for a misspelt key or section, else ''."""
+    model: type[BaseModel] = Settings
+    for depth, part in enumerate(loc):
+        known = list(model.model_fields)
+        if part in known and depth < len(loc) - 1:
+            annotation = model.model_fields[str(part)].annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                model = annotation
+                continue
+            return ""
+        close = difflib.get_close_matches(str(part), known, n=1, cutoff=0.6)
+        if not close:
+            return ""
+        return f" (did you mean {'.'.join([*map(str, loc[:depth]), close[0]])}?)"
+    return ""
+
+
 def load_settings(
     path: str | Path | None = None,
     *,
@@ -297,7 +361,7 @@ def load_settings(
         for error in exc.errors():
             where = _where(tuple(error["loc"]), file_path, environ)
             if error["type"] == "extra_forbidden":
-                problems.append(f"unknown key {where}")
+                problems.append(f"unknown key {where}{_did_you_mean(tuple(error['loc']))}")
             else:
                 # Never echo the value: it may be a secret.
                 problems.append(f"{where}: {error['msg']}")

@@ -37,7 +37,9 @@ def test_run_then_status(state_url: str, tmp_path: Path) -> None:
     world = generate_world(schools=2, teachers_per_school=5, seed=4, periods=[PERIOD])
     with running_sandbox(world) as box:
         config = _config(tmp_path / "config.toml", state_url, box.pmm_url, box.ekinerja_url)
-        result = runner.invoke(app, ["--config", str(config), "run", "--period", PERIOD, "--json"])
+        result = runner.invoke(
+            app, ["--config", str(config), "run", "--create-store", "--period", PERIOD, "--json"]
+        )
         assert result.exit_code == 0, result.output
         summary = json.loads(result.stdout)
         assert summary["outcomes"]["skp.new"] == box.target.stats()["skp_created"] > 0
@@ -92,7 +94,9 @@ def test_refused_credentials_stop_the_run_without_leaking_the_secret(
             box.ekinerja_url,
             secret=secret,
         )
-        result = runner.invoke(app, ["--config", str(config), "run", "--period", PERIOD])
+        result = runner.invoke(
+            app, ["--config", str(config), "run", "--create-store", "--period", PERIOD]
+        )
         assert result.exit_code == 1
         assert "refused" in result.output
         assert secret not in result.output

@@ -46,7 +46,7 @@ def _run_sync(config: str) -> None:
     # In the forked child: the CLI as a user would run it, with its own engine and clients.
     from sync.cli import app
 
-    app(["--config", config, "run", "--period", PERIOD], standalone_mode=True)
+    app(["--config", config, "run", "--create-store", "--period", PERIOD], standalone_mode=True)
 
 
 def _sync(config: Path) -> multiprocessing.process.BaseProcess:

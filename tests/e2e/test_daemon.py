@@ -31,6 +31,7 @@ from sync.cli import app as cli
 from sync.daemon import Daemon, DaemonError
 from sync.logs import configure_logging
 from sync.settings import load_settings
+from sync.version import VERSION
 from tests.e2e.helpers import app_for, expected_after_sync
 
 PERIOD = "2025-1"
@@ -189,6 +190,7 @@ def test_daemon_carries_source_changes_to_the_target(
             assert health.status_code == 200
             report = health.json()
             assert report["state_store"] == "ok"
+            assert report["version"] == VERSION  # issue 12 item 7
             assert report["periods"][PERIOD]["last_success"] is not None
             assert 0 <= report["periods"][PERIOD]["age_s"] < 60
 
@@ -204,6 +206,7 @@ def test_daemon_carries_source_changes_to_the_target(
             assert f'ekinerja_sync_outbox_depth{{period="{PERIOD}"}} 0.0' in metrics
             assert f'ekinerja_sync_last_success_timestamp_seconds{{period="{PERIOD}"}}' in metrics
             assert "ekinerja_sync_state_store_up 1.0" in metrics
+            assert f'ekinerja_sync_build_info{{version="{VERSION}"}} 1.0' in metrics
             assert 'ekinerja_sync_job_runs_total{job="sync",result="ok"}' in metrics
             assert (
                 f'ekinerja_sync_reconcile_discrepancies{{period="{PERIOD}",problem="missing"}} 0.0'
@@ -221,6 +224,8 @@ def test_daemon_carries_source_changes_to_the_target(
     sent = [e for e in events if e["event"] == "deliver.ok"]
     assert all({"run_id", "period", "npsn", "nip"} <= set(e) for e in sent)
     assert all(e["period"] == PERIOD for e in events if e["event"] == "run.start")
+    started = next(e for e in events if e["event"] == "daemon.started")
+    assert started["version"] == VERSION
     # No secret in any line: the client secret, nor any token the sandbox issued.
     assert source.tokens
     assert target.tokens
@@ -330,6 +335,7 @@ class _Process:
                 "-c",
                 str(config),
                 "daemon",
+                "--create-store",
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

@@ -48,7 +48,7 @@ def test_find_read_fix_in_pmm_replay(state_url: str, tmp_path: Path) -> None:
     faults = Faults(unknown_nips={wrong})  # BKN does not know the NIP PMM has
     with running_sandbox(world, faults=faults) as box:
         config = _config(tmp_path / "c.toml", state_url, box.pmm_url, box.ekinerja_url)
-        _cli(config, "run", "--period", PERIOD)
+        _cli(config, "run", "--create-store", "--period", PERIOD)
 
         # Find it.
         failures = _cli(config, "failures", "list", "--period", PERIOD, "--json")
@@ -94,7 +94,7 @@ def test_fixed_on_the_national_side_then_replay_by_reason(state_url: str, tmp_pa
     faults = Faults(unknown_nips={nip})
     with running_sandbox(world, faults=faults) as box:
         config = _config(tmp_path / "c.toml", state_url, box.pmm_url, box.ekinerja_url)
-        _cli(config, "run", "--period", PERIOD)
+        _cli(config, "run", "--create-store", "--period", PERIOD)
         assert len(_cli(config, "failures", "list", "--json")) == 1
         faults.update({"unknown_nips": []})  # BKN's register was corrected
         out = _cli(config, "replay", "--period", PERIOD, "--reason", "NIP_TIDAK_DITEMUKAN")
@@ -113,7 +113,7 @@ def test_quarantined_record_is_validated_again_when_fixed_in_pmm(
     defect = next(d for d in world.defects if d.kind == "wrong_indicator_family")
     with running_sandbox(world) as box:
         config = _config(tmp_path / "c.toml", state_url, box.pmm_url, box.ekinerja_url)
-        _cli(config, "run", "--period", PERIOD)
+        _cli(config, "run", "--create-store", "--period", PERIOD)
         listed = _cli(config, "quarantine", "list", "--period", PERIOD, "--json")
         assert {q["source_id"] for q in listed} == {d.source_id for d in world.defects}
         wrong_family = _cli(
@@ -126,7 +126,7 @@ def test_quarantined_record_is_validated_again_when_fixed_in_pmm(
             defect.source_id,
             lambda r: r["perencanaan"].update(indikator=[{"kode": "G-04", "nama": "Indikator"}]),
         )
-        _cli(config, "run", "--period", PERIOD)
+        _cli(config, "run", "--create-store", "--period", PERIOD)
         after = _cli(config, "quarantine", "list", "--period", PERIOD, "--json")
         assert defect.source_id not in {q["source_id"] for q in after}
         assert len(after) == len(listed) - 1
@@ -141,7 +141,7 @@ def test_discard_and_reset_are_operator_actions_in_the_ledger(
     nip = guru["pegawai"]["nip"]
     with running_sandbox(world, faults=Faults(unknown_nips={nip})) as box:
         config = _config(tmp_path / "c.toml", state_url, box.pmm_url, box.ekinerja_url)
-        _cli(config, "run", "--period", PERIOD)
+        _cli(config, "run", "--create-store", "--period", PERIOD)
         failure = f"{PERIOD}/{nip}/skp"
 
         refused = runner.invoke(app, [*config, "discard", failure, "--why", " "])
@@ -157,7 +157,7 @@ def test_discard_and_reset_are_operator_actions_in_the_ledger(
         requests_before = box.target.stats()["requests"]
         out = _cli(config, "reset", "--period", PERIOD, "--actor", "ani")
         assert "2 school(s)" in out
-        again = _cli(config, "run", "--period", PERIOD, "--json")
+        again = _cli(config, "run", "--create-store", "--period", PERIOD, "--json")
         assert again["pulled"] == len(world.records(PERIOD))  # read from the start again
         assert box.target.stats()["requests"] == requests_before  # but nothing re-sent
 

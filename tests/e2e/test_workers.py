@@ -14,7 +14,7 @@ PERIOD = "2025-1"
 def _run(config: str) -> None:
     from sync.cli import app
 
-    app(["--config", config, "run", "--period", PERIOD], standalone_mode=True)
+    app(["--config", config, "run", "--create-store", "--period", PERIOD], standalone_mode=True)
 
 
 def test_two_workers_at_once_send_each_record_once(state_url: str, tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from connectors.errors import (
     RetriableError,
     SyncError,
     TargetPaused,
+    Unreachable,
 )
 
 BASE = "https://api.example"
@@ -246,24 +247,32 @@ def test_unreadable_retry_after_on_503_is_plain_retriable() -> None:
 
 
 @pytest.mark.parametrize(
-    "exc",
+    ("exc", "error_type"),
     [
-        httpx.ConnectTimeout("connect timed out"),
-        httpx.ReadTimeout("read timed out"),
-        httpx.PoolTimeout("pool"),
-        httpx.ConnectError("[Errno 111] Connection refused"),
-        httpx.RemoteProtocolError("Server disconnected without sending a response."),
-        httpx.ReadError("connection reset"),
+        (httpx.ConnectTimeout("connect timed out"), Unreachable),
+        (httpx.ReadTimeout("read timed out"), Unreachable),
+        (httpx.PoolTimeout("pool"), RetriableError),
+        (httpx.ConnectError("[Errno 111] Connection refused"), Unreachable),
+        (
+            httpx.RemoteProtocolError("Server disconnected without sending a response."),
+            RetriableError,
+        ),
+        (httpx.ReadError("connection reset"), RetriableError),
     ],
 )
 def test_transport_errors_are_retriable(
-    router: respx.MockRouter, http: httpx.Client, exc: httpx.RequestError
+    router: respx.MockRouter,
+    http: httpx.Client,
+    exc: httpx.RequestError,
+    error_type: type[RetriableError],
 ) -> None:
+    """Connections that cannot be made and timeouts are outages (Unreachable): the delivery's
+    circuit breaker counts them; a dropped connection is only retriable."""
     router.post("/oauth/token").mock(return_value=token_answer())
     route = router.get("/api/v1/thing").mock(side_effect=exc)
     with pytest.raises(RetriableError) as info:
         _http.send(http, "GET", "/api/v1/thing", auth=make_auth())
-    assert type(info.value) is RetriableError
+    assert type(info.value) is error_type
     assert info.value.__cause__ is exc
     assert info.value.status is None
     assert str(info.value).startswith("GET /api/v1/thing: ")

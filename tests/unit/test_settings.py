@@ -70,8 +70,8 @@ schools = ["20212345"]
     assert settings.retry.max_attempts == 3
     assert settings.sync.periods == ["2025-1", "2025-2"]
     assert settings.sync.schools == ["20212345"]
-    # What the file does not say keeps its default.
-    assert settings.source.client_id == "sandbox"
+    # What the file does not say keeps its default (no credentials: not the sandbox's).
+    assert settings.source.client_id is None
     assert settings.target.timeout_s == load_settings().target.timeout_s
 
 
@@ -130,10 +130,11 @@ def test_environment_wins_over_the_file(tmp_path: Path, monkeypatch: pytest.Monk
     path = write(tmp_path, '[target]\nclient_id = "from-file"\nclient_secret = "file-secret"\n')
     monkeypatch.setenv("EKINERJA_SYNC_TARGET__CLIENT_SECRET", SECRET)
     settings = load_settings(path)
+    assert settings.target.client_secret is not None
     assert settings.target.client_secret.get_secret_value() == SECRET
     # The rest of the section still comes from the file.
     assert settings.target.client_id == "from-file"
-    assert settings.source.client_secret.get_secret_value() != SECRET
+    assert settings.source.credentials("source")[1] != SECRET
 
 
 def test_environment_overrides_a_default(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -270,3 +271,74 @@ def test_settings_are_frozen() -> None:
     settings = load_settings()
     with pytest.raises(ValueError, match="frozen"):
         settings.target.base_url = "http://elsewhere"  # type: ignore[misc]
+
+
+# -- issue 12: credentials only for the sandbox on loopback; did you mean ---------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8702",
+        "http://127.0.0.1:49152",  # the tests' and the demo's sandboxes: any loopback port
+        "http://127.9.9.9:1",
+        "http://localhost:8702",
+        "http://[::1]:8702",
+    ],
+)
+def test_sandbox_credentials_on_a_loopback_url(url: str) -> None:
+    settings = load_settings(overrides={"target": {"base_url": url}})
+    assert settings.target.credentials("target") == ("sandbox", "sandbox-secret")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://ekinerja.bkn.go.id", "http://10.0.0.5:8702", "http://127.0.0.1.nip.io:8702"],
+)
+def test_no_secret_and_not_the_sandbox_is_a_config_error(url: str) -> None:
+    settings = load_settings(overrides={"target": {"base_url": url, "client_id": "dinas"}})
+    with pytest.raises(ConfigError) as caught:
+        settings.target.credentials("target")
+    message = str(caught.value)
+    assert "target.client_secret not set" in message
+    assert "EKINERJA_SYNC_TARGET__CLIENT_SECRET" in message
+    assert "sandbox-secret" not in message
+
+
+def test_no_credentials_for_the_source_names_both_variables() -> None:
+    settings = load_settings(overrides={"source": {"base_url": "https://pmm.example"}})
+    with pytest.raises(ConfigError) as caught:
+        settings.source.credentials("source")
+    message = str(caught.value)
+    assert "EKINERJA_SYNC_SOURCE__CLIENT_ID" in message
+    assert "EKINERJA_SYNC_SOURCE__CLIENT_SECRET" in message
+
+
+def test_secret_from_the_environment_for_a_real_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EKINERJA_SYNC_TARGET__CLIENT_SECRET", SECRET)
+    settings = load_settings(
+        overrides={"target": {"base_url": "https://ekinerja.example", "client_id": "dinas"}}
+    )
+    assert settings.target.credentials("target") == ("dinas", SECRET)
+
+
+@pytest.mark.parametrize(
+    ("text", "suggestion"),
+    [
+        ('[target]\nclient_secert = "x"\n', "did you mean target.client_secret?"),
+        ("[targt]\ntimeout_s = 3\n", "did you mean target?"),
+        ('[daemon]\nsync_crn = ""\n', "did you mean daemon.sync_cron?"),
+    ],
+)
+def test_unknown_key_suggests_the_closest(tmp_path: Path, text: str, suggestion: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert suggestion in str(caught.value)
+
+
+def test_unknown_key_far_from_any_gets_no_suggestion(tmp_path: Path) -> None:
+    path = write(tmp_path, "[target]\nfoo = 1\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert "did you mean" not in str(caught.value)

@@ -643,6 +643,7 @@ def test_users_command(tmp_path: Path) -> None:
         result = runner.invoke(cli_app, ["--config", str(config), *args], input=stdin)
         return result.exit_code, result.output
 
+    assert cli("db", "upgrade")[0] == 0  # users go into an existing store (issue 12, item 4)
     code, out = cli(
         "users", "add", "dewi", "--role", "operator", "--password-stdin", stdin="kata-sandi-dewi\n"
     )
