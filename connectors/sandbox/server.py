@@ -22,8 +22,9 @@ from starlette.applications import Starlette
 
 from connectors.sandbox.ekinerja_app import TargetStore, create_ekinerja_app
 from connectors.sandbox.faults import Faults, quiet_dropped_connection_log
+from connectors.sandbox.generator import generate_world
 from connectors.sandbox.pmm_app import create_pmm_app
-from connectors.sandbox.world import SandboxWorld, generate_world
+from connectors.sandbox.world import SandboxWorld
 
 __all__ = ["Sandbox", "running_sandbox", "serve_forever"]
 

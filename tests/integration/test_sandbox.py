@@ -28,7 +28,7 @@ from connectors.sandbox import (
     running_sandbox,
 )
 from connectors.sandbox import pmm_app as pmm_module
-from connectors.sandbox.world import PREDICATE_MATRIX
+from connectors.sandbox.catalogue import PREDICATE_MATRIX
 
 V2 = {"Accept": "application/json; versi=2"}
 FORM = {
