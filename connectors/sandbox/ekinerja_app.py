@@ -2,18 +2,35 @@
 
 It parses requests, checks tokens and idempotency keys, and hands bodies to
 :mod:`connectors.sandbox.target_checks` and :class:`~connectors.sandbox.target_store.TargetStore`
-(re-exported here). Endpoints: ``POST /oauth/token``; ``POST /api/v1/skp``, ``GET /api/v1/skp``,
-``GET|PUT /api/v1/skp/{id_skp}``, ``POST|GET /api/v1/skp/{id_skp}/penilaian``; admin endpoints
-(no token, never faulted): ``GET /_sandbox/stats``, ``GET|PUT /_sandbox/faults``,
-``POST /_sandbox/tokens/revoke``.
+(re-exported here). Strict on purpose: the project's tests use it to prove that records arrive
+exactly once.
 
-Strict on purpose: the project's tests use it to prove that records arrive exactly once.
+API endpoints: ``POST /oauth/token``; ``POST /api/v1/skp``; ``GET /api/v1/skp`` (by
+``nip``/``tahun``/``jenis``/``semester``, or a school's SKPs by ``npsn`` with ``tahun``,
+``jenis``, ``semester``, ``cursor`` and ``limit``); ``GET|PUT /api/v1/skp/{id_skp}``;
+``POST|GET /api/v1/skp/{id_skp}/penilaian``. Periods are those of the world: semesters
+(``SKP-<tahun>-<semester>-<nip>``) and years (``SKP-<tahun>-<nip>``).
+
+Admin endpoints (no token, never faulted):
+
+- ``GET /_sandbox/stats``: the store's counters;
+- ``GET|PUT /_sandbox/faults``, ``POST /_sandbox/tokens/revoke``: see
+  :mod:`connectors.sandbox.faults`;
+- ``POST /_sandbox/skp``: an SKP made by hand, as a person in e-Kinerja's own pages would
+  (for reconciliation drift tests). The body is an SKP body (``sumber`` optional); no
+  idempotency key, no check of the penilai's SKP or of the period being open. ``201 {"id_skp",
+  "status", "versi"}``, ``422 VALIDASI`` for a wrong body, ``409 SKP_SUDAH_ADA`` when the
+  person has an SKP for the period. It then shows up in ``GET /api/v1/skp`` like any other;
+  :meth:`TargetStore.create_skp_by_hand` does the same in-process.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -38,14 +55,17 @@ from connectors.sandbox.target_checks import (
     check_skp,
     field_error,
     problem,
+    skp_period,
     validation_error,
 )
-from connectors.sandbox.target_store import TargetStore
+from connectors.sandbox.target_store import SkpRefused, TargetStore
 from connectors.sandbox.world import SandboxWorld
 
 __all__ = ["TargetStore", "create_ekinerja_app"]
 
 MAX_KEY_LENGTH = 128
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 100
 WRITE_SCOPE = "skp.write"
 READ_SCOPE = "skp.read"
 
@@ -66,6 +86,91 @@ def _if_match(header: str) -> int | None:
     return int(value) if value.isdigit() else None
 
 
+class _BadQuery(Exception):
+    """A query parameter of ``GET /api/v1/skp`` is wrong (a 400)."""
+
+
+def _number(params: Mapping[str, str], name: str) -> int | None:
+    raw = params.get(name)
+    if raw is None:
+        return None
+    if not raw.isdigit():
+        raise _BadQuery(f"{name} harus angka")
+    return int(raw)
+
+
+def _check_jenis(jenis: str | None, semester: int | None) -> None:
+    if jenis is not None and jenis not in ("semester", "tahunan"):
+        raise _BadQuery("jenis harus semester atau tahunan")
+    if jenis == "tahunan" and semester is not None:
+        raise _BadQuery("periode tahunan tidak memiliki semester")
+    if semester is not None and semester not in (1, 2):
+        raise _BadQuery("semester harus 1 atau 2")
+
+
+def _limit(params: Mapping[str, str]) -> int:
+    raw = params.get("limit")
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise _BadQuery(f"limit harus bilangan bulat 1..{MAX_LIMIT}")
+    return int(raw)
+
+
+def _encode_cursor(state: dict[str, Any]) -> str:
+    text = json.dumps(state, sort_keys=True, separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(text: str) -> dict[str, Any]:
+    try:
+        state = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except (ValueError, binascii.Error) as exc:
+        raise _BadQuery("cursor tidak dapat dibaca") from exc
+    if not (
+        isinstance(state, dict)
+        and set(state) == {"n", "t", "j", "s", "a"}
+        and all(isinstance(state[k], str) for k in ("n", "j", "a"))
+        and isinstance(state["t"], int)
+        and (state["s"] is None or isinstance(state["s"], int))
+    ):
+        raise _BadQuery("cursor tidak dapat dibaca")
+    return state
+
+
+def _school_listing(store: TargetStore, params: Mapping[str, str]) -> dict[str, Any]:
+    """``GET /api/v1/skp?npsn=&tahun=&jenis=&semester=&cursor=&limit=``: one page of a school's
+    SKPs in one period, by ``id_skp``. A cursor carries the filters: send it alone or with the
+    same ones."""
+    if "nip" in params:
+        raise _BadQuery("nip dan npsn tidak dapat dipakai bersama")
+    limit = _limit(params)
+    tahun, semester = _number(params, "tahun"), _number(params, "semester")
+    npsn, jenis = params.get("npsn"), params.get("jenis")
+    after: str | None = None
+    raw_cursor = params.get("cursor")
+    if raw_cursor is not None:
+        state = _decode_cursor(raw_cursor)
+        given = {"n": npsn, "t": tahun, "j": jenis, "s": semester}
+        if any(value is not None and value != state[k] for k, value in given.items()):
+            raise _BadQuery("filter berbeda dengan cursor")
+        npsn, tahun, jenis, semester = state["n"], state["t"], state["j"], state["s"]
+        after = str(state["a"])
+    if not npsn:
+        raise _BadQuery("npsn wajib")
+    if tahun is None:
+        raise _BadQuery("tahun wajib bersama npsn")
+    jenis = jenis or "semester"
+    _check_jenis(jenis, semester)
+    if jenis == "semester" and semester is None:
+        raise _BadQuery("semester wajib untuk periode semester")
+    page, last = store.school_skps(npsn, tahun, jenis, semester, after=after, limit=limit)
+    next_cursor = None
+    if last is not None:
+        next_cursor = _encode_cursor({"n": npsn, "t": tahun, "j": jenis, "s": semester, "a": last})
+    return {"data": page, "next_cursor": next_cursor}
+
+
 def create_ekinerja_app(
     world: SandboxWorld,
     store: TargetStore,
@@ -83,7 +188,7 @@ def create_ekinerja_app(
         known_scopes=frozenset({WRITE_SCOPE, READ_SCOPE}),
         default_scopes=frozenset({READ_SCOPE}),
     )
-    open_periods = {(p["tahun"], p["semester"]) for p in world.periods}
+    open_periods = {(p["tahun"], p.get("jenis", "semester"), p["semester"]) for p in world.periods}
 
     def answer(
         status: int, body: dict[str, Any], headers: dict[str, str] | None = None
@@ -131,7 +236,7 @@ def create_ekinerja_app(
                 **problem("NIP_TIDAK_DITEMUKAN", f"NIP {body['nip']} tidak dikenal BKN"),
                 "errors": [field_error("nip", "tidak ditemukan")],
             }
-        if (body["periode"]["tahun"], body["periode"]["semester"]) not in open_periods:
+        if skp_period(body["periode"]) not in open_periods:
             return 422, problem("PERIODE_TIDAK_ADA", "periode belum dibuka di e-Kinerja")
         if body["unit_kerja"]["npsn"] in faults.inactive_npsns:
             return 422, problem("UNOR_TIDAK_AKTIF", "unit kerja tidak aktif")
@@ -192,9 +297,10 @@ def create_ekinerja_app(
         id_skp = request.path_params["id_skp"]
 
         def apply() -> Answer:
-            if store.skp_view(id_skp) is None:
+            skp = store.skp_view(id_skp)
+            if skp is None:
                 return 404, problem("SKP_TIDAK_DITEMUKAN", f"SKP {id_skp} tidak ada")
-            errors = check_penilaian(body, exact)
+            errors = check_penilaian(body, exact, jenis=skp_period(skp["periode"])[1])
             if errors:
                 return 422, validation_error(errors)
             return store.create_penilaian(id_skp, body)
@@ -207,14 +313,28 @@ def create_ekinerja_app(
         if isinstance(grant, Response):
             return grant
         params = request.query_params
-        numbers: dict[str, int | None] = {}
-        for name in ("tahun", "semester"):
-            raw = params.get(name)
-            if raw is not None and not raw.isdigit():
-                return answer(400, problem("PARAMETER_TIDAK_VALID", f"{name} harus angka"))
-            numbers[name] = int(raw) if raw is not None else None
-        found = store.find_skps(params.get("nip"), numbers["tahun"], numbers["semester"])
+        try:
+            if "npsn" in params or "cursor" in params:
+                return answer(200, _school_listing(store, params))
+            tahun, semester = _number(params, "tahun"), _number(params, "semester")
+            jenis = params.get("jenis")
+            if jenis is None and (tahun is not None or semester is not None):
+                jenis = "semester"  # older clients: a period without jenis is a semester
+            _check_jenis(jenis, semester)
+            found = store.find_skps(params.get("nip"), tahun, semester, jenis)
+        except _BadQuery as exc:
+            return answer(400, problem("PARAMETER_TIDAK_VALID", str(exc)))
         return answer(200, {"data": found})
+
+    async def skp_by_hand(request: Request) -> Response:
+        try:
+            body = json.loads(await request.body(), parse_constant=_reject_constant)
+        except (ValueError, UnicodeDecodeError):
+            return JSONResponse(problem("JSON_TIDAK_VALID", "isi permintaan bukan JSON"), 400)
+        try:
+            return JSONResponse(store.create_skp_by_hand(body), status_code=201)
+        except SkpRefused as refused:
+            return JSONResponse(refused.body, status_code=refused.status)
 
     async def get_skp(request: Request) -> Response:
         grant = authorize(request, READ_SCOPE)
@@ -247,6 +367,7 @@ def create_ekinerja_app(
             Route("/api/v1/skp/{id_skp}/penilaian", post_penilaian, methods=["POST"]),
             Route("/api/v1/skp/{id_skp}/penilaian", get_penilaian, methods=["GET"]),
             Route("/_sandbox/stats", stats, methods=["GET"]),
+            Route("/_sandbox/skp", skp_by_hand, methods=["POST"]),
             *admin_routes(faults, tokens),
         ],
         middleware=[

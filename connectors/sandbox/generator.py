@@ -1,9 +1,19 @@
 """Seeded synthetic data for the sandbox: :func:`generate_world`.
 
-It builds schools, their kepala sekolah and guru (valid NIPs of PNS and PPPK), one ``Kinerja``
-record per person and period, a few rotations and cancellations, and a few deliberately broken
-records (listed in :attr:`SandboxWorld.defects` as :class:`Defect`). Everything comes from one
-seeded :class:`random.Random`: the same arguments give the same world.
+It builds schools, their kepala sekolah and guru, one ``Kinerja`` record per person and period
+(semesters ``YYYY-S`` and years ``YYYY``), a few rotations and cancellations, and a few
+deliberately broken records (listed in :attr:`SandboxWorld.defects` as :class:`Defect`).
+Everything comes from one seeded :class:`random.Random`: the same arguments give the same world.
+
+The valid data is as varied as the real one, and none of this variety is a defect: NPSNs with
+any first digit and PKBM/SKB (``P``) and LKP (``K``) schools; names with apostrophes and
+non-ASCII letters; PNS NIPs and NI PPPK (a 2-digit code, not a month, where a PNS has its TMT
+month); ``tmt_jabatan`` absent, null, before the period or (for a few people per year) inside
+it, on the 1st or mid-month; ``catatan`` up to 2,000 characters; ``disetujui_pada`` and
+``difinalkan_pada`` written in the school's own offset (WIB +07:00, WITA +08:00, WIT +09:00),
+some just after midnight so that the local date is not the WIB date. ``diperbarui_pada`` is
+always WIB. A kepala sekolah's penilai is a pengawas sekolah before 2026 and the world's one
+Kepala Dinas from 2026; both are outside the sync and hold an SKP on the target already.
 """
 
 from __future__ import annotations
@@ -12,7 +22,6 @@ import copy
 import datetime as dt
 import math
 import random
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -24,9 +33,19 @@ from connectors.sandbox.catalogue import (
     PREDICATES,
     RATINGS,
 )
+from connectors.sandbox.periods import Period, parse_period
 from connectors.sandbox.world import WIB, Defect, SandboxWorld, format_instant, new_id
 
-__all__ = ["Defect", "generate_world"]
+__all__ = ["DEFAULT_PERIODS", "Defect", "generate_world"]
+
+DEFAULT_PERIODS: tuple[str, ...] = ("2024-1", "2024-2", "2025", "2026")
+"""Two semesters of 2024 (the old cycle), then the years 2025 and 2026 (the new one)."""
+
+WITA = dt.timezone(dt.timedelta(hours=8))
+WIT = dt.timezone(dt.timedelta(hours=9))
+_ZONES = (WIB, WITA, WIT)
+# From 2026 a kepala sekolah's penilai is the Kepala Dinas (before: a pengawas sekolah).
+_KEPALA_DINAS_FROM = 2026
 
 # How often each cell appears among final penilaian after the nine covering ones.
 _CELL_WEIGHTS: dict[tuple[str, str], int] = {
@@ -41,14 +60,12 @@ _CELL_WEIGHTS: dict[tuple[str, str], int] = {
     ("dibawah_ekspektasi", "diatas_ekspektasi"): 5,
 }
 _STAGES = ("persiapan", "observasi", "diskusi_tindak_lanjut", "upaya_tindak_lanjut", "refleksi")
-_JENJANG = ("ahli_pertama", "ahli_muda", "ahli_madya", "ahli_utama")
 _JENJANG_TEXT = {
     "ahli_pertama": "Ahli Pertama",
     "ahli_muda": "Ahli Muda",
     "ahli_madya": "Ahli Madya",
     "ahli_utama": "Ahli Utama",
 }
-_PERIOD_RE = re.compile(r"^(\d{4})-([12])$")
 
 _MALE = (
     "Agus", "Budi", "Dedi", "Eko", "Fajar", "Hendra", "Imam", "Joko", "Kurniawan", "Lukman",
@@ -63,18 +80,40 @@ _FAMILY = (
     "Nasution", "Siregar", "Simanjuntak", "Pratama", "Setiawan", "Handayani", "Suryani",
     "Purnomo", "Hasibuan", "Sembiring", "Manurung", "Wulandari", "Utami", "Halim", "Sari",
 )  # fmt: skip
+# Real names that careless code breaks: apostrophes, long Balinese names, non-ASCII letters.
+# The first guru of a world take them in this order (so even a small world has them).
+_SPECIAL_NAMES = (
+    (1, "Ma'ruf Amin, S.Pd."),
+    (2, "Ni Luh Putu Ayu Wulandari, S.Pd."),
+    (2, "Siti Nur'aini"),
+    (1, "Ṣāliḥ"),
+    (1, "I Gusti Ngurah Agung Krisna Dwipayana, S.Pd., M.Pd."),
+    (1, "Muh. Syafi'i, S.Pd.I."),
+    (2, "Dra. Théresia Ngantung"),
+    (2, "Nurul 'Aini Lubis, S.Pd."),
+)
 _TITLES = ("S.Pd.", "S.Pd.", "S.Pd.", "S.Pd., M.Pd.", "S.Si.", "S.Pd.I.", "S.Kom.")
 _PLACES = (
     "Contoh", "Sukamaju", "Cibinong", "Karanganyar", "Sidoarjo", "Tanjung Karang", "Kupang",
     "Ambon", "Pontianak", "Gowa", "Denpasar", "Jayapura", "Medan", "Padang", "Bantul",
+)  # fmt: skip
+_PKBM_NAMES = (
+    "Harapan Bangsa", "Tunas Mekar", "Bina Insani", "Cahaya Ilmu", "Mandiri Sejahtera",
+    "Al-Ikhlas", "Nur'ul Falah",
+)  # fmt: skip
+_LKP_NAMES = (
+    "Kartika Busana", "Prima Komputer", "English First Class", "Tata Rias Ayu", "Otomotif Jaya",
+    "Bahasa Jepang Sakura",
 )  # fmt: skip
 _NOTES = (
     "Refleksi sudah baik, perlu konsistensi dalam umpan balik kepada murid.",
     "Praktik pembelajaran berubah nyata setelah observasi kedua.",
     "Perlu memperdalam materi disiplin positif melalui komunitas belajar.",
     "Kolaborasi dengan rekan sejawat sangat membantu perbaikan praktik.",
+    'Guru sudah menerapkan "pembelajaran berdiferensiasi"; murid ber-IQ beragam terlayani.',
+    "Catatan penilai: keteladanan baik — konsisten hadir tepat waktu, termasuk saat Ramaḍān.",
 )
-_NPSN_LETTERS = "ABCDEFGHJKLMNPRSTUVWXYZ"
+_NOTE_MAX = 2000
 
 
 @dataclass
@@ -84,10 +123,15 @@ class _Person:
     nama: str
     status: str  # PNS | PPPK
     jenjang: str | None
-    peran: str  # guru | kepala_sekolah | pengawas_sekolah
+    peran: str  # guru | kepala_sekolah | pengawas_sekolah | kepala_dinas
+    tmt_jabatan: dt.date | None = None
+    tmt_shown: Literal["absent", "null", "date"] = "absent"
+    """How a record shows a missing ``tmt_jabatan``: no key, or ``null``."""
 
     @property
     def jabatan(self) -> str:
+        if self.peran == "kepala_dinas":
+            return "Kepala Dinas Pendidikan"
         if self.peran == "pengawas_sekolah":
             return "Pengawas Sekolah " + _JENJANG_TEXT[self.jenjang or "ahli_madya"]
         if self.jenjang is None:
@@ -95,24 +139,13 @@ class _Person:
         return "Guru " + _JENJANG_TEXT[self.jenjang]
 
 
-def _parse_period(kode: str) -> tuple[int, int]:
-    match = _PERIOD_RE.match(kode)
-    if match is None:
-        raise ValueError(f"a period is 'YYYY-S' with S 1 or 2, not {kode!r}")
-    return int(match.group(1)), int(match.group(2))
-
-
-def _period_dict(kode: str, status: str) -> dict[str, Any]:
-    tahun, semester = _parse_period(kode)
-    start, end = ("01-01", "06-30") if semester == 1 else ("07-01", "12-31")
-    return {
-        "kode": kode,
-        "tahun": tahun,
-        "semester": semester,
-        "tanggal_mulai": f"{tahun}-{start}",
-        "tanggal_selesai": f"{tahun}-{end}",
-        "status": status,
-    }
+def _long_note(rng: random.Random) -> str:
+    """A note of exactly the 2,000 characters the contract allows."""
+    parts: list[str] = []
+    while sum(len(p) + 1 for p in parts) < _NOTE_MAX:
+        parts.append(rng.choice(_NOTES))
+    text = " ".join(parts)[:_NOTE_MAX]
+    return text[:-1] + "." if text.endswith(" ") else text
 
 
 class _Generator:
@@ -122,6 +155,7 @@ class _Generator:
         self.nuptks: set[str] = set()
         self.npsns: set[str] = set()
         self.school_names: set[str] = set()
+        self.special_names = list(_SPECIAL_NAMES)
 
     def _birth(self, first: int, last: int) -> dt.date:
         start = dt.date(first, 1, 1).toordinal()
@@ -137,8 +171,8 @@ class _Generator:
                 middle = f"{year}{rng.randint(1, 12):02d}"
             else:
                 birth = self._birth(1970, 1998)
-                # The code is not a month: often above 12, so a PNS-style check would fail.
-                code = rng.randint(13, 99) if rng.random() < 0.7 else rng.randint(1, 12)
+                # NI PPPK: the appointment year and a code that is not a month (mostly 21).
+                code = rng.choice((21, 21, 21, 21, 22, 23, 31, 41))
                 middle = f"{rng.randint(2021, 2024)}{code:02d}"
             nip = f"{birth:%Y%m%d}{middle}{sex}{rng.randint(1, 999):03d}"
             if nip not in self.nips:
@@ -160,9 +194,13 @@ class _Generator:
         status = "PNS" if peran != "guru" or rng.random() >= 0.25 else "PPPK"
         first = rng.choice(_MALE if sex == 1 else _FEMALE)
         nama = f"{first} {rng.choice(_FAMILY)}, {rng.choice(_TITLES)}"
-        if peran == "guru":
+        if peran == "guru" and self.special_names:
+            sex, nama = self.special_names.pop(0)
+        jenjang: str | None
+        if peran == "kepala_dinas":
+            jenjang = None
+        elif peran == "guru":
             roll = rng.random()
-            jenjang: str | None
             if roll < 0.05:
                 jenjang = None
             elif roll < 0.40:
@@ -175,22 +213,38 @@ class _Generator:
                 jenjang = "ahli_utama"
         else:
             jenjang = rng.choice(("ahli_muda", "ahli_madya", "ahli_madya", "ahli_utama"))
-        return _Person(self.nip(status, sex), self.nuptk(), nama, status, jenjang, peran)
+        person = _Person(self.nip(status, sex), self.nuptk(), nama, status, jenjang, peran)
+        # Before any period, or unknown (no key, or null).
+        roll = rng.random()
+        if roll < 0.4:
+            person.tmt_jabatan = dt.date(rng.randint(2008, 2022), rng.randint(1, 12), 1)
+            person.tmt_shown = "date"
+        else:
+            person.tmt_shown = "absent" if roll < 0.7 else "null"
+        return person
 
-    def school(self) -> dict[str, Any]:
+    def school(self, kind: Literal["sekolah", "P", "K"], first_digit: str) -> dict[str, Any]:
         rng = self.rng
         region = rng.randint(1, 6)
         while True:
-            if rng.random() < 0.2:
-                npsn = f"{region}{rng.choice(_NPSN_LETTERS)}{rng.randint(0, 999999):06d}"
+            if kind == "sekolah":
+                npsn = f"{first_digit}{rng.randint(0, 9999999):07d}"
             else:
-                npsn = f"{region}{rng.randint(0, 9999999):07d}"
+                npsn = f"{kind}{rng.randint(0, 9999999):07d}"
             if npsn not in self.npsns:
                 self.npsns.add(npsn)
                 break
-        jenjang = rng.choices(("SD", "SMP", "SMA", "SMK"), weights=(50, 25, 15, 10))[0]
         while True:
-            nama = f"{jenjang}N {rng.randint(1, 12)} {rng.choice(_PLACES)}"
+            place = rng.choice(_PLACES)
+            if kind == "P" and rng.random() < 0.5:
+                jenjang, nama = "SKB", f"SKB {rng.choice(('Kota', 'Kabupaten'))} {place}"
+            elif kind == "P":
+                jenjang, nama = "PKBM", f"PKBM {rng.choice(_PKBM_NAMES)}"
+            elif kind == "K":
+                jenjang, nama = "LKP", f"LKP {rng.choice(_LKP_NAMES)} {place}"
+            else:
+                jenjang = rng.choices(("SD", "SMP", "SMA", "SMK"), weights=(50, 25, 15, 10))[0]
+                nama = f"{jenjang}N {rng.randint(1, 12)} {place}"
             if nama not in self.school_names:
                 self.school_names.add(nama)
                 break
@@ -201,33 +255,77 @@ class _Generator:
             "kode_wilayah": f"{region:02d}{rng.randint(1, 3):02d}00",
         }
 
-
-def _at(year: int, month: int, day: int, hour: int, minute: int = 0) -> str:
-    return format_instant(dt.datetime(year, month, day, hour, minute, tzinfo=WIB))
+    def schools(self, n: int) -> list[dict[str, Any]]:
+        """``n`` schools, sorted by NPSN: with three or more, one PKBM/SKB and one LKP; the
+        first digits of the others run through 0, 6, 7, 8 and then the rest."""
+        rng = self.rng
+        kinds: list[Literal["sekolah", "P", "K"]] = ["sekolah"] * n
+        if n >= 3:
+            p, k = rng.sample(range(n), 2)
+            kinds[p], kinds[k] = "P", "K"
+        digits = ["0", "6", "7", "8", *rng.sample("123459", 6)]
+        found = []
+        regular = 0
+        for kind in kinds:
+            found.append(self.school(kind, digits[regular % len(digits)]))
+            regular += kind == "sekolah"
+        return sorted(found, key=lambda s: str(s["npsn"]))
 
 
 class _PeriodBuilder:
-    """Builds the records of one period."""
+    """Builds the records of one period (month offsets count from the period's first month)."""
 
-    def __init__(self, rng: random.Random, kode: str) -> None:
+    def __init__(self, rng: random.Random, period: Period, zones: dict[str, dt.tzinfo]) -> None:
         self.rng = rng
-        self.kode = kode
-        self.tahun, self.semester = _parse_period(kode)
-        self.first_month = 1 if self.semester == 1 else 7
+        self.period = period
+        self.kode = period.kode
+        self.tahun = period.tahun
+        self.first_month = period.start.month
+        self.zones = zones
+        if period.jenis == "tahunan":
+            # Planned in January–February, observed through the year, final in Nov–Dec.
+            self.approve_months: tuple[int, ...] = (0, 1)
+            self.update_months: tuple[int, ...] = (3, 4, 5, 6, 7, 8)
+            self.final_months: tuple[int, ...] = (10, 11)
+            self.stage_span = 8
+        else:
+            self.approve_months = (0,)
+            self.update_months = (2, 3, 4)
+            self.final_months = (5,)
+            self.stage_span = 3
 
     def month(self, offset: int) -> int:
         return self.first_month + offset
 
-    def instant(
-        self, offset_months: Sequence[int], days: Sequence[int], hours: Sequence[int]
-    ) -> str:
+    def moment(
+        self,
+        offset_months: Sequence[int],
+        days: Sequence[int],
+        hours: Sequence[int],
+        zone: dt.tzinfo = WIB,
+    ) -> dt.datetime:
         rng = self.rng
-        return _at(
+        return dt.datetime(
             self.tahun,
             self.month(rng.choice(offset_months)),
             rng.choice(days),
             rng.choice(hours),
+            tzinfo=zone,
         )
+
+    def instant(
+        self, offset_months: Sequence[int], days: Sequence[int], hours: Sequence[int]
+    ) -> str:
+        return format_instant(self.moment(offset_months, days, hours))
+
+    def approval(self, npsn: str, tmt: dt.date | None) -> str:
+        """``disetujui_pada`` in the school's offset; after a ``tmt_jabatan`` in the period."""
+        zone = self.zones[npsn]
+        moment = self.moment(self.approve_months, range(5, 29), (9, 10), zone)
+        if tmt is not None and tmt >= self.period.start:
+            start = dt.datetime(tmt.year, tmt.month, tmt.day, 9, tzinfo=zone)
+            moment = max(moment, start + dt.timedelta(days=self.rng.randint(3, 20)))
+        return moment.isoformat(timespec="seconds")
 
     def record(
         self,
@@ -237,6 +335,7 @@ class _PeriodBuilder:
         *,
         status: str,
         approved: bool,
+        tmt_inside: dt.date | None = None,
     ) -> dict[str, Any]:
         rng = self.rng
         catalogue = GURU_INDICATORS if person.peran == "guru" else KEPALA_SEKOLAH_INDICATORS
@@ -246,30 +345,41 @@ class _PeriodBuilder:
         done = {"final": 5, "draf": rng.randint(3, 5), "belum": rng.randint(0, 4)}[status]
         stages = []
         for i, tahap in enumerate(_STAGES):
-            selesai = (
-                _at(self.tahun, self.month(1 + i * 3 // 5), 2 + 5 * i, 13) if i < done else None
-            )
+            month = self.month(1 + i * self.stage_span // 5)
+            selesai = _at(self.tahun, month, 2 + 5 * i, 13) if i < done else None
             stages.append({"tahap": tahap, "selesai_pada": selesai})
         # Updated on a coarse grid so that many records share one instant.
-        updated = self.instant((2, 3, 4), (1, 8, 15, 22), (10,))
+        updated = self.instant(self.update_months, (1, 8, 15, 22), (10,))
+        pegawai: dict[str, Any] = {
+            "nip": person.nip,
+            "nuptk": person.nuptk,
+            "nama": person.nama,
+            "jenis_ptk": person.peran,
+            "status_kepegawaian": person.status,
+            "jabatan": person.jabatan,
+            "jenjang_jabatan": person.jenjang,
+        }
+        tmt = tmt_inside or person.tmt_jabatan
+        approval = self.approval(school["npsn"], tmt) if approved else None
+        if approval is not None and dt.datetime.fromisoformat(approval) >= (
+            dt.datetime.fromisoformat(updated)
+        ):
+            # A jabatan that began inside the period: planned, then updated, after it.
+            updated = format_instant(dt.datetime.fromisoformat(approval) + dt.timedelta(days=2))
+        if tmt is not None:
+            pegawai["tmt_jabatan"] = tmt.isoformat()
+        elif person.tmt_shown == "null":
+            pegawai["tmt_jabatan"] = None
         return {
             "id": new_id(rng),
             "versi_skema": 2,
             "periode": self.kode,
-            "pegawai": {
-                "nip": person.nip,
-                "nuptk": person.nuptk,
-                "nama": person.nama,
-                "jenis_ptk": person.peran,
-                "status_kepegawaian": person.status,
-                "jabatan": person.jabatan,
-                "jenjang_jabatan": person.jenjang,
-            },
+            "pegawai": pegawai,
             "sekolah": {"npsn": school["npsn"], "nama": school["nama"]},
             "penilai": {"nip": penilai.nip, "nama": penilai.nama, "peran": penilai.peran},
             "perencanaan": {
                 "indikator": [{"kode": c, "nama": catalogue[c]} for c in codes],
-                "disetujui_pada": (self.instant((0,), range(5, 29), (9, 10)) if approved else None),
+                "disetujui_pada": approval,
             },
             "pelaksanaan": {
                 "observasi": stages,
@@ -285,7 +395,13 @@ class _PeriodBuilder:
         }
 
     def finalise(self, record: dict[str, Any], cell: tuple[str, str], predikat: str) -> None:
-        stamp = self.instant((5,), range(1, 29), (10, 14))
+        """Final, written in the school's offset; in WITA/WIT now and then just after
+        midnight, so the local date is a day after the WIB date."""
+        rng = self.rng
+        zone = self.zones[record["sekolah"]["npsn"]]
+        moment = self.moment(self.final_months, range(1, 29), (10, 14), zone)
+        if zone is not WIB and rng.random() < 0.2:
+            moment = moment.replace(hour=0, minute=rng.randint(0, 59))
         penilaian = record["penilaian"]
         penilaian["status"] = "final"
         penilaian["hasil"] = {
@@ -293,11 +409,25 @@ class _PeriodBuilder:
             "rating_perilaku": cell[1],
             "predikat": predikat,
         }
-        penilaian["difinalkan_pada"] = stamp
-        record["diperbarui_pada"] = stamp
+        penilaian["difinalkan_pada"] = moment.isoformat(timespec="seconds")
+        record["diperbarui_pada"] = format_instant(moment)
         for stage in record["pelaksanaan"]["observasi"]:
             if stage["selesai_pada"] is None:
-                stage["selesai_pada"] = _at(self.tahun, self.month(4), 20, 13)
+                filler = self.month(1 + 4 * self.stage_span // 5)
+                stage["selesai_pada"] = _at(self.tahun, filler, 20, 13)
+
+    def tmt_inside(self, number: int) -> dt.date:
+        """A ``tmt_jabatan`` inside the period after its first month: the 1st of a month or
+        mid-month, alternately (``number`` counts the people picked so far)."""
+        rng = self.rng
+        # Late enough to count fewer months, early enough for a plan and a penilaian after it.
+        month = self.month(rng.randint(1, 8 if self.period.jenis == "tahunan" else 3))
+        day = 1 if number % 2 == 0 else rng.choice((15, 15, 10, 17))
+        return dt.date(self.tahun, month, day)
+
+
+def _at(year: int, month: int, day: int, hour: int, minute: int = 0) -> str:
+    return format_instant(dt.datetime(year, month, day, hour, minute, tzinfo=WIB))
 
 
 def generate_world(
@@ -305,13 +435,15 @@ def generate_world(
     schools: int = 10,
     teachers_per_school: int = 20,
     seed: int = 1,
-    periods: Sequence[str] = ("2025-1",),
+    periods: Sequence[str] = DEFAULT_PERIODS,
     schema_version: int = 1,
 ) -> SandboxWorld:
     """A deterministic synthetic world (see the module docstring).
 
     Per school one kepala sekolah and ``teachers_per_school`` guru, each with one record per
-    period. ``schema_version=2`` marks a deployment that serves only schema version 2.
+    period. ``periods`` are codes ``YYYY-S`` (a semester) or ``YYYY`` (a year); the latest is
+    ``berjalan``, the others ``ditutup``. ``schema_version=2`` marks a deployment that serves
+    only schema version 2.
     """
     if schools < 1 or teachers_per_school < 0:
         raise ValueError("need at least one school and a non-negative number of teachers")
@@ -319,33 +451,33 @@ def generate_world(
         raise ValueError("periods must be non-empty and distinct")
     if schema_version not in (1, 2):
         raise ValueError("schema_version is 1 or 2")
-    for kode in periods:
-        _parse_period(kode)
+    parsed = sorted((parse_period(kode) for kode in periods), key=lambda p: (p.start, p.end))
     rng = random.Random(seed)
     gen = _Generator(rng)
 
-    school_list = [gen.school() for _ in range(schools)]
-    school_list.sort(key=lambda s: s["npsn"])
+    school_list = gen.schools(schools)
+    zones: dict[str, dt.tzinfo] = {
+        s["npsn"]: _ZONES[i % 3] if i < 3 else rng.choice(_ZONES) for i, s in enumerate(school_list)
+    }
     pengawas = [gen.person("pengawas_sekolah") for _ in range(max(1, math.ceil(schools / 5)))]
+    kepala_dinas = gen.person("kepala_dinas")
     heads = [gen.person("kepala_sekolah") for _ in school_list]
     teachers = [[gen.person("guru") for _ in range(teachers_per_school)] for _ in school_list]
-    ordered = sorted(periods, key=_parse_period)
-    period_dicts = [
-        _period_dict(kode, "berjalan" if kode == ordered[-1] else "ditutup") for kode in ordered
-    ]
+    period_dicts = [p.as_wire("berjalan" if p is parsed[-1] else "ditutup") for p in parsed]
     total = len(periods) * schools * (1 + teachers_per_school)
 
     records: list[dict[str, Any]] = []
     defects: list[Defect] = []
-    for number, kode in enumerate(ordered):
-        builder = _PeriodBuilder(rng, kode)
+    for number, period in enumerate(parsed):
+        builder = _PeriodBuilder(rng, period, zones)
+        assessors = [kepala_dinas] if period.tahun >= _KEPALA_DINAS_FROM else pengawas
         per_period, found = _build_period(
             builder,
             gen,
             school_list,
             heads,
             teachers,
-            pengawas,
+            assessors,
             at_least_each_defect=number == 0 and total >= 100,
         )
         records.extend(per_period)
@@ -356,10 +488,25 @@ def generate_world(
         schools=school_list,
         records=records,
         defects=defects,
-        assessor_nips_outside_sync={p.nip for p in pengawas},
+        assessor_nips_outside_sync={p.nip for p in pengawas} | {kepala_dinas.nip},
         schema_version=schema_version,
         seed=seed,
     )
+
+
+def _pick_tmt_inside(
+    builder: _PeriodBuilder, heads: list[_Person], teachers: list[list[_Person]]
+) -> dict[str, dt.date]:
+    """The people whose jabatan begins inside this period (NIP → ``tmt_jabatan``): about 5–10 %
+    in a year, about 2 % in a semester."""
+    rng = builder.rng
+    people = [*heads, *(t for school in teachers for t in school)]
+    share = rng.uniform(0.05, 0.10) if builder.period.jenis == "tahunan" else 0.02
+    n = min(len(people), round(share * len(people)))
+    if builder.period.jenis == "tahunan" and len(people) >= 10:
+        n = max(2, n)  # both a 1st-of-the-month and a mid-month start
+    chosen = rng.sample(people, n)
+    return {person.nip: builder.tmt_inside(i) for i, person in enumerate(chosen)}
 
 
 def _build_period(
@@ -368,11 +515,12 @@ def _build_period(
     school_list: list[dict[str, Any]],
     heads: list[_Person],
     teachers: list[list[_Person]],
-    pengawas: list[_Person],
+    assessors: list[_Person],
     *,
     at_least_each_defect: bool,
 ) -> tuple[list[dict[str, Any]], list[Defect]]:
     rng = builder.rng
+    inside = _pick_tmt_inside(builder, heads, teachers)
     records: list[dict[str, Any]] = []
     guru_records: list[tuple[int, dict[str, Any]]] = []  # (school index, record)
     for i, school in enumerate(school_list):
@@ -380,15 +528,32 @@ def _build_period(
         status = rng.choices(("final", "draf", "belum"), weights=(70, 15, 15))[0]
         # A kepala sekolah is always approved and never broken: guru SKPs hang under it.
         records.append(
-            builder.record(head, school, pengawas[i % len(pengawas)], status=status, approved=True)
+            builder.record(
+                head,
+                school,
+                assessors[i % len(assessors)],
+                status=status,
+                approved=True,
+                tmt_inside=inside.get(head.nip),
+            )
         )
         for teacher in teachers[i]:
             status = rng.choices(("final", "draf", "belum"), weights=(70, 15, 15))[0]
             record = builder.record(
-                teacher, school, head, status=status, approved=rng.random() >= 0.05
+                teacher,
+                school,
+                head,
+                status=status,
+                approved=rng.random() >= 0.05,
+                tmt_inside=inside.get(teacher.nip),
             )
             records.append(record)
             guru_records.append((i, record))
+    # From now on the new jabatan began before every later period.
+    for person in [*heads, *(t for school in teachers for t in school)]:
+        if person.nip in inside:
+            person.tmt_jabatan = inside[person.nip]
+            person.tmt_shown = "date"
 
     n_total = len(records)
     n_guru = len(guru_records)
@@ -415,6 +580,7 @@ def _build_period(
     rng.shuffle(cells)
     weights = [_CELL_WEIGHTS[c] for c in PREDICATE_MATRIX]
     covered = 0
+    long_note_given = False
     for record in records:
         status = record["penilaian"]["status"]
         if status == "final":
@@ -431,7 +597,10 @@ def _build_period(
             if rng.random() < 0.5:
                 hasil["rating_perilaku"] = rng.choice(RATINGS)
         if status in ("final", "draf") and rng.random() < 0.3:
-            record["penilaian"]["catatan"] = rng.choice(_NOTES)
+            # The first note of a period is as long as the contract allows.
+            long_note = not long_note_given or rng.random() < 0.05
+            long_note_given = True
+            record["penilaian"]["catatan"] = _long_note(rng) if long_note else rng.choice(_NOTES)
 
     for _, record in cancelled:
         record["dibatalkan"] = True

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from connectors.sandbox.catalogue import TARGET_PREDICATES, TARGET_RATINGS
+from connectors.sandbox.periods import period_bounds
 
 __all__ = [
     "Answer",
@@ -20,6 +21,7 @@ __all__ = [
     "check_skp",
     "field_error",
     "problem",
+    "skp_period",
     "validation_error",
 ]
 
@@ -103,54 +105,28 @@ class _Checker:
         return None
 
 
-def check_skp(body: Any) -> list[dict[str, str]]:
-    """What is wrong with an SKP body (empty: nothing)."""
+def check_skp(body: Any, *, by_hand: bool = False) -> list[dict[str, str]]:
+    """What is wrong with an SKP body (empty: nothing).
+
+    ``by_hand``: an SKP made in e-Kinerja's own pages, which has no ``sumber``.
+    """
     c = _Checker()
-    top = c.obj(
-        body,
-        "",
-        {
-            "nip",
-            "periode",
-            "jenis_jabatan",
-            "jabatan",
-            "unit_kerja",
-            "pejabat_penilai",
-            "rencana_hasil_kerja",
-            "sumber",
-        },
-    )
+    required = {
+        "nip",
+        "periode",
+        "jenis_jabatan",
+        "jabatan",
+        "unit_kerja",
+        "pejabat_penilai",
+        "rencana_hasil_kerja",
+        "sumber",
+    }
+    top = c.obj(body, "", required - {"sumber"} if by_hand else required, frozenset({"sumber"}))
     if top is None:
         return c.errors
     c.nip(top, "nip", "nip")
-    periode = (
-        c.obj(
-            top.get("periode"), "periode", {"tahun", "semester", "tanggal_mulai", "tanggal_selesai"}
-        )
-        if "periode" in top
-        else None
-    )
-    if periode is not None:
-        tahun = c.integer(periode, "tahun", "periode.tahun")
-        if tahun is not None and not 2000 <= tahun <= 2100:
-            c.fail("periode.tahun", "tahun tidak masuk akal")
-            tahun = None
-        semester = periode.get("semester")
-        if "semester" in periode and (isinstance(semester, bool) or semester not in (1, 2)):
-            c.fail("periode.semester", "semester harus 1 atau 2")
-            semester = None
-        start = c.date(periode, "tanggal_mulai", "periode.tanggal_mulai")
-        end = c.date(periode, "tanggal_selesai", "periode.tanggal_selesai")
-        if tahun is not None and semester in (1, 2):
-            first, last = (
-                (dt.date(tahun, 1, 1), dt.date(tahun, 6, 30))
-                if semester == 1
-                else (dt.date(tahun, 7, 1), dt.date(tahun, 12, 31))
-            )
-            if start is not None and start != first:
-                c.fail("periode.tanggal_mulai", f"harus {first.isoformat()}")
-            if end is not None and end != last:
-                c.fail("periode.tanggal_selesai", f"harus {last.isoformat()}")
+    if "periode" in top:
+        _check_period(c, top["periode"])
     c.enum(top, "jenis_jabatan", "jenis_jabatan", ("guru", "kepala_sekolah"))
     c.text(top, "jabatan", "jabatan")
     if "unit_kerja" in top:
@@ -180,6 +156,48 @@ def check_skp(body: Any) -> list[dict[str, str]]:
     return c.errors
 
 
+def skp_period(periode: dict[str, Any]) -> tuple[int, str, int | None]:
+    """``(tahun, jenis, semester)`` of a checked SKP's ``periode`` (no ``jenis``: a semester)."""
+    return periode["tahun"], periode.get("jenis", "semester"), periode["semester"]
+
+
+def _check_period(c: _Checker, value: Any) -> None:
+    periode = c.obj(
+        value,
+        "periode",
+        {"tahun", "semester", "tanggal_mulai", "tanggal_selesai"},
+        frozenset({"jenis"}),
+    )
+    if periode is None:
+        return
+    tahun = c.integer(periode, "tahun", "periode.tahun")
+    if tahun is not None and not 2000 <= tahun <= 2100:
+        c.fail("periode.tahun", "tahun tidak masuk akal")
+        tahun = None
+    # Older clients send no jenis: their SKP is a semester one.
+    jenis = periode.get("jenis", "semester")
+    if jenis not in ("semester", "tahunan"):
+        c.fail("periode.jenis", "harus semester atau tahunan")
+        jenis = None
+    semester = periode.get("semester")
+    if "semester" in periode:
+        if jenis == "semester" and (isinstance(semester, bool) or semester not in (1, 2)):
+            c.fail("periode.semester", "semester harus 1 atau 2 untuk periode semester")
+            jenis = None
+        elif jenis == "tahunan" and semester is not None:
+            c.fail("periode.semester", "semester harus null untuk periode tahunan")
+            jenis = None
+    start = c.date(periode, "tanggal_mulai", "periode.tanggal_mulai")
+    end = c.date(periode, "tanggal_selesai", "periode.tanggal_selesai")
+    if tahun is None or jenis is None or "semester" not in periode:
+        return
+    first, last = period_bounds(tahun, jenis, semester)
+    if start is not None and start != first:
+        c.fail("periode.tanggal_mulai", f"harus {first.isoformat()}")
+    if end is not None and end != last:
+        c.fail("periode.tanggal_selesai", f"harus {last.isoformat()}")
+
+
 def _check_plan(c: _Checker, plan: Any) -> None:
     if not isinstance(plan, list) or not plan:
         c.fail("rencana_hasil_kerja", "harus daftar yang tidak kosong")
@@ -205,8 +223,15 @@ def _check_plan(c: _Checker, plan: Any) -> None:
                 c.text(found, "target", f"{iname}.target", 2000)
 
 
-def check_penilaian(body: Any, exact: Any) -> list[dict[str, str]]:
-    """What is wrong with a penilaian body; ``exact`` is the body parsed with ``Decimal``."""
+def check_penilaian(body: Any, exact: Any, *, jenis: str) -> list[dict[str, str]]:
+    """What is wrong with a penilaian body for an SKP of kind ``jenis`` (``semester`` or
+    ``tahunan``); ``exact`` is the body parsed with ``Decimal``.
+
+    ``angka_kredit``: a non-negative JSON number with at most 3 decimals. ``bulan_dinilai``:
+    an integer 1..12, at most the period's months (6 or 12); required with ``angka_kredit``
+    on an annual SKP, optional (6) on a semester one. The value of the angka kredit is not
+    checked.
+    """
     c = _Checker()
     top = c.obj(
         body,
@@ -218,7 +243,7 @@ def check_penilaian(body: Any, exact: Any) -> list[dict[str, str]]:
             "tanggal_penilaian",
             "pejabat_penilai",
         },
-        frozenset({"angka_kredit", "catatan"}),
+        frozenset({"angka_kredit", "bulan_dinilai", "catatan"}),
     )
     if top is None:
         return c.errors
@@ -239,8 +264,17 @@ def check_penilaian(body: Any, exact: Any) -> list[dict[str, str]]:
             exponent = value.normalize().as_tuple().exponent
             if value < 0:
                 c.fail("angka_kredit", "tidak boleh negatif")
-            elif isinstance(exponent, int) and exponent < -2:
-                c.fail("angka_kredit", "paling banyak 2 angka desimal")
+            elif isinstance(exponent, int) and exponent < -3:
+                c.fail("angka_kredit", "paling banyak 3 angka desimal")
+    months = 12 if jenis == "tahunan" else 6
+    bulan = top.get("bulan_dinilai")
+    if bulan is None:
+        if credit is not None and jenis == "tahunan":
+            c.fail("bulan_dinilai", "wajib diisi bersama angka_kredit untuk SKP tahunan")
+    elif isinstance(bulan, bool) or not isinstance(bulan, int) or not 1 <= bulan <= 12:
+        c.fail("bulan_dinilai", "harus bilangan bulat 1..12")
+    elif bulan > months:
+        c.fail("bulan_dinilai", f"paling banyak {months} bulan untuk periode {jenis}")
     catatan = top.get("catatan")
     if catatan is not None and (not isinstance(catatan, str) or len(catatan) > 2000):
         c.fail("catatan", "harus teks paling panjang 2000 karakter atau null")

@@ -61,6 +61,11 @@ def _sort_key(record: dict[str, Any]) -> tuple[dt.datetime, str]:
     return parse_instant(record["diperbarui_pada"]), str(record["id"])
 
 
+def _tmt(pegawai: dict[str, Any]) -> dict[str, Any]:
+    """``tmt_jabatan`` as the record has it: absent stays absent (both versions carry it)."""
+    return {"tmt_jabatan": pegawai["tmt_jabatan"]} if "tmt_jabatan" in pegawai else {}
+
+
 def to_v1(record: dict[str, Any]) -> dict[str, Any]:
     """The schema version 1 wire dict of a version 2 record (a new dict)."""
     pegawai = record["pegawai"]
@@ -79,6 +84,7 @@ def to_v1(record: dict[str, Any]) -> dict[str, Any]:
             "status_kepegawaian": pegawai["status_kepegawaian"],
             "jabatan": pegawai["jabatan"],
             "jenjang_jabatan": pegawai["jenjang_jabatan"],
+            **_tmt(pegawai),
         },
         "sekolah": dict(record["sekolah"]),
         "penilai": dict(record["penilai"]),
@@ -116,6 +122,7 @@ def to_v2(record: dict[str, Any]) -> dict[str, Any]:
             "status_kepegawaian": pegawai["status_kepegawaian"],
             "jabatan": pegawai["jabatan"],
             "jenjang_jabatan": pegawai["jenjang_jabatan"],
+            **_tmt(pegawai),
         },
         "sekolah": dict(record["sekolah"]),
         "penilai": dict(record["penilai"]),
