@@ -501,7 +501,8 @@ def _pick_tmt_inside(
     in a year, about 2 % in a semester."""
     rng = builder.rng
     people = [*heads, *(t for school in teachers for t in school)]
-    share = rng.uniform(0.05, 0.10) if builder.period.jenis == "tahunan" else 0.02
+    # Kept inside 5-10 % after rounding, for worlds of a few hundred people.
+    share = rng.uniform(0.055, 0.095) if builder.period.jenis == "tahunan" else 0.02
     n = min(len(people), round(share * len(people)))
     if builder.period.jenis == "tahunan" and len(people) >= 10:
         n = max(2, n)  # both a 1st-of-the-month and a mid-month start
@@ -566,8 +567,10 @@ def _build_period(
     n_rotate = 0
     if len(school_list) >= 2:
         n_rotate = min(len(pool), max(1 if n_guru >= 20 else 0, round(0.02 * n_guru)))
-    rotated = [guru_records[j] for j in pool[:n_rotate]]
-    pool = pool[n_rotate:]
+    # Not someone whose jabatan began inside the period: planned only after it, at one school.
+    movable = [j for j in pool if guru_records[j][1]["pegawai"]["nip"] not in inside]
+    rotated = [guru_records[j] for j in movable[:n_rotate]]
+    pool = [j for j in pool if j not in movable[:n_rotate]]
     n_defect = round(0.03 * n_total)
     if at_least_each_defect:
         n_defect = max(3, n_defect)
