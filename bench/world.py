@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from connectors.sandbox.world import (
+from connectors.sandbox.catalogue import (
     GURU_INDICATORS,
     KEPALA_SEKOLAH_INDICATORS,
     PREDICATE_MATRIX,

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from connectors.sandbox.ekinerja_app import TargetStore, create_ekinerja_app
 from connectors.sandbox.faults import Faults
+from connectors.sandbox.generator import generate_world
 from connectors.sandbox.pmm_app import create_pmm_app
 from connectors.sandbox.server import Sandbox, running_sandbox, serve_forever
-from connectors.sandbox.world import Defect, SandboxWorld, generate_world
+from connectors.sandbox.world import Defect, SandboxWorld
 
 __all__ = [
     "Defect",

@@ -22,8 +22,9 @@ from starlette.applications import Starlette
 
 from connectors.sandbox.ekinerja_app import TargetStore, create_ekinerja_app
 from connectors.sandbox.faults import Faults, quiet_dropped_connection_log
+from connectors.sandbox.generator import DEFAULT_PERIODS, generate_world
 from connectors.sandbox.pmm_app import create_pmm_app
-from connectors.sandbox.world import SandboxWorld, generate_world
+from connectors.sandbox.world import SandboxWorld
 
 __all__ = ["Sandbox", "running_sandbox", "serve_forever"]
 
@@ -218,7 +219,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--schools", type=int, default=10)
     parser.add_argument("--teachers-per-school", type=int, default=20)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--period", action="append", dest="periods")
+    parser.add_argument(
+        "--period",
+        action="append",
+        dest="periods",
+        help="a period code, YYYY-S (semester) or YYYY (year); repeat for more "
+        f"(default: {' '.join(DEFAULT_PERIODS)})",
+    )
     parser.add_argument("--schema-version", type=int, choices=(1, 2), default=1)
     parser.add_argument("--token-ttl-s", type=int, default=3600)
     args = parser.parse_args(argv)
@@ -226,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
         schools=args.schools,
         teachers_per_school=args.teachers_per_school,
         seed=args.seed,
-        periods=tuple(args.periods or ("2025-1",)),
+        periods=tuple(args.periods or DEFAULT_PERIODS),
         schema_version=args.schema_version,
     )
     serve_forever(

@@ -28,7 +28,7 @@ from connectors.sandbox import (
     running_sandbox,
 )
 from connectors.sandbox import pmm_app as pmm_module
-from connectors.sandbox.world import PREDICATE_MATRIX
+from connectors.sandbox.catalogue import PREDICATE_MATRIX
 
 V2 = {"Accept": "application/json; versi=2"}
 FORM = {
@@ -81,7 +81,7 @@ def skp_body(world: SandboxWorld, record: dict[str, Any]) -> dict[str, Any]:
     return {
         "nip": record["pegawai"]["nip"],
         "periode": {
-            k: period[k] for k in ("tahun", "semester", "tanggal_mulai", "tanggal_selesai")
+            k: period[k] for k in ("tahun", "jenis", "semester", "tanggal_mulai", "tanggal_selesai")
         },
         "jenis_jabatan": record["pegawai"]["jenis_ptk"],
         "jabatan": record["pegawai"]["jabatan"],
@@ -146,7 +146,7 @@ def auth(pmm: httpx.Client) -> dict[str, str]:
 
 @pytest.fixture
 def small_world() -> SandboxWorld:
-    return generate_world(schools=2, teachers_per_school=3, seed=3)
+    return generate_world(schools=2, teachers_per_school=3, seed=3, periods=("2025-1",))
 
 
 @pytest.fixture
@@ -227,12 +227,13 @@ def test_world_identifiers_are_valid_and_unique(big_world: SandboxWorld) -> None
             assert older["sekolah"]["npsn"] != newer["sekolah"]["npsn"]
             assert key(older) < key(newer)
     for school in big_world.schools:
-        assert re.fullmatch(r"[1-6][0-9A-Z]{7}", school["npsn"])
+        assert re.fullmatch(r"[0-9]{8}|[PK][0-9]{7}", school["npsn"])
     assert len({s["npsn"] for s in big_world.schools}) == len(big_world.schools)
     assert big_world.assessor_nips_outside_sync
     heads = [r for r in big_world.records() if r["pegawai"]["jenis_ptk"] == "kepala_sekolah"]
     assert {r["penilai"]["nip"] for r in heads} <= big_world.assessor_nips_outside_sync
-    assert {r["penilai"]["peran"] for r in heads} == {"pengawas_sekolah"}
+    assert {r["penilai"]["peran"] for r in heads if r["periode"] < "2026"} == {"pengawas_sekolah"}
+    assert {r["penilai"]["peran"] for r in heads if r["periode"] >= "2026"} == {"kepala_dinas"}
 
 
 def test_world_defects_are_listed_and_real(big_world: SandboxWorld) -> None:
@@ -338,10 +339,12 @@ def test_source_token_and_bearer_rules(pmm: httpx.Client, auth: dict[str, str]) 
     assert [p["kode"] for p in answer.json()["data"]] == ["2025-2", "2026-1"]
     assert answer.json()["data"][0] == {
         "kode": "2025-2",
+        "jenis": "semester",
         "tahun": 2025,
         "semester": 2,
         "tanggal_mulai": "2025-07-01",
         "tanggal_selesai": "2025-12-31",
+        "batas_penilaian": "2025-12-31",
         "status": "ditutup",
     }
 
@@ -421,14 +424,16 @@ def test_kinerja_v1_and_v2_shapes(
 
 
 def test_v2_only_deployment_ignores_accept() -> None:
-    world = generate_world(schools=1, teachers_per_school=2, seed=2)
+    world = generate_world(schools=1, teachers_per_school=2, seed=2, periods=("2025-1",))
     with (
         running_sandbox(world, schema_version=2) as sandbox,
         httpx.Client(base_url=sandbox.pmm_url) as client,
     ):
         data = client.get("/api/v1/kinerja", params={"periode": "2025-1"}, headers=bearer(client))
         assert {r["versi_skema"] for r in data.json()["data"]} == {2}
-    v2_world = generate_world(schools=1, teachers_per_school=2, seed=2, schema_version=2)
+    v2_world = generate_world(
+        schools=1, teachers_per_school=2, seed=2, periods=("2025-1",), schema_version=2
+    )
     with (
         running_sandbox(v2_world) as sandbox,
         httpx.Client(base_url=sandbox.pmm_url) as client,
@@ -539,7 +544,7 @@ def test_kinerja_cursor_rules(
 
 
 def test_record_changed_during_a_walk_is_served_again_later() -> None:
-    world = generate_world(schools=2, teachers_per_school=10, seed=4)
+    world = generate_world(schools=2, teachers_per_school=10, seed=4, periods=("2025-1",))
     with (
         running_sandbox(world) as sandbox,
         httpx.Client(base_url=sandbox.pmm_url) as client,
@@ -637,7 +642,7 @@ def test_idempotency_replay_reuse_and_conflict(
     assert again.status_code == 201
     assert again.json() == first.json()
     reused = ek.post(
-        "/api/v1/skp", json={**body, "jabatan": "Guru Ahli Utama"}, headers=idem("key-1", wauth)
+        "/api/v1/skp", json={**body, "jabatan": "Guru (diubah)"}, headers=idem("key-1", wauth)
     )
     assert reused.status_code == 422
     assert reused.json()["kode"] == "IDEMPOTENCY_KEY_REUSED"
@@ -837,7 +842,7 @@ def test_penilaian_rules_and_lock(
     assert wrong.status_code == 422
     assert wrong.json()["kode"] == "VALIDASI"
     assert wrong.json()["errors"][0]["field"] == "pejabat_penilai.nip"
-    for credit in ("12.505", '"12.5"', "-1", "true"):
+    for credit in ("12.5055", '"12.5"', "-1", "true"):
         raw = json.dumps(penilaian_body(head, angka_kredit=0)).replace(
             '"angka_kredit": 0', f'"angka_kredit": {credit}'
         )
