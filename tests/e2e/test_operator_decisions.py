@@ -48,7 +48,7 @@ def test_a_discard_holds_until_pmm_changes_the_record(state_url: str, tmp_path: 
     faults = Faults(unknown_nips={nip, other_nip})
     with running_sandbox(world, faults=faults) as box:
         config = _config(tmp_path / "c.toml", state_url, box.pmm_url, box.ekinerja_url)
-        _cli(config, "run", "--period", PERIOD)
+        _cli(config, "run", "--period", PERIOD, "--create-store")
         failure = f"{PERIOD}/{nip}/skp"
         assert failure in {f["id"] for f in _cli(config, "failures", "list", "--json")}
         _cli(config, "discard", failure, "--why", "pensiun sebelum periode")
