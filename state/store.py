@@ -11,6 +11,8 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 
 from sqlalchemy import Engine, delete, func, or_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import Select
@@ -491,10 +493,25 @@ class StateStore:
     # -- the source's period listing -----------------------------------------------------
 
     def save_periods(self, rows: Sequence[ListedPeriod]) -> None:
-        """Keep the listing as the source gave it last (a period it no longer lists stays)."""
+        """Keep the listing as the source gave it last (a period it no longer lists stays).
+
+        One upsert: several workers starting at once each write the listing, and a read
+        followed by an insert would collide."""
+        if not rows:
+            return
+        values = [row.model_dump() for row in rows]
+        dialect = self.engine.dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        statement = insert(ListedPeriod).values(values)
+        statement = statement.on_conflict_do_update(
+            index_elements=["code"],
+            set_={
+                name: statement.excluded[name]
+                for name in ("kind", "starts_on", "ends_on", "deadline", "running", "listed_at")
+            },
+        )
         with self.unit_of_work() as session:
-            for row in rows:
-                session.merge(row)
+            session.execute(statement)
 
     def listed_periods(self) -> list[ListedPeriod]:
         with self.unit_of_work() as session:

@@ -491,7 +491,7 @@ def _remove_skp(store: TargetStore, id_skp: str) -> None:
     """Make e-Kinerja lose an SKP (no API deletes one): reach into the sandbox's store."""
     with store._lock:
         skp = store._skps.pop(id_skp)
-        del store._by_person[(skp.nip, skp.tahun, skp.semester)]
+        del store._by_person[(skp.nip, skp.period)]
         store._penilaian.pop(id_skp, None)
 
 

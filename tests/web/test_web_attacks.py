@@ -656,6 +656,7 @@ def test_user_changes_are_in_the_ledger_without_passwords(tmp_path: Path) -> Non
         result = runner.invoke(cli_app, ["--config", str(config), *args], input=stdin)
         return result.exit_code, result.output
 
+    assert cli("db", "upgrade")[0] == 0  # users go into a store made on purpose
     assert cli("users", "add", "dewi", "--role", "auditor", "--password-stdin",
                stdin="kata-sandi-pertama\n")[0] == 0  # fmt: skip
     assert cli("users", "passwd", "dewi", "--password-stdin", stdin="kata-sandi-kedua\n")[0] == 0
