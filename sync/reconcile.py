@@ -424,6 +424,6 @@ def last_reconcile(store: StateStore, period: str) -> tuple[dt.datetime, dict[st
             .order_by(col(Run.started_at).desc())
             .limit(1)
         ).first()
-    if row is None or row.finished_at is None or row.summary is None:
-        return None
-    return row.finished_at, row.summary
+        if row is None or row.finished_at is None or row.summary is None:
+            return None
+        return row.finished_at, dict(row.summary)

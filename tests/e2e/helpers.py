@@ -35,8 +35,8 @@ def _instant(text: str) -> dt.datetime:
 @dataclass
 class Expected:
     """What the target must hold after a full sync, worked out from the sandbox's own data
-    independently of the engine: key "<nip>/<tahun>-<semester>" -> 1 for each SKP and
-    penilaian that must be created exactly once."""
+    independently of the engine: key "<nip>/<period>" (``…/2024-2``, ``…/2026``) -> 1 for each
+    SKP and penilaian that must be created exactly once."""
 
     skp: dict[str, int]
     assessment: dict[str, int]
@@ -60,7 +60,6 @@ def expected_after_sync(world: SandboxWorld, period: str) -> Expected:
         if latest["perencanaan"]["disetujui_pada"] is None:
             continue
         effective[nip] = latest
-    year, semester = period.split("-")
     # A penilai's SKP must be on the target first: pengawas already are; kepala sekolah only
     # if their own SKP goes.
     on_target = set(world.assessor_nips_outside_sync)
@@ -70,7 +69,7 @@ def expected_after_sync(world: SandboxWorld, period: str) -> Expected:
     on_target |= {nip for nip in principals if effective[nip]["penilai"]["nip"] in on_target}
     skp, assessment, held = {}, {}, set()
     for nip, record in effective.items():
-        key = f"{nip}/{year}-{semester}"
+        key = f"{nip}/{period}"
         if record["penilai"]["nip"] not in on_target:
             held.add(nip)
             continue

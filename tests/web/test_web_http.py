@@ -709,3 +709,32 @@ def test_users_command(tmp_path: Path) -> None:
     assert user.password_hash.startswith("$argon2id$")
     assert "kata-sandi-dewi" not in repr(user)
     store.engine.dispose()
+
+
+def test_the_overview_shows_the_last_reconciliations_drift_per_school(
+    shared: Synced, clock: FakeClock
+) -> None:
+    import datetime as dt
+    import uuid
+
+    from state.models import Run
+    from sync.reconcile import RECONCILE_OUTCOME
+
+    client = _app(shared, clock)
+    login(client, *AUDITOR)
+    when = dt.datetime(2026, 11, 29, 19, 0, tzinfo=dt.UTC)  # 30 November, 02:00 WIB
+    shared.store.save_run(
+        Run(
+            id=str(uuid.uuid4()),
+            period=PERIOD,
+            started_at=when,
+            finished_at=when,
+            outcome=RECONCILE_OUTCOME,
+            summary={"schools_listed": 3, "untracked_by_school": {"P1234567": 2}},
+        )
+    )
+    page = client.get(f"/?period={PERIOD}").text
+    assert 'id="drift-schools"' in page
+    assert "P1234567" in page
+    assert "3 sekolah diperiksa" in page
+    assert "30 Nov" in page or "2026-11-30" in page
