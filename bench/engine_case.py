@@ -289,7 +289,7 @@ class _ThreadProfiles:
 
     @contextmanager
     def active(self) -> Iterator[None]:
-        from sync import deliver
+        from sync.delivery import deliver
 
         original: Callable[..., Any] = deliver.Deliverer._deliver_claimed
         local = self._local

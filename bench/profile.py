@@ -41,9 +41,12 @@ def group_of(key: tuple[str, int, str]) -> str:
         return "validate"
     if _MAPPING_FILE.search(path) or "/mappings/target.py" in path or "/mappings/rules.py" in path:
         return "map"
-    if "/sync/plan.py" in path or "/sync/hashing.py" in path:
+    if "/sync/pipeline/plan.py" in path or "/sync/hashing.py" in path:
         return "plan"
-    if "/sync/deliver.py" in path or "/connectors/ekinerja.py" in path or "/sync/audit.py" in path:
+    if any(
+        part in path
+        for part in ("/sync/delivery/", "/connectors/ekinerja.py", "/sync/pipeline/audit.py")
+    ):
         return "deliver"
     if "/state/ledger.py" in path:
         return "deliver"
@@ -51,7 +54,7 @@ def group_of(key: tuple[str, int, str]) -> str:
         return "state (SQL)"
     if "psycopg" in path:
         return "state (SQL)"
-    if "/sync/engine.py" in path:
+    if "/sync/pipeline/engine.py" in path:
         if name in ("deliver",):
             return "deliver"
         if name in ("_pull_school",):
@@ -81,8 +84,8 @@ def summarize(
     """Stage totals and the ``top`` functions by cumulative time (threads merged)."""
     main = pstats.Stats(main_profile)
     workers = pstats.Stats(*worker_profiles) if worker_profiles else None
-    run = _cum(main, _is("sync/engine.py", "run"))
-    deliver_wall = _cum(main, _is("sync/engine.py", "deliver"))
+    run = _cum(main, _is("sync/pipeline/engine.py", "run"))
+    deliver_wall = _cum(main, _is("sync/pipeline/engine.py", "deliver"))
     pull = _cum(main, _is("connectors/pmm.py", "_get"))
     source_mock = _cum(main, lambda p, n: p.endswith("bench/mocks.py") and n == "handle")
     validate = _cum(main, _is("mappings/source.py", "read_record"))
@@ -90,11 +93,11 @@ def summarize(
         main,
         lambda p, n: bool(_MAPPING_FILE.search(p)) and n in ("skp_payload", "assessment_payload"),
     )
-    plan = _cum(main, _is("sync/plan.py", "plan_record", "plan_cancellation")) - mapping
+    plan = _cum(main, _is("sync/pipeline/plan.py", "plan_record", "plan_cancellation")) - mapping
     sql_main = _cum(main, _is("sqlalchemy/engine/base.py", "_execute_context"))
     state = run - deliver_wall - pull - validate - mapping - plan
 
-    d_total = _cum(workers, _is("sync/deliver.py", "_deliver_claimed"))
+    d_total = _cum(workers, _is("sync/delivery/deliver.py", "_deliver_claimed"))
     d_http = _cum(workers, _is("connectors/ekinerja.py", "_send"))
     target_mock = _cum(workers, lambda p, n: p.endswith("bench/mocks.py") and n == "handle")
     d_ledger = _cum(workers, _is("state/ledger.py", "append_many"))

@@ -38,6 +38,9 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, MetaData, inspect, text
 
+from state import tables
+from state.ledger import install_guards
+
 __all__ = [
     "MIGRATIONS",
     "UPGRADE_COMMAND",
@@ -125,11 +128,7 @@ class SchemaMismatch(SchemaError):
 
 def target_metadata() -> MetaData:
     """The metadata of every table of the application (what the migrations must produce)."""
-    from sqlmodel import SQLModel
-
-    import state.db  # noqa: F401  (state.db imports every module that declares tables)
-
-    return SQLModel.metadata
+    return tables.metadata
 
 
 def alembic_config(*, connection: Connection | None = None, engine: Engine | None = None) -> Config:
@@ -242,8 +241,6 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | N
     are exactly this release's; ``SchemaMismatch`` otherwise, ``SchemaAhead`` when a newer
     release upgraded it. At head, the ledger's append-only guards are (re)installed.
     """
-    from state.ledger import install_guards
-
     with _serialized(engine) as connection:
         state, before, head = _state(connection)
         if state is SchemaState.AHEAD:

@@ -27,6 +27,8 @@ from enum import StrEnum
 from sqlalchemy import Column, Engine, ForeignKey, Integer, delete, func
 from sqlalchemy import insert as sa_insert
 from sqlalchemy import select as sa_select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -354,12 +356,8 @@ def _insert_missing(session: Session, keys: Sequence[str], now: dt.datetime) -> 
     dialect = session.connection().dialect.name
     table = SQLModel.metadata.tables["console_login_throttle"]
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
         session.connection().execute(pg_insert(table).on_conflict_do_nothing(), rows)
     elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
         session.connection().execute(sqlite_insert(table).on_conflict_do_nothing(), rows)
     else:  # pragma: no cover - the project supports these two
         session.connection().execute(sa_insert(table).prefix_with("OR IGNORE"), rows)

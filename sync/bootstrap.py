@@ -17,12 +17,12 @@ from mappings.model import PeriodKind
 from mappings.versions import get_mapping
 from state.db import open_engine, prepare_schema
 from state.store import StateStore
-from sync.audit import Audit, LedgerAudit
-from sync.breaker import CircuitBreaker
-from sync.deliver import Attempt, AttemptRecorder, Deliverer, PauseGate
-from sync.engine import Engine, MappingChoice
-from sync.ratelimit import RateLimiter
-from sync.retry import RetryPolicy
+from sync.delivery.breaker import CircuitBreaker
+from sync.delivery.deliver import Attempt, AttemptRecorder, Deliverer, PauseGate
+from sync.delivery.ratelimit import RateLimiter
+from sync.delivery.retry import RetryPolicy
+from sync.pipeline.audit import Audit, LedgerAudit
+from sync.pipeline.engine import Engine, MappingChoice
 from sync.settings import Settings
 
 __all__ = ["App", "build_app", "build_store", "mapping_choice"]

@@ -1,4 +1,8 @@
-"""The web console for operators and auditors (server-rendered pages, roles, CSRF)."""
+"""The web console for operators and auditors: server-rendered pages, roles, sessions, CSRF.
+
+May import: ``operations``, ``pipeline`` (the period listing), ``state``, ``mappings`` and the
+root helpers; never ``cli`` or ``service``.
+"""
 
 from __future__ import annotations
 

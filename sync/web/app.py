@@ -44,11 +44,11 @@ from state.ledger import LedgerEntry
 from state.models import DeliveryKind, RecordStatus
 from state.store import StateStore
 from state.users import Role, User, get_user
-from sync import operator_actions
-from sync.ledger_export import CSV_COLUMNS, csv_row, jsonl_line
-from sync.operator_actions import ActionRefused, AppBuilder, UnknownRecord, failure_id
-from sync.periods import stored_period
-from sync.reconcile import last_reconcile
+from sync.operations import actions as operator_actions
+from sync.operations.actions import ActionRefused, AppBuilder, UnknownRecord, failure_id
+from sync.operations.ledger_export import CSV_COLUMNS, csv_row, jsonl_line
+from sync.operations.reconcile import last_reconcile
+from sync.pipeline.periods import stored_period
 from sync.secrets_guard import secret_problem
 from sync.settings import Settings
 from sync.web import _queries as q

@@ -22,7 +22,7 @@ from state import ledger
 from state.models import SourceRecord, SourceStatus
 from state.schema import head_revision
 from sync.cli import app as cli
-from sync.reconcile import reconcile_period
+from sync.operations.reconcile import reconcile_period
 from tests.e2e.helpers import Expected, app_for, expected_after_sync
 
 YEAR, SEMESTER = "2026", "2024-2"

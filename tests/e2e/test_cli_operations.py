@@ -326,7 +326,7 @@ def test_logs_carry_reason_code_and_run_id_and_failures_show_wib(tmp_path: Path)
     from structlog.testing import capture_logs
 
     from connectors.sandbox import Faults
-    from sync.ledger_export import WIB
+    from sync.operations.ledger_export import WIB
 
     from .helpers import app_for
 
@@ -364,8 +364,8 @@ def test_the_daemon_keeps_records_pending_while_e_kinerja_is_unreachable(
 ) -> None:
     import httpx
 
-    from sync.daemon import Daemon
     from sync.logs import configure_logging
+    from sync.service.daemon import Daemon
     from sync.settings import load_settings
 
     from .test_daemon import _daemon_section, _daemon_thread

@@ -28,8 +28,8 @@ from state.db import make_engine
 from state.models import OutboxEntry, OutboxState
 from sync.bootstrap import build_store
 from sync.cli import app as cli
-from sync.daemon import Daemon, DaemonError
 from sync.logs import configure_logging
+from sync.service.daemon import Daemon, DaemonError
 from sync.settings import load_settings
 from sync.version import VERSION
 from tests.e2e.helpers import app_for, expected_after_sync

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sync.breaker import BreakerState, CircuitBreaker
+from sync.delivery.breaker import BreakerState, CircuitBreaker
 
 
 class FakeClock:

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from mappings.model import ListedPeriod, Period
-from sync.calendar import active_periods, resolve_periods
+from sync.service.calendar import active_periods, resolve_periods
 
 WIB = ZoneInfo("Asia/Jakarta")
 

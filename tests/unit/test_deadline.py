@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 
 from mappings.model import ListedPeriod, Period
-from sync.deadline import deadline_view, today_in_jakarta
+from sync.operations.deadline import deadline_view, today_in_jakarta
 
 
 def _listed(code: str, deadline: str | None = None) -> ListedPeriod:

@@ -33,7 +33,7 @@ from mappings.model import PerformanceRecord
 from mappings.source import read_record
 from mappings.versions import DEFAULT_VERSION, MAPPING_VERSIONS, MappingVersion
 from sync.hashing import canonical_json
-from sync.plan import plan_record
+from sync.pipeline.plan import plan_record
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"

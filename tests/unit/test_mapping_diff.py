@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sync.mapping_diff import FieldChange, diff_payloads
+from sync.operations.mapping_diff import FieldChange, diff_payloads
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sync.npsn import NpsnError, check_format
+from sync.operations.npsn import NpsnError, check_format
 
 
 @pytest.mark.parametrize("npsn", ["20212345", "P1234567", "K7654321", "70001234", "ABCDEFGH"])

@@ -11,7 +11,7 @@ from mappings.model import Period, PeriodKind
 from mappings.periods import PeriodListingError, active_periods, find_period, read_periods
 from mappings.rules import Grade, Predicate, credit_points
 from mappings.versions import MAPPING_VERSIONS, get_mapping
-from sync.engine import MappingChoice, MappingChoiceError
+from sync.pipeline.engine import MappingChoice, MappingChoiceError
 from sync.settings import ConfigError, load_settings
 
 

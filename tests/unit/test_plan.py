@@ -24,7 +24,7 @@ from mappings.rules import Grade, Predicate, Rating
 from mappings.versions import DEFAULT_VERSION, get_mapping
 from state.models import DeliveryKind, OutboxAction, RecordStatus
 from sync.hashing import canonical_json, content_hash, idempotency_key
-from sync.plan import Decision, Known, plan_cancellation, plan_record
+from sync.pipeline.plan import Decision, Known, plan_cancellation, plan_record
 
 WIB = dt.timezone(dt.timedelta(hours=7))
 MAPPING = get_mapping(DEFAULT_VERSION)
@@ -458,7 +458,7 @@ def test_a_discarded_record_stays_closed_when_cancelled_afterwards_without_a_new
 
 def test_only_a_new_version_from_pmm_reopens_a_discarded_record() -> None:
     from state.models import DISCARDED
-    from sync.plan import closed_by_operator
+    from sync.pipeline.plan import closed_by_operator
 
     before = DISCARDED_AT - dt.timedelta(days=1)
     after = DISCARDED_AT + dt.timedelta(seconds=1)

@@ -4,7 +4,7 @@ import io
 
 from rich.console import Console
 
-from sync.progress import progress_bars
+from sync.cli.progress import progress_bars
 
 
 def test_bars_on_a_terminal_count_each_stage() -> None:

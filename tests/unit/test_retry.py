@@ -17,8 +17,8 @@ from connectors.errors import (
     SyncError,
     TargetPaused,
 )
-from sync.ratelimit import RateLimiter
-from sync.retry import RetryPolicy
+from sync.delivery.ratelimit import RateLimiter
+from sync.delivery.retry import RetryPolicy
 
 
 class Sleeps:

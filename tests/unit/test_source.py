@@ -613,7 +613,7 @@ def test_mutated_record_goes_through_mapping_or_is_refused_with_a_reason(
     is refused with a reason (quarantine); nothing else ever escapes."""
     from mappings.target import MappingError
     from mappings.versions import MAPPING_VERSIONS
-    from sync.plan import plan_record
+    from sync.pipeline.plan import plan_record
 
     outcome = read_record(raw)
     if isinstance(outcome, Rejection):

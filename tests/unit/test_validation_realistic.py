@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from mappings.model import PerformanceRecord, Role
 from mappings.source import Rejection, read_record
 from mappings.versions import get_mapping
-from sync.plan import plan_record
+from sync.pipeline.plan import plan_record
 
 MATRIX = {
     ("diatas_ekspektasi", "dibawah_ekspektasi"): "kurang",

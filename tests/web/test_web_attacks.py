@@ -41,7 +41,7 @@ from state.store import StateStore
 from state.users import Role, add_user, login_throttles
 from sync.bootstrap import build_store
 from sync.cli import app as cli_app
-from sync.ledger_export import safe_cell
+from sync.operations.ledger_export import safe_cell
 from sync.secrets_guard import secret_problem
 from sync.settings import ConfigError, Settings, load_settings
 from sync.web.app import COOKIE, DEVICE_COOKIE, create_web_app

@@ -718,7 +718,7 @@ def test_the_overview_shows_the_last_reconciliations_drift_per_school(
     import uuid
 
     from state.models import Run
-    from sync.reconcile import RECONCILE_OUTCOME
+    from sync.operations.reconcile import RECONCILE_OUTCOME
 
     client = _app(shared, clock)
     login(client, *AUDITOR)

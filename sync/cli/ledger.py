@@ -25,9 +25,20 @@ from rich.table import Table
 from rich.text import Text
 from sqlmodel import Session
 
+from mappings.model import Period
 from state import ledger
 from state.ledger import LedgerEntry
-from sync.ledger_export import CSV_COLUMNS, WIB, csv_row, export_record, jsonl_line, wib_time
+from sync.bootstrap import build_store
+from sync.cli.options import console, err_console
+from sync.cli.progress import progress_bars
+from sync.operations.ledger_export import (
+    CSV_COLUMNS,
+    WIB,
+    csv_row,
+    export_record,
+    jsonl_line,
+    wib_time,
+)
 
 __all__ = ["ledger_app"]
 
@@ -124,8 +135,6 @@ def _filters(
     nip: str | None, npsn: str | None, period: str | None, since: str | None, until: str | None
 ) -> _Filters:
     if period is not None:
-        from mappings.model import Period
-
         try:
             Period.parse(period)
         except ValueError as exc:
@@ -142,7 +151,6 @@ def _filters(
 @contextmanager
 def _reading(ctx: typer.Context) -> Iterator[Session]:
     """A read-only session on the state store of the settings (one snapshot on PostgreSQL)."""
-    from sync.bootstrap import build_store
 
     settings = ctx.obj.settings()
     # No store there: an error naming the path (opening it would create an empty store whose
@@ -160,7 +168,6 @@ def _reading(ctx: typer.Context) -> Iterator[Session]:
 
 
 def _err(message: str) -> None:
-    from sync.cli import err_console
 
     err_console.print(message, markup=False, highlight=False)
 
@@ -220,7 +227,6 @@ def show(
 
 
 def _print_table(entries: list[LedgerEntry], filters: _Filters) -> None:
-    from sync.cli import console
 
     table = Table(
         title=f"Ledger: {len(entries)} entries ({filters.describe()}); times in WIB (UTC+7)",
@@ -269,7 +275,6 @@ def _pretty(body: str | None) -> str:
 
 
 def _print_bodies(entry: LedgerEntry) -> None:
-    from sync.cli import console
 
     lines = [
         f"#{entry.seq}  {wib_time(entry.at)} WIB  {entry.actor}  {entry.action} -> {entry.outcome}",
@@ -322,8 +327,6 @@ def export(
     as a formula starts with an apostrophe. JSONL holds each entry exactly as hashed, so an
     export can be checked with another tool (see the README, For auditors).
     """
-    from sync.cli import err_console
-    from sync.progress import progress_bars
 
     filters = _filters(nip, npsn, period, since, until)
     with (

@@ -14,7 +14,7 @@ from typing import Protocol
 from sqlmodel import Session
 
 from state import ledger
-from sync.deliver import Attempt
+from sync.delivery.deliver import Attempt
 
 __all__ = ["Audit", "LedgerAudit", "NullAudit"]
 

@@ -66,10 +66,10 @@ from state.models import (
 )
 from state.store import StateStore
 from sync.advice import advice
-from sync.breaker import CircuitBreaker
+from sync.delivery.breaker import CircuitBreaker
+from sync.delivery.ratelimit import RateLimiter
+from sync.delivery.retry import RetryPolicy
 from sync.hashing import idempotency_key
-from sync.ratelimit import RateLimiter
-from sync.retry import RetryPolicy
 
 __all__ = [
     "Attempt",

@@ -11,7 +11,12 @@ import typer
 from rich.table import Table
 
 from connectors.errors import FatalError
-from sync.cli import NpsnOption, PeriodOption, _check_period, console
+from sync.bootstrap import build_app
+from sync.cli.options import NpsnOption, PeriodOption, check_period, console
+from sync.cli.output import fail, set_json_errors
+from sync.logs import configure_logging
+from sync.operations.reconcile import reconcile_period
+from sync.service.daemon import Daemon, DaemonError
 
 __all__ = ["daemon", "reconcile"]
 
@@ -40,9 +45,6 @@ def daemon(
     Syncs the active periods on [daemon] sync_cron, resends due retries every
     retry_every_s, reconciles on reconcile_cron. SIGTERM or SIGINT stops it cleanly (exit 0).
     """
-    from sync.cli_output import fail, set_json_errors
-    from sync.daemon import Daemon, DaemonError
-    from sync.logs import configure_logging
 
     settings = ctx.obj.settings()
     # --log-json/--log-console before the command win over [daemon] log_format.
@@ -79,12 +81,9 @@ def reconcile(
     changed outside the sync; per school, SKPs on e-Kinerja the sync never sent. Exit code
     0: everything matches; 1: something differs; 2: it could not be checked.
     """
-    from sync.bootstrap import build_app
-    from sync.cli_output import fail
-    from sync.reconcile import reconcile_period
 
     settings = ctx.obj.settings()
-    period = _check_period(period)
+    period = check_period(period)
     with build_app(settings, actor="cli", create_store=False) as application:
         try:
             report = reconcile_period(

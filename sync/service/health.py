@@ -35,7 +35,7 @@ from sqlmodel import Session, col, func, select
 
 from state.models import OutboxEntry, OutboxState, Run, SourceRecord, SourceStatus, SyncRecord
 from state.store import StateStore
-from sync.deliver import Attempt
+from sync.delivery.deliver import Attempt
 from sync.version import VERSION
 
 __all__ = ["DaemonMetrics", "HealthServer", "StoreCollector", "health_report", "last_successes"]

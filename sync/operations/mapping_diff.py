@@ -35,7 +35,7 @@ from state.models import (
     SyncRecord,
 )
 from state.store import StateStore
-from sync.plan import Known, closed_by_operator, effective_record, plan_record
+from sync.pipeline.plan import Known, closed_by_operator, effective_record, plan_record
 
 __all__ = [
     "DiffStatus",

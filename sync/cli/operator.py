@@ -5,23 +5,26 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import json
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from sqlmodel import Session
 
 from connectors.errors import FatalError, RetriableError
 from mappings.model import Period
+from state import ledger
 from state.models import DeliveryKind, RecordStatus, SourceRecord, SyncRecord
 from state.store import StateStore
-from sync import operator_actions as actions
-from sync.cli_output import EXIT_UNREACHABLE, fail
-from sync.ledger_export import wib_time
-from sync.npsn import check_in_store
-from sync.operator_actions import failure_id
-
-if TYPE_CHECKING:
-    from sync.engine import ReplayOutcome
+from sync.bootstrap import build_app, build_store
+from sync.cli.options import check_period, console, err_console
+from sync.cli.output import EXIT_UNREACHABLE, fail
+from sync.cli.progress import progress_bars
+from sync.operations import actions
+from sync.operations.actions import failure_id
+from sync.operations.ledger_export import wib_time
+from sync.operations.npsn import check_in_store
+from sync.pipeline.engine import ReplayOutcome
 
 __all__ = ["discard", "failures_app", "quarantine_app", "replay", "reset"]
 
@@ -64,7 +67,6 @@ def parse_failure_id(value: str) -> tuple[str, str, DeliveryKind]:
 
 
 def _store(ctx: typer.Context) -> StateStore:
-    from sync.bootstrap import build_store
 
     return build_store(ctx.obj.settings(), create=False)
 
@@ -92,7 +94,6 @@ def failures_list(
     as_json: JsonFlag = False,
 ) -> None:
     """Dead (failed) and locked records, with the reason."""
-    from sync.cli import console
 
     rows = _store(ctx).failures(period=period, npsns=list(npsn or []), reason=reason)
     if as_json:
@@ -119,7 +120,6 @@ def failures_show(
     as_json: JsonFlag = False,
 ) -> None:
     """One failure: the record, the reason, the request as sent, every answer."""
-    from sync.cli import console
 
     period, nip, kind = parse_failure_id(failure)
     store = _store(ctx)
@@ -183,12 +183,6 @@ def failures_show(
 
 def _attempts(store: StateStore, record: SyncRecord) -> list[dict[str, Any]]:
     """Every attempt the ledger holds for the record (empty without a ledger)."""
-    try:
-        from sqlmodel import Session
-
-        from state import ledger
-    except ImportError:  # pragma: no cover
-        return []
     with Session(store.engine) as session:
         return [
             {
@@ -222,9 +216,6 @@ def replay(
 
     Choose them by ID, or by --period [--npsn] [--reason], or --all.
     """
-    from sync.bootstrap import build_app
-    from sync.cli import console, err_console
-    from sync.progress import progress_bars
 
     chosen_by = sum([bool(ids), bool(period), all_])
     if chosen_by != 1 or ((npsn or reason) and not period):
@@ -287,7 +278,6 @@ def replay(
 
 
 def _print_replay(outcomes: list[ReplayOutcome], *, dry_run: bool, as_json: bool) -> None:
-    from sync.cli import console
 
     if as_json:
         console.print_json(
@@ -323,7 +313,6 @@ def quarantine_list(
 ) -> None:
     """Source records kept out for bad data, with the reason; fix them in PMM/Dapodik and the
     next run reads them again."""
-    from sync.cli import console
 
     rows: list[SourceRecord] = _store(ctx).quarantine(
         period=period, npsns=list(npsn or []), reason=reason
@@ -372,7 +361,6 @@ def discard(
     actor: ActorOption = None,
 ) -> None:
     """Stop chasing a failed record without sending it (written to the ledger)."""
-    from sync.cli import console
 
     parse_failure_id(failure)
     try:
@@ -393,10 +381,9 @@ def reset(
     """Forget where reading PMM stopped, so the next run reads the period's records again from
     the start (e.g. after PMM restored data); written to the ledger. Nothing is re-sent
     unless it changed."""
-    from sync.cli import _check_period, console
 
     store = _store(ctx)
-    check_in_store(store, list(npsn or []), _check_period(period))
+    check_in_store(store, list(npsn or []), check_period(period))
     schools = actions.reset_cursors(store, period, list(npsn or []), user_name=_who(actor))
     console.print(
         f"{period}: reading starts again from the beginning for {len(schools)} school(s)"

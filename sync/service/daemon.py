@@ -59,12 +59,12 @@ from mappings.model import ListedPeriod
 from mappings.periods import PeriodListingError
 from state.db import require_existing
 from sync.bootstrap import App, build_app
-from sync.calendar import resolve_periods
-from sync.deliver import Attempt
-from sync.engine import MappingChoiceError
-from sync.health import DaemonMetrics, HealthReport, HealthServer, health_report
-from sync.periods import fetch_listing, stored_listing
-from sync.reconcile import reconcile_period
+from sync.delivery.deliver import Attempt
+from sync.operations.reconcile import reconcile_period
+from sync.pipeline.engine import MappingChoiceError
+from sync.pipeline.periods import fetch_listing, stored_listing
+from sync.service.calendar import resolve_periods
+from sync.service.health import DaemonMetrics, HealthReport, HealthServer, health_report
 from sync.settings import Settings
 from sync.version import VERSION
 

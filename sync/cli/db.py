@@ -9,14 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import Annotated, NoReturn
 
 import typer
+from sqlalchemy import Engine
 
-if TYPE_CHECKING:
-    from sqlalchemy import Engine
-
-    from state.schema import SchemaError
+from state.db import open_engine, safe_url
+from state.schema import (
+    SchemaAhead,
+    SchemaBehind,
+    SchemaError,
+    SchemaState,
+    check,
+    current_revision,
+    head_revision,
+    upgrade,
+)
+from sync.cli.options import console
+from sync.cli.output import fail
 
 __all__ = ["db_app"]
 
@@ -34,7 +44,6 @@ def _engine(ctx: typer.Context, *, create: bool = False) -> Iterator[tuple[Engin
     """The state store's engine, and its URL without a password (to print). Only ``create``
     (``db upgrade``) makes a SQLite file that is not there; an unusable store is
     ``StoreUnusable`` (one line, exit 2: ``sync.cli_output``)."""
-    from state.db import open_engine, safe_url
 
     url = ctx.obj.settings().state.url
     engine = open_engine(url, create=create)
@@ -45,7 +54,6 @@ def _engine(ctx: typer.Context, *, create: bool = False) -> Iterator[tuple[Engin
 
 
 def _fail(exc: SchemaError, code: int = 2) -> NoReturn:
-    from sync.cli_output import fail
 
     fail(str(exc), code, problem="schema")
 
@@ -58,8 +66,6 @@ def upgrade_command(
     ] = "head",
 ) -> None:
     """Bring the state store's schema up to this release (back the database up first)."""
-    from state.schema import SchemaError, upgrade
-    from sync.cli import console
 
     with _engine(ctx, create=True) as (engine, where):
         try:
@@ -77,8 +83,6 @@ def upgrade_command(
 @db_app.command("current")
 def current_command(ctx: typer.Context) -> None:
     """The schema revision of the state store, and the one this release needs."""
-    from state.schema import check, current_revision, head_revision
-    from sync.cli import console
 
     with _engine(ctx) as (engine, where):
         current = current_revision(engine)
@@ -94,15 +98,6 @@ def current_command(ctx: typer.Context) -> None:
 def check_command(ctx: typer.Context) -> None:
     """Exit 0 when the schema is this release's, 1 when `db upgrade` is needed, 2 when this
     release cannot use it (a newer release upgraded it, or unknown tables)."""
-    from state.schema import (
-        SchemaAhead,
-        SchemaBehind,
-        SchemaState,
-        check,
-        current_revision,
-        head_revision,
-    )
-    from sync.cli import console
 
     with _engine(ctx) as (engine, _where):
         state = check(engine)

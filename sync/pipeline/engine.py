@@ -40,11 +40,11 @@ from state.models import (
 )
 from state.store import StateStore
 from sync.advice import advice
-from sync.audit import Audit, NullAudit
-from sync.deliver import Deliverer, DeliveryResult, orphaned
+from sync.delivery.deliver import Deliverer, DeliveryResult, orphaned
 from sync.hashing import content_hash, idempotency_key
-from sync.periods import fetch_listing
-from sync.plan import (
+from sync.pipeline.audit import Audit, NullAudit
+from sync.pipeline.periods import fetch_listing
+from sync.pipeline.plan import (
     Decision,
     Known,
     closed_by_operator,

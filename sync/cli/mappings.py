@@ -12,7 +12,15 @@ from rich.table import Table
 from mappings.model import Period, PeriodKind
 from mappings.versions import DEFAULT_VERSIONS, MAPPING_VERSIONS
 from state.models import DeliveryKind
-from sync.mapping_diff import DiffStatus, FieldChange, MappingDiff, RecordDiff
+from sync.bootstrap import build_store
+from sync.cli.options import check_period, console
+from sync.operations.mapping_diff import (
+    DiffStatus,
+    FieldChange,
+    MappingDiff,
+    RecordDiff,
+    diff_period,
+)
 
 __all__ = ["mappings_app"]
 
@@ -30,7 +38,6 @@ _VALUE_WIDTH = 160
 def mappings_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """The mapping versions this release knows, the period kinds each maps, and which one
     [sync] mapping_versions makes active for each kind."""
-    from sync.cli import console
 
     settings = ctx.obj.settings().sync
     rows: list[dict[str, Any]] = [
@@ -110,7 +117,6 @@ _STATUS_LABEL = {
 
 
 def _print_diff(diff: MappingDiff, active: str, setting: str) -> None:
-    from sync.cli import console
 
     counts = diff.counts()
     # What a switch sends first, then what it cannot send, then what it cannot compare.
@@ -184,9 +190,6 @@ def mappings_diff(
 ) -> None:
     """Per record, which payload fields would change if it were mapped with --to, against
     what was last delivered. Reads the state store only: nothing is sent, nothing is written."""
-    from sync.bootstrap import build_store
-    from sync.cli import _check_period, console
-    from sync.mapping_diff import diff_period
 
     if to not in MAPPING_VERSIONS:
         raise typer.BadParameter(
@@ -194,7 +197,7 @@ def mappings_diff(
             "(see `ekinerja-sync mappings list`)",
             param_hint="--to",
         )
-    kind = Period.parse(_check_period(period)).kind
+    kind = Period.parse(check_period(period)).kind
     if not MAPPING_VERSIONS[to].maps(kind):
         raise typer.BadParameter(
             f"mapping version {to} maps {MAPPING_VERSIONS[to].kinds_label} periods, and "

@@ -22,9 +22,9 @@ from contextlib import AbstractContextManager
 from mappings.model import Period
 from state.models import DISCARDED, DeliveryKind, RecordStatus, SyncRecord
 from state.store import StateStore
-from sync.audit import LedgerAudit
 from sync.bootstrap import App
-from sync.engine import ReplayOutcome
+from sync.pipeline.audit import LedgerAudit
+from sync.pipeline.engine import ReplayOutcome
 from sync.secrets_guard import secret_problem
 from sync.settings import Settings
 

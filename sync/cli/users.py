@@ -15,8 +15,23 @@ import typer
 from rich.table import Table
 from sqlalchemy import Engine
 
-from state.users import Role, UserError
-from sync.ledger_export import wib_time
+from state.users import (
+    NAME_PATTERN,
+    Role,
+    UserError,
+    add_user,
+    get_user,
+    list_users,
+    login_throttles,
+    set_disabled,
+    set_password,
+    set_role,
+)
+from sync.bootstrap import build_store
+from sync.cli.options import console
+from sync.cli.output import report_error
+from sync.operations.ledger_export import wib_time
+from sync.web.auth import Passwords, password_problem
 
 __all__ = ["users_app"]
 
@@ -30,20 +45,17 @@ users_app = typer.Typer(
 
 
 def _engine(ctx: typer.Context) -> Engine:
-    from sync.bootstrap import build_store
 
     return build_store(ctx.obj.settings(), create=False).engine
 
 
 def _fail(message: str) -> typer.Exit:
-    from sync.cli_output import report_error
 
     report_error(message, exit_code=1)
     return typer.Exit(1)
 
 
 def _read_password(from_stdin: bool) -> str:
-    from sync.web.auth import password_problem
 
     if from_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -69,9 +81,6 @@ def add(
     ] = False,
 ) -> None:
     """Add a user; asks for the password twice (or reads it with --password-stdin)."""
-    from state.users import NAME_PATTERN, add_user, get_user
-    from sync.cli import console
-    from sync.web.auth import Passwords
 
     if not NAME_PATTERN.fullmatch(name):
         raise _fail(f"{name!r} is not a user name: 1-64 lowercase letters, digits, '.', '_' or '-'")
@@ -92,8 +101,6 @@ def add(
 @users_app.command("list")
 def list_(ctx: typer.Context) -> None:
     """Every user, with role, creation time, whether disabled, and failed logins."""
-    from state.users import list_users, login_throttles
-    from sync.cli import console
 
     engine = _engine(ctx)
     try:
@@ -132,8 +139,6 @@ def disable(
     name: Annotated[str, typer.Argument(help="the user to disable")],
 ) -> None:
     """Disable a user: their sessions end at once and they cannot log in."""
-    from state.users import set_disabled
-    from sync.cli import console
 
     engine = _engine(ctx)
     try:
@@ -151,8 +156,6 @@ def enable(
     name: Annotated[str, typer.Argument(help="the user to enable again")],
 ) -> None:
     """Enable a disabled user again."""
-    from state.users import set_disabled
-    from sync.cli import console
 
     engine = _engine(ctx)
     try:
@@ -171,8 +174,6 @@ def role(
     new_role: Annotated[Role, typer.Option("--role", help="auditor or operator")],
 ) -> None:
     """Give a user another role; their sessions end at once (they log in again)."""
-    from state.users import set_role
-    from sync.cli import console
 
     engine = _engine(ctx)
     try:
@@ -195,9 +196,6 @@ def passwd(
 ) -> None:
     """Set a user's password (asked twice, or --password-stdin); their sessions end at once
     and the failed logins counted against the name are forgotten."""
-    from state.users import get_user, set_password
-    from sync.cli import console
-    from sync.web.auth import Passwords
 
     engine = _engine(ctx)
     try:

@@ -6,6 +6,13 @@ from typing import Annotated
 
 import typer
 
+from state.users import user_count
+from sync.bootstrap import build_store
+from sync.cli.options import err_console
+from sync.settings import ConfigError
+from sync.web.keys import console_key, is_loopback, require_lasting_key
+from sync.web.server import serve
+
 __all__ = ["web"]
 
 
@@ -22,12 +29,6 @@ def web(
 
     Create users first: ekinerja-sync users add NAME --role auditor|operator.
     """
-    from state.users import user_count
-    from sync.bootstrap import build_store
-    from sync.cli import err_console
-    from sync.settings import ConfigError
-    from sync.web.keys import console_key, is_loopback, require_lasting_key
-    from sync.web.server import serve
 
     settings = ctx.obj.settings()
     bind_host = host or settings.web.host

@@ -20,7 +20,11 @@ from rich.markup import escape
 from typer._click.exceptions import UsageError  # typer >= 0.22 ships its own click
 from typer.core import TyperGroup
 
+from state.db import StoreUnusable
+from state.schema import SchemaError
 from sync.logs import redact_secrets
+from sync.operations.npsn import NpsnError
+from sync.settings import ConfigError
 
 __all__ = [
     "EXIT_FAILED",
@@ -78,10 +82,6 @@ class CliGroup(TyperGroup):
     """The top-level command group: turns start-up errors into one line (see the module)."""
 
     def invoke(self, ctx: Any) -> Any:
-        from state.db import StoreUnusable
-        from state.schema import SchemaError
-        from sync.npsn import NpsnError
-        from sync.settings import ConfigError
 
         try:
             return super().invoke(ctx)

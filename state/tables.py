@@ -1,0 +1,21 @@
+"""Every table of the state store, registered in one place: the application's ``metadata``.
+
+Importing this module imports each module that declares tables (``models`` first: it sets
+the naming convention that makes constraint names the same on SQLite and PostgreSQL), so
+``state.db`` (which creates and checks the store) and ``state.schema`` (which compares it
+with the migrations) both see all of them without importing each other.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import SQLModel
+
+import state.models
+import state.users
+from state import ledger
+
+__all__ = ["metadata"]
+
+# The modules above declared their tables on it; named here so nobody imports them for effect.
+TABLE_MODULES = (state.models, state.users, ledger)
+metadata = SQLModel.metadata

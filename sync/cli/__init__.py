@@ -1,0 +1,108 @@
+"""The ``ekinerja-sync`` command line (typer + rich): ``app`` is built here from the command
+groups, one module each; what they share (consoles, options, the context) is in ``options``,
+how errors are reported in ``output``.
+
+The console script is ``ekinerja-sync = sync.cli:main``.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from state.schema import SchemaError
+from sync.cli.db import db_app
+from sync.cli.ledger import ledger_app
+from sync.cli.mappings import mappings_app
+from sync.cli.operator import discard, failures_app, quarantine_app, replay, reset
+from sync.cli.options import CliContext
+from sync.cli.output import CliGroup, json_errors, report_error, set_json_errors
+from sync.cli.run import run, status
+from sync.cli.sandbox import demo, sandbox
+from sync.cli.service import daemon, reconcile
+from sync.cli.users import users_app
+from sync.cli.web import web
+from sync.logs import configure_logging
+from sync.version import VERSION
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="ekinerja-sync",
+    help="Carry guru and kepala sekolah performance records from PMM into e-Kinerja.",
+    no_args_is_help=True,
+    add_completion=False,
+    cls=CliGroup,  # start-up errors in one line, JSON with --log-json (sync/cli/output.py)
+)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"ekinerja-sync {VERSION}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="config.toml (default: $EKINERJA_SYNC_CONFIG, else built-in sandbox defaults)",
+        ),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log every event")] = False,
+    log_json: Annotated[
+        bool | None,
+        typer.Option(
+            "--log-json/--log-console", help="log format, errors included (default: auto)"
+        ),
+    ] = None,
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="print the version, exit"
+        ),
+    ] = False,
+) -> None:
+    configure_logging(json=log_json, level="INFO" if verbose else "WARNING")
+    set_json_errors(log_json is True)
+    ctx.obj = CliContext(config, verbose, log_json)
+
+
+# The commands, in the order `--help` lists them.
+for command in (run, status, sandbox, demo, replay, discard, reset, web, daemon, reconcile):
+    app.command()(command)
+app.add_typer(failures_app, name="failures")
+app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(ledger_app, name="ledger")
+app.add_typer(users_app, name="users")
+app.add_typer(mappings_app, name="mappings")
+app.add_typer(db_app, name="db")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except SchemaError as exc:  # any command (the daemon too) on a schema that is behind or
+        # ahead stops here with the message naming `ekinerja-sync db upgrade`
+        report_error(str(exc), exit_code=2, problem="schema")
+        sys.exit(2)
+    except Exception as exc:  # a bug: with --log-json still one JSON line (the trace in it)
+        if not json_errors():
+            raise
+        report_error(
+            f"{type(exc).__name__}: {exc}",
+            exit_code=1,
+            event="cli.crashed",
+            traceback=traceback.format_exc(),
+        )
+        sys.exit(1)

@@ -1,0 +1,309 @@
+"""``run`` and ``status``: sync periods, and see where a period stands."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from connectors.errors import FatalError, RetriableError
+from mappings.periods import PeriodListingError
+from state.models import SourceRecord
+from sync.bootstrap import build_app, build_store
+from sync.cli.options import NpsnOption, PeriodOption, check_period, console, err_console, safe_url
+from sync.cli.output import EXIT_UNREACHABLE, fail, report_error
+from sync.cli.progress import progress_bars
+from sync.operations.deadline import DeadlineView, deadline_view, today_in_jakarta
+from sync.operations.npsn import check_format, check_in_source, check_in_store
+from sync.pipeline.engine import MappingChoiceError, RunSummary
+from sync.pipeline.periods import fetch_listing, stored_period
+from sync.service.calendar import resolve_periods
+from sync.settings import Settings
+
+_SUMMARY_ROWS = (
+    ("new", "new: created on e-Kinerja in this run"),
+    ("updated", "updated: replaced on e-Kinerja in this run"),
+    ("unchanged", "unchanged: delivered before, no change since"),
+    ("waiting", "waiting: not ready in PMM yet"),
+    ("held", "held: penilai has no SKP yet; sent later"),
+    ("pending", "pending: not delivered yet; sent next run"),
+    ("failed", "failed: refused by e-Kinerja (see status)"),
+    ("locked", "locked: changed after e-Kinerja locked it"),
+    ("cancelled", "cancelled in PMM"),
+)
+
+
+def print_summary(summary: RunSummary, out: Console = console) -> None:
+    """The end-of-run table: new, updated, unchanged, quarantined, failed (and the rest)."""
+    title = f"Sync {summary.period}"
+    rows = list(_SUMMARY_ROWS)
+    if summary.dry_run:
+        title += " (dry run: nothing sent, nothing written)"
+        rows = [("would_send", "would send"), *rows[2:]]
+    table = Table(title=title, title_justify="left")
+    table.add_column("outcome")
+    table.add_column("SKP", justify="right")
+    table.add_column("penilaian", justify="right")
+    for key, label in rows:
+        table.add_row(label, str(summary.count("skp", key)), str(summary.count("assessment", key)))
+    table.add_section()
+    table.add_row("quarantined: bad data in PMM (see status)", str(summary.quarantined), "")
+    out.print(table)
+    if summary.target_unreachable:
+        pending = summary.count("skp", "pending") + summary.count("assessment", "pending")
+        out.print(
+            f"e-Kinerja was unreachable: {pending} pending, sent on the next run "
+            f"({summary.target_unreachable})",
+            highlight=False,
+        )
+    out.print(
+        f"records read: {summary.pulled}, requests sent: {summary.requests_sent}, "
+        f"run id: {summary.run_id}",
+        highlight=False,
+    )
+
+
+def run(
+    ctx: typer.Context,
+    period: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--period",
+            "-p",
+            help="a year (2026) or a semester (2024-2), repeatable; default: [sync] periods, "
+            "else the periods the source lists as running or before their batas_penilaian",
+        ),
+    ] = None,
+    npsn: NpsnOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="pull, validate, map and plan; send and write nothing")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    create_store: Annotated[
+        bool,
+        typer.Option(
+            "--create-store", help="make the state store if there is none yet (a first run)"
+        ),
+    ] = False,
+) -> None:
+    """Sync periods: pull, validate, map, plan, push, record."""
+
+    periods = [check_period(p) for p in period or []]
+    settings = ctx.obj.settings()
+    schools = list(npsn or settings.sync.schools)
+    where = "--npsn" if npsn else "sync.schools"
+    check_format(schools, where)
+    summaries = []
+    with (
+        build_app(settings, create_store=create_store) as application,
+        progress_bars(err_console) as progress,
+    ):
+        try:
+            check_in_source(application.source, schools, where)
+            for code in periods or _default_periods(settings, application):
+                summaries.append(
+                    application.engine.run(
+                        code, schools=schools, dry_run=dry_run, progress=progress
+                    )
+                )
+        except FatalError as exc:
+            fail(exc.message, 1)
+        except (PeriodListingError, MappingChoiceError) as exc:
+            fail(str(exc), 2, problem="period")
+        except RetriableError as exc:  # the source's: delivery keeps what the target missed
+            fail(
+                f"PMM ({settings.source.base_url}) did not answer: {exc.message}; nothing is "
+                "lost: run again once it answers",
+                EXIT_UNREACHABLE,
+                problem="source_unreachable",
+            )
+    if as_json:
+        payload: Any = (
+            summaries[0].as_dict() if len(summaries) == 1 else [s.as_dict() for s in summaries]
+        )
+        console.print_json(json.dumps(payload))
+    else:
+        for summary in summaries:
+            print_summary(summary)
+    if any(s.target_unreachable for s in summaries):
+        report_error(
+            f"e-Kinerja ({settings.target.base_url}) was unreachable; what was not sent stays "
+            "pending and goes on the next run (or the daemon's retry)",
+            exit_code=EXIT_UNREACHABLE,
+            problem="target_unreachable",
+        )
+        raise typer.Exit(EXIT_UNREACHABLE)
+
+
+def _default_periods(settings: Settings, application: Any) -> list[str]:
+    """``[sync] periods``, else the periods the source lists as active today (WIB)."""
+
+    listing = fetch_listing(application.source, application.store)
+    periods = resolve_periods(
+        settings.sync.periods,
+        listing,
+        dt.datetime.now(dt.UTC),
+        timezone=ZoneInfo(settings.daemon.timezone),
+        grace_days=settings.daemon.previous_period_grace_days,
+    )
+    if not periods:
+        listed = ", ".join(p.code for p in listing) or "none"
+        fail(
+            f"no period is running or due: the source lists {listed}; name one with --period",
+            2,
+            problem="period",
+        )
+    return periods
+
+
+_STATUS_COLUMNS = (
+    ("waiting", "waiting"),
+    ("pending", "pending"),
+    ("held", "held"),
+    ("failed", "failed"),
+    ("locked", "locked"),
+    ("cancelled", "cancel"),
+)
+
+
+def status(
+    ctx: typer.Context,
+    period: PeriodOption,
+    npsn: NpsnOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print as JSON")] = False,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="the date to count the deadline from (WIB)")
+    ] = None,
+) -> None:
+    """Counts per status, per school, the deadline view, and the records that need a person."""
+
+    period = check_period(period)
+    try:
+        today = dt.date.fromisoformat(as_of) if as_of else today_in_jakarta()
+    except ValueError:
+        raise typer.BadParameter(
+            f"{as_of!r} is not a date YYYY-MM-DD", param_hint="--as-of"
+        ) from None
+    settings = ctx.obj.settings()
+    store = build_store(settings, create=False)
+    schools = list(npsn or [])
+    check_in_store(store, schools, period)  # offline: what the store has read from PMM
+    counts = store.status_counts(period, schools)
+    failing = store.failing(period, schools)
+    quarantined = store.quarantined(period, schools)
+    deadline = deadline_view(stored_period(store, period), counts, today)
+    if as_json:
+        payload = {
+            "period": period,
+            "schools": {
+                school: {f"{k}.{s}": n for (k, s), n in sorted(c.items())}
+                for school, c in sorted(counts.items())
+            },
+            "attention": [
+                {
+                    "nip": r.nip,
+                    "npsn": r.npsn,
+                    "kind": r.kind,
+                    "status": r.status,
+                    "reason": r.reason,
+                }
+                for r in failing
+            ],
+            "deadline": deadline.as_dict(),
+            "quarantined": [
+                {
+                    "source_id": q.id,
+                    "nip": q.nip,
+                    "npsn": q.npsn,
+                    "code": q.reason_code,
+                    "reason": q.reason,
+                }
+                for q in quarantined
+            ],
+        }
+        console.print_json(json.dumps(payload))
+        return
+    if not counts:
+        err_console.print(
+            f"No records of {period} in the state store {safe_url(settings.state.url)}: "
+            f"has `ekinerja-sync run --period {period}` run against it?",
+            highlight=False,
+        )
+        raise typer.Exit(1)
+    table = Table(
+        title=f"Status {period}: SKP and penilaian per school", title_justify="left", box=box.SIMPLE
+    )
+    table.add_column("NPSN")
+    table.add_column("SKP sent", justify="right")
+    table.add_column("penilaian sent", justify="right")
+    for _key, label in _STATUS_COLUMNS:
+        table.add_column(label, justify="right")
+    table.add_column("quarantined", justify="right")
+    totals: Counter[str] = Counter()
+    for school, c in sorted(counts.items()):
+        row = {
+            "skp": c.get(("skp", "delivered"), 0),
+            "assessment": c.get(("assessment", "delivered"), 0),
+        }
+        for key, _label in _STATUS_COLUMNS:
+            # Deliverables of both kinds; "cancelled" includes those cancelled after delivery.
+            row[key] = sum(
+                n for (kind, status), n in c.items() if kind != "record" and status.startswith(key)
+            )
+        row["quarantined"] = c.get(("record", "quarantined"), 0)
+        totals.update(row)
+        table.add_row(school, *(str(n) for n in row.values()))
+    table.add_section()
+    table.add_row("all", *(str(totals[k]) for k in row))
+    console.print(table)
+    if failing:
+        attention = Table(title="Needs attention", title_justify="left")
+        for column in ("NIP", "NPSN", "kind", "status", "reason"):
+            attention.add_column(column)
+        for r in failing:
+            attention.add_row(r.nip, r.npsn, r.kind.value, r.status.value, r.reason or "")
+        console.print(attention)
+    print_quarantine(quarantined)
+    print_deadline(deadline)
+
+
+def print_deadline(view: DeadlineView, out: Console | None = None) -> None:
+    out = out or console
+    urgency = "[bold red]" if view.in_last_month else ""
+    out.print(
+        f"{urgency}Deadline (batas penilaian) {view.deadline.isoformat()}: {view.when}"
+        + (" (the last 30 days: chase the schools below)" if view.in_last_month else ""),
+        highlight=False,
+    )
+    if not view.schools:
+        out.print("Every penilaian of the period has reached e-Kinerja.")
+        return
+    table = Table(title="Schools whose penilaian are not all in e-Kinerja", title_justify="left")
+    for column in ("NPSN", "not in yet", "of", "share in"):
+        table.add_column(column, justify="right")
+    for school in view.schools:
+        table.add_row(
+            school.npsn,
+            str(school.missing),
+            str(school.teachers),
+            f"{100 * (school.teachers - school.missing) // max(school.teachers, 1)}%",
+        )
+    out.print(table)
+
+
+def print_quarantine(rows: list[SourceRecord], out: Console = console) -> None:
+    if not rows:
+        return
+    table = Table(title="Quarantined: bad data in PMM, fix it there", title_justify="left")
+    for column in ("NIP", "NPSN", "reason"):
+        table.add_column(column)
+    for q in rows:
+        table.add_row(q.nip, q.npsn, q.reason or "")
+    out.print(table)

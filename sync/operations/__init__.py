@@ -1,0 +1,6 @@
+"""The use cases the CLI and the console share: replay, discard and reset (``actions``),
+reconcile, mapping diff, ledger export, the deadline view and the NPSN checks.
+
+May import: ``pipeline``, ``delivery``, ``state``, ``mappings``, ``connectors`` and the root
+helpers; never ``service``, ``cli`` or ``web`` (they import it).
+"""
