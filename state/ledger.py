@@ -35,7 +35,11 @@ processes: on PostgreSQL ``append`` takes a transaction-scoped advisory lock
 transaction the database's one writer (a write statement that changes no row), so the head it
 reads is the latest and nobody else can append until the caller's transaction ends. The
 primary key on ``seq`` is the last line of defence: two appends that read the same head could
-not both commit.
+not both commit. The triggers that guard the table are in ``state.ledger_guards``.
+
+This module is longer than 500 lines on purpose: the hash's definition (above), the appends
+that compute it and ``verify`` that checks it are one contract, kept in one place so that a
+change to one is made in sight of the others.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Connection, Engine, Integer, RowMapping, Table, Text, insert, text
+from sqlalchemy import Column, Integer, RowMapping, Table, Text, insert, text
 from sqlalchemy import select as sa_select
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -67,7 +71,6 @@ __all__ = [
     "entry_hash",
     "format_at",
     "head",
-    "install_guards",
     "query",
     "verify",
 ]
@@ -79,7 +82,6 @@ GENESIS_HASH = "0" * 64
 LOCK_KEY = int.from_bytes(
     hashlib.sha256(b"ekinerja-sync ledger append").digest()[:8], "big", signed=True
 )
-_GUARD_LOCK_KEY = LOCK_KEY ^ 1  # serializes install_guards between processes starting at once
 
 # The hashed content, by name: every column except ``hash`` (a test keeps this equal to the table).
 HASHED_FIELDS: tuple[str, ...] = (
@@ -517,84 +519,3 @@ def query(
         after = rows[-1].seq
         if left is not None:
             left -= len(rows)
-
-
-# -- guards --------------------------------------------------------------------------------
-
-_SQLITE_GUARDS = {
-    "ledger_entry_no_update": (
-        "CREATE TRIGGER IF NOT EXISTS ledger_entry_no_update BEFORE UPDATE ON ledger_entry "
-        "BEGIN SELECT RAISE(ABORT, 'ledger_entry is append-only: UPDATE refused'); END"
-    ),
-    "ledger_entry_no_delete": (
-        "CREATE TRIGGER IF NOT EXISTS ledger_entry_no_delete BEFORE DELETE ON ledger_entry "
-        "BEGIN SELECT RAISE(ABORT, 'ledger_entry is append-only: DELETE refused'); END"
-    ),
-}
-_PG_FUNCTION = """
-CREATE OR REPLACE FUNCTION ledger_entry_append_only() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION USING
-        MESSAGE = 'ledger_entry is append-only: ' || TG_OP || ' refused',
-        ERRCODE = 'insufficient_privilege';
-END
-$$
-"""
-_PG_TRIGGER = (
-    "CREATE TRIGGER ledger_entry_append_only "
-    "BEFORE UPDATE OR DELETE OR TRUNCATE ON ledger_entry "
-    "FOR EACH STATEMENT EXECUTE FUNCTION ledger_entry_append_only()"
-)
-_PG_TRIGGER_STATE = (
-    "SELECT tgenabled FROM pg_trigger "
-    "WHERE tgrelid = to_regclass('ledger_entry') AND tgname = 'ledger_entry_append_only'"
-)
-
-
-def _sqlite_guards(connection: Connection) -> None:
-    present = {
-        name
-        for (name,) in connection.exec_driver_sql(
-            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'ledger_entry'"
-        )
-    }
-    for name, ddl in _SQLITE_GUARDS.items():
-        if name not in present:
-            connection.exec_driver_sql(ddl)
-
-
-def _pg_guards(connection: Connection) -> None:
-    state = connection.exec_driver_sql(_PG_TRIGGER_STATE).scalar()
-    if state == "A":  # present and enabled (ALWAYS): nothing to write
-        return
-    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _GUARD_LOCK_KEY})
-    state = connection.exec_driver_sql(_PG_TRIGGER_STATE).scalar()
-    if state is None:
-        connection.exec_driver_sql(_PG_FUNCTION)
-        connection.exec_driver_sql(_PG_TRIGGER)
-    if state != "A":
-        # ALWAYS: it fires even under session_replication_role = replica; this also enables
-        # a trigger someone disabled (ALTER TABLE ... DISABLE TRIGGER).
-        connection.exec_driver_sql(
-            "ALTER TABLE ledger_entry ENABLE ALWAYS TRIGGER ledger_entry_append_only"
-        )
-
-
-def install_guards(connection_or_engine: Connection | Engine) -> None:
-    """Make the database refuse UPDATE and DELETE on ``ledger_entry`` (and TRUNCATE on
-    PostgreSQL). Idempotent: writes nothing when the guards are in place; re-creates a
-    dropped trigger and re-enables a disabled one. Given a connection, it works inside the
-    caller's transaction; given an engine, in a transaction of its own.
-    """
-    if isinstance(connection_or_engine, Engine):
-        with connection_or_engine.begin() as connection:
-            install_guards(connection)
-        return
-    dialect = connection_or_engine.dialect.name
-    if dialect == "sqlite":
-        _sqlite_guards(connection_or_engine)
-    elif dialect == "postgresql":
-        _pg_guards(connection_or_engine)
-    else:  # pragma: no cover - the project supports these two
-        raise NotImplementedError(f"no ledger guards for {dialect}")

@@ -39,7 +39,7 @@ from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, MetaData, inspect, text
 
 from state import tables
-from state.ledger import install_guards
+from state.ledger_guards import install_guards
 
 __all__ = [
     "MIGRATIONS",

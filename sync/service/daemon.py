@@ -29,16 +29,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import logging
 import os
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -65,6 +63,7 @@ from sync.pipeline.engine import MappingChoiceError
 from sync.pipeline.periods import fetch_listing, stored_listing
 from sync.service.calendar import resolve_periods
 from sync.service.health import DaemonMetrics, HealthReport, HealthServer, health_report
+from sync.service.lock import StateLock, StoreLocked
 from sync.settings import Settings
 from sync.version import VERSION
 
@@ -95,50 +94,6 @@ class DaemonError(Exception):
 class DaemonStopping(Exception):
     """Raised out of a wait (retry backoff, rate limit, maintenance pause) once the daemon
     stops: the request is not sent and stays in the outbox."""
-
-
-class StateLock:
-    """One daemon per SQLite state store: ``flock`` on ``<database>.daemon.lock``, held while
-    the daemon runs (the kernel drops it when the process ends, however it ends)."""
-
-    def __init__(self, path: Path, database: Path) -> None:
-        self.path = path
-        self.database = database
-        self._file: IO[str] | None = None
-
-    @classmethod
-    def for_url(cls, url: str) -> StateLock | None:
-        """The lock of a SQLite file URL; None for other databases (and in-memory SQLite)."""
-        parsed = make_url(url)
-        if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-            return None
-        database = Path(parsed.database).resolve()
-        return cls(database.with_name(database.name + ".daemon.lock"), database)
-
-    def acquire(self) -> None:
-        handle = self.path.open("a+", encoding="utf-8")
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "?"
-            handle.close()
-            raise DaemonError(
-                f"another ekinerja-sync daemon (pid {holder}) is running on the state store "
-                f"{self.database} (it holds {self.path}). With SQLite only one daemon can "
-                "run: stop the other one first, or use PostgreSQL to run several."
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"{os.getpid()}\n")
-        handle.flush()
-        self._file = handle
-
-    def release(self) -> None:
-        if self._file is not None:
-            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
-            self._file.close()
-            self._file = None
 
 
 class _ToStructlog(logging.Handler):
@@ -251,7 +206,10 @@ class Daemon:
             if not self.create_store:  # before the lock file is made next to it
                 require_existing(settings.state.url)
             if lock is not None:
-                lock.acquire()
+                try:
+                    lock.acquire()
+                except StoreLocked as exc:
+                    raise DaemonError(str(exc)) from None
                 stack.callback(lock.release)
             try:
                 app = stack.enter_context(

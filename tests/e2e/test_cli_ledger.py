@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from state import ledger
 from state.db import create_schema, make_engine
 from state.ledger import LedgerEvent
+from state.ledger_guards import install_guards
 from sync.cli import app
 
 runner = CliRunner()
@@ -152,7 +153,7 @@ def _tamper(engine: Engine, statement: str) -> None:
         else:
             conn.exec_driver_sql("ALTER TABLE ledger_entry DISABLE TRIGGER ALL")
         conn.exec_driver_sql(statement)
-    ledger.install_guards(engine)
+    install_guards(engine)
 
 
 # -- show ------------------------------------------------------------------------------------

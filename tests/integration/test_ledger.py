@@ -23,6 +23,7 @@ from sqlmodel import Session, SQLModel
 from state import ledger
 from state.db import create_schema, make_engine
 from state.ledger import GENESIS_HASH, LedgerEvent, VerifyResult
+from state.ledger_guards import install_guards
 
 T0 = dt.datetime(2025, 3, 1, 1, 2, 3, 456789, tzinfo=dt.UTC)
 REPO = Path(__file__).resolve().parents[2]
@@ -90,7 +91,7 @@ def _tamper(
             conn.exec_driver_sql("ALTER TABLE ledger_entry DISABLE TRIGGER ALL")
         for statement in statements:
             conn.execute(text(statement), params)
-    ledger.install_guards(engine)
+    install_guards(engine)
 
 
 def _rows(engine: Engine) -> list[dict[str, Any]]:
@@ -254,14 +255,14 @@ def test_postgres_refuses_truncate_even_as_a_replica(engine: Engine) -> None:
 
 
 def test_install_guards_is_idempotent_and_restores_a_dropped_guard(engine: Engine) -> None:
-    ledger.install_guards(engine)
+    install_guards(engine)
     create_schema(engine)  # again: nothing changes, nothing fails
     _fill(engine, 2)
     _tamper(engine)  # drops or disables the guards, then install_guards puts them back
     with pytest.raises(exc.DBAPIError, match="append-only"), engine.begin() as conn:
         conn.exec_driver_sql("DELETE FROM ledger_entry")
     with engine.begin() as conn:  # inside a caller's transaction too
-        ledger.install_guards(conn)
+        install_guards(conn)
     assert _head(engine)[1] == 2
 
 

@@ -30,6 +30,7 @@ from typer.testing import CliRunner
 from state import ledger, schema
 from state.db import make_engine, prepare_schema
 from state.ledger import LedgerEvent
+from state.ledger_guards import install_guards
 from state.schema import SchemaAhead, SchemaBehind, SchemaError, SchemaState
 from sync.bootstrap import build_store
 from sync.cli import app, main
@@ -349,7 +350,7 @@ def test_a_store_from_before_migrations_is_adopted_by_db_upgrade(
     state_url: str, engine: Engine, config_file: Path
 ) -> None:
     SQLModel.metadata.create_all(engine)  # what create_schema did before migrations
-    ledger.install_guards(engine)
+    install_guards(engine)
     _append(engine, 2)
     assert schema.check(engine) is SchemaState.UNVERSIONED
     with pytest.raises(SchemaBehind, match=r"has no version .* run `ekinerja-sync db upgrade`"):

@@ -37,7 +37,7 @@ RECORD_STATUS = sa.Enum(
 )
 ENUMS = (DELIVERY_KIND, OUTBOX_ACTION, OUTBOX_STATE, SOURCE_STATUS, RECORD_STATUS)
 
-# The ledger's guards as state.ledger.install_guards writes them, copied here so that this
+# The ledger's guards as state.ledger_guards.install_guards writes them, copied here so that this
 # revision stays what it was when it shipped (install_guards also runs at every start).
 SQLITE_GUARDS = (
     "CREATE TRIGGER ledger_entry_no_update BEFORE UPDATE ON ledger_entry "
