@@ -212,8 +212,6 @@ class WebSettings(_Section):
     @field_validator("trusted_proxies")
     @classmethod
     def _addresses(cls, value: list[str]) -> list[str]:
-        import ipaddress
-
         for item in value:
             try:
                 ipaddress.ip_network(item.strip(), strict=False)

@@ -66,6 +66,7 @@ from sync.service.health import DaemonMetrics, HealthReport, HealthServer, healt
 from sync.service.lock import StateLock, StoreLocked
 from sync.settings import Settings
 from sync.version import VERSION
+from sync.web.server import start_in_thread
 
 __all__ = ["ACTOR", "Daemon", "DaemonError", "DaemonStopping", "StateLock"]
 
@@ -238,8 +239,6 @@ class Daemon:
             if server is not None:
                 stack.callback(server.stop)
             if settings.web.enabled:  # the web console, inside the daemon (issue 8)
-                from sync.web.server import start_in_thread
-
                 console = start_in_thread(settings, app.store)
                 stack.callback(console.stop)
                 self.console_url = console.url
