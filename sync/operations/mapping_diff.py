@@ -293,34 +293,21 @@ def _diff_one(
     sent = delivered.get((nip, kind))
     name = record.employee.name if record is not None else None
     sent_version = sent.mapping_version if sent is not None else None
+
+    def not_compared(why: str | None) -> RecordDiff:
+        return RecordDiff(nip, npsn, kind, DiffStatus.NOT_MAPPED, name, sent_version, (), why)
+
     if record is None:
-        # Cancelled, quarantined, or gone from PMM: counted, never compared.
-        return RecordDiff(nip, npsn, kind, DiffStatus.NOT_MAPPED, name, sent_version, (), note)
+        return not_compared(note)  # cancelled, quarantined, or gone from PMM: counted
     mine = known[kind]
     if mine is not None and mine.closed_by_operator:
-        return RecordDiff(
-            nip,
-            npsn,
-            kind,
-            DiffStatus.NOT_MAPPED,
-            name,
-            sent_version,
-            (),
-            "closed by an operator (discarded): not sent by a switch, only when PMM changes it",
+        return not_compared(
+            "closed by an operator (discarded): not sent by a switch, only when PMM changes it"
         )
     try:
         body = _body(record, mapping, kind)
     except ValueError as exc:  # the version cannot map the record (MappingError included)
-        return RecordDiff(
-            nip,
-            npsn,
-            kind,
-            DiffStatus.NOT_MAPPED,
-            name,
-            sent_version,
-            (),
-            f"mapping {mapping.name} cannot map this record: {exc}",
-        )
+        return not_compared(f"mapping {mapping.name} cannot map this record: {exc}")
     if sent is None:
         # What a run would do, decided as a run decides it: a penilaian whose SKP cannot go
         # yet, or a refused request with the same body, is not sent by a switch.
@@ -334,20 +321,11 @@ def _diff_one(
         why = decision.reason or (
             f"{mine.status.value}: not sent again by a switch" if mine is not None else None
         )
-        return RecordDiff(
-            nip, npsn, kind, DiffStatus.NOT_MAPPED, name, None, (), why or "not ready in PMM"
-        )
+        return not_compared(why or "not ready in PMM")
     if body is None:
-        return RecordDiff(
-            nip,
-            npsn,
-            kind,
-            DiffStatus.NOT_MAPPED,
-            name,
-            sent_version,
-            (),
+        return not_compared(
             "delivered, but not ready in PMM any more (plan or penilaian reopened): nothing "
-            "would be sent",
+            "would be sent"
         )
     changes = tuple(diff_payloads(json.loads(sent.body), body))
     if not changes:

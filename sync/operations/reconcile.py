@@ -245,16 +245,14 @@ def reconcile(
     def check(ours: _Delivered) -> list[Discrepancy] | None:
         if should_stop():
             return None
-
-        def ask() -> list[dict[str, Any]]:
-            before_request()
-            return target.find_skps(ours.nip, parsed.year, parsed.semester, jenis=parsed.kind.value)
-
-        try:
-            held = call(ask)
-        except FatalError:
-            raise
-        except SyncError as exc:
+        held = _asked(
+            call,
+            before_request,
+            lambda: target.find_skps(
+                ours.nip, parsed.year, parsed.semester, jenis=parsed.kind.value
+            ),
+        )
+        if isinstance(held, str):
             return [
                 Discrepancy(
                     period,
@@ -265,7 +263,7 @@ def reconcile(
                     ours.skp_id,
                     ours.version,
                     None,
-                    f"could not ask e-Kinerja: {exc.message}",
+                    f"could not ask e-Kinerja: {held}",
                 )
             ]
         return _compare(period, ours, held)
@@ -307,6 +305,26 @@ def reconcile(
     return report
 
 
+def _asked(
+    call: Callable[[Callable[[], list[dict[str, Any]]]], list[dict[str, Any]]],
+    before_request: Callable[[], None],
+    fetch: Callable[[], list[dict[str, Any]]],
+) -> list[dict[str, Any]] | str:
+    """What e-Kinerja answered, or why it could not be asked (after the retries). Refused
+    credentials (``FatalError``) end the whole walk: nothing else can be asked either."""
+
+    def ask() -> list[dict[str, Any]]:
+        before_request()
+        return fetch()
+
+    try:
+        return call(ask)
+    except FatalError:
+        raise
+    except SyncError as exc:
+        return exc.message
+
+
 def _sent_skp_ids(session: Session, period: str) -> set[str]:
     """Every SKP id e-Kinerja gave the sync for the period (in any status since)."""
     rows = session.exec(
@@ -333,15 +351,14 @@ def _drift(
 ) -> list[Discrepancy]:
     """The SKPs of the school on e-Kinerja that the sync never sent."""
 
-    def ask() -> list[dict[str, Any]]:
-        before_request()
-        return list(target.school_skps(npsn, period.year, period.semester, jenis=period.kind.value))
-
-    try:
-        held = call(ask)
-    except FatalError:
-        raise
-    except SyncError as exc:
+    held = _asked(
+        call,
+        before_request,
+        lambda: list(
+            target.school_skps(npsn, period.year, period.semester, jenis=period.kind.value)
+        ),
+    )
+    if isinstance(held, str):
         return [
             Discrepancy(
                 period.code,
@@ -352,7 +369,7 @@ def _drift(
                 None,
                 None,
                 None,
-                f"could not list the school's SKPs on e-Kinerja: {exc.message}",
+                f"could not list the school's SKPs on e-Kinerja: {held}",
             )
         ]
     found = []

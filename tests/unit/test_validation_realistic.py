@@ -19,18 +19,8 @@ from mappings.model import PerformanceRecord, Role
 from mappings.source import Rejection, read_record
 from mappings.versions import get_mapping
 from sync.pipeline.plan import plan_record
+from tests.unit.test_source import MATRIX  # domain.md's matrix in the contract's wire values
 
-MATRIX = {
-    ("diatas_ekspektasi", "dibawah_ekspektasi"): "kurang",
-    ("diatas_ekspektasi", "sesuai_ekspektasi"): "baik",
-    ("diatas_ekspektasi", "diatas_ekspektasi"): "sangat_baik",
-    ("sesuai_ekspektasi", "dibawah_ekspektasi"): "kurang",
-    ("sesuai_ekspektasi", "sesuai_ekspektasi"): "baik",
-    ("sesuai_ekspektasi", "diatas_ekspektasi"): "baik",
-    ("dibawah_ekspektasi", "dibawah_ekspektasi"): "sangat_kurang",
-    ("dibawah_ekspektasi", "sesuai_ekspektasi"): "butuh_perbaikan",
-    ("dibawah_ekspektasi", "diatas_ekspektasi"): "butuh_perbaikan",
-}
 OFFSETS = [dt.timezone(dt.timedelta(hours=h)) for h in (7, 8, 9)]  # WIB, WITA, WIT
 NAMES = [
     "Ma'ruf Amin, S.Pd.",
