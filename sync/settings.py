@@ -303,8 +303,10 @@ class Settings(BaseSettings):
 def _where(loc: tuple[int | str, ...], path: Path | None, environ: Mapping[str, str]) -> str:
     key = ".".join(str(p) for p in loc)
     env_name = ENV_PREFIX + "__".join(str(p) for p in loc[:2]).upper()
-    if env_name in environ:
-        return f"{key} (from environment variable {env_name})"
+    # A nested key may come from a variable of its own (..._SYNC__MAPPING_VERSIONS__TAHUNAN).
+    given = sorted(n for n in environ if n == env_name or n.startswith(env_name + "__"))
+    if given:
+        return f"{key} (from environment variable {', '.join(given)})"
     return f"{key} in {path}" if path else f"{key} (built-in defaults)"
 
 

@@ -167,3 +167,14 @@ def test_a_run_with_a_version_that_cannot_map_the_kind_names_the_setting() -> No
     assert MappingChoice.single(get_mapping("2026.2")).for_period(Period.parse("2024-1")).name == (
         "2026.2"
     )
+
+
+def test_a_mapping_version_from_the_environment_is_named_in_the_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("EKINERJA_SYNC_SYNC__MAPPING_VERSIONS__TAHUNAN", "2025.1")
+    with pytest.raises(ConfigError, match="EKINERJA_SYNC_SYNC__MAPPING_VERSIONS__TAHUNAN"):
+        load_settings(None)
+    monkeypatch.setenv("EKINERJA_SYNC_SYNC__MAPPING_VERSIONS__TAHUNAN", "2026.2")
+    monkeypatch.setenv("EKINERJA_SYNC_SYNC__MAPPING_VERSIONS__SEMESTER", "2026.2")
+    assert load_settings(None).sync.mapping_for(PeriodKind.SEMESTER) == "2026.2"
