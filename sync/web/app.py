@@ -19,31 +19,26 @@ import io
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote_to_bytes, urlencode
+from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlmodel import Session
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from connectors.errors import SyncError
-from mappings.model import PERIOD_CODE
 from state import ledger
 from state.ledger import LedgerEntry
 from state.models import DeliveryKind, RecordStatus
 from state.store import StateStore
-from state.users import Role, User, get_user
+from state.users import Role, get_user
 from sync.operations import actions as operator_actions
 from sync.operations.actions import ActionRefused, AppBuilder, UnknownRecord, failure_id
 from sync.operations.ledger_export import CSV_COLUMNS, csv_row, jsonl_line
@@ -55,6 +50,9 @@ from sync.web import _queries as q
 from sync.web._chart import progress_chart
 from sync.web._words import explain, kind_label, status_label, wib, wib_date
 from sync.web.auth import (
+    COOKIE,
+    DEVICE_COOKIE,
+    DEVICE_COOKIE_MAX_AGE_S,
     Clock,
     Cookie,
     Devices,
@@ -63,27 +61,30 @@ from sync.web.auth import (
     Passwords,
     Sessions,
 )
+from sync.web.guard import (
+    CONTROL,
+    NIP,
+    NPSN,
+    PERIOD,
+    Gate,
+    Guard,
+    Problem,
+    View,
+    bad,
+    error_handlers,
+    form_text,
+    read_form,
+)
 from sync.web.keys import ConsoleKey, console_key
 
 __all__ = ["COOKIE", "DEVICE_COOKIE", "create_web_app"]
 
-COOKIE = "ekinerja_console"
-DEVICE_COOKIE = "ekinerja_device"
-DEVICE_COOKIE_MAX_AGE_S = 180 * 24 * 3600
 _HERE = Path(__file__).parent
-MAX_PATH = 512
-MAX_QUERY = 2048
-MAX_PARAMS = 30
-MAX_FORM_BYTES = 16 * 1024
 LEDGER_PAGE = 100
 
-_PERIOD = PERIOD_CODE  # a year (2026) or a semester (2024-2): the one pattern, in mappings
-_NIP = re.compile(r"[0-9]{8,18}")
-_NPSN = re.compile(r"[0-9A-Za-z]{4,16}")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _HEAD = re.compile(r"([0-9a-fA-F]{64})@([0-9]{1,12})")
 _USER = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _WIB = dt.timezone(dt.timedelta(hours=7), "WIB")
 # The days a ledger filter may name: any later or earlier would not fit a datetime once
 # turned into UTC (0001-01-01 WIB is in year 0 UTC; the day after 9999-12-31 is year 10000).
@@ -93,128 +94,6 @@ LAST_DAY = dt.date(9999, 12, 30)
 
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-class Problem(Exception):
-    """Ends a request with an error page: ``status``, a title and what to do, in Indonesian."""
-
-    def __init__(self, status: int, title: str, message: str) -> None:
-        super().__init__(title)
-        self.status = status
-        self.title = title
-        self.message = message
-
-
-def _bad(name: str, why: str) -> Problem:
-    return Problem(400, "Permintaan tidak sah", f"Parameter {name!r}: {why}.")
-
-
-@dataclass
-class View:
-    """What a page handler gets: the request, the user, their session's cookie and CSRF
-    token, and the form."""
-
-    request: Request
-    user: User
-    cookie: Cookie
-    csrf: str
-    form: FormData | None = None
-
-    def param(
-        self, name: str, pattern: re.Pattern[str] | None = None, *, max_len: int = 100
-    ) -> str | None:
-        """A query parameter: None when absent or empty; ``Problem`` 400 when it is odd."""
-        value = self.request.query_params.get(name)
-        if value is None or value.strip() == "":
-            return None
-        value = value.strip()
-        if len(value) > max_len:
-            raise _bad(name, f"terlalu panjang (paling banyak {max_len} karakter)")
-        if _CONTROL.search(value):
-            raise _bad(name, "berisi karakter kendali")
-        if pattern is not None and not pattern.fullmatch(value):
-            raise _bad(name, "bentuknya tidak dikenal")
-        return value
-
-    def field(self, name: str, *, max_len: int = 500) -> str:
-        assert self.form is not None
-        value = self.form.get(name)
-        if not isinstance(value, str):
-            return ""
-        if len(value) > max_len:
-            raise _bad(name, f"terlalu panjang (paling banyak {max_len} karakter)")
-        return value
-
-
-Handler = Callable[[View], Response]
-
-
-# -- the guard in front of every route -------------------------------------------------------
-
-
-class _Guard:
-    """Refuses over-long or odd requests before any route sees them; adds security headers
-    to every answer."""
-
-    def __init__(self, app: ASGIApp, render: Callable[[int, str, str], Response]) -> None:
-        self.app = app
-        self.render = render
-
-    def _problem(self, scope: Scope) -> Response | None:
-        path = scope.get("raw_path") or scope["path"].encode()
-        query: bytes = scope.get("query_string", b"")
-        if len(path) > MAX_PATH:
-            return self.render(414, "Alamat terlalu panjang", "Periksa alamat halaman.")
-        if len(query) > MAX_QUERY:
-            return self.render(
-                414,
-                "Alamat terlalu panjang",
-                f"Kueri paling banyak {MAX_QUERY} karakter; persempit pencarian.",
-            )
-        try:
-            decoded = unquote_to_bytes(bytes(path)).decode("utf-8")
-            pairs = [p for p in query.split(b"&") if p]
-            for pair in pairs:
-                unquote_to_bytes(pair.replace(b"+", b" ")).decode("utf-8")
-        except UnicodeDecodeError:
-            return self.render(400, "Alamat tidak sah", "Alamat berisi karakter yang tidak sah.")
-        if _CONTROL.search(decoded) or any(
-            _CONTROL.search(unquote_to_bytes(p).decode("utf-8")) for p in pairs
-        ):
-            return self.render(400, "Alamat tidak sah", "Alamat berisi karakter kendali.")
-        if len(pairs) > MAX_PARAMS:
-            return self.render(400, "Alamat tidak sah", "Terlalu banyak parameter.")
-        return None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers += [
-                    (
-                        b"content-security-policy",
-                        b"default-src 'self'; img-src 'self' data:; style-src 'self'; "
-                        b"script-src 'self'; form-action 'self'; frame-ancestors 'none'; "
-                        b"base-uri 'none'",
-                    ),
-                    (b"x-content-type-options", b"nosniff"),
-                    (b"x-frame-options", b"DENY"),
-                    (b"referrer-policy", b"same-origin"),
-                ]
-                if not scope["path"].startswith("/static/"):
-                    headers.append((b"cache-control", b"no-store"))
-                message["headers"] = headers
-            await send(message)
-
-        problem = self._problem(scope)
-        if problem is not None:
-            await problem(scope, receive, send_with_headers)
-            return
-        await self.app(scope, receive, send_with_headers)
 
 
 # -- the console -------------------------------------------------------------------------------
@@ -249,6 +128,7 @@ class Console:
             idle_s=settings.web.session_idle_s,
         )
         self.devices = Devices(key)
+        self.gate = Gate(self.sessions, self.error)
         self.env = Environment(
             loader=FileSystemLoader(_HERE / "templates"),
             autoescape=select_autoescape(["html", "svg"], default=True),
@@ -305,82 +185,6 @@ class Console:
             path="/",
         )
 
-    def _to_login(self, request: Request, *, expired: bool = False) -> Response:
-        target = request.url.path
-        if request.url.query:
-            target += "?" + request.url.query
-        query = {"next": target} if target != "/" else {}
-        if expired:
-            query["expired"] = "1"
-        response = RedirectResponse(
-            "/login" + ("?" + urlencode(query) if query else ""), status_code=303
-        )
-        response.delete_cookie(COOKIE, path="/")
-        return response
-
-    # -- the wrapper of every page behind the login ------------------------------------------
-
-    def page(
-        self, handler: Handler, *, role: Role = Role.AUDITOR, post: bool = False
-    ) -> Callable[[Request], Awaitable[Response]]:
-        async def endpoint(request: Request) -> Response:
-            cookie = Cookie.parse(request.cookies.get(COOKIE))
-            user = None
-            if cookie is not None and cookie.session_id is not None:
-                user = await run_in_threadpool(self.sessions.user, cookie)
-            # A session cookie the store does not know (any more): ended, expired, revoked.
-            expired = cookie is not None and cookie.session_id is not None and user is None
-            if user is None or cookie is None:
-                if post:
-                    response = self.error(
-                        403,
-                        "Sesi tidak berlaku",
-                        "Sesi Anda tidak ada atau sudah berakhir: masuk lagi, lalu ulangi. "
-                        "Tidak ada yang diubah.",
-                    )
-                    response.delete_cookie(COOKIE, path="/")
-                    return response
-                return self._to_login(request, expired=expired)
-            view = View(request, user, cookie, self.sessions.csrf(cookie))
-            if role is Role.OPERATOR and user.role is not Role.OPERATOR:
-                return self.error(
-                    403,
-                    "Tidak diizinkan",
-                    "Hanya operator yang boleh melakukan ini. Peran Anda: auditor "
-                    "(membaca, mengekspor, memverifikasi). Tidak ada yang diubah.",
-                    view=view,
-                )
-            if post:
-                form = await self._form(request)
-                if isinstance(form, Response):
-                    return form
-                view.form = form
-                if not self.sessions.csrf_matches(cookie, _text(form.get("csrf_token"))):
-                    return self.error(
-                        403,
-                        "Token formulir tidak sah",
-                        "Formulir ini tidak membawa token keamanan yang sah (CSRF): buka "
-                        "halamannya lagi dan kirim dari sana. Tidak ada yang diubah.",
-                        view=view,
-                    )
-            try:
-                return await run_in_threadpool(handler, view)
-            except Problem as problem:
-                return self.error(problem.status, problem.title, problem.message, view=view)
-
-        return endpoint
-
-    async def _form(self, request: Request) -> FormData | Response:
-        length = request.headers.get("content-length")
-        if length is None or not length.isdigit() or int(length) > MAX_FORM_BYTES:
-            return self.error(
-                413, "Formulir terlalu besar", "Formulir ini lebih besar dari yang diterima."
-            )
-        try:
-            return await request.form(max_files=0, max_fields=MAX_PARAMS)
-        except HTTPException as exc:
-            return self.error(400, "Formulir tidak sah", str(exc.detail))
-
     # -- login and logout --------------------------------------------------------------------
 
     async def login_page(self, request: Request) -> Response:
@@ -406,19 +210,19 @@ class Console:
 
     async def login(self, request: Request) -> Response:
         cookie = Cookie.parse(request.cookies.get(COOKIE))
-        form = await self._form(request)
+        form = await read_form(request, self.error)
         if isinstance(form, Response):
             return form
-        if not self.sessions.csrf_matches(cookie, _text(form.get("csrf_token"))):
+        if not self.sessions.csrf_matches(cookie, form_text(form.get("csrf_token"))):
             return self.error(
                 403,
                 "Token formulir tidak sah",
                 "Halaman masuk ini sudah kedaluwarsa atau tidak berasal dari konsol ini: "
                 "buka halaman masuk lagi.",
             )
-        name = _text(form.get("username")).strip().lower()[:64]
-        password = _text(form.get("password"))
-        next_path = _safe_next(_text(form.get("next")))
+        name = form_text(form.get("username")).strip().lower()[:64]
+        password = form_text(form.get("password"))
+        next_path = _safe_next(form_text(form.get("next")))
         # The peer, or the client a trusted proxy names (web.trusted_proxies; create_web_app).
         client = request.client.host if request.client else "-"
         # Counted before the password is checked: a burst cannot all pass a check made
@@ -484,7 +288,7 @@ class Console:
     # -- reading pages -----------------------------------------------------------------------
 
     def _period(self, view: View, known: list[str]) -> str | None:
-        period = view.param("period", _PERIOD, max_len=6)
+        period = view.param("period", PERIOD, max_len=6)
         if period is not None:
             return period
         return known[0] if known else None
@@ -520,7 +324,7 @@ class Console:
 
     def school(self, view: View) -> Response:
         npsn = view.request.path_params["npsn"]
-        if not _NPSN.fullmatch(npsn):
+        if not NPSN.fullmatch(npsn):
             raise Problem(404, "Sekolah tidak ditemukan", "NPSN itu tidak dikenal.")
         known = q.periods(self.store.engine)
         period = self._period(view, known)
@@ -550,9 +354,9 @@ class Console:
 
     def teacher(self, view: View) -> Response:
         nip = view.request.path_params["nip"]
-        if not _NIP.fullmatch(nip):
+        if not NIP.fullmatch(nip):
             raise Problem(404, "Pegawai tidak ditemukan", "NIP itu tidak dikenal.")
-        period = view.param("period", _PERIOD, max_len=6)
+        period = view.param("period", PERIOD, max_len=6)
         found = q.teacher(self.store, nip, period)
         if found is None:
             raise Problem(
@@ -568,8 +372,8 @@ class Console:
 
     def failures(self, view: View) -> Response:
         known = q.periods(self.store.engine)
-        period = view.param("period", _PERIOD, max_len=6)
-        npsn = view.param("npsn", _NPSN, max_len=16)
+        period = view.param("period", PERIOD, max_len=6)
+        npsn = view.param("npsn", NPSN, max_len=16)
         reason = view.param("reason", max_len=100)
         status = view.param("status", re.compile(r"failed|locked|held"), max_len=10)
         statuses = (RecordStatus(status),) if status else (RecordStatus.FAILED, RecordStatus.LOCKED)
@@ -596,8 +400,8 @@ class Console:
 
     def quarantine(self, view: View) -> Response:
         known = q.periods(self.store.engine)
-        period = view.param("period", _PERIOD, max_len=6)
-        npsn = view.param("npsn", _NPSN, max_len=16)
+        period = view.param("period", PERIOD, max_len=6)
+        npsn = view.param("npsn", NPSN, max_len=16)
         reason = view.param("reason", max_len=100)
         rows = self.store.quarantine(period=period, npsns=[npsn] if npsn else [], reason=reason)
         shown = rows[:500]
@@ -622,9 +426,9 @@ class Console:
         since = view.param("since", _DATE, max_len=10)
         until = view.param("until", _DATE, max_len=10)
         return q.LedgerFilters(
-            nip=view.param("nip", _NIP, max_len=18),
-            npsn=view.param("npsn", _NPSN, max_len=16),
-            period=view.param("period", _PERIOD, max_len=6),
+            nip=view.param("nip", NIP, max_len=18),
+            npsn=view.param("npsn", NPSN, max_len=16),
+            period=view.param("period", PERIOD, max_len=6),
             since=_day(since, "since", end_of_day=False),
             until=_day(until, "until", end_of_day=True),
             text=view.param("q", max_len=100),
@@ -730,7 +534,7 @@ class Console:
         assert view.form is not None
         ids = [v for v in view.form.getlist("id") if isinstance(v, str)]
         if len(ids) > 50:
-            raise _bad("id", "paling banyak 50 data sekaligus")
+            raise bad("id", "paling banyak 50 data sekaligus")
         try:
             outcomes = operator_actions.replay(
                 self.settings, self.store, ids, user_name=view.user.name, build=self.build
@@ -783,10 +587,6 @@ _SECRET_WORDS = {
 }
 
 
-def _text(value: object) -> str:
-    return value if isinstance(value, str) else ""
-
-
 def _safe_next(value: str | None) -> str:
     """Where to go after login: a path on this site only (never another host)."""
     if (
@@ -795,7 +595,7 @@ def _safe_next(value: str | None) -> str:
         or not value.startswith("/")
         or value.startswith("//")
         or "\\" in value
-        or _CONTROL.search(value)
+        or CONTROL.search(value)
     ):
         return "/"
     return value
@@ -807,9 +607,9 @@ def _day(value: str | None, name: str, *, end_of_day: bool) -> dt.datetime | Non
     try:
         day = dt.date.fromisoformat(value)
     except ValueError:
-        raise _bad(name, "bukan tanggal (YYYY-MM-DD)") from None
+        raise bad(name, "bukan tanggal (YYYY-MM-DD)") from None
     if not FIRST_DAY <= day <= LAST_DAY:
-        raise _bad(
+        raise bad(
             name,
             f"di luar rentang yang dapat dicari ({FIRST_DAY.isoformat()} sampai "
             f"{LAST_DAY.isoformat()})",
@@ -889,7 +689,7 @@ def create_web_app(
         build=build,
         key=key or console_key(settings),
     )
-    page = console.page
+    page = console.gate.page
     routes = [
         Route("/login", console.login_page, methods=["GET"]),
         Route("/login", console.login, methods=["POST"]),
@@ -915,32 +715,13 @@ def create_web_app(
         Mount("/static", StaticFiles(directory=_HERE / "static"), name="static"),
     ]
 
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        titles = {404: "Halaman tidak ditemukan", 405: "Cara permintaan tidak diizinkan"}
-        return console.error(
-            exc.status_code,
-            titles.get(exc.status_code, "Permintaan tidak dapat dilayani"),
-            "Periksa alamatnya, atau kembali ke ringkasan.",
-        )
-
-    async def server_error(request: Request, exc: Exception) -> Response:
-        return console.error(
-            500,
-            "Terjadi kesalahan",
-            "Konsol mengalami kesalahan. Tidak ada yang diubah; coba lagi atau hubungi TI dinas.",
-        )
-
     app = Starlette(
         routes=routes,
-        exception_handlers={HTTPException: http_error, 500: server_error},
+        exception_handlers=error_handlers(console.error),
     )
     app.state.console = console
 
-    def guarded(title_status: int, title: str, message: str) -> Response:
-        return console.error(title_status, title, message)
-
-    app.add_middleware(_Guard, render=guarded)
+    app.add_middleware(Guard, render=console.error)
     if settings.web.trusted_proxies:
         # uvicorn's own middleware (run outermost): the client is the right-most address of
         # X-Forwarded-For that is not a trusted proxy; X-Forwarded-Proto too. Only when the
