@@ -3,8 +3,8 @@
 A login attempt carries the login form's CSRF token and is counted by the throttle before
 the password is checked (per name and address, or per device when the browser holds a
 device cookie for the name); a good one ends any session the browser held, starts a new one
-and gives the browser a device cookie for the name. Logout ends the session. Passwords,
-sessions, device cookies and the throttle themselves are in ``sync.web.auth``.
+and, when the browser holds none, gives it a device cookie for the name. Logout ends the
+session. Passwords, sessions, device cookies and the throttle are in ``sync.web.auth``.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ def routes(console: Console) -> list[Route]:
         return await login(console, request)
 
     return [
-        Route("/login", form, methods=["GET"]),
-        Route("/login", submit, methods=["POST"]),
+        Route("/login", form, methods=["GET"], name="login_page"),
+        Route("/login", submit, methods=["POST"], name="login"),
     ]
 
 
