@@ -1,7 +1,15 @@
 """The web console for operators and auditors: server-rendered pages, roles, sessions, CSRF.
 
-May import: ``operations``, ``pipeline`` (the period listing), ``state``, ``mappings`` and the
-root helpers; never ``cli`` or ``service``.
+Where things are: ``app`` assembles the application (``create_web_app``) and ``server``
+serves it; ``guard`` is what every request passes (limits, the page wrapper with its role and
+CSRF checks, error pages); ``login`` logs in and out, over ``auth`` (passwords, sessions,
+device cookies, the login throttle) and ``keys`` (the console's key); ``console`` is what
+the pages share; ``pages`` holds one module per page group (a new page: a new module there
+and one line in ``pages.GROUPS``).
+
+May import: ``operations``, ``pipeline`` (the period listing), ``state``, ``mappings``,
+``connectors.errors`` (a replay that cannot reach PMM or e-Kinerja) and the root helpers
+(``bootstrap`` builds a replay's engine); never ``cli`` or ``service``.
 """
 
 from __future__ import annotations

@@ -44,6 +44,9 @@ from state.users import User
 from sync.web.keys import ConsoleKey
 
 __all__ = [
+    "COOKIE",
+    "DEVICE_COOKIE",
+    "DEVICE_COOKIE_MAX_AGE_S",
     "MAX_PASSWORD_LENGTH",
     "MIN_PASSWORD_LENGTH",
     "Clock",
@@ -57,6 +60,10 @@ __all__ = [
 ]
 
 Clock = Callable[[], dt.datetime]
+
+COOKIE = "ekinerja_console"  # the session cookie (``Cookie``)
+DEVICE_COOKIE = "ekinerja_device"  # a device cookie (``Devices``)
+DEVICE_COOKIE_MAX_AGE_S = 180 * 24 * 3600
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024

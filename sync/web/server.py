@@ -20,6 +20,7 @@ from starlette.applications import Starlette
 
 from state.store import StateStore
 from sync.settings import Settings
+from sync.web.app import create_web_app
 from sync.web.keys import console_key, is_loopback, require_lasting_key
 
 __all__ = ["RunningConsole", "is_loopback", "serve", "start_in_thread"]
@@ -48,8 +49,6 @@ def _app(
 ) -> Starlette:
     if app is not None:
         return app
-    from sync.web.app import create_web_app
-
     key = console_key(settings)
     require_lasting_key(key, host)
     return create_web_app(settings, store, key=key, **options)

@@ -44,8 +44,8 @@ from sync.cli import app as cli_app
 from sync.operations.ledger_export import safe_cell
 from sync.secrets_guard import secret_problem
 from sync.settings import ConfigError, Settings, load_settings
-from sync.web.app import COOKIE, DEVICE_COOKIE, create_web_app
-from sync.web.auth import LoginPolicy
+from sync.web.app import create_web_app
+from sync.web.auth import COOKIE, DEVICE_COOKIE, LoginPolicy
 from sync.web.keys import ConsoleKey, console_key, require_lasting_key
 from sync.web.server import start_in_thread
 from tests.web.conftest import (

@@ -28,8 +28,8 @@ from state.models import DeliveryKind, RecordStatus
 from state.users import Role, add_user
 from sync.bootstrap import build_app, build_store
 from sync.settings import load_settings
-from sync.web.app import COOKIE, create_web_app
-from sync.web.auth import LoginPolicy
+from sync.web.app import create_web_app
+from sync.web.auth import COOKIE, LoginPolicy
 from sync.web.server import RunningConsole, start_in_thread
 from tests.web.conftest import (
     AUDITOR,

@@ -18,8 +18,8 @@ from state import ledger
 from state.models import DeliveryKind, RecordStatus
 from state.users import Role, add_user, get_user, set_disabled
 from sync.cli import app as cli_app
-from sync.web.app import COOKIE, create_web_app
-from sync.web.auth import LoginPolicy
+from sync.web.app import create_web_app
+from sync.web.auth import COOKIE, LoginPolicy
 from sync.web.keys import ConsoleKey
 from tests.web.conftest import (
     AUDITOR,
