@@ -60,9 +60,13 @@ class _Intercepting(httpx.BaseTransport):
         self.inner = inner
         self.handler: Handler | None = None
         self.api_requests: list[tuple[str, str]] = []
+        self.token_requests = 0
         self._lock = threading.Lock()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/oauth/token":
+            with self._lock:
+                self.token_requests += 1
         if request.url.path.startswith("/api/"):
             with self._lock:
                 self.api_requests.append((request.method, request.url.path))
@@ -93,6 +97,13 @@ class InProcessSandbox:
     def intercept(self, handler: Handler | None) -> None:
         """Let ``handler`` see every target API request first (None: stop intercepting)."""
         self.target_transport.handler = handler
+
+    def revoke_tokens(self) -> None:
+        """Every access token given so far stops working (the token-expiry fault)."""
+        answer = self.target_transport.inner.handle_request(
+            httpx.Request("POST", f"{EKINERJA_URL}/_sandbox/tokens/revoke")
+        )
+        assert answer.status_code == 200
 
     @property
     def api_requests(self) -> list[tuple[str, str]]:

@@ -1,7 +1,8 @@
 """A whole period in-process: every valid record exactly once by the target's own count, the
 state tables and the ledger agreeing; a rerun sends nothing; a dry run sends and writes
 nothing; a year and a semester side by side in one store (both databases); a third of the
-requests faulted (5xx, 429, answers dropped after the target stored them, too slow)."""
+requests faulted (5xx, 429, answers dropped after the target stored them, too slow); a
+record cancelled in PMM is not sent before delivery and reported after it."""
 
 from __future__ import annotations
 
@@ -185,3 +186,39 @@ def test_a_third_of_requests_faulted_and_every_record_arrives_exactly_once(
     assert stats["replayed"] > 0  # resends after a dropped answer, answered from the key
     assert summary.count("skp", "failed") == summary.count("assessment", "failed") == 0
     assert summary.count("skp", "pending") == summary.count("assessment", "pending") == 0
+
+
+def test_cancelled_in_pmm_not_sent_before_delivery_reported_after(
+    sandbox: Box, sqlite_url: str
+) -> None:
+    world = generate_world(schools=2, teachers_per_school=6, seed=5, periods=[PERIOD])
+    expected = expected_after_sync(world, PERIOD)
+    gurus = [
+        r
+        for r in world.records(PERIOD)
+        if r["pegawai"]["jenis_ptk"] == "guru"
+        and f"{r['pegawai']['nip']}/{PERIOD}" in expected.assessment
+    ]
+    before, after = gurus[0], gurus[1]
+    world.update_record(before["id"], lambda r: r.update(dibatalkan=True))
+    box = sandbox(world)
+    with app_for(box, sqlite_url) as app:
+        app.engine.run(PERIOD)
+        created = box.target.stats()["creates"]
+        assert f"{before['pegawai']['nip']}/{PERIOD}" not in created["skp"]
+        with Session(app.store.engine) as session:
+            row = session.get(SyncRecord, (before["pegawai"]["nip"], PERIOD, DeliveryKind.SKP))
+        assert row is not None
+        assert row.status is RecordStatus.CANCELLED
+
+        world.update_record(after["id"], lambda r: r.update(dibatalkan=True))
+        requests = len(box.api_requests)
+        summary = app.engine.run(PERIOD)
+        assert len(box.api_requests) == requests  # the target has no delete
+        assert summary.count("skp", "cancelled") >= 2
+        with Session(app.store.engine) as session:
+            for kind in DeliveryKind:
+                row = session.get(SyncRecord, (after["pegawai"]["nip"], PERIOD, kind))
+                assert row is not None
+                assert row.status is RecordStatus.CANCELLED_AFTER_DELIVERY
+                assert "no delete" in (row.reason or "")

@@ -7,7 +7,9 @@
 - outage: connection errors never fail a record, it stays pending; the circuit breaker stops
   knocking after ``breaker_failures``, and a probe after ``breaker_reset_s`` closes it;
 - paused: 503 + ``Retry-After`` (maintenance) pauses every thread without spending attempts;
-  ``max_elapsed_s`` still bounds the wait.
+  ``max_elapsed_s`` still bounds the wait;
+- fatal: a 403 stops the run, no record fails, the outbox keeps every request, unclaimed;
+- an expired token: refreshed once, the request repeated, nothing lost or doubled.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import httpx
 import pytest
 from sqlmodel import Session, select
 
+from connectors.errors import AuthError
 from connectors.sandbox import Faults, SandboxWorld, generate_world
 from state.models import DeliveryKind, OutboxEntry, OutboxState, RecordStatus, Run, SyncRecord
 from sync.delivery.deliver import PauseGate
@@ -323,3 +326,53 @@ def test_a_maintenance_longer_than_max_elapsed_ends_the_wait(sandbox: Box, sqlit
             assert row.reason_code == "retries_exhausted"
             assert "503" in (row.reason or "")
     assert box.target.stats()["skp_created"] == 0
+
+
+# -- fatal, auth -----------------------------------------------------------------------------
+
+
+def test_a_403_stops_the_run_and_the_outbox_keeps_everything(sandbox: Box, sqlite_url: str) -> None:
+    world = generate_world(schools=1, teachers_per_school=4, seed=4, periods=[PERIOD])
+    expected = expected_after_sync(world, PERIOD)
+    box = sandbox(world)
+
+    def not_allowed(request: httpx.Request) -> httpx.Response | None:
+        if request.method == "GET":
+            return None
+        return httpx.Response(403, json={"error": "insufficient_scope", "scope": "skp.write"})
+
+    box.intercept(not_allowed)
+    with app_for(box, sqlite_url, target={"concurrency": 1}) as app:
+        with pytest.raises(AuthError):
+            app.engine.run(PERIOD)
+        assert len(box.api_requests) == 1  # no request starts after the fatal one
+        assert not [r for r in _rows(app) if r.status is RecordStatus.FAILED]
+        outbox = _outbox(app)
+        assert {(e.state, e.claimed_by) for e in outbox} == {(OutboxState.PENDING, None)}
+
+        box.intercept(None)
+        app.engine.run(PERIOD)
+    assert box.target.stats()["creates"]["skp"] == expected.skp
+    assert box.target.stats()["creates"]["penilaian"] == expected.assessment
+
+
+def test_an_expired_token_is_refreshed_and_nothing_is_lost_or_doubled(
+    sandbox: Box, sqlite_url: str
+) -> None:
+    world = generate_world(schools=2, teachers_per_school=4, seed=4, periods=[PERIOD])
+    expected = expected_after_sync(world, PERIOD)
+    box = sandbox(world)
+
+    def expire_after_three(request: httpx.Request) -> httpx.Response | None:
+        if len(box.api_requests) == 4:
+            box.revoke_tokens()
+        return None
+
+    box.intercept(expire_after_three)
+    with app_for(box, sqlite_url, target={"concurrency": 1}) as app:
+        summary = app.engine.run(PERIOD)
+        assert summary.count("skp", "failed") == 0
+    stats = box.target.stats()
+    assert stats["creates"]["skp"] == expected.skp
+    assert stats["creates"]["penilaian"] == expected.assessment
+    assert box.target_transport.token_requests == 2

@@ -22,6 +22,7 @@ from state.models import (
     OutboxEntry,
     OutboxState,
     RecordStatus,
+    Run,
     SchoolLease,
     SourceRecord,
     SyncRecord,
@@ -86,6 +87,9 @@ def test_a_guru_waits_while_another_worker_sends_its_penilai_skp(
     with app_for(box, state_url, sleep=sleeps) as mine, app_for(box, state_url) as other:
         _plan_only(mine)
         assert box.api_requests == []
+        with Session(mine.store.engine) as session:
+            (run,) = session.exec(select(Run)).all()
+        assert run.outcome == "stopped"  # a stop before delivery is not a successful sync
         # The other worker holds the claim on the kepala sekolah's SKP: it is sending it.
         _claim(mine, penilai, other.engine.deliverer.worker, until=_now() + dt.timedelta(minutes=5))
 
