@@ -237,25 +237,24 @@ def test_the_breaker_stops_knocking_after_breaker_failures(sandbox: Box, sqlite_
 @pytest.mark.xfail(
     strict=True,
     reason="found by the service tier: an SKP left pending without an answer makes the "
-    "SKPs it appraises (and its own penilaian) 'deferred', so Deliverer.deliver runs up to "
-    "max_rounds rounds and sends it again in each, max_attempts times, until the breaker "
-    "opens (with breaker_failures above max_attempts, or answers of other requests between, "
-    "that is max_rounds x max_attempts requests and max_rounds x round_wait_s of waiting)",
+    "SKPs it appraises (and its own penilaian) 'deferred', so Deliverer.deliver runs all "
+    "max_rounds (40) rounds and sends it again in each, max_attempts times. Dropped "
+    "connections are not outages for the breaker, so with the default settings nothing stops "
+    "it: 40 x max_attempts requests and 40 x round_wait_s (10 s) of waiting per run; "
+    "tests/e2e/test_cli_operations.py::test_no_answer_however_often_tried_is_not_a_failure "
+    "spends its 11 s there",
 )
 def test_a_request_without_answer_is_tried_max_attempts_times_per_run(
     sandbox: Box, sqlite_url: str
 ) -> None:
-    world = generate_world(schools=1, teachers_per_school=4, seed=4, periods=[PERIOD])
-    box = sandbox(world)
-    box.intercept(_refuse_connections)
-    with app_for(
-        box,
-        sqlite_url,
-        target={"concurrency": 1, "breaker_failures": 1000},
-        retry={"max_attempts": 3},
-    ) as app:
-        app.engine.run(PERIOD)
-        assert max(e.attempts for e in _outbox(app)) == 3
+    world = generate_world(schools=1, teachers_per_school=3, seed=5, periods=[PERIOD])
+    box = sandbox(world, faults=Faults(drop_after_store_share=1.0))  # stored, answer lost
+    sleeps = Sleeps()
+    with app_for(box, sqlite_url, sleep=sleeps, retry={"max_attempts": 2}) as app:
+        summary = app.engine.run(PERIOD)
+        assert summary.target_unreachable is not None
+        assert summary.count("skp", "failed") == 0
+        assert max(e.attempts for e in _outbox(app)) == 2
 
 
 # -- paused: maintenance ---------------------------------------------------------------------
