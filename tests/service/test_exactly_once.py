@@ -2,7 +2,8 @@
 state tables and the ledger agreeing; a rerun sends nothing; a dry run sends and writes
 nothing; a year and a semester side by side in one store (both databases); a third of the
 requests faulted (5xx, 429, answers dropped after the target stored them, too slow); a
-record cancelled in PMM is not sent before delivery and reported after it."""
+record cancelled in PMM is not sent before delivery and reported after it; a run scoped to
+one school; a record the mapping refuses is quarantined and the batch goes on."""
 
 from __future__ import annotations
 
@@ -222,3 +223,40 @@ def test_cancelled_in_pmm_not_sent_before_delivery_reported_after(
                 assert row is not None
                 assert row.status is RecordStatus.CANCELLED_AFTER_DELIVERY
                 assert "no delete" in (row.reason or "")
+
+
+def test_a_run_scoped_to_one_school_sends_only_its_records(sandbox: Box, sqlite_url: str) -> None:
+    world = generate_world(schools=3, teachers_per_school=5, seed=9, periods=[PERIOD])
+    npsn = world.schools[1]["npsn"]
+    box = sandbox(world)
+    with app_for(box, sqlite_url) as app:
+        summary = app.engine.run(PERIOD, schools=[npsn])
+        assert summary.count("skp", "new") > 0
+        assert {s["body"]["unit_kerja"]["npsn"] for s in box.target.skps()} == {npsn}
+        with Session(app.store.engine) as session:
+            assert {r.npsn for r in session.exec(select(SourceRecord))} == {npsn}
+            assert {r.npsn for r in session.exec(select(SyncRecord))} == {npsn}
+
+
+def test_a_record_the_mapping_refuses_is_quarantined_and_the_batch_goes_on(
+    sandbox: Box, sqlite_url: str
+) -> None:
+    world = generate_world(schools=1, teachers_per_school=8, seed=8, periods=[PERIOD])
+    guru = next(
+        r
+        for r in world.records(PERIOD)
+        if r["pegawai"]["jenis_ptk"] == "guru" and not r["dibatalkan"]
+    )
+    # Validation lets an empty school name through; the SKP payload model does not.
+    world.update_record(guru["id"], lambda r: r["sekolah"].update(nama=""))
+    box = sandbox(world)
+    with app_for(box, sqlite_url) as app:
+        summary = app.engine.run(PERIOD)
+        with Session(app.store.engine) as session:
+            bad = session.get(SourceRecord, guru["id"])
+        assert bad is not None
+        assert (bad.status, bad.reason_code) == (SourceStatus.QUARANTINED, "mapping_failed")
+        assert "unit_kerja.nama" in (bad.reason or "")
+        created = box.target.stats()["creates"]["skp"]
+        assert f"{guru['pegawai']['nip']}/{PERIOD}" not in created
+        assert len(created) == summary.count("skp", "new") > 0
