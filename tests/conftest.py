@@ -1,9 +1,13 @@
-"""Shared fixtures: a fresh state store URL on SQLite and on PostgreSQL.
+"""Shared fixtures: a fresh state store URL on SQLite and on PostgreSQL; the test tiers.
 
 PostgreSQL comes from ``EKINERJA_SYNC_TEST_PG_URL`` (default: the local server, database
 ``test``); each test gets a database of its own, dropped afterwards. Where no server answers
 the PostgreSQL cases are skipped, unless ``EKINERJA_SYNC_TEST_REQUIRE_PG=1`` (CI), where they
 fail.
+
+Every test is marked with its tier by where it lives: ``tests/e2e/`` -> ``e2e`` (processes and
+servers on loopback), ``tests/service/`` -> ``service`` (the engine in-process). So
+``pytest -m e2e`` runs the slow tier alone and ``pytest -m "not e2e"`` the fast ones.
 """
 
 from __future__ import annotations
@@ -23,6 +27,21 @@ PG_URL = os.environ.get(
 
 def _pg_admin_dsn() -> str:
     return PG_URL.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+# Directory under tests/ -> the marker of its tier (declared in pyproject.toml).
+_TIERS = {"e2e": pytest.mark.e2e, "service": pytest.mark.service}
+_TESTS = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        try:
+            tier = item.path.resolve().relative_to(_TESTS).parts[0]
+        except (ValueError, IndexError):
+            continue
+        if tier in _TIERS:
+            item.add_marker(_TIERS[tier])
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,230 @@
+"""Several workers on one state store, in-process: deferral behind a penilai's SKP another
+worker is sending, claims on outbox entries (two deliverers at once, each request once),
+leases on reading a school, and a dead worker's claims taken over. On SQLite and PostgreSQL
+where the database does the arbitration."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import threading
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from connectors.sandbox import Faults, generate_world
+from state.models import (
+    DeliveryKind,
+    OutboxEntry,
+    OutboxState,
+    RecordStatus,
+    Run,
+    SchoolLease,
+    SourceRecord,
+    SyncRecord,
+)
+from tests.e2e.helpers import expected_after_sync
+from tests.service.harness import InProcessSandbox, Sleeps, app_for, ledger_entries
+
+PERIOD = "2025-1"
+SKP = DeliveryKind.SKP
+Box = Callable[..., InProcessSandbox]
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _plan_only(app: Any) -> None:
+    """Pull and plan the period; send nothing (a worker stopped before delivery)."""
+    app.engine.deliverer.stop.set()
+    app.engine.run(PERIOD)
+    app.engine.deliverer.stop.clear()
+
+
+def _claim(app: Any, nip: str, owner: str, *, until: dt.datetime) -> None:
+    with Session(app.store.engine) as session:
+        session.execute(
+            update(OutboxEntry)
+            .where(col(OutboxEntry.nip) == nip, col(OutboxEntry.kind) == SKP)
+            .values(claimed_by=owner, claimed_until=until)
+        )
+        session.commit()
+
+
+def _principal(world: Any) -> str:
+    return next(
+        r["pegawai"]["nip"]
+        for r in world.records(PERIOD)
+        if r["pegawai"]["jenis_ptk"] == "kepala_sekolah"
+    )
+
+
+def _dead_pid() -> int:
+    pid = 4_194_000
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except PermissionError:
+            pass
+        pid -= 1
+
+
+def test_a_guru_waits_while_another_worker_sends_its_penilai_skp(
+    sandbox: Box, state_url: str
+) -> None:
+    world = generate_world(schools=1, teachers_per_school=4, seed=21, periods=[PERIOD])
+    expected = expected_after_sync(world, PERIOD)
+    penilai = _principal(world)
+    box = sandbox(world)
+    sleeps = Sleeps()
+    with app_for(box, state_url, sleep=sleeps) as mine, app_for(box, state_url) as other:
+        _plan_only(mine)
+        assert box.api_requests == []
+        with Session(mine.store.engine) as session:
+            (run,) = session.exec(select(Run)).all()
+        assert run.outcome == "stopped"  # a stop before delivery is not a successful sync
+        # The other worker holds the claim on the kepala sekolah's SKP: it is sending it.
+        _claim(mine, penilai, other.engine.deliverer.worker, until=_now() + dt.timedelta(minutes=5))
+
+        def other_finishes(_seconds: float) -> None:
+            if len(sleeps.waits) == 1:
+                other.engine.deliverer.deliver(PERIOD, only={(penilai, SKP)})
+
+        sleeps.hooks.append(other_finishes)
+        results = mine.engine.deliverer.deliver(PERIOD)
+        assert results == []
+        assert sleeps.waits == [mine.engine.deliverer.round_wait_s]  # one round waited
+        stats = box.target.stats()
+        # Nothing was sent before its penilai's SKP was there: no 409, nothing held.
+        assert stats["rejected"] == 0
+        assert stats["creates"]["skp"] == expected.skp
+        assert stats["creates"]["penilaian"] == expected.assessment
+        entries = ledger_entries(mine, period=PERIOD)
+        assert {e.outcome for e in entries} == {"delivered"}
+        first = {(e.nip, e.kind): e.seq for e in entries}
+        assert all(first[(penilai, "skp")] < seq for key, seq in first.items() if key[0] != penilai)
+
+
+def test_deferred_while_the_penilai_skp_stays_claimed_not_sent_not_held(
+    sandbox: Box, sqlite_url: str
+) -> None:
+    world = generate_world(schools=1, teachers_per_school=3, seed=21, periods=[PERIOD])
+    penilai = _principal(world)
+    box = sandbox(world)
+    sleeps = Sleeps()
+    with app_for(box, sqlite_url, sleep=sleeps) as app:
+        _plan_only(app)
+        _claim(app, penilai, "elsewhere:1:abcdef", until=_now() + dt.timedelta(minutes=5))
+        app.engine.deliverer.max_rounds = 5  # each round would defer them again
+        assert app.engine.deliverer.deliver(PERIOD) == []
+        assert len(sleeps.waits) == app.engine.deliverer.max_rounds
+        assert box.api_requests == []
+        with Session(app.store.engine) as session:
+            rows = session.exec(select(SyncRecord).where(SyncRecord.kind == SKP)).all()
+        assert {r.status for r in rows} == {RecordStatus.PENDING}
+        assert all(r.reason_code is None for r in rows)
+
+
+def test_two_deliverers_at_once_send_each_request_once(sandbox: Box, state_url: str) -> None:
+    world = generate_world(schools=3, teachers_per_school=8, seed=41, periods=[PERIOD])
+    expected = expected_after_sync(world, PERIOD)
+    box = sandbox(world, faults=Faults(latency_s=0.002))  # so the two overlap
+    with (
+        app_for(box, state_url, target={"concurrency": 4}) as a,
+        app_for(box, state_url, target={"concurrency": 4}) as b,
+    ):
+        _plan_only(a)
+        start = threading.Barrier(2)
+        errors: list[BaseException] = []
+
+        def deliver(app: Any) -> None:
+            try:
+                start.wait()
+                app.engine.deliverer.deliver(PERIOD)
+            except BaseException as exc:  # surfaced below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=deliver, args=(app,)) for app in (a, b)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert errors == []
+        stats = box.target.stats()
+        assert stats["creates"]["skp"] == expected.skp
+        assert stats["creates"]["penilaian"] == expected.assessment
+        assert stats["replayed"] == 0  # no request went twice, not even with its key
+        assert stats["rejected"] == 0
+        entries = ledger_entries(a, period=PERIOD)  # one chain, no fork, it verifies
+        delivered = Counter((e.nip, e.kind) for e in entries if e.outcome == "delivered")
+        assert set(delivered.values()) == {1}
+        assert len(delivered) == len(expected.skp) + len(expected.assessment)
+        with Session(a.store.engine) as session:
+            outbox = session.exec(select(OutboxEntry)).all()
+        assert {e.state for e in outbox} == {OutboxState.DONE}
+        assert {e.claimed_by for e in outbox} <= {
+            None,
+            a.engine.deliverer.worker,
+            b.engine.deliverer.worker,
+        }
+
+
+def test_a_school_leased_by_a_live_worker_is_skipped_a_dead_ones_taken_over(
+    sandbox: Box, state_url: str
+) -> None:
+    world = generate_world(schools=3, teachers_per_school=3, seed=43, periods=[PERIOD])
+    busy, orphan = world.schools[0]["npsn"], world.schools[1]["npsn"]
+    box = sandbox(world)
+    dead = f"{socket.gethostname()}:{_dead_pid()}:abcdef"
+    with app_for(box, state_url) as app:
+        later = _now() + dt.timedelta(minutes=5)
+        with Session(app.store.engine) as session:
+            session.add(SchoolLease(period=PERIOD, npsn=busy, owner="elsewhere:1:abc", until=later))
+            session.add(SchoolLease(period=PERIOD, npsn=orphan, owner=dead, until=later))
+            session.commit()
+        app.engine.run(PERIOD)
+
+        def pulled() -> set[str]:
+            with Session(app.store.engine) as session:
+                return {r.npsn for r in session.exec(select(SourceRecord))}
+
+        # The live worker's school is its to read; the killed worker's is taken over at once.
+        assert busy not in pulled()
+        assert orphan in pulled()
+        units = {s["body"]["unit_kerja"]["npsn"] for s in box.target.skps()}
+        assert busy not in units
+        assert orphan in units
+        with Session(app.store.engine) as session:
+            leases = {(row.npsn, row.owner) for row in session.exec(select(SchoolLease))}
+        assert leases == {(busy, "elsewhere:1:abc")}  # the taken-over lease was released
+
+        # Its lease runs out: the next run reads the school.
+        with Session(app.store.engine) as session:
+            session.execute(update(SchoolLease).values(until=_now() - dt.timedelta(seconds=1)))
+            session.commit()
+        app.engine.run(PERIOD)
+        assert busy in pulled()
+        assert busy in {s["body"]["unit_kerja"]["npsn"] for s in box.target.skps()}
+
+
+def test_a_killed_workers_claims_are_taken_over_at_once(sandbox: Box, state_url: str) -> None:
+    world = generate_world(schools=1, teachers_per_school=3, seed=21, periods=[PERIOD])
+    expected = expected_after_sync(world, PERIOD)
+    box = sandbox(world)
+    dead = f"{socket.gethostname()}:{_dead_pid()}:abcdef"
+    with app_for(box, state_url) as app:
+        _plan_only(app)
+        later = _now() + dt.timedelta(minutes=5)
+        with Session(app.store.engine) as session:
+            session.execute(update(OutboxEntry).values(claimed_by=dead, claimed_until=later))
+            session.commit()
+        app.engine.deliverer.deliver(PERIOD)
+        assert box.target.stats()["creates"]["skp"] == expected.skp
+        assert box.target.stats()["creates"]["penilaian"] == expected.assessment
