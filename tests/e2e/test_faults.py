@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from connectors.sandbox import Faults, generate_world, running_sandbox
-from state.models import RecordStatus
 from tests.e2e.helpers import app_for, expected_after_sync
 
 PERIOD = "2025-1"
@@ -41,41 +40,3 @@ def test_a_third_of_requests_fail_and_every_record_arrives_exactly_once(state_ur
     assert stats["replayed"] > 0  # resends after a dropped answer were answered from the key
     assert summary.count("skp", "failed") == 0
     assert summary.count("assessment", "failed") == 0
-
-
-def test_maintenance_window_pauses_without_burning_attempts(state_url: str) -> None:
-    world = generate_world(schools=1, teachers_per_school=6, seed=4, periods=[PERIOD])
-    expected = expected_after_sync(world, PERIOD)
-    faults = Faults()
-    faults.update({"maintenance_s": 1.5})
-    with (
-        running_sandbox(world, faults=faults) as box,
-        # Two attempts only: a pause that burnt attempts would leave records dead.
-        app_for(box, state_url, retry={"max_attempts": 2}) as app,
-    ):
-        summary = app.engine.run(PERIOD)
-        stats = box.target.stats()
-    assert stats["faults"]["maintenance"] > 0
-    assert stats["creates"]["skp"] == expected.skp
-    assert summary.count("skp", "failed") == 0
-
-
-def test_retries_stop_at_max_attempts_and_the_record_is_dead_with_the_answer(
-    state_url: str,
-) -> None:
-    world = generate_world(schools=1, teachers_per_school=3, seed=4, periods=[PERIOD])
-    faults = Faults(error_share=1.0)  # the target never recovers
-    with (
-        running_sandbox(world, faults=faults) as box,
-        app_for(box, state_url, retry={"max_attempts": 3}) as app,
-    ):
-        app.engine.run(PERIOD)
-        stats = box.target.stats()
-        failed = app.store.failures(period=PERIOD)
-    assert stats["skp_created"] == 0
-    assert failed
-    assert all(r.status is RecordStatus.FAILED for r in failed)
-    assert all(r.reason_code == "retries_exhausted" for r in failed)
-    assert all("gave up after 3 attempts" in (r.reason or "") for r in failed)
-    # 3 attempts per SKP, no more.
-    assert stats["requests"] == 3 * len(failed)
