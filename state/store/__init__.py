@@ -9,8 +9,11 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Engine, func, update
+from sqlalchemy import Engine, Table, func, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -21,14 +24,49 @@ from state.models import (
     ListedPeriod,
     OutboxEntry,
     OutboxState,
+    RecordStatus,
     Run,
     SourceRecord,
+    SourceStatus,
     SyncRecord,
 )
 from state.store.claims import _Claims
 from state.store.reports import _Reports
 
-__all__ = ["StateStore"]
+__all__ = ["DeliverableHead", "SourceHead", "StateStore"]
+
+
+_SOURCE: Table = SourceRecord.__table__  # type: ignore[attr-defined]
+_SYNC: Table = SyncRecord.__table__  # type: ignore[attr-defined]
+_OUTBOX: Table = OutboxEntry.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverableHead:
+    """What delivery reads of a deliverable (a plain row, not an ORM object)."""
+
+    nip: str
+    kind: DeliveryKind
+    assessor_nip: str
+    status: RecordStatus
+    reason: str | None
+    reason_code: str | None
+    payload_hash: str | None
+    delivered_hash: str | None
+    skp_id: str | None
+    skp_version: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceHead:
+    """A stored source record without its body."""
+
+    id: str
+    nip: str
+    updated_at: dt.datetime
+    cancelled: bool
+    status: SourceStatus
+    seen_at: dt.datetime
 
 
 class StateStore(_Claims, _Reports):
@@ -87,6 +125,59 @@ class StateStore(_Claims, _Reports):
             found[row.nip].append(row)
         return found
 
+    @staticmethod
+    def source_hashes(session: Session, ids: Collection[str]) -> dict[str, tuple[str, str]]:
+        """{id: (content_hash, nip)} of the stored source records among ``ids``: all the
+        ingest needs to tell new, changed and unchanged rows apart (no body is read)."""
+        if not ids:
+            return {}
+        table = _SOURCE
+        rows = session.execute(
+            sa_select(table.c.id, table.c.content_hash, table.c.nip).where(
+                table.c.id.in_(list(ids))
+            )
+        )
+        return {row.id: (row.content_hash, row.nip) for row in rows}
+
+    @staticmethod
+    def source_heads(
+        session: Session, period: str, nips: Collection[str]
+    ) -> dict[str, list[SourceHead]]:
+        """``source_records_of`` without the bodies: what choosing the effective record
+        needs (``source_bodies`` reads the body of the one chosen when it is not at hand)."""
+        found: dict[str, list[SourceHead]] = defaultdict(list)
+        if not nips:
+            return found
+        table = _SOURCE
+        query = sa_select(
+            table.c.id,
+            table.c.nip,
+            table.c.updated_at,
+            table.c.cancelled,
+            table.c.status,
+            table.c.seen_at,
+        ).where(table.c.period == period, table.c.nip.in_(list(nips)))
+        for row in session.execute(query):
+            found[row.nip].append(
+                SourceHead(
+                    row.id,
+                    row.nip,
+                    row.updated_at,
+                    bool(row.cancelled),
+                    SourceStatus(row.status),
+                    row.seen_at,
+                )
+            )
+        return found
+
+    @staticmethod
+    def source_bodies(session: Session, ids: Collection[str]) -> dict[str, dict[str, Any]]:
+        if not ids:
+            return {}
+        table = _SOURCE
+        rows = session.execute(sa_select(table.c.id, table.c.body).where(table.c.id.in_(list(ids))))
+        return {row.id: row.body for row in rows}
+
     # -- deliverables --------------------------------------------------------------------
 
     @staticmethod
@@ -99,6 +190,52 @@ class StateStore(_Claims, _Reports):
             SyncRecord.period == period, col(SyncRecord.nip).in_(list(nips))
         )
         return {(row.nip, row.kind): row for row in session.exec(query)}
+
+    @staticmethod
+    def deliverable_heads(
+        session: Session, period: str, nips: Collection[str]
+    ) -> dict[tuple[str, DeliveryKind], DeliverableHead]:
+        """``sync_records`` as plain rows (delivery reads thousands a second)."""
+        if not nips:
+            return {}
+        t = _SYNC
+        query = sa_select(
+            t.c.nip,
+            t.c.kind,
+            t.c.assessor_nip,
+            t.c.status,
+            t.c.reason,
+            t.c.reason_code,
+            t.c.payload_hash,
+            t.c.delivered_hash,
+            t.c.skp_id,
+            t.c.skp_version,
+        ).where(t.c.period == period, t.c.nip.in_(list(nips)))
+        found: dict[tuple[str, DeliveryKind], DeliverableHead] = {}
+        for row in session.execute(query):
+            head = DeliverableHead(
+                row.nip,
+                DeliveryKind(row.kind),
+                row.assessor_nip,
+                RecordStatus(row.status),
+                row.reason,
+                row.reason_code,
+                row.payload_hash,
+                row.delivered_hash,
+                row.skp_id,
+                row.skp_version,
+            )
+            found[(head.nip, head.kind)] = head
+        return found
+
+    @staticmethod
+    def outbox_attempts(session: Session, ids: Collection[int]) -> dict[int, int]:
+        """{id: attempts} of these outbox entries."""
+        if not ids:
+            return {}
+        t = _OUTBOX
+        rows = session.execute(sa_select(t.c.id, t.c.attempts).where(t.c.id.in_(list(ids))))
+        return {row.id: row.attempts for row in rows}
 
     @staticmethod
     def nips_mapped_otherwise(

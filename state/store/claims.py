@@ -8,8 +8,10 @@ import datetime as dt
 from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractContextManager
 
-from sqlalchemy import Engine, delete, or_, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, Table, delete, or_, update
+from sqlalchemy import select as sa_select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from state.models import (
@@ -18,6 +20,8 @@ from state.models import (
     OutboxState,
     SchoolLease,
 )
+
+_LEASE: Table = SchoolLease.__table__  # type: ignore[attr-defined]
 
 
 class _Claims:
@@ -114,31 +118,56 @@ class _Claims:
         """Take (or renew) the lease on reading one school's records; False when another
         worker holds a live one (``orphaned`` as in ``claim_entry``)."""
         with self.unit_of_work() as session:
-            current = session.get(SchoolLease, (period, npsn))
-            holder = current.owner if current is not None else None
-        conditions = [col(SchoolLease.until) < now, col(SchoolLease.owner) == worker]
-        if holder is not None and holder != worker and orphaned(holder):
-            conditions.append(col(SchoolLease.owner) == holder)
-        with self.unit_of_work() as session:
-            result = session.execute(
-                update(SchoolLease)
-                .where(
-                    col(SchoolLease.period) == period,
-                    col(SchoolLease.npsn) == npsn,
-                    or_(*conditions),
-                )
-                .values(owner=worker, until=now + lease)
+            return self.take_school(
+                session, period, npsn, worker, now=now, lease=lease, orphaned=orphaned
             )
-            if result.rowcount:  # type: ignore[attr-defined]
-                return True
-            if session.get(SchoolLease, (period, npsn)) is not None:
-                return False  # held by someone else
-        try:
-            with self.unit_of_work() as session:
-                session.add(SchoolLease(period=period, npsn=npsn, owner=worker, until=now + lease))
-        except IntegrityError:
-            return False  # another worker inserted it first
-        return True
+
+    def take_school(
+        self,
+        session: Session,
+        period: str,
+        npsn: str,
+        worker: str,
+        *,
+        now: dt.datetime,
+        lease: dt.timedelta,
+        orphaned: Callable[[str], bool] = lambda _owner: False,
+    ) -> bool:
+        """``lease_school`` in the caller's transaction: one ``INSERT ... ON CONFLICT DO
+        UPDATE ... WHERE (expired or mine) RETURNING``, atomic on both databases; a second
+        statement only when another worker holds it (is that worker dead?)."""
+        table = _LEASE
+        insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        statement = insert(table).values(period=period, npsn=npsn, owner=worker, until=now + lease)
+        upsert = statement.on_conflict_do_update(
+            index_elements=["period", "npsn"],
+            set_={"owner": statement.excluded.owner, "until": statement.excluded.until},
+            where=or_(table.c.until < now, table.c.owner == worker),
+        ).returning(table.c.owner)
+        if session.execute(upsert).first() is not None:
+            return True
+        this = (table.c.period == period, table.c.npsn == npsn)
+        holder = session.execute(sa_select(table.c.owner).where(*this)).scalar()
+        if holder is None or holder == worker or not orphaned(holder):
+            return False  # held by someone else (or just released: the next run reads it)
+        taken = session.execute(
+            update(table)
+            .where(*this, table.c.owner == holder)
+            .values(owner=worker, until=now + lease)
+        )
+        return bool(taken.rowcount)  # type: ignore[attr-defined]
+
+    @staticmethod
+    def renew_school(
+        session: Session, period: str, npsn: str, worker: str, *, until: dt.datetime
+    ) -> None:
+        """Extend the worker's lease on a school, in the caller's transaction (a page's)."""
+        table = _LEASE
+        session.execute(
+            update(table)
+            .where(table.c.period == period, table.c.npsn == npsn, table.c.owner == worker)
+            .values(until=until)
+        )
 
     def release_school(self, period: str, npsn: str, worker: str) -> None:
         with self.unit_of_work() as session:

@@ -11,6 +11,7 @@ from itertools import islice
 from typing import Any
 
 import structlog
+from sqlalchemy import insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -65,18 +66,20 @@ class _Ingest(_Outbox):
                     progress("pull", len(batch))
             return
         worker = self.deliverer.worker
-        if not self.store.lease_school(
-            period, npsn, worker, now=self.clock(), lease=_LEASE, orphaned=orphaned
-        ):
+        # The lease and the cursor in one transaction; each page renews the lease in its
+        # own; the release is the last: 2 + pages transactions per school.
+        with self.store.unit_of_work() as s:
+            leased = self.store.take_school(
+                s, period, npsn, worker, now=self.clock(), lease=_LEASE, orphaned=orphaned
+            )
+            since = self.store.cursor(s, period, npsn) if leased else None
+        if not leased:
             log.info("pull.skipped", period=period, npsn=npsn, reason="another worker reads it")
             return
         try:
-            with self.store.unit_of_work() as s:
-                since = self.store.cursor(s, period, npsn)
             pages = self.source.performance_records(period, npsn=npsn, updated_since=since)
             for batch in _batches(pages, self.batch_size):
-                self._ingest_page(period, mapping, npsn, batch, summary)
-                self.store.lease_school(period, npsn, worker, now=self.clock(), lease=_LEASE)
+                self._ingest_page(period, mapping, npsn, batch, summary, worker)
                 if progress is not None:
                     progress("pull", len(batch))
         finally:
@@ -89,13 +92,17 @@ class _Ingest(_Outbox):
         npsn: str,
         batch: list[dict[str, Any]],
         summary: RunSummary,
+        worker: str,
     ) -> None:
-        """One page in one transaction; once more if another worker's commit collided
-        with ours (a teacher in two schools read by two workers at once)."""
+        """One page in one transaction, with the renewal of the school's lease; once more
+        if another worker's commit collided with ours (a teacher in two schools read by two
+        workers at once)."""
         for attempt in (1, 2):
             try:
                 with self.store.unit_of_work() as s:
                     self._ingest(s, period, mapping, npsn, batch, summary)
+                    until = self.clock() + _LEASE
+                    self.store.renew_school(s, period, npsn, worker, until=until)
             except IntegrityError:
                 if attempt == 2:
                     raise
@@ -115,7 +122,13 @@ class _Ingest(_Outbox):
     ) -> None:
         """Store one page, decide for every teacher it touches, move the cursor: one unit."""
         now = self.clock()
-        stored = self.store.source_records(session, {str(raw.get("id")) for raw in batch})
+        # What is stored of these ids: (content_hash, nip); rows are written with one
+        # multi-row INSERT (new) and one UPDATE by primary key (changed) per page.
+        stored = self.store.source_hashes(session, {str(raw.get("id")) for raw in batch})
+        fresh: dict[str, dict[str, Any]] = {}
+        changed: dict[str, dict[str, Any]] = {}
+        # Each record is validated once: the valid ones are handed to planning as read.
+        validated: dict[str, PerformanceRecord] = {}
         touched: set[str] = set()
         newest: dt.datetime | None = None
         for raw in batch:
@@ -126,29 +139,40 @@ class _Ingest(_Outbox):
                 if checked.period.code != period:
                     continue  # not asked for: the source broke its contract; ignore the row
             existing = stored.get(checked.source_id)
-            if existing is not None and existing.content_hash == digest:
+            if existing is not None and existing[0] == digest:
                 continue
-            if existing is not None and existing.nip:
-                touched.add(existing.nip)  # the NIP may have been corrected: re-plan the old one
-            row = self._source_row(raw, checked, digest, existing, period, now)
+            if existing is not None and existing[1]:
+                touched.add(existing[1])  # the NIP may have been corrected: re-plan the old one
+            row = self._source_row(raw, checked, digest, period, now)
             if row is None:
                 continue
-            session.add(row)
-            stored[row.id] = row
-            if row.status is SourceStatus.QUARANTINED:
+            source_id = checked.source_id
+            if source_id in fresh or existing is None:
+                fresh[source_id] = row
+            else:
+                changed[source_id] = row
+            stored[source_id] = (digest, row["nip"])
+            if isinstance(checked, PerformanceRecord):
+                validated[source_id] = checked
+            else:
+                validated.pop(source_id, None)
+            if row["status"] is SourceStatus.QUARANTINED:
                 log.warning(
                     "record.quarantined",
                     run_id=summary.run_id,
                     period=period,
-                    npsn=row.npsn,
-                    nip=row.nip,
-                    source_id=row.id,
-                    reason=row.reason,
+                    npsn=row["npsn"],
+                    nip=row["nip"],
+                    source_id=source_id,
+                    reason=row["reason"],
                 )
-            if row.nip:
-                touched.add(row.nip)
-        session.flush()
-        self._plan(session, period, mapping, touched)
+            if row["nip"]:
+                touched.add(row["nip"])
+        if fresh:
+            session.execute(insert(SourceRecord), list(fresh.values()))
+        if changed:
+            session.execute(update(SourceRecord), list(changed.values()))
+        self._plan(session, period, mapping, touched, validated)
         if newest is not None:
             self.store.set_cursor(session, period, npsn, newest)
 
@@ -157,10 +181,10 @@ class _Ingest(_Outbox):
         raw: dict[str, Any],
         checked: PerformanceRecord | Rejection,
         digest: str,
-        existing: SourceRecord | None,
         period: str,
         now: dt.datetime,
-    ) -> SourceRecord | None:
+    ) -> dict[str, Any] | None:
+        """The row of a source record as stored (valid, or quarantined with the reason)."""
         if isinstance(checked, Rejection):
             if checked.source_id == "?":
                 log.error("record.unidentifiable", period=period, reason=checked.reason)
@@ -197,11 +221,5 @@ class _Ingest(_Outbox):
                 "reason_code": None,
                 "reason": None,
             }
-        if existing is None:
-            return SourceRecord(
-                id=checked.source_id, content_hash=digest, body=raw, seen_at=now, **values
-            )
-        for key, value in values.items():
-            setattr(existing, key, value)
-        existing.content_hash, existing.body, existing.seen_at = digest, raw, now
-        return existing
+        values.update(id=checked.source_id, content_hash=digest, body=raw, seen_at=now)
+        return values

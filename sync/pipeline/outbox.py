@@ -6,13 +6,13 @@ entries in the caller's transaction (one multi-row INSERT each).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from sqlalchemy import insert
-from sqlmodel import Session
+from sqlalchemy import insert, update
+from sqlmodel import Session, col
 
 from mappings.model import PerformanceRecord
 from mappings.source import read_record
@@ -21,10 +21,11 @@ from state.models import (
     DeliveryKind,
     OutboxEntry,
     RecordStatus,
+    SourceRecord,
     SourceStatus,
     SyncRecord,
 )
-from state.store import StateStore
+from state.store import SourceHead, StateStore
 from sync.advice import advice
 from sync.hashing import idempotency_key
 from sync.pipeline.plan import (
@@ -73,8 +74,30 @@ class _Outbox:
     store: StateStore
     clock: Clock
 
-    def _plan(self, session: Session, period: str, mapping: MappingVersion, nips: set[str]) -> None:
-        sources = self.store.source_records_of(session, period, nips)
+    def _plan(
+        self,
+        session: Session,
+        period: str,
+        mapping: MappingVersion,
+        nips: set[str],
+        validated: Mapping[str, PerformanceRecord] | None = None,
+    ) -> None:
+        """Plan these teachers; ``validated``: records of the page just read, already
+        validated (a record is validated once; others are read from the store)."""
+        validated = validated or {}
+        sources = self.store.source_heads(session, period, nips)
+        effective_of: dict[str, tuple[SourceHead, bool]] = {}
+        for nip, heads in sources.items():
+            effective_of[nip] = effective_record(heads)
+        bodies = self.store.source_bodies(
+            session,
+            [
+                head.id
+                for head, all_cancelled in effective_of.values()
+                if head.id not in validated
+                and (head.status is not SourceStatus.QUARANTINED or all_cancelled)
+            ],
+        )
         current = self.store.sync_records(session, period, nips)
         new = _NewRows()
         for nip in sorted(nips):
@@ -87,11 +110,13 @@ class _Outbox:
                 for decision, row in zip(gone, (skp_row, assessment_row), strict=True):
                     self._apply(session, period, mapping, nip, None, decision, row, new)
                 continue
-            effective, all_cancelled = effective_record(rows)
+            effective, all_cancelled = effective_of[nip]
             if effective.status is SourceStatus.QUARANTINED and not all_cancelled:
                 continue  # the record that counts is bad data: it waits in quarantine
-            checked = read_record(effective.body)
-            record = checked if isinstance(checked, PerformanceRecord) else None
+            record = validated.get(effective.id)
+            if record is None and effective.id in bodies:
+                checked = read_record(bodies[effective.id])
+                record = checked if isinstance(checked, PerformanceRecord) else None
             seen = max(r.seen_at for r in rows)  # the newest version PMM served of this NIP
             if all_cancelled:
                 decisions = plan_cancellation(_known(skp_row, seen), _known(assessment_row, seen))
@@ -104,13 +129,18 @@ class _Outbox:
                 except ValueError as exc:
                     # The mapping refused what validation let through: a gap in validation,
                     # kept from the batch like any bad record, with the mapping's words.
-                    effective.status = SourceStatus.QUARANTINED
-                    effective.reason_code = "mapping_failed"
-                    effective.reason = (
-                        f"mapping {mapping.name} cannot map this record: {exc}. "
-                        f"What to do: {advice('mapping_failed')}"
-                    )[:2000]
-                    session.add(effective)
+                    session.execute(
+                        update(SourceRecord)
+                        .where(col(SourceRecord.id) == effective.id)
+                        .values(
+                            status=SourceStatus.QUARANTINED,
+                            reason_code="mapping_failed",
+                            reason=(
+                                f"mapping {mapping.name} cannot map this record: {exc}. "
+                                f"What to do: {advice('mapping_failed')}"
+                            )[:2000],
+                        )
+                    )
                     log.error("record.mapping_failed", period=period, nip=nip, error=str(exc))
                     continue
             for decision, row in zip(decisions, (skp_row, assessment_row), strict=True):
