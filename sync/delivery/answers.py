@@ -25,7 +25,7 @@ from state.models import (
     RecordStatus,
     SyncRecord,
 )
-from state.store import StateStore
+from state.store import DeliverableHead, StateStore
 from sync.advice import advice
 from sync.delivery.results import (
     Attempt,
@@ -82,11 +82,13 @@ class _Answers:
                 return
             now = self.clock()
             with self.store.unit_of_work() as session:
-                entries = self.store.outbox_entries(session, [a.entry.id or 0 for a in answers])
-                rows: dict[tuple[str, str, DeliveryKind], SyncRecord] = {}
+                # Plain rows, not ORM objects: only what the writes below need.
+                attempts = self.store.outbox_attempts(session, [a.entry.id or 0 for a in answers])
+                rows: dict[tuple[str, str, DeliveryKind], DeliverableHead] = {}
                 for period in {a.entry.period for a in answers}:
                     nips = {a.entry.nip for a in answers if a.entry.period == period}
-                    for (nip, kind), row in self.store.sync_records(session, period, nips).items():
+                    heads = self.store.deliverable_heads(session, period, nips)
+                    for (nip, kind), row in heads.items():
                         rows[(nip, period, kind)] = row
                 texts = [_json(a.answer.body) for a in answers]  # as stored and as audited
                 done_entries: list[dict[str, Any]] = []
@@ -99,7 +101,7 @@ class _Answers:
                             "id": entry.id,
                             "state": OutboxState.DONE,
                             "finished_at": now,
-                            "attempts": entries[entry.id or 0].attempts + 1,
+                            "attempts": attempts[entry.id or 0] + 1,
                             "last_status": a.answer.status,
                             "last_answer": text,
                         }
@@ -114,7 +116,7 @@ class _Answers:
                     delivered.append(
                         {
                             "nip": row.nip,
-                            "period": row.period,
+                            "period": entry.period,
                             "kind": row.kind,
                             "skp_id": skp_id,
                             "skp_version": version,

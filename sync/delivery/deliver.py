@@ -284,11 +284,11 @@ class Deliverer(_Attempts, _Answers):
             return {}
         period = entries[0].period
         with self.store.unit_of_work() as session:
-            known = self.store.sync_records(session, period, {e.nip for e in entries})
+            known = self.store.deliverable_heads(session, period, {e.nip for e in entries})
             penilai = {
                 row.assessor_nip for (_nip, kind), row in known.items() if kind is DeliveryKind.SKP
             } - {nip for nip, _kind in known}
-            known.update(self.store.sync_records(session, period, penilai))
+            known.update(self.store.deliverable_heads(session, period, penilai))
         contexts: dict[int, _Context] = {}
         for entry in entries:
             record = known.get((entry.nip, entry.kind))

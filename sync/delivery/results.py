@@ -20,8 +20,8 @@ from state.models import (
     OutboxAction,
     OutboxEntry,
     RecordStatus,
-    SyncRecord,
 )
+from state.store import DeliverableHead
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +63,9 @@ class _Context:
     """What delivering one entry needs of the state: its deliverable, the SKP of the same
     teacher (a penilaian is sent under it) and, for an SKP, its penilai's SKP."""
 
-    record: SyncRecord
-    skp: SyncRecord | None
-    assessor: SyncRecord | None
+    record: DeliverableHead
+    skp: DeliverableHead | None
+    assessor: DeliverableHead | None
 
 
 @dataclass(frozen=True, slots=True)
