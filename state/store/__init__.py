@@ -33,7 +33,10 @@ from state.models import (
 from state.store.claims import _Claims
 from state.store.reports import _Reports
 
-__all__ = ["DeliverableHead", "SourceHead", "StateStore"]
+__all__ = ["PERIOD_WIDE", "DeliverableHead", "SourceHead", "StateStore"]
+
+# The NPSN of the period-wide cursor and lease (one walk of every school of a period).
+PERIOD_WIDE = "*"
 
 
 _SOURCE: Table = SourceRecord.__table__  # type: ignore[attr-defined]

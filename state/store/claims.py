@@ -198,10 +198,13 @@ class _Claims:
     @staticmethod
     def reset_cursors(session: Session, period: str, npsns: Sequence[str] = ()) -> list[str]:
         """Delete the read positions of the period (some schools, or all); returns whose."""
+        # The period-wide position goes too, even for some schools: the next run of every
+        # school then walks the period from the start again (unchanged records are skipped
+        # by their content hash), so a reset school is read in full either way.
         query = select(Cursor).where(Cursor.period == period)
         if npsns:
-            query = query.where(col(Cursor.npsn).in_(list(npsns)))
+            query = query.where(col(Cursor.npsn).in_([*npsns, "*"]))
         rows = list(session.exec(query))
         for row in rows:
             session.delete(row)
-        return sorted(row.npsn for row in rows)
+        return sorted(row.npsn for row in rows if row.npsn != "*")

@@ -96,10 +96,12 @@ class Engine(_Ingest):
         )
         bound = log.bind(run_id=run_id, period=period)
         started = self.clock()
-        npsns = list(schools) or [s["npsn"] for s in self.source.schools()]
+        # Every school (no list given): one walk of the period and no list of schools at
+        # all (``()`` below means the whole period); a dry run still reads school by school.
+        npsns = list(schools) or ([s["npsn"] for s in self.source.schools()] if dry_run else [])
         bound.info(
             "run.start",
-            schools=len(npsns),
+            schools=len(npsns) if npsns else "all",
             dry_run=dry_run,
             kind=summary.kind,
             mapping=mapping.name,
@@ -116,13 +118,23 @@ class Engine(_Ingest):
                 self._tally(session, period, npsns, summary)
         else:
             analyzed_at = 0
-            for npsn in npsns:
-                self._pull_school(period, mapping, npsn, summary, None, progress)
+
+            def analyze() -> None:
                 # A first sync grows the tables from empty: the planner's statistics are
                 # refreshed each time what was read doubles (a handful of times in all).
+                nonlocal analyzed_at
                 if summary.pulled >= max(2 * analyzed_at, _ANALYZE_AFTER):
                     self.store.refresh_statistics()
                     analyzed_at = summary.pulled
+
+            if schools:
+                for npsn in npsns:
+                    self._pull_school(period, mapping, npsn, summary, None, progress)
+                    analyze()
+            else:
+                # Every school: one incremental walk of the whole period, not one per school,
+                # so a rerun costs what changed, not the number of schools.
+                self._pull_period(period, mapping, summary, progress, analyze)
             self._remap(period, mapping, npsns, None)
             if summary.pulled > analyzed_at:
                 self.store.refresh_statistics()

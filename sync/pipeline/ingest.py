@@ -23,6 +23,7 @@ from state.models import (
     SourceRecord,
     SourceStatus,
 )
+from state.store import PERIOD_WIDE
 from sync.delivery.deliver import Deliverer, orphaned
 from sync.hashing import content_hash
 from sync.pipeline.outbox import _Outbox
@@ -85,6 +86,38 @@ class _Ingest(_Outbox):
         finally:
             self.store.release_school(period, npsn, worker)
 
+    def _pull_period(
+        self,
+        period: str,
+        mapping: MappingVersion,
+        summary: RunSummary,
+        progress: Callable[[str, int], None] | None,
+        after_page: Callable[[], None],
+    ) -> None:
+        """Every school of the period in one incremental walk (``diperbarui_sejak`` without
+        ``npsn``), from the period-wide cursor, under the period-wide lease (another worker
+        holding it walks it: this one goes on to delivery). Each page also moves the cursor
+        of every school it carries, so a later ``--npsn`` run of one school reads on from
+        there (the walk is in order of ``diperbarui_pada``, as a school's walk is)."""
+        worker = self.deliverer.worker
+        with self.store.unit_of_work() as s:
+            leased = self.store.take_school(
+                s, period, PERIOD_WIDE, worker, now=self.clock(), lease=_LEASE, orphaned=orphaned
+            )
+            since = self.store.cursor(s, period, PERIOD_WIDE) if leased else None
+        if not leased:
+            log.info("pull.skipped", period=period, reason="another worker walks the period")
+            return
+        try:
+            pages = self.source.performance_records(period, updated_since=since)
+            for batch in _batches(pages, self.batch_size):
+                self._ingest_page(period, mapping, PERIOD_WIDE, batch, summary, worker)
+                if progress is not None:
+                    progress("pull", len(batch))
+                after_page()
+        finally:
+            self.store.release_school(period, PERIOD_WIDE, worker)
+
     def _ingest_page(
         self,
         period: str,
@@ -131,11 +164,15 @@ class _Ingest(_Outbox):
         validated: dict[str, PerformanceRecord] = {}
         touched: set[str] = set()
         newest: dt.datetime | None = None
+        newest_of: dict[str, dt.datetime] = {}  # per school, for the period-wide walk
         for raw in batch:
             digest = content_hash(raw)
             checked = read_record(raw)
             if isinstance(checked, PerformanceRecord):
                 newest = max(filter(None, (newest, checked.updated_at)))
+                school = checked.school.npsn
+                if school not in newest_of or newest_of[school] < checked.updated_at:
+                    newest_of[school] = checked.updated_at
                 if checked.period.code != period:
                     continue  # not asked for: the source broke its contract; ignore the row
             existing = stored.get(checked.source_id)
@@ -175,6 +212,9 @@ class _Ingest(_Outbox):
         self._plan(session, period, mapping, touched, validated)
         if newest is not None:
             self.store.set_cursor(session, period, npsn, newest)
+        if npsn == PERIOD_WIDE:
+            for school, when in sorted(newest_of.items()):
+                self.store.set_cursor(session, period, school, when)
 
     @staticmethod
     def _source_row(
