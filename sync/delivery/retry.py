@@ -5,11 +5,14 @@ the classification of answers into errors lives in ``connectors._http``.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
 from tenacity import (
+    DoAttempt,
+    DoSleep,
     RetryCallState,
     Retrying,
     retry_if_exception_type,
@@ -65,5 +68,39 @@ class RetryPolicy:
         return self._retrying
 
     def call(self, fn: Callable[[], T]) -> T:
-        """Run ``fn``, retrying it on ``RetriableError``; the last error is re-raised."""
-        return self._retrying(fn)
+        """Run ``fn``, retrying it on ``RetriableError``; the last error is re-raised.
+
+        The first attempt runs outside tenacity (most succeed: its bookkeeping per call cost
+        more than the request); after a first failure tenacity goes on as if it had made
+        that attempt itself: the same waits, attempts and elapsed-time limit."""
+        started = time.monotonic()
+        try:
+            return fn()
+        except RetriableError as exc:
+            first: RetriableError | None = exc
+
+        def attempt() -> T:
+            nonlocal first
+            if first is not None:
+                failed, first = first, None
+                raise failed
+            return fn()
+
+        retrying = self._retrying.copy()
+        retrying.begin()
+        state = RetryCallState(retry_object=retrying, fn=attempt, args=(), kwargs={})
+        state.start_time = started
+        while True:
+            do = retrying.iter(retry_state=state)
+            if isinstance(do, DoAttempt):
+                try:
+                    result = attempt()
+                except BaseException:
+                    state.set_exception(sys.exc_info())  # type: ignore[arg-type]
+                else:
+                    state.set_result(result)
+            elif isinstance(do, DoSleep):
+                state.prepare_for_next_attempt()
+                retrying.sleep(do)
+            else:
+                return do  # type: ignore[no-any-return]
