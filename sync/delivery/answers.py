@@ -11,8 +11,6 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import update
-
 from connectors.ekinerja import TargetAnswer
 from connectors.errors import (
     SyncError,
@@ -25,7 +23,7 @@ from state.models import (
     RecordStatus,
     SyncRecord,
 )
-from state.store import DeliverableHead, StateStore
+from state.store import DeliverableHead, StateStore, update_rows
 from sync.advice import advice
 from sync.delivery.results import (
     Attempt,
@@ -130,8 +128,8 @@ class _Answers:
                         }
                     )
                 # UPDATEs by primary key, many rows per statement.
-                session.execute(update(OutboxEntry), done_entries)
-                session.execute(update(SyncRecord), delivered)
+                update_rows(session, OutboxEntry, ("id",), done_entries)
+                update_rows(session, SyncRecord, ("nip", "period", "kind"), delivered)
                 # Row locks first, the ledger's append lock last (see state/ledger.py).
                 self.recorder(
                     session,

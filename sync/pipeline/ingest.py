@@ -11,7 +11,6 @@ from itertools import islice
 from typing import Any
 
 import structlog
-from sqlalchemy import insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -23,7 +22,7 @@ from state.models import (
     SourceRecord,
     SourceStatus,
 )
-from state.store import PERIOD_WIDE
+from state.store import PERIOD_WIDE, insert_rows, update_rows
 from sync.delivery.deliver import Deliverer, orphaned
 from sync.hashing import content_hash
 from sync.pipeline.outbox import _Outbox
@@ -205,10 +204,8 @@ class _Ingest(_Outbox):
                 )
             if row["nip"]:
                 touched.add(row["nip"])
-        if fresh:
-            session.execute(insert(SourceRecord), list(fresh.values()))
-        if changed:
-            session.execute(update(SourceRecord), list(changed.values()))
+        insert_rows(session, SourceRecord, list(fresh.values()))
+        update_rows(session, SourceRecord, ("id",), list(changed.values()))
         self._plan(session, period, mapping, touched, validated)
         if newest is not None:
             self.store.set_cursor(session, period, npsn, newest)

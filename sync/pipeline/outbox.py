@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from sqlalchemy import insert, update
+from sqlalchemy import update
 from sqlmodel import Session, col
 
 from mappings.model import PerformanceRecord
@@ -25,7 +25,7 @@ from state.models import (
     SourceStatus,
     SyncRecord,
 )
-from state.store import SourceHead, StateStore
+from state.store import SourceHead, StateStore, insert_rows
 from sync.advice import advice
 from sync.hashing import idempotency_key
 from sync.pipeline.plan import (
@@ -147,10 +147,8 @@ class _Outbox:
                 self._apply(session, period, mapping, nip, record, decision, row, new)
         # New deliverables and requests go in one multi-row INSERT each (ORM bulk insert):
         # an ORM object per row was most of the ingest's time.
-        if new.records:
-            session.execute(insert(SyncRecord), new.records)
-        if new.requests:
-            session.execute(insert(OutboxEntry), new.requests)
+        insert_rows(session, SyncRecord, new.records)
+        insert_rows(session, OutboxEntry, new.requests)
 
     def _apply(
         self,
