@@ -169,6 +169,28 @@ class _Claims:
             .values(until=until)
         )
 
+    def school_held_elsewhere(
+        self,
+        period: str,
+        npsn: str,
+        worker: str,
+        *,
+        now: dt.datetime,
+        orphaned: Callable[[str], bool] = lambda _owner: False,
+    ) -> bool:
+        """True while another live worker holds the lease on reading the school (or, for
+        ``PERIOD_WIDE``, on walking the period)."""
+        table = _LEASE
+        with self.unit_of_work() as session:
+            row = session.execute(
+                sa_select(table.c.owner, table.c.until).where(
+                    table.c.period == period, table.c.npsn == npsn
+                )
+            ).first()
+        if row is None or row.owner == worker or row.until < now:
+            return False
+        return not orphaned(row.owner)
+
     def release_school(self, period: str, npsn: str, worker: str) -> None:
         with self.unit_of_work() as session:
             session.execute(

@@ -29,8 +29,8 @@ from state.models import (
     Run,
     SyncRecord,
 )
-from state.store import StateStore
-from sync.delivery.deliver import Deliverer, DeliveryResult
+from state.store import PERIOD_WIDE, StateStore
+from sync.delivery.deliver import Deliverer, DeliveryResult, orphaned
 from sync.pipeline.audit import Audit, NullAudit
 from sync.pipeline.ingest import _Ingest
 from sync.pipeline.periods import fetch_listing
@@ -44,6 +44,8 @@ Clock = Callable[[], dt.datetime]
 
 # Records read before the planner's statistics are first refreshed during a pull.
 _ANALYZE_AFTER = 2_000
+# How often a worker delivering beside another's walk of the period looks for more to send.
+_WALK_WAIT_S = 0.25
 
 
 def _utcnow() -> dt.datetime:
@@ -127,6 +129,7 @@ class Engine(_Ingest):
                     self.store.refresh_statistics()
                     analyzed_at = summary.pulled
 
+            walked = True
             if schools:
                 for npsn in npsns:
                     self._pull_school(period, mapping, npsn, summary, None, progress)
@@ -134,11 +137,20 @@ class Engine(_Ingest):
             else:
                 # Every school: one incremental walk of the whole period, not one per school,
                 # so a rerun costs what changed, not the number of schools.
-                self._pull_period(period, mapping, summary, progress, analyze)
+                walked = self._pull_period(period, mapping, summary, progress, analyze)
             self._remap(period, mapping, npsns, None)
             if summary.pulled > analyzed_at:
                 self.store.refresh_statistics()
-            self.deliver(period, npsns, summary, progress)
+            while True:
+                # Another worker walking the period: deliver (shared by the claims) what it
+                # has planned so far, again and again until its walk is over, then once more.
+                walking = not walked and self.store.school_held_elsewhere(
+                    period, PERIOD_WIDE, self.deliverer.worker, now=self.clock(), orphaned=orphaned
+                )
+                self.deliver(period, npsns, summary, progress)
+                if not walking or self.deliverer.stop.is_set():
+                    break
+                self.deliverer.gate.sleep(_WALK_WAIT_S)
             with self.store.unit_of_work() as session:
                 self._tally(session, period, npsns, summary)
             self.store.save_run(

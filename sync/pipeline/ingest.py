@@ -92,12 +92,12 @@ class _Ingest(_Outbox):
         summary: RunSummary,
         progress: Callable[[str, int], None] | None,
         after_page: Callable[[], None],
-    ) -> None:
+    ) -> bool:
         """Every school of the period in one incremental walk (``diperbarui_sejak`` without
         ``npsn``), from the period-wide cursor, under the period-wide lease (another worker
-        holding it walks it: this one goes on to delivery). Each page also moves the cursor
-        of every school it carries, so a later ``--npsn`` run of one school reads on from
-        there (the walk is in order of ``diperbarui_pada``, as a school's walk is)."""
+        holding it walks it: this one goes on to delivery; returns False). Each page also
+        moves the cursor of every school it carries, so a later ``--npsn`` run of one school
+        reads on from there (the walk is in order of ``diperbarui_pada``, as a school's is)."""
         worker = self.deliverer.worker
         with self.store.unit_of_work() as s:
             leased = self.store.take_school(
@@ -106,7 +106,7 @@ class _Ingest(_Outbox):
             since = self.store.cursor(s, period, PERIOD_WIDE) if leased else None
         if not leased:
             log.info("pull.skipped", period=period, reason="another worker walks the period")
-            return
+            return False
         try:
             pages = self.source.performance_records(period, updated_since=since)
             for batch in _batches(pages, self.batch_size):
@@ -116,6 +116,7 @@ class _Ingest(_Outbox):
                 after_page()
         finally:
             self.store.release_school(period, PERIOD_WIDE, worker)
+        return True
 
     def _ingest_page(
         self,
