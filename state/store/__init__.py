@@ -12,10 +12,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Table, bindparam, func, insert, update
+from sqlalchemy import Engine, Table, bindparam, func, insert, literal, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, SQLModel, col, select
 from sqlmodel.sql.expression import Select
 
@@ -368,8 +369,18 @@ class StateStore(_Claims, _Reports):
         if up_to_id is not None:
             query = query.where(col(OutboxEntry.id) <= up_to_id)
         if assessors is not None:
-            penilai = select(SyncRecord.assessor_nip).where(SyncRecord.period == period)
-            is_penilai = col(OutboxEntry.nip).in_(penilai.scalar_subquery())
+            # EXISTS, not IN (subquery): PostgreSQL runs NOT IN over a large subquery as a
+            # scan of the period's deliverables per entry (quadratic); EXISTS is an anti-join
+            # on ix_sync_record_period_assessor.
+            penilai = aliased(SyncRecord)
+            is_penilai = (
+                sa_select(literal(1))
+                .where(
+                    col(penilai.period) == period,
+                    col(penilai.assessor_nip) == col(OutboxEntry.nip),
+                )
+                .exists()
+            )
             query = query.where(is_penilai if assessors else ~is_penilai)
         return [(entry, record) for entry, record in session.exec(query)]
 
