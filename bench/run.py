@@ -470,6 +470,7 @@ def figures(report: dict[str, Any]) -> dict[str, Any]:
                     "n": r["n"],
                     "seconds": r["seconds"],
                     "requests_sent": r["requests_sent"],
+                    "source_requests": r.get("source_requests"),
                 }
                 for r in reruns
             ],
