@@ -9,7 +9,7 @@ subtraction (they do not nest otherwise):
   ``skp_payload`` + ``assessment_payload``, plan = ``plan_record`` + ``plan_cancellation``
   minus map, state = the rest of the run before delivery (SQL, ORM, engine glue), with the
   part spent executing SQL statements (``Connection._execute_context``) shown;
-- on the delivery threads (deliver): HTTP (``EkinerjaClient._send``; the mock target apart),
+- on the delivery threads (deliver): HTTP (``EkinerjaClient._write``; the mock target apart),
   the ledger append, and the rest (state SQL/ORM: reading, claiming and closing entries).
 """
 
@@ -98,7 +98,7 @@ def summarize(
     state = run - deliver_wall - pull - validate - mapping - plan
 
     d_total = _cum(workers, _is("sync/delivery/deliver.py", "_deliver_claimed"))
-    d_http = _cum(workers, _is("connectors/ekinerja.py", "_send"))
+    d_http = _cum(workers, _is("connectors/ekinerja.py", "_write", "_send"))
     target_mock = _cum(workers, lambda p, n: p.endswith("bench/mocks.py") and n == "handle")
     d_ledger = _cum(workers, _is("state/ledger.py", "append_many"))
     d_sql = _cum(workers, _is("sqlalchemy/engine/base.py", "_execute_context"))

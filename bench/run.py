@@ -34,17 +34,19 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
-TARGETS = {
+TARGETS = {  # issue 14
     "a_records_per_s": 5000,
-    "a_max_rss_mb": 300,
-    "b_share_of_limit": 0.85,
-    "c_rerun_seconds": 10,
+    "a_records_per_s_postgres": 3000,
+    "a_max_rss_mb": 200,
+    "b_share_of_limit": 0.95,
+    "c_rerun_seconds": 5,
 }
 
 
@@ -213,6 +215,7 @@ def run_benchmark(args: argparse.Namespace, say: Callable[[str], None] = _say) -
         },
         "engine": [],
         "rerun": [],
+        "workers": [],
         "naive_inprocess": [],
         "loopback": None,
         "profile": None,
@@ -262,6 +265,42 @@ def run_benchmark(args: argparse.Namespace, say: Callable[[str], None] = _say) -
                 report["engine"].append(row)
                 save()
                 say("    " + _engine_line(row))
+                if db == "postgres" and args.workers > 1:
+                    say(f"(a) engine, {db}, N={n:,}, {args.workers} worker processes ...")
+                    shared = databases.new(db)
+                    argv = ["--mode", "first", "--db-url", shared, "--n", str(n), *common]
+                    t0 = time.perf_counter()
+                    with ThreadPoolExecutor(max_workers=args.workers) as pool:
+                        runs = list(
+                            pool.map(
+                                _worker,
+                                ["bench.engine_case"] * args.workers,
+                                [argv] * args.workers,
+                                [args.max_seconds] * args.workers,
+                            )
+                        )
+                    wall = time.perf_counter() - t0
+                    done = [r for r in runs if "seconds" in r]
+                    report["workers"].append(
+                        {
+                            "db": db,
+                            "n": n,
+                            "workers": args.workers,
+                            "runs": runs,
+                            "wall_seconds": wall,
+                            "seconds": max((r["seconds"] for r in done), default=None),
+                            "records_per_s": (
+                                n / max(r["seconds"] for r in done)
+                                if len(done) == len(runs)
+                                else None
+                            ),
+                            # Each record once: the sum over the workers is what one sends.
+                            "requests_sent": sum(r.get("requests_sent", 0) for r in done),
+                            "source_requests": sum(r.get("source_requests", 0) for r in done),
+                        }
+                    )
+                    save()
+                    say("    " + _workers_line(report["workers"][-1]))
                 if "seconds" not in first:
                     continue
                 # (c) right away, on the same store (another release between the two runs
@@ -346,6 +385,19 @@ def run_benchmark(args: argparse.Namespace, say: Callable[[str], None] = _say) -
 # -- the summary --------------------------------------------------------------------------
 
 
+def _workers_line(row: dict[str, Any]) -> str:
+    if row.get("records_per_s") is None:
+        return "not finished: " + "; ".join(_engine_line(r) for r in row["runs"])
+    each = ", ".join(
+        f"{r['pulled']:,} pulled / {r['requests_sent']:,} sent in {r['seconds']:.1f} s"
+        for r in row["runs"]
+    )
+    return (
+        f"{row['records_per_s']:,.0f} records/s with {row['workers']} processes "
+        f"({row['seconds']:.1f} s; {each}); {row['requests_sent']:,} requests in all"
+    )
+
+
 def _engine_line(row: dict[str, Any]) -> str:
     if "timed_out" in row:
         done = row.get("progress") or {}
@@ -418,6 +470,7 @@ def figures(report: dict[str, Any]) -> dict[str, Any]:
                     "n": r["n"],
                     "seconds": r["seconds"],
                     "requests_sent": r["requests_sent"],
+                    "source_requests": r.get("source_requests"),
                 }
                 for r in reruns
             ],
@@ -504,6 +557,8 @@ def render(report: dict[str, Any]) -> str:
             )
         else:
             lines.append(f"  {r['db']:9}{r['n']:>9,}  {_engine_line(r)}")
+    for r in report.get("workers", []):
+        lines.append(f"  {r['db']:9}{r['n']:>9,}  {_workers_line(r)}")
     lines.append(f"  -> {_ok(f['a'].get('met'))}")
     lines.append("")
     s = report["settings"]
@@ -512,7 +567,7 @@ def render(report: dict[str, Any]) -> str:
         lines.append(
             f"(b) loopback against the sandbox, L={s['latency_ms']:g} ms, C={s['concurrency']}: "
             f"{b['requests_per_s']:,.0f} req/s of C/L = {b['limit_per_s']:,.0f} "
-            f"({b['share']:.0%}; target 85%) -> {_ok(b['met'])}"
+            f"({b['share']:.0%}; target {TARGETS['b_share_of_limit']:.0%}) -> {_ok(b['met'])}"
         )
         if "rate_limited_requests_per_s" in b:
             lines.append(
@@ -533,7 +588,8 @@ def render(report: dict[str, Any]) -> str:
         for r in f["c"]["rows"]:
             lines.append(
                 f"(c) rerun, no source change, {r['db']}, N={r['n']:,}: {r['seconds']:.2f} s, "
-                f"{r['requests_sent']} requests sent "
+                f"{r['requests_sent']} requests sent, {r.get('source_requests', '?')} "
+                "source requests "
                 f"(target < {TARGETS['c_rerun_seconds']} s and 0 "
                 f"at {max(s['sizes']):,})"
             )
@@ -620,6 +676,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=10_000,
         help="the heap peak (a second, ~3x slower run, SQLite) up to this N [10000]",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=2, help="(a) on PostgreSQL: also N worker processes [2]"
     )
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--no-loopback", action="store_true")

@@ -93,6 +93,8 @@ class ClientCredentialsAuth(httpx.Auth):
         self._now = now
         self._lock = threading.Lock()
         self._token: _Token | None = None
+        # The token and its ``Authorization`` header, made once per token (``bearer``).
+        self._header: tuple[_Secret, _Secret] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -109,6 +111,42 @@ class ClientCredentialsAuth(httpx.Auth):
         token = yield from self._valid_token(stale=token)
         request.headers["Authorization"] = f"Bearer {token.reveal()}"
         yield request
+
+    def bearer(
+        self,
+        send: Callable[[httpx.Request], httpx.Response],
+        *,
+        stale: str | None = None,
+    ) -> str:
+        """The ``Authorization`` header value, prepared once per token: the cached token, or
+        a fresh one fetched through ``send`` (a lean request path that does not run the
+        ``auth_flow`` per request). ``stale``: the header a 401 refused."""
+        cached = self._token
+        header = self._header
+        if (
+            stale is None
+            and cached is not None
+            and header is not None
+            and header[0] is cached.value
+            and self._clock() < cached.expires_at
+        ):
+            return header[1].reveal()
+        old = header[0] if stale is not None and header is not None else None
+        if stale is not None and header is not None and header[1].reveal() != stale:
+            old = None  # another thread already replaced the refused token
+        flow = self._valid_token(stale=old)
+        try:
+            request = next(flow)
+            while True:
+                request = flow.send(send(request))
+        except StopIteration as done:
+            token: _Secret = done.value
+        except BaseException:
+            flow.close()  # releases the single-flight lock
+            raise
+        prepared = (token, _Secret(f"Bearer {token.reveal()}"))
+        self._header = prepared
+        return prepared[1].reveal()
 
     def _valid_token(
         self, *, stale: _Secret | None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from urllib.parse import quote
 import httpx
 
 from connectors._auth import ClientCredentialsAuth
-from connectors._http import data_list, json_object, send
+from connectors._http import check, data_list, error_from_exception, json_object, send
 from connectors.errors import FatalError
 
 __all__ = ["EkinerjaClient", "TargetAnswer"]
@@ -54,6 +55,17 @@ class EkinerjaClient:
             clock=clock,
         )
         self._clock = clock
+        # The lean write path (``_write``): what ``httpx.Client.request`` would work out for
+        # every request (URL merge, default headers, timeout, the transport for the URL:
+        # proxies and TLS as configured), worked out once.
+        self._root = str(http.base_url.copy_with(query=None)).rstrip("/")
+        self._transport = http._transport_for_url(http.base_url)
+        self._timeout = http.timeout.as_dict()
+        self._headers = [
+            (name, value)
+            for name, value in http.headers.multi_items()
+            if name.lower() not in {"accept", "authorization"}
+        ]
 
     def __repr__(self) -> str:
         return f"EkinerjaClient({self._auth!r})"
@@ -132,13 +144,59 @@ class EkinerjaClient:
         *,
         extra: Mapping[str, str] | None = None,
     ) -> TargetAnswer:
+        """One write, straight to the transport: the prepared bearer header (a new token only
+        when it expires or on a 401, then the request once more, as the auth flow did), the
+        body encoded as httpx encodes ``json=``, the answer parsed once."""
         _check_idempotency_key(idempotency_key)
-        headers = {
-            "Idempotency-Key": idempotency_key,
-            "Accept": "application/json",
-            **(extra or {}),
-        }
-        return self._send(method, path, json_body=dict(body), headers=headers)
+        started = self._clock()
+        content = json.dumps(
+            body, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        ).encode("utf-8")
+        headers = [
+            *self._headers,
+            ("Accept", "application/json"),
+            ("Content-Type", "application/json"),
+            ("Idempotency-Key", idempotency_key),
+            *(extra or {}).items(),
+        ]
+        url = self._root + path
+        try:
+            bearer = self._auth.bearer(self._http.send)
+            response = self._exchange(method, url, headers, content, bearer)
+            if response.status_code == 401:
+                bearer = self._auth.bearer(self._http.send, stale=bearer)
+                response = self._exchange(method, url, headers, content, bearer)
+        except httpx.RequestError as exc:
+            raise error_from_exception(exc, method, path) from exc
+        check(response, method, path)
+        return TargetAnswer(
+            status=response.status_code,
+            body=json_object(response, method, path),
+            duration_s=self._clock() - started,
+        )
+
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        content: bytes,
+        bearer: str,
+    ) -> httpx.Response:
+        request = httpx.Request(
+            method,
+            url,
+            headers=[*headers, ("Authorization", bearer)],
+            content=content,
+            extensions={"timeout": self._timeout},
+        )
+        response = self._transport.handle_request(request)
+        response.request = request
+        try:
+            response.read()
+        finally:
+            response.close()
+        return response
 
     def _send(
         self,

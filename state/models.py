@@ -116,7 +116,12 @@ class SourceRecord(SQLModel, table=True):
 
 class SyncRecord(SQLModel, table=True):
     __tablename__ = "sync_record"
-    __table_args__ = (Index("ix_sync_record_period_npsn", "period", "npsn"),)
+    __table_args__ = (
+        Index("ix_sync_record_period_npsn", "period", "npsn"),
+        # Is this teacher some record's penilai (delivery's phases): an index lookup per
+        # outbox entry, not a scan of the period's deliverables per entry.
+        Index("ix_sync_record_period_assessor", "period", "assessor_nip"),
+    )
 
     nip: str = Field(primary_key=True, max_length=18)
     period: str = Field(primary_key=True, max_length=16)

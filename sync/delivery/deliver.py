@@ -1,4 +1,7 @@
-"""Delivery: sending the outbox to e-Kinerja, and recording what it answered.
+"""The delivery loop: which outbox entries go, in what order, claimed by whom.
+
+What one attempt does is in ``attempt.py``, how answers become state and ledger in
+``answers.py``, workers' names and dead owners in ``workers.py``.
 
 Order: SKPs of penilai first (a guru's SKP hangs under its kepala sekolah's), then the other
 SKPs, then penilaian (each after its SKP). Within a phase, requests go in parallel on
@@ -30,45 +33,48 @@ Failures are handled by what the caller can do next (invariant 4):
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
-import socket
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass
-from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import update
-from sqlmodel import Session
 
-from connectors.ekinerja import EkinerjaClient, TargetAnswer
+from connectors.ekinerja import EkinerjaClient
 from connectors.errors import (
     Conflict,
     PreconditionFailed,
     RecordRejected,
-    RetriableError,
-    SyncError,
-    TargetPaused,
-    Unreachable,
 )
 from state.models import (
     DeliveryKind,
     OutboxAction,
     OutboxEntry,
-    OutboxState,
     RecordStatus,
     SyncRecord,
 )
 from state.store import StateStore
-from sync.advice import advice
+from sync.delivery.answers import _Answers
+from sync.delivery.attempt import PauseGate, _Attempts, _GaveUp, _Outage
 from sync.delivery.breaker import CircuitBreaker
 from sync.delivery.ratelimit import RateLimiter
+from sync.delivery.results import (
+    _DEFERRED,
+    _ENTRY_CLOSED,
+    _PHASES,
+    Attempt,
+    AttemptRecorder,
+    DeliveryResult,
+    _Answer,
+    _answer_text,
+    _Context,
+    _not_sent,
+    _reason,
+    _record_nothing,
+)
 from sync.delivery.retry import RetryPolicy
+from sync.delivery.workers import orphaned, worker_id
 from sync.hashing import idempotency_key
 
 __all__ = [
@@ -84,168 +90,7 @@ __all__ = [
 log = structlog.get_logger("ekinerja_sync.deliver")
 
 
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """One request to the target and what came of it: what the ledger keeps."""
-
-    run_id: str | None
-    entry: OutboxEntry
-    npsn: str | None
-    outcome: str  # delivered | retry | paused | held | rejected | locked | failed
-    http_status: int | None
-    answer: str | None
-    duration_ms: int | None
-    detail: str | None = None
-
-
-class AttemptRecorder(Protocol):
-    """Writes attempts, in order, in the caller's transaction (the ledger, or nothing)."""
-
-    def __call__(self, session: Session, attempts: Sequence[Attempt]) -> None: ...
-
-
-def _record_nothing(session: Session, attempts: Sequence[Attempt]) -> None:
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryResult:
-    nip: str
-    period: str
-    kind: DeliveryKind
-    action: OutboxAction
-    status: RecordStatus
-    reason: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class _Context:
-    """What delivering one entry needs of the state: its deliverable, the SKP of the same
-    teacher (a penilaian is sent under it) and, for an SKP, its penilai's SKP."""
-
-    record: SyncRecord
-    skp: SyncRecord | None
-    assessor: SyncRecord | None
-
-
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    """A 2xx answer not yet written (``Deliverer._write_answers`` writes them in batches)."""
-
-    entry: OutboxEntry
-    npsn: str
-    run_id: str | None
-    answer: TargetAnswer
-    duration_ms: int
-
-
-# (kind, penilai or not) of the phases, in order: penilai SKPs, the other SKPs, penilaian.
-_PHASES: tuple[tuple[DeliveryKind, bool | None], ...] = (
-    (DeliveryKind.SKP, True),
-    (DeliveryKind.SKP, False),
-    (DeliveryKind.ASSESSMENT, None),
-)
-_DEFERRED = "deferred: its penilai's SKP is being sent"
-# Outcomes after which the outbox entry is done or dead (not pending any more).
-_ENTRY_CLOSED = {RecordStatus.DELIVERED, RecordStatus.FAILED, RecordStatus.LOCKED}
-
-
-class PauseGate:
-    """A pause of the whole target (maintenance): every delivery thread waits it out."""
-
-    def __init__(
-        self,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._clock = clock
-        self.sleep = sleep
-        self._until = 0.0
-        self._lock = threading.Lock()
-
-    def pause(self, seconds: float) -> None:
-        with self._lock:
-            self._until = max(self._until, self._clock() + max(seconds, 0.0))
-
-    def wait(self) -> float:
-        """Sleep until the pause is over; returns how long it slept."""
-        slept = 0.0
-        while True:
-            with self._lock:
-                left = self._until - self._clock()
-            if left <= 0:
-                return slept
-            self.sleep(left)
-            slept += left
-
-
-def worker_id() -> str:
-    """This process's name in claims and leases: host, pid and a random tag."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"[:64]
-
-
-def orphaned(owner: str) -> bool:
-    """True when a claim's owner was a process on this host that no longer runs (killed):
-    its claims are taken over at once instead of when their lease runs out."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, someone else's
-        return False
-    return False
-
-
-def _not_sent(why: str) -> str:
-    return f"not sent: e-Kinerja cannot be reached ({why}); sent again on the next run"
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
-
-
-def _answer_text(exc: SyncError) -> str:
-    return _json(exc.answer) if exc.answer else exc.message
-
-
-def _reason(exc: SyncError) -> str:
-    """What e-Kinerja answered, with the fields it named (422 VALIDASI), in one line."""
-    pesan = exc.answer.get("pesan") or exc.message
-    errors = exc.answer.get("errors")
-    fields = "; ".join(
-        f"{e.get('field')}: {e.get('pesan')}"
-        for e in (errors if isinstance(errors, list) else [])
-        if isinstance(e, dict)
-    )
-    answered = " ".join(str(part) for part in (exc.status, exc.code) if part)
-    text = f"e-Kinerja answered {answered}: {pesan}" if answered else f"no answer: {pesan}"
-    return f"{text} ({fields})" if fields else text
-
-
-class _Outage(Exception):
-    """e-Kinerja cannot be reached (the breaker is open): the request was not sent."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class _GaveUp(Exception):
-    def __init__(self, last: RetriableError, attempts: int) -> None:
-        super().__init__(last.message)
-        self.last = last
-        self.attempts = attempts
-
-
-class Deliverer:
+class Deliverer(_Attempts, _Answers):
     """Sends pending outbox entries and records each answer with the state change."""
 
     def __init__(
@@ -439,11 +284,11 @@ class Deliverer:
             return {}
         period = entries[0].period
         with self.store.unit_of_work() as session:
-            known = self.store.sync_records(session, period, {e.nip for e in entries})
+            known = self.store.deliverable_heads(session, period, {e.nip for e in entries})
             penilai = {
                 row.assessor_nip for (_nip, kind), row in known.items() if kind is DeliveryKind.SKP
             } - {nip for nip, _kind in known}
-            known.update(self.store.sync_records(session, period, penilai))
+            known.update(self.store.deliverable_heads(session, period, penilai))
         contexts: dict[int, _Context] = {}
         for entry in entries:
             record = known.get((entry.nip, entry.kind))
@@ -459,101 +304,7 @@ class Deliverer:
             )
         return contexts
 
-    # -- one request ---------------------------------------------------------------------
-
-    def _send(
-        self, entry: OutboxEntry, skp_id: str | None, npsn: str, run_id: str | None
-    ) -> tuple[TargetAnswer, int]:
-        body = json.loads(entry.body)
-        started = self.monotonic()
-        attempts = 0
-
-        def attempt() -> tuple[TargetAnswer, int]:
-            nonlocal attempts
-            while True:
-                self.gate.wait()
-                if not self.breaker.allow():
-                    raise _Outage(self.breaker.reason or "e-Kinerja cannot be reached")
-                self.rate_limiter.acquire()
-                t0 = self.monotonic()
-                try:
-                    answer = self._request(entry, skp_id, body)
-                except Unreachable as exc:
-                    attempts += 1
-                    self._note(entry, npsn, run_id, "retry", exc, t0)
-                    if self.breaker.failure(exc.message):
-                        raise _Outage(exc.message) from exc
-                    raise
-                except TargetPaused as exc:
-                    self.breaker.success()  # it answered
-                    self._note(entry, npsn, run_id, "paused", exc, t0)
-                    if self.monotonic() - started > self.retry.max_elapsed_s:
-                        raise
-                    # Maintenance: wait it out without spending an attempt.
-                    self.gate.pause(exc.retry_after_s or self.default_pause_s)
-                    continue
-                except RetriableError as exc:
-                    self.breaker.success()  # it answered, or at least took the connection
-                    attempts += 1
-                    self._note(entry, npsn, run_id, "retry", exc, t0)
-                    raise
-                except SyncError:
-                    self.breaker.success()  # an answer that is not a success (4xx)
-                    raise
-                self.breaker.success()
-                return answer, int((self.monotonic() - t0) * 1000)
-
-        try:
-            return self.retry.call(attempt)
-        except TargetPaused as exc:
-            raise _GaveUp(exc, attempts) from exc
-        except RetriableError as exc:
-            raise _GaveUp(exc, attempts) from exc
-
-    def _request(self, entry: OutboxEntry, skp_id: str | None, body: Any) -> TargetAnswer:
-        key = entry.idempotency_key
-        if entry.action is OutboxAction.CREATE_SKP:
-            return self.target.create_skp(body, idempotency_key=key)
-        if skp_id is None:
-            raise RecordRejected(f"no id_skp known for {entry.action.value} of NIP {entry.nip}")
-        if entry.action is OutboxAction.UPDATE_SKP:
-            assert entry.if_match is not None
-            return self.target.update_skp(skp_id, body, version=entry.if_match, idempotency_key=key)
-        return self.target.create_assessment(skp_id, body, idempotency_key=key)
-
-    def _note(
-        self,
-        entry: OutboxEntry,
-        npsn: str,
-        run_id: str | None,
-        outcome: str,
-        exc: SyncError,
-        t0: float,
-    ) -> None:
-        """Record an attempt that will be tried again (its own small transaction)."""
-        duration = int((self.monotonic() - t0) * 1000)
-        log.info(
-            "deliver.attempt_failed",
-            nip=entry.nip,
-            period=entry.period,
-            kind=entry.kind.value,
-            outcome=outcome,
-            status=exc.status,
-            error=exc.message,
-        )
-        assert entry.id is not None
-        self.store.claim_entry(entry.id, self.worker, now=self.clock(), lease=self.lease)
-        with self.store.unit_of_work() as session:
-            current = session.get(OutboxEntry, entry.id)
-            if current is not None:
-                current.attempts += 1
-                current.last_status, current.last_answer = exc.status, _answer_text(exc)
-                session.add(current)
-            self.recorder(
-                session,
-                [Attempt(run_id, entry, npsn, outcome, exc.status, _answer_text(exc), duration)],
-            )
-
+    # -- one entry -----------------------------------------------------------------------
     def _deliver_one(
         self,
         entry: OutboxEntry,
@@ -723,165 +474,3 @@ class Deliverer:
             )
             session.add_all([row, replacement])
         return self._deliver_one(replacement, npsn, run_id, counts, depth + 1)
-
-    # -- outcomes ------------------------------------------------------------------------
-
-    def _delivered(
-        self,
-        entry: OutboxEntry,
-        npsn: str,
-        run_id: str | None,
-        answer: TargetAnswer,
-        duration_ms: int,
-        counts: Counter[tuple[str, str]],
-    ) -> None:
-        outcome = "sent_updated" if entry.action is OutboxAction.UPDATE_SKP else "sent_new"
-        with self._lock:
-            counts[(entry.kind.value, outcome)] += 1
-            self._answers.append(_Answer(entry, npsn, run_id, answer, duration_ms))
-            full = len(self._answers) >= self.flush_every
-        if full:
-            self._write_answers()
-
-    def _write_answers(self) -> None:
-        """Write the 2xx answers not yet written, in one transaction: each entry done, its
-        deliverable delivered, one ledger entry each.
-
-        Batching them is what lets delivery keep up with thousands of requests a second. It
-        is as safe as writing each at once: until it is written, the entry stays pending and
-        claimed, and a crash before that resends it with the same idempotency key, which
-        e-Kinerja answers as it did the first time (invariant 2).
-        """
-        with self._write_lock:
-            with self._lock:
-                answers, self._answers = self._answers, []
-            if not answers:
-                return
-            now = self.clock()
-            with self.store.unit_of_work() as session:
-                entries = self.store.outbox_entries(session, [a.entry.id or 0 for a in answers])
-                rows: dict[tuple[str, str, DeliveryKind], SyncRecord] = {}
-                for period in {a.entry.period for a in answers}:
-                    nips = {a.entry.nip for a in answers if a.entry.period == period}
-                    for (nip, kind), row in self.store.sync_records(session, period, nips).items():
-                        rows[(nip, period, kind)] = row
-                texts = [_json(a.answer.body) for a in answers]  # as stored and as audited
-                done_entries: list[dict[str, Any]] = []
-                delivered: list[dict[str, Any]] = []
-                for a, text in zip(answers, texts, strict=True):
-                    entry, body = a.entry, a.answer.body
-                    row = rows[(entry.nip, entry.period, entry.kind)]
-                    done_entries.append(
-                        {
-                            "id": entry.id,
-                            "state": OutboxState.DONE,
-                            "finished_at": now,
-                            "attempts": entries[entry.id or 0].attempts + 1,
-                            "last_status": a.answer.status,
-                            "last_answer": text,
-                        }
-                    )
-                    skp_id, version = row.skp_id, row.skp_version
-                    if entry.kind is DeliveryKind.SKP:
-                        skp_id = str(body.get("id_skp") or skp_id)
-                        versi = body.get("versi")
-                        version = versi if isinstance(versi, int) else version
-                    # Delivered unless the source changed again meanwhile (a newer request).
-                    current = row.payload_hash == entry.payload_hash
-                    delivered.append(
-                        {
-                            "nip": row.nip,
-                            "period": row.period,
-                            "kind": row.kind,
-                            "skp_id": skp_id,
-                            "skp_version": version,
-                            "delivered_hash": entry.payload_hash,
-                            "delivered_mapping_version": entry.mapping_version,
-                            "delivered_at": now,
-                            "changed_at": now,
-                            "status": RecordStatus.DELIVERED if current else row.status,
-                            "reason": None if current else row.reason,
-                            "reason_code": None if current else row.reason_code,
-                        }
-                    )
-                # UPDATEs by primary key, many rows per statement.
-                session.execute(update(OutboxEntry), done_entries)
-                session.execute(update(SyncRecord), delivered)
-                # Row locks first, the ledger's append lock last (see state/ledger.py).
-                self.recorder(
-                    session,
-                    [
-                        Attempt(
-                            a.run_id,
-                            a.entry,
-                            a.npsn,
-                            "delivered",
-                            a.answer.status,
-                            text,
-                            a.duration_ms,
-                        )
-                        for a, text in zip(answers, texts, strict=True)
-                    ],
-                )
-
-    def _finish_entry(
-        self, entry: OutboxEntry, npsn: str, run_id: str | None, outcome: str, exc: SyncError
-    ) -> None:
-        """Close an entry that a follow-up request replaces (409 SKP_SUDAH_ADA, 412)."""
-        with self.store.unit_of_work() as session:
-            current = session.get(OutboxEntry, entry.id)
-            assert current is not None
-            current.state, current.finished_at = OutboxState.SUPERSEDED, self.clock()
-            current.attempts += 1
-            current.last_status, current.last_answer = exc.status, _answer_text(exc)
-            session.add(current)
-            self.recorder(
-                session,
-                [Attempt(run_id, entry, npsn, outcome, exc.status, _answer_text(exc), None)],
-            )
-
-    def _finish(
-        self,
-        entry: OutboxEntry,
-        npsn: str,
-        run_id: str | None,
-        status: RecordStatus,
-        outcome: str,
-        exc: SyncError,
-        reason: str | None = None,
-        reason_code: str | None = None,
-    ) -> DeliveryResult:
-        """The request failed for good: the entry is dead, the record says why."""
-        # The reason names the record and ends with what to do (sync/advice.py).
-        failure = f"{entry.period}/{entry.nip}/{entry.kind.value}"
-        what = "SKP" if entry.kind is DeliveryKind.SKP else "penilaian"
-        reason = (
-            f"NIP {entry.nip} ({what} {entry.period}, NPSN {npsn}): {reason or _reason(exc)}. "
-            f"What to do: {advice(reason_code or exc.code, replay_id=failure)}"
-        )
-        with self.store.unit_of_work() as session:
-            row = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
-            current = session.get(OutboxEntry, entry.id)
-            assert row is not None
-            assert current is not None
-            current.state, current.finished_at = OutboxState.DEAD, self.clock()
-            if outcome != "failed":  # a give-up's attempts were counted one by one
-                current.attempts += 1
-            current.last_status, current.last_answer = exc.status, _answer_text(exc)
-            row.status, row.reason = status, reason
-            row.reason_code = reason_code or exc.code
-            row.changed_at = self.clock()
-            session.add_all([row, current])
-            self.recorder(
-                session,
-                [
-                    Attempt(
-                        run_id, entry, npsn, outcome, exc.status, _answer_text(exc), None, reason
-                    )
-                ],
-            )
-        return self._result(entry, status, reason)
-
-    @staticmethod
-    def _result(entry: OutboxEntry, status: RecordStatus, reason: str | None) -> DeliveryResult:
-        return DeliveryResult(entry.nip, entry.period, entry.kind, entry.action, status, reason)

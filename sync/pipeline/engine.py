@@ -1,8 +1,8 @@
 """The engine: one ``run`` of a period, from pull to delivery.
 
-    pull (per school, incremental)  -> for each page, in ONE transaction:
+    pull (per school, incremental)  -> for each page, in ONE transaction (``ingest.py``):
         store source records, validate (quarantine), choose each teacher's effective record,
-        map + plan, write the outbox, move the cursor
+        map + plan, write the outbox (``outbox.py``), move the cursor
     deliver the outbox (penilai SKPs first, then other SKPs, then penilaian)
 
 A crash between pages loses nothing: a page's records, decisions and cursor commit together,
@@ -14,44 +14,27 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from itertools import islice
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import structlog
-from sqlalchemy import insert
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from connectors.pmm import PmmClient
-from mappings.model import PerformanceRecord, Period, PeriodKind
+from mappings.model import Period
 from mappings.periods import find_period
-from mappings.source import Rejection, read_record
 from mappings.versions import MappingVersion
 from state.models import (
     DeliveryKind,
-    OutboxEntry,
     RecordStatus,
     Run,
-    SourceRecord,
-    SourceStatus,
     SyncRecord,
 )
-from state.store import StateStore
-from sync.advice import advice
+from state.store import PERIOD_WIDE, StateStore
 from sync.delivery.deliver import Deliverer, DeliveryResult, orphaned
-from sync.hashing import content_hash, idempotency_key
 from sync.pipeline.audit import Audit, NullAudit
+from sync.pipeline.ingest import _Ingest
 from sync.pipeline.periods import fetch_listing
-from sync.pipeline.plan import (
-    Decision,
-    Known,
-    closed_by_operator,
-    effective_record,
-    plan_cancellation,
-    plan_record,
-)
+from sync.pipeline.summary import MappingChoice, MappingChoiceError, ReplayOutcome, RunSummary
 
 __all__ = ["Engine", "MappingChoice", "MappingChoiceError", "ReplayOutcome", "RunSummary"]
 
@@ -59,124 +42,17 @@ log = structlog.get_logger("ekinerja_sync.engine")
 
 Clock = Callable[[], dt.datetime]
 
-# How long a worker's lease on reading a school lasts without renewal (renewed every page).
-_LEASE = dt.timedelta(minutes=5)
-_QUEUED = {RecordStatus.PENDING, RecordStatus.HELD, RecordStatus.WAITING}
 # Records read before the planner's statistics are first refreshed during a pull.
 _ANALYZE_AFTER = 2_000
-
-
-@dataclass
-class _NewRows:
-    """Rows a planning pass creates, inserted together at its end."""
-
-    records: list[dict[str, Any]] = field(default_factory=list)
-    requests: list[dict[str, Any]] = field(default_factory=list)
-
-
-_NIP_GONE = "not in PMM under this NIP any more (NIP corrected?)"
+# How often a worker delivering beside another's walk of the period looks for more to send.
+_WALK_WAIT_S = 0.25
 
 
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class MappingChoiceError(Exception):
-    """The mapping version set for a period kind cannot map that kind; names the setting."""
-
-
-@dataclass(frozen=True)
-class MappingChoice:
-    """The mapping version of each period kind, and the setting that chose it (for errors)."""
-
-    versions: dict[PeriodKind, MappingVersion]
-    settings: dict[PeriodKind, str] = field(default_factory=dict)
-
-    @classmethod
-    def single(cls, mapping: MappingVersion) -> MappingChoice:
-        """One version for every kind it can map (tests, benchmarks)."""
-        return cls({kind: mapping for kind in mapping.period_kinds})
-
-    def for_period(self, period: Period) -> MappingVersion:
-        setting = self.settings.get(period.kind, f"[sync] mapping_versions.{period.kind.value}")
-        mapping = self.versions.get(period.kind)
-        if mapping is None or not mapping.maps(period.kind):
-            chosen = f" = {mapping.name!r} (it maps {mapping.kinds_label})" if mapping else ""
-            raise MappingChoiceError(
-                f"period {period.code} is {period.kind.value}, and {setting}{chosen} cannot map "
-                f"{period.kind.value} periods: set {setting} to a version that does "
-                "(`ekinerja-sync mappings list`)"
-            )
-        return mapping
-
-
-@dataclass
-class RunSummary:
-    """What one run did, for the summary table and the run row."""
-
-    run_id: str
-    period: str
-    dry_run: bool
-    kind: str = ""  # semester or tahunan
-    mapping_version: str = ""
-    pulled: int = 0
-    # (kind, outcome) -> count; outcomes: new, updated, unchanged, waiting, held, failed,
-    # locked, cancelled, pending
-    outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
-    quarantined: int = 0
-    requests_sent: int = 0
-    # Why requests stayed unsent because e-Kinerja could not be reached (None: it could).
-    target_unreachable: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "period": self.period,
-            "kind": self.kind,
-            "mapping_version": self.mapping_version,
-            "dry_run": self.dry_run,
-            "pulled": self.pulled,
-            "quarantined": self.quarantined,
-            "requests_sent": self.requests_sent,
-            "outcomes": {f"{k}.{o}": n for (k, o), n in sorted(self.outcomes.items())},
-            "target_unreachable": self.target_unreachable,
-        }
-
-    def count(self, kind: str, outcome: str) -> int:
-        return self.outcomes[(kind, outcome)]
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayOutcome:
-    nip: str
-    period: str
-    npsn: str
-    kind: DeliveryKind
-    before: RecordStatus
-    after: RecordStatus | None
-    reason: str | None
-
-
-def _known(row: SyncRecord | None, source_seen_at: dt.datetime | None = None) -> Known | None:
-    if row is None:
-        return None
-    return Known(
-        row.status,
-        row.payload_hash,
-        row.delivered_hash,
-        row.skp_id,
-        row.skp_version,
-        closed_by_operator(row.reason_code, row.changed_at, source_seen_at),
-    )
-
-
-def _batches(items: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    iterator = iter(items)
-    while batch := list(islice(iterator, size)):
-        yield batch
-
-
-class Engine:
+class Engine(_Ingest):
     """Runs the sync of a period. Built by ``sync.bootstrap``; everything is passed in."""
 
     def __init__(
@@ -222,10 +98,12 @@ class Engine:
         )
         bound = log.bind(run_id=run_id, period=period)
         started = self.clock()
-        npsns = list(schools) or [s["npsn"] for s in self.source.schools()]
+        # Every school (no list given): one walk of the period and no list of schools at
+        # all (``()`` below means the whole period); a dry run still reads school by school.
+        npsns = list(schools) or ([s["npsn"] for s in self.source.schools()] if dry_run else [])
         bound.info(
             "run.start",
-            schools=len(npsns),
+            schools=len(npsns) if npsns else "all",
             dry_run=dry_run,
             kind=summary.kind,
             mapping=mapping.name,
@@ -242,17 +120,37 @@ class Engine:
                 self._tally(session, period, npsns, summary)
         else:
             analyzed_at = 0
-            for npsn in npsns:
-                self._pull_school(period, mapping, npsn, summary, None, progress)
+
+            def analyze() -> None:
                 # A first sync grows the tables from empty: the planner's statistics are
                 # refreshed each time what was read doubles (a handful of times in all).
+                nonlocal analyzed_at
                 if summary.pulled >= max(2 * analyzed_at, _ANALYZE_AFTER):
                     self.store.refresh_statistics()
                     analyzed_at = summary.pulled
+
+            walked = True
+            if schools:
+                for npsn in npsns:
+                    self._pull_school(period, mapping, npsn, summary, None, progress)
+                    analyze()
+            else:
+                # Every school: one incremental walk of the whole period, not one per school,
+                # so a rerun costs what changed, not the number of schools.
+                walked = self._pull_period(period, mapping, summary, progress, analyze)
             self._remap(period, mapping, npsns, None)
             if summary.pulled > analyzed_at:
                 self.store.refresh_statistics()
-            self.deliver(period, npsns, summary, progress)
+            while True:
+                # Another worker walking the period: deliver (shared by the claims) what it
+                # has planned so far, again and again until its walk is over, then once more.
+                walking = not walked and self.store.school_held_elsewhere(
+                    period, PERIOD_WIDE, self.deliverer.worker, now=self.clock(), orphaned=orphaned
+                )
+                self.deliver(period, npsns, summary, progress)
+                if not walking or self.deliverer.stop.is_set():
+                    break
+                self.deliverer.gate.sleep(_WALK_WAIT_S)
             with self.store.unit_of_work() as session:
                 self._tally(session, period, npsns, summary)
             self.store.save_run(
@@ -282,42 +180,6 @@ class Engine:
 
     # -- pull, validate, map, plan -------------------------------------------------------
 
-    def _pull_school(
-        self,
-        period: str,
-        mapping: MappingVersion,
-        npsn: str,
-        summary: RunSummary,
-        session: Session | None,
-        progress: Callable[[str, int], None] | None,
-    ) -> None:
-        if session is not None:  # a dry run: one transaction, rolled back; no lease needed
-            since = self.store.cursor(session, period, npsn)
-            pages = self.source.performance_records(period, npsn=npsn, updated_since=since)
-            for batch in _batches(pages, self.batch_size):
-                self._ingest(session, period, mapping, npsn, batch, summary)
-                summary.pulled += len(batch)
-                if progress is not None:
-                    progress("pull", len(batch))
-            return
-        worker = self.deliverer.worker
-        if not self.store.lease_school(
-            period, npsn, worker, now=self.clock(), lease=_LEASE, orphaned=orphaned
-        ):
-            log.info("pull.skipped", period=period, npsn=npsn, reason="another worker reads it")
-            return
-        try:
-            with self.store.unit_of_work() as s:
-                since = self.store.cursor(s, period, npsn)
-            pages = self.source.performance_records(period, npsn=npsn, updated_since=since)
-            for batch in _batches(pages, self.batch_size):
-                self._ingest_page(period, mapping, npsn, batch, summary)
-                self.store.lease_school(period, npsn, worker, now=self.clock(), lease=_LEASE)
-                if progress is not None:
-                    progress("pull", len(batch))
-        finally:
-            self.store.release_school(period, npsn, worker)
-
     def _remap(
         self,
         period: str,
@@ -342,257 +204,6 @@ class Engine:
                 remapped = remap(s)
         if remapped:
             log.info("run.remapped", period=period, mapping=mapping.name, teachers=remapped)
-
-    def _ingest_page(
-        self,
-        period: str,
-        mapping: MappingVersion,
-        npsn: str,
-        batch: list[dict[str, Any]],
-        summary: RunSummary,
-    ) -> None:
-        """One page in one transaction; once more if another worker's commit collided
-        with ours (a teacher in two schools read by two workers at once)."""
-        for attempt in (1, 2):
-            try:
-                with self.store.unit_of_work() as s:
-                    self._ingest(s, period, mapping, npsn, batch, summary)
-            except IntegrityError:
-                if attempt == 2:
-                    raise
-                log.info("ingest.collision", period=period, npsn=npsn)
-                continue
-            summary.pulled += len(batch)
-            return
-
-    def _ingest(
-        self,
-        session: Session,
-        period: str,
-        mapping: MappingVersion,
-        npsn: str,
-        batch: list[dict[str, Any]],
-        summary: RunSummary,
-    ) -> None:
-        """Store one page, decide for every teacher it touches, move the cursor: one unit."""
-        now = self.clock()
-        stored = self.store.source_records(session, {str(raw.get("id")) for raw in batch})
-        touched: set[str] = set()
-        newest: dt.datetime | None = None
-        for raw in batch:
-            digest = content_hash(raw)
-            checked = read_record(raw)
-            if isinstance(checked, PerformanceRecord):
-                newest = max(filter(None, (newest, checked.updated_at)))
-                if checked.period.code != period:
-                    continue  # not asked for: the source broke its contract; ignore the row
-            existing = stored.get(checked.source_id)
-            if existing is not None and existing.content_hash == digest:
-                continue
-            if existing is not None and existing.nip:
-                touched.add(existing.nip)  # the NIP may have been corrected: re-plan the old one
-            row = self._source_row(raw, checked, digest, existing, period, now)
-            if row is None:
-                continue
-            session.add(row)
-            stored[row.id] = row
-            if row.status is SourceStatus.QUARANTINED:
-                log.warning(
-                    "record.quarantined",
-                    run_id=summary.run_id,
-                    period=period,
-                    npsn=row.npsn,
-                    nip=row.nip,
-                    source_id=row.id,
-                    reason=row.reason,
-                )
-            if row.nip:
-                touched.add(row.nip)
-        session.flush()
-        self._plan(session, period, mapping, touched)
-        if newest is not None:
-            self.store.set_cursor(session, period, npsn, newest)
-
-    @staticmethod
-    def _source_row(
-        raw: dict[str, Any],
-        checked: PerformanceRecord | Rejection,
-        digest: str,
-        existing: SourceRecord | None,
-        period: str,
-        now: dt.datetime,
-    ) -> SourceRecord | None:
-        if isinstance(checked, Rejection):
-            if checked.source_id == "?":
-                log.error("record.unidentifiable", period=period, reason=checked.reason)
-                return None
-            updated = raw.get("diperbarui_pada")
-            try:
-                updated_at = dt.datetime.fromisoformat(str(updated))
-                if updated_at.tzinfo is None:
-                    raise ValueError
-            except ValueError:
-                updated_at = now
-            values: dict[str, Any] = {
-                "period": checked.period or period,
-                "npsn": (checked.npsn or "")[:64],
-                "nip": (checked.nip or "")[:64],
-                "schema_version": raw.get("versi_skema")
-                if isinstance(raw.get("versi_skema"), int)
-                else None,
-                "updated_at": updated_at,
-                "cancelled": raw.get("dibatalkan") is True,
-                "status": SourceStatus.QUARANTINED,
-                "reason_code": checked.code,
-                "reason": checked.reason,
-            }
-        else:
-            values = {
-                "period": checked.period.code,
-                "npsn": checked.school.npsn,
-                "nip": checked.employee.nip,
-                "schema_version": checked.schema_version,
-                "updated_at": checked.updated_at,
-                "cancelled": checked.cancelled,
-                "status": SourceStatus.VALID,
-                "reason_code": None,
-                "reason": None,
-            }
-        if existing is None:
-            return SourceRecord(
-                id=checked.source_id, content_hash=digest, body=raw, seen_at=now, **values
-            )
-        for key, value in values.items():
-            setattr(existing, key, value)
-        existing.content_hash, existing.body, existing.seen_at = digest, raw, now
-        return existing
-
-    def _plan(self, session: Session, period: str, mapping: MappingVersion, nips: set[str]) -> None:
-        sources = self.store.source_records_of(session, period, nips)
-        current = self.store.sync_records(session, period, nips)
-        new = _NewRows()
-        for nip in sorted(nips):
-            rows = sources.get(nip)
-            skp_row = current.get((nip, DeliveryKind.SKP))
-            assessment_row = current.get((nip, DeliveryKind.ASSESSMENT))
-            if not rows:
-                # No source record carries this NIP any more (corrected in PMM).
-                gone = plan_cancellation(_known(skp_row), _known(assessment_row), reason=_NIP_GONE)
-                for decision, row in zip(gone, (skp_row, assessment_row), strict=True):
-                    self._apply(session, period, mapping, nip, None, decision, row, new)
-                continue
-            effective, all_cancelled = effective_record(rows)
-            if effective.status is SourceStatus.QUARANTINED and not all_cancelled:
-                continue  # the record that counts is bad data: it waits in quarantine
-            checked = read_record(effective.body)
-            record = checked if isinstance(checked, PerformanceRecord) else None
-            seen = max(r.seen_at for r in rows)  # the newest version PMM served of this NIP
-            if all_cancelled:
-                decisions = plan_cancellation(_known(skp_row, seen), _known(assessment_row, seen))
-            else:
-                assert record is not None  # a valid, live effective record
-                try:
-                    decisions = plan_record(
-                        record, _known(skp_row, seen), _known(assessment_row, seen), mapping
-                    )
-                except ValueError as exc:
-                    # The mapping refused what validation let through: a gap in validation,
-                    # kept from the batch like any bad record, with the mapping's words.
-                    effective.status = SourceStatus.QUARANTINED
-                    effective.reason_code = "mapping_failed"
-                    effective.reason = (
-                        f"mapping {mapping.name} cannot map this record: {exc}. "
-                        f"What to do: {advice('mapping_failed')}"
-                    )[:2000]
-                    session.add(effective)
-                    log.error("record.mapping_failed", period=period, nip=nip, error=str(exc))
-                    continue
-            for decision, row in zip(decisions, (skp_row, assessment_row), strict=True):
-                self._apply(session, period, mapping, nip, record, decision, row, new)
-        # New deliverables and requests go in one multi-row INSERT each (ORM bulk insert):
-        # an ORM object per row was most of the ingest's time.
-        if new.records:
-            session.execute(insert(SyncRecord), new.records)
-        if new.requests:
-            session.execute(insert(OutboxEntry), new.requests)
-
-    def _apply(
-        self,
-        session: Session,
-        period: str,
-        mapping: MappingVersion,
-        nip: str,
-        record: PerformanceRecord | None,
-        decision: Decision,
-        row: SyncRecord | None,
-        new: _NewRows,
-    ) -> None:
-        if decision.keep:
-            if row is not None and record is not None:
-                row.npsn, row.source_id = record.school.npsn, record.source_id
-                row.assessor_nip = record.assessor.nip
-                if decision.payload_hash is not None and decision.payload_hash == row.payload_hash:
-                    row.mapping_version = mapping.name  # it makes the same payload
-                session.add(row)
-            return
-        now = self.clock()
-        mapped = (
-            {"payload_hash": decision.payload_hash, "mapping_version": mapping.name}
-            if decision.payload_hash is not None
-            else {}
-        )
-        if row is None:
-            if record is None:
-                return
-            new.records.append(
-                {
-                    "nip": nip,
-                    "period": period,
-                    "kind": decision.kind,
-                    "npsn": record.school.npsn,
-                    "source_id": record.source_id,
-                    "assessor_nip": record.assessor.nip,
-                    "status": decision.status,
-                    "reason": decision.reason,
-                    "reason_code": None,
-                    "payload_hash": None,
-                    "mapping_version": None,
-                    "changed_at": now,
-                    **mapped,
-                }
-            )
-        else:
-            # Only these statuses can have an unsent outbox entry (held and waiting ones
-            # stay queued): skip the supersede query for the rest.
-            may_have_pending = row.status in _QUEUED
-            if record is not None:
-                row.npsn, row.source_id = record.school.npsn, record.source_id
-                row.assessor_nip = record.assessor.nip
-            row.status, row.reason, row.reason_code = decision.status, decision.reason, None
-            for key, value in mapped.items():
-                setattr(row, key, value)
-            row.changed_at = now
-            session.add(row)
-            if may_have_pending:  # any unsent request for this deliverable is now out of date
-                self.store.supersede_pending(session, nip, period, decision.kind)
-        if decision.send is not None:
-            send = decision.send
-            new.requests.append(
-                {
-                    "nip": nip,
-                    "period": period,
-                    "kind": decision.kind,
-                    "action": send.action,
-                    "body": send.body_json,
-                    "payload_hash": send.payload_hash,
-                    "idempotency_key": idempotency_key(
-                        send.action.value, nip, period, send.body_json, send.if_match
-                    ),
-                    "if_match": send.if_match,
-                    "mapping_version": mapping.name,
-                    "created_at": now,
-                }
-            )
 
     # -- replay --------------------------------------------------------------------------
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from mappings.model import PerformanceRecord
 from mappings.versions import MappingVersion
-from state.models import DISCARDED, DeliveryKind, OutboxAction, RecordStatus, SourceRecord
+from state.models import DISCARDED, DeliveryKind, OutboxAction, RecordStatus
 from sync.hashing import canonical_json, content_hash
 
 __all__ = [
@@ -96,7 +96,19 @@ def _payload(body: dict[str, Any]) -> tuple[str, str]:
     return text, content_hash(body)
 
 
-def effective_record(rows: Sequence[SourceRecord]) -> tuple[SourceRecord, bool]:
+class _Dated(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def updated_at(self) -> dt.datetime: ...
+    @property
+    def cancelled(self) -> bool: ...
+
+
+_R = TypeVar("_R", bound=_Dated)
+
+
+def effective_record(rows: Sequence[_R]) -> tuple[_R, bool]:
     """The record that counts for a teacher in a period: the latest non-cancelled one by
     (diperbarui_pada, id); if all are cancelled, the latest one, flagged as cancelled."""
     live = [r for r in rows if not r.cancelled]

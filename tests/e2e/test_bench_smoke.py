@@ -57,6 +57,8 @@ def test_quick_benchmark_reports_the_four_figures(
     assert set(reruns) == {100, 200}
     assert all(r["requests_sent"] == 0 and r["seconds"] > 0 for r in reruns.values())
     assert figures["c"]["met"] is not False  # sent nothing (its time is not judged here)
+    # one walk of the whole period: the source requests do not grow with the schools
+    assert reruns[100]["source_requests"] == reruns[200]["source_requests"]
 
     # (d) the naive baseline pushed the same requests, in-process and over loopback
     by_n = {e["n"]: e for e in figures["d"]["inprocess"]}

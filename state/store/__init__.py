@@ -1,0 +1,416 @@
+"""The state store: queries and writes over the tables, one unit of work per batch.
+
+Nothing here talks HTTP or knows the wire formats; the engine (``sync/``) drives it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, Table, bindparam, func, insert, literal, update
+from sqlalchemy import select as sa_select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, SQLModel, col, select
+from sqlmodel.sql.expression import Select
+
+from state.models import (
+    DeliveryKind,
+    ListedPeriod,
+    OutboxEntry,
+    OutboxState,
+    RecordStatus,
+    Run,
+    SourceRecord,
+    SourceStatus,
+    SyncRecord,
+)
+from state.store.claims import _Claims
+from state.store.reports import _Reports
+
+__all__ = [
+    "PERIOD_WIDE",
+    "DeliverableHead",
+    "SourceHead",
+    "StateStore",
+    "insert_rows",
+    "update_rows",
+]
+
+# The NPSN of the period-wide cursor and lease (one walk of every school of a period).
+PERIOD_WIDE = "*"
+
+
+_SOURCE: Table = SourceRecord.__table__  # type: ignore[attr-defined]
+_SYNC: Table = SyncRecord.__table__  # type: ignore[attr-defined]
+_OUTBOX: Table = OutboxEntry.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverableHead:
+    """What delivery reads of a deliverable (a plain row, not an ORM object)."""
+
+    nip: str
+    kind: DeliveryKind
+    assessor_nip: str
+    status: RecordStatus
+    reason: str | None
+    reason_code: str | None
+    payload_hash: str | None
+    delivered_hash: str | None
+    skp_id: str | None
+    skp_version: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceHead:
+    """A stored source record without its body."""
+
+    id: str
+    nip: str
+    updated_at: dt.datetime
+    cancelled: bool
+    status: SourceStatus
+    seen_at: dt.datetime
+
+
+def insert_rows(session: Session, model: type[SQLModel], rows: Sequence[dict[str, Any]]) -> None:
+    """One multi-row INSERT of plain rows (Core: no ORM object or bulk-ORM step per row)."""
+    if rows:
+        session.execute(insert(model.__table__), list(rows))  # type: ignore[attr-defined]
+
+
+def update_rows(
+    session: Session, model: type[SQLModel], keys: Sequence[str], rows: Sequence[dict[str, Any]]
+) -> None:
+    """UPDATEs by primary key, one executemany for the lot (Core): each row names its key
+    columns and the columns it sets; every row sets the same columns."""
+    if not rows:
+        return
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    statement = update(table).where(*(table.c[key] == bindparam(f"key_{key}") for key in keys))
+    params = [
+        {(f"key_{name}" if name in keys else name): value for name, value in row.items()}
+        for row in rows
+    ]
+    session.execute(statement, params)
+
+
+class StateStore(_Claims, _Reports):
+    """Reads and writes the sync state. ``unit_of_work`` gives the one transaction of a batch."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def unit_of_work(self, *, commit: bool = True) -> Iterator[Session]:
+        """A session whose changes commit together at the end (or roll back on error, or
+        always when ``commit`` is False: that is how a dry run writes nothing)."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            try:
+                yield session
+                if commit:
+                    session.commit()
+                else:
+                    session.rollback()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def refresh_statistics(self) -> None:
+        """Let PostgreSQL's planner see the tables as they are now (SQLite plans without
+        statistics). A first sync grows them from empty faster than autovacuum analyzes
+        them, and with the statistics of near-empty tables the planner joins an outbox page
+        to its deliverables by scanning every deliverable of the period once per row:
+        delivery became quadratic. ANALYZE reads a sample: well under a second."""
+        if self.engine.dialect.name != "postgresql":
+            return
+        with self.engine.begin() as connection:
+            connection.exec_driver_sql("ANALYZE source_record, sync_record, outbox")
+
+    # -- source records ------------------------------------------------------------------
+
+    @staticmethod
+    def source_records(session: Session, ids: Collection[str]) -> dict[str, SourceRecord]:
+        if not ids:
+            return {}
+        rows = session.exec(select(SourceRecord).where(col(SourceRecord.id).in_(list(ids))))
+        return {row.id: row for row in rows}
+
+    @staticmethod
+    def source_records_of(
+        session: Session, period: str, nips: Collection[str]
+    ) -> dict[str, list[SourceRecord]]:
+        """Every stored source record of these teachers in the period (all schools)."""
+        found: dict[str, list[SourceRecord]] = defaultdict(list)
+        if not nips:
+            return found
+        query = select(SourceRecord).where(
+            SourceRecord.period == period, col(SourceRecord.nip).in_(list(nips))
+        )
+        for row in session.exec(query):
+            found[row.nip].append(row)
+        return found
+
+    @staticmethod
+    def source_hashes(session: Session, ids: Collection[str]) -> dict[str, tuple[str, str]]:
+        """{id: (content_hash, nip)} of the stored source records among ``ids``: all the
+        ingest needs to tell new, changed and unchanged rows apart (no body is read)."""
+        if not ids:
+            return {}
+        table = _SOURCE
+        rows = session.execute(
+            sa_select(table.c.id, table.c.content_hash, table.c.nip).where(
+                table.c.id.in_(list(ids))
+            )
+        )
+        return {row.id: (row.content_hash, row.nip) for row in rows}
+
+    @staticmethod
+    def source_heads(
+        session: Session, period: str, nips: Collection[str]
+    ) -> dict[str, list[SourceHead]]:
+        """``source_records_of`` without the bodies: what choosing the effective record
+        needs (``source_bodies`` reads the body of the one chosen when it is not at hand)."""
+        found: dict[str, list[SourceHead]] = defaultdict(list)
+        if not nips:
+            return found
+        table = _SOURCE
+        query = sa_select(
+            table.c.id,
+            table.c.nip,
+            table.c.updated_at,
+            table.c.cancelled,
+            table.c.status,
+            table.c.seen_at,
+        ).where(table.c.period == period, table.c.nip.in_(list(nips)))
+        for row in session.execute(query):
+            found[row.nip].append(
+                SourceHead(
+                    row.id,
+                    row.nip,
+                    row.updated_at,
+                    bool(row.cancelled),
+                    SourceStatus(row.status),
+                    row.seen_at,
+                )
+            )
+        return found
+
+    @staticmethod
+    def source_bodies(session: Session, ids: Collection[str]) -> dict[str, dict[str, Any]]:
+        if not ids:
+            return {}
+        table = _SOURCE
+        rows = session.execute(sa_select(table.c.id, table.c.body).where(table.c.id.in_(list(ids))))
+        return {row.id: row.body for row in rows}
+
+    # -- deliverables --------------------------------------------------------------------
+
+    @staticmethod
+    def sync_records(
+        session: Session, period: str, nips: Collection[str]
+    ) -> dict[tuple[str, DeliveryKind], SyncRecord]:
+        if not nips:
+            return {}
+        query = select(SyncRecord).where(
+            SyncRecord.period == period, col(SyncRecord.nip).in_(list(nips))
+        )
+        return {(row.nip, row.kind): row for row in session.exec(query)}
+
+    @staticmethod
+    def deliverable_heads(
+        session: Session, period: str, nips: Collection[str]
+    ) -> dict[tuple[str, DeliveryKind], DeliverableHead]:
+        """``sync_records`` as plain rows (delivery reads thousands a second)."""
+        if not nips:
+            return {}
+        t = _SYNC
+        query = sa_select(
+            t.c.nip,
+            t.c.kind,
+            t.c.assessor_nip,
+            t.c.status,
+            t.c.reason,
+            t.c.reason_code,
+            t.c.payload_hash,
+            t.c.delivered_hash,
+            t.c.skp_id,
+            t.c.skp_version,
+        ).where(t.c.period == period, t.c.nip.in_(list(nips)))
+        found: dict[tuple[str, DeliveryKind], DeliverableHead] = {}
+        for row in session.execute(query):
+            head = DeliverableHead(
+                row.nip,
+                DeliveryKind(row.kind),
+                row.assessor_nip,
+                RecordStatus(row.status),
+                row.reason,
+                row.reason_code,
+                row.payload_hash,
+                row.delivered_hash,
+                row.skp_id,
+                row.skp_version,
+            )
+            found[(head.nip, head.kind)] = head
+        return found
+
+    @staticmethod
+    def outbox_attempts(session: Session, ids: Collection[int]) -> dict[int, int]:
+        """{id: attempts} of these outbox entries."""
+        if not ids:
+            return {}
+        t = _OUTBOX
+        rows = session.execute(sa_select(t.c.id, t.c.attempts).where(t.c.id.in_(list(ids))))
+        return {row.id: row.attempts for row in rows}
+
+    @staticmethod
+    def nips_mapped_otherwise(
+        session: Session, period: str, npsns: Sequence[str], version: str
+    ) -> list[str]:
+        """Teachers whose planned payload was made by another mapping version."""
+        query = (
+            select(SyncRecord.nip)
+            .where(
+                SyncRecord.period == period,
+                col(SyncRecord.mapping_version).is_not(None),
+                SyncRecord.mapping_version != version,
+            )
+            .distinct()
+        )
+        if npsns:
+            query = query.where(col(SyncRecord.npsn).in_(list(npsns)))
+        return sorted(session.exec(query))
+
+    @staticmethod
+    def supersede_pending(session: Session, nip: str, period: str, kind: DeliveryKind) -> None:
+        """Mark unsent outbox entries of a deliverable as replaced by a newer decision."""
+        session.execute(
+            update(OutboxEntry)
+            .where(
+                col(OutboxEntry.nip) == nip,
+                col(OutboxEntry.period) == period,
+                col(OutboxEntry.kind) == kind,
+                col(OutboxEntry.state) == OutboxState.PENDING,
+            )
+            .values(state=OutboxState.SUPERSEDED, finished_at=dt.datetime.now(dt.UTC))
+        )
+
+    @staticmethod
+    def _pending_with_records(period: str, npsns: Sequence[str]) -> Select[OutboxEntry, SyncRecord]:
+        """Unsent requests of the period (optionally of some schools) with their
+        deliverables, oldest first."""
+        query = (
+            select(OutboxEntry, SyncRecord)
+            .join(
+                SyncRecord,
+                (col(SyncRecord.nip) == col(OutboxEntry.nip))
+                & (col(SyncRecord.period) == col(OutboxEntry.period))
+                & (col(SyncRecord.kind) == col(OutboxEntry.kind)),
+            )
+            .where(OutboxEntry.state == OutboxState.PENDING, OutboxEntry.period == period)
+            .order_by(col(OutboxEntry.id))
+        )
+        if npsns:
+            query = query.where(col(SyncRecord.npsn).in_(list(npsns)))
+        return query
+
+    @classmethod
+    def pending_outbox(
+        cls, session: Session, period: str, npsns: Sequence[str] = ()
+    ) -> list[tuple[OutboxEntry, SyncRecord]]:
+        """Unsent requests of the period (optionally of some schools), oldest first."""
+        return [
+            (entry, record)
+            for entry, record in session.exec(cls._pending_with_records(period, npsns))
+        ]
+
+    @staticmethod
+    def outbox_entries(session: Session, ids: Collection[int]) -> dict[int, OutboxEntry]:
+        if not ids:
+            return {}
+        rows = session.exec(select(OutboxEntry).where(col(OutboxEntry.id).in_(list(ids))))
+        return {row.id: row for row in rows if row.id is not None}
+
+    @staticmethod
+    def last_outbox_id(session: Session) -> int:
+        """The newest outbox entry's id (0 when empty): where a delivery round stops reading,
+        so the requests it writes itself (a 412's replacement) are not read back."""
+        newest = session.exec(select(func.max(OutboxEntry.id))).one()
+        return newest or 0
+
+    @classmethod
+    def pending_outbox_page(
+        cls,
+        session: Session,
+        period: str,
+        npsns: Sequence[str] = (),
+        *,
+        kind: DeliveryKind,
+        assessors: bool | None = None,
+        after_id: int = 0,
+        up_to_id: int | None = None,
+        limit: int = 500,
+    ) -> list[tuple[OutboxEntry, SyncRecord]]:
+        """One page of the unsent requests of a kind, by id after ``after_id`` (keyset paging,
+        so a period of any size is read in bounded memory). ``assessors``: True, only SKPs of
+        teachers who are some record's penilai; False, only the others; None, all."""
+        query = (
+            cls._pending_with_records(period, npsns)
+            .where(OutboxEntry.kind == kind, col(OutboxEntry.id) > after_id)
+            .limit(limit)
+        )
+        if up_to_id is not None:
+            query = query.where(col(OutboxEntry.id) <= up_to_id)
+        if assessors is not None:
+            # EXISTS, not IN (subquery): PostgreSQL runs NOT IN over a large subquery as a
+            # scan of the period's deliverables per entry (quadratic); EXISTS is an anti-join
+            # on ix_sync_record_period_assessor.
+            penilai = aliased(SyncRecord)
+            is_penilai = (
+                sa_select(literal(1))
+                .where(
+                    col(penilai.period) == period,
+                    col(penilai.assessor_nip) == col(OutboxEntry.nip),
+                )
+                .exists()
+            )
+            query = query.where(is_penilai if assessors else ~is_penilai)
+        return [(entry, record) for entry, record in session.exec(query)]
+
+    # -- the source's period listing -----------------------------------------------------
+
+    def save_periods(self, rows: Sequence[ListedPeriod]) -> None:
+        """Keep the listing as the source gave it last (a period it no longer lists stays).
+
+        One upsert: several workers starting at once each write the listing, and a read
+        followed by an insert would collide."""
+        if not rows:
+            return
+        values = [row.model_dump() for row in rows]
+        dialect = self.engine.dialect.name
+        insert = pg_insert if dialect == "postgresql" else sqlite_insert
+        statement = insert(ListedPeriod).values(values)
+        statement = statement.on_conflict_do_update(
+            index_elements=["code"],
+            set_={
+                name: statement.excluded[name]
+                for name in ("kind", "starts_on", "ends_on", "deadline", "running", "listed_at")
+            },
+        )
+        with self.unit_of_work() as session:
+            session.execute(statement)
+
+    def listed_periods(self) -> list[ListedPeriod]:
+        with self.unit_of_work() as session:
+            return list(session.exec(select(ListedPeriod).order_by(col(ListedPeriod.starts_on))))
+
+    def save_run(self, run: Run) -> None:
+        with self.unit_of_work() as session:
+            session.merge(run)

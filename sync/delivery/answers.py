@@ -1,0 +1,210 @@
+"""Answers into state and ledger: a 2xx answer is kept and written in batches (the batch
+writer); a final failure closes its entry and tells the record why; a replaced entry is
+closed as superseded. Each write goes with its ledger entries in one transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from connectors.ekinerja import TargetAnswer
+from connectors.errors import (
+    SyncError,
+)
+from state.models import (
+    DeliveryKind,
+    OutboxAction,
+    OutboxEntry,
+    OutboxState,
+    RecordStatus,
+    SyncRecord,
+)
+from state.store import DeliverableHead, StateStore, update_rows
+from sync.advice import advice
+from sync.delivery.results import (
+    Attempt,
+    AttemptRecorder,
+    DeliveryResult,
+    _Answer,
+    _answer_text,
+    _json,
+    _reason,
+)
+
+
+class _Answers:
+    """The writing half of ``Deliverer`` (see ``sync.delivery.deliver``)."""
+
+    store: StateStore
+    recorder: AttemptRecorder
+    clock: Callable[[], dt.datetime]
+    flush_every: int
+    _lock: threading.Lock
+    _answers: list[_Answer]
+    _write_lock: threading.Lock
+
+    def _delivered(
+        self,
+        entry: OutboxEntry,
+        npsn: str,
+        run_id: str | None,
+        answer: TargetAnswer,
+        duration_ms: int,
+        counts: Counter[tuple[str, str]],
+    ) -> None:
+        outcome = "sent_updated" if entry.action is OutboxAction.UPDATE_SKP else "sent_new"
+        with self._lock:
+            counts[(entry.kind.value, outcome)] += 1
+            self._answers.append(_Answer(entry, npsn, run_id, answer, duration_ms))
+            full = len(self._answers) >= self.flush_every
+        if full:
+            self._write_answers()
+
+    def _write_answers(self) -> None:
+        """Write the 2xx answers not yet written, in one transaction: each entry done, its
+        deliverable delivered, one ledger entry each.
+
+        Batching them is what lets delivery keep up with thousands of requests a second. It
+        is as safe as writing each at once: until it is written, the entry stays pending and
+        claimed, and a crash before that resends it with the same idempotency key, which
+        e-Kinerja answers as it did the first time (invariant 2).
+        """
+        with self._write_lock:
+            with self._lock:
+                answers, self._answers = self._answers, []
+            if not answers:
+                return
+            now = self.clock()
+            with self.store.unit_of_work() as session:
+                # Plain rows, not ORM objects: only what the writes below need.
+                attempts = self.store.outbox_attempts(session, [a.entry.id or 0 for a in answers])
+                rows: dict[tuple[str, str, DeliveryKind], DeliverableHead] = {}
+                for period in {a.entry.period for a in answers}:
+                    nips = {a.entry.nip for a in answers if a.entry.period == period}
+                    heads = self.store.deliverable_heads(session, period, nips)
+                    for (nip, kind), row in heads.items():
+                        rows[(nip, period, kind)] = row
+                texts = [_json(a.answer.body) for a in answers]  # as stored and as audited
+                done_entries: list[dict[str, Any]] = []
+                delivered: list[dict[str, Any]] = []
+                for a, text in zip(answers, texts, strict=True):
+                    entry, body = a.entry, a.answer.body
+                    row = rows[(entry.nip, entry.period, entry.kind)]
+                    done_entries.append(
+                        {
+                            "id": entry.id,
+                            "state": OutboxState.DONE,
+                            "finished_at": now,
+                            "attempts": attempts[entry.id or 0] + 1,
+                            "last_status": a.answer.status,
+                            "last_answer": text,
+                        }
+                    )
+                    skp_id, version = row.skp_id, row.skp_version
+                    if entry.kind is DeliveryKind.SKP:
+                        skp_id = str(body.get("id_skp") or skp_id)
+                        versi = body.get("versi")
+                        version = versi if isinstance(versi, int) else version
+                    # Delivered unless the source changed again meanwhile (a newer request).
+                    current = row.payload_hash == entry.payload_hash
+                    delivered.append(
+                        {
+                            "nip": row.nip,
+                            "period": entry.period,
+                            "kind": row.kind,
+                            "skp_id": skp_id,
+                            "skp_version": version,
+                            "delivered_hash": entry.payload_hash,
+                            "delivered_mapping_version": entry.mapping_version,
+                            "delivered_at": now,
+                            "changed_at": now,
+                            "status": RecordStatus.DELIVERED if current else row.status,
+                            "reason": None if current else row.reason,
+                            "reason_code": None if current else row.reason_code,
+                        }
+                    )
+                # UPDATEs by primary key, many rows per statement.
+                update_rows(session, OutboxEntry, ("id",), done_entries)
+                update_rows(session, SyncRecord, ("nip", "period", "kind"), delivered)
+                # Row locks first, the ledger's append lock last (see state/ledger.py).
+                self.recorder(
+                    session,
+                    [
+                        Attempt(
+                            a.run_id,
+                            a.entry,
+                            a.npsn,
+                            "delivered",
+                            a.answer.status,
+                            text,
+                            a.duration_ms,
+                        )
+                        for a, text in zip(answers, texts, strict=True)
+                    ],
+                )
+
+    def _finish_entry(
+        self, entry: OutboxEntry, npsn: str, run_id: str | None, outcome: str, exc: SyncError
+    ) -> None:
+        """Close an entry that a follow-up request replaces (409 SKP_SUDAH_ADA, 412)."""
+        with self.store.unit_of_work() as session:
+            current = session.get(OutboxEntry, entry.id)
+            assert current is not None
+            current.state, current.finished_at = OutboxState.SUPERSEDED, self.clock()
+            current.attempts += 1
+            current.last_status, current.last_answer = exc.status, _answer_text(exc)
+            session.add(current)
+            self.recorder(
+                session,
+                [Attempt(run_id, entry, npsn, outcome, exc.status, _answer_text(exc), None)],
+            )
+
+    def _finish(
+        self,
+        entry: OutboxEntry,
+        npsn: str,
+        run_id: str | None,
+        status: RecordStatus,
+        outcome: str,
+        exc: SyncError,
+        reason: str | None = None,
+        reason_code: str | None = None,
+    ) -> DeliveryResult:
+        """The request failed for good: the entry is dead, the record says why."""
+        # The reason names the record and ends with what to do (sync/advice.py).
+        failure = f"{entry.period}/{entry.nip}/{entry.kind.value}"
+        what = "SKP" if entry.kind is DeliveryKind.SKP else "penilaian"
+        reason = (
+            f"NIP {entry.nip} ({what} {entry.period}, NPSN {npsn}): {reason or _reason(exc)}. "
+            f"What to do: {advice(reason_code or exc.code, replay_id=failure)}"
+        )
+        with self.store.unit_of_work() as session:
+            row = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
+            current = session.get(OutboxEntry, entry.id)
+            assert row is not None
+            assert current is not None
+            current.state, current.finished_at = OutboxState.DEAD, self.clock()
+            if outcome != "failed":  # a give-up's attempts were counted one by one
+                current.attempts += 1
+            current.last_status, current.last_answer = exc.status, _answer_text(exc)
+            row.status, row.reason = status, reason
+            row.reason_code = reason_code or exc.code
+            row.changed_at = self.clock()
+            session.add_all([row, current])
+            self.recorder(
+                session,
+                [
+                    Attempt(
+                        run_id, entry, npsn, outcome, exc.status, _answer_text(exc), None, reason
+                    )
+                ],
+            )
+        return self._result(entry, status, reason)
+
+    @staticmethod
+    def _result(entry: OutboxEntry, status: RecordStatus, reason: str | None) -> DeliveryResult:
+        return DeliveryResult(entry.nip, entry.period, entry.kind, entry.action, status, reason)

@@ -1,0 +1,116 @@
+"""What delivery hands on: an attempt for the ledger, a result for the run, and the texts of
+an answer (as stored, as audited, as an operator reads it).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlmodel import Session
+
+from connectors.ekinerja import TargetAnswer
+from connectors.errors import (
+    SyncError,
+)
+from state.models import (
+    DeliveryKind,
+    OutboxAction,
+    OutboxEntry,
+    RecordStatus,
+)
+from state.store import DeliverableHead
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One request to the target and what came of it: what the ledger keeps."""
+
+    run_id: str | None
+    entry: OutboxEntry
+    npsn: str | None
+    outcome: str  # delivered | retry | paused | held | rejected | locked | failed
+    http_status: int | None
+    answer: str | None
+    duration_ms: int | None
+    detail: str | None = None
+
+
+class AttemptRecorder(Protocol):
+    """Writes attempts, in order, in the caller's transaction (the ledger, or nothing)."""
+
+    def __call__(self, session: Session, attempts: Sequence[Attempt]) -> None: ...
+
+
+def _record_nothing(session: Session, attempts: Sequence[Attempt]) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    nip: str
+    period: str
+    kind: DeliveryKind
+    action: OutboxAction
+    status: RecordStatus
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What delivering one entry needs of the state: its deliverable, the SKP of the same
+    teacher (a penilaian is sent under it) and, for an SKP, its penilai's SKP."""
+
+    record: DeliverableHead
+    skp: DeliverableHead | None
+    assessor: DeliverableHead | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """A 2xx answer not yet written (``Deliverer._write_answers`` writes them in batches)."""
+
+    entry: OutboxEntry
+    npsn: str
+    run_id: str | None
+    answer: TargetAnswer
+    duration_ms: int
+
+
+# (kind, penilai or not) of the phases, in order: penilai SKPs, the other SKPs, penilaian.
+_PHASES: tuple[tuple[DeliveryKind, bool | None], ...] = (
+    (DeliveryKind.SKP, True),
+    (DeliveryKind.SKP, False),
+    (DeliveryKind.ASSESSMENT, None),
+)
+_DEFERRED = "deferred: its penilai's SKP is being sent"
+# Outcomes after which the outbox entry is done or dead (not pending any more).
+_ENTRY_CLOSED = {RecordStatus.DELIVERED, RecordStatus.FAILED, RecordStatus.LOCKED}
+
+
+def _not_sent(why: str) -> str:
+    return f"not sent: e-Kinerja cannot be reached ({why}); sent again on the next run"
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _answer_text(exc: SyncError) -> str:
+    return _json(exc.answer) if exc.answer else exc.message
+
+
+def _reason(exc: SyncError) -> str:
+    """What e-Kinerja answered, with the fields it named (422 VALIDASI), in one line."""
+    pesan = exc.answer.get("pesan") or exc.message
+    errors = exc.answer.get("errors")
+    fields = "; ".join(
+        f"{e.get('field')}: {e.get('pesan')}"
+        for e in (errors if isinstance(errors, list) else [])
+        if isinstance(e, dict)
+    )
+    answered = " ".join(str(part) for part in (exc.status, exc.code) if part)
+    text = f"e-Kinerja answered {answered}: {pesan}" if answered else f"no answer: {pesan}"
+    return f"{text} ({fields})" if fields else text

@@ -1,0 +1,263 @@
+"""The ingest of source rows: pull a school's pages (under its lease, from its cursor),
+store each page, validate each record (quarantine bad ones with a reason), plan the teachers
+it touches and move the cursor, all of a page in one transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
+from typing import Any
+
+import structlog
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from connectors.pmm import PmmClient
+from mappings.model import PerformanceRecord
+from mappings.source import Rejection, read_record
+from mappings.versions import MappingVersion
+from state.models import (
+    SourceRecord,
+    SourceStatus,
+)
+from state.store import PERIOD_WIDE, insert_rows, update_rows
+from sync.delivery.deliver import Deliverer, orphaned
+from sync.hashing import content_hash
+from sync.pipeline.outbox import _Outbox
+from sync.pipeline.summary import RunSummary
+
+log = structlog.get_logger("ekinerja_sync.engine")
+
+# How long a worker's lease on reading a school lasts without renewal (renewed every page).
+_LEASE = dt.timedelta(minutes=5)
+
+
+def _batches(items: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+class _Ingest(_Outbox):
+    """The pulling half of ``Engine`` (see ``sync.pipeline.engine``)."""
+
+    source: PmmClient
+    deliverer: Deliverer
+    batch_size: int
+
+    def _pull_school(
+        self,
+        period: str,
+        mapping: MappingVersion,
+        npsn: str,
+        summary: RunSummary,
+        session: Session | None,
+        progress: Callable[[str, int], None] | None,
+    ) -> None:
+        if session is not None:  # a dry run: one transaction, rolled back; no lease needed
+            since = self.store.cursor(session, period, npsn)
+            pages = self.source.performance_records(period, npsn=npsn, updated_since=since)
+            for batch in _batches(pages, self.batch_size):
+                self._ingest(session, period, mapping, npsn, batch, summary)
+                summary.pulled += len(batch)
+                if progress is not None:
+                    progress("pull", len(batch))
+            return
+        worker = self.deliverer.worker
+        # The lease and the cursor in one transaction; each page renews the lease in its
+        # own; the release is the last: 2 + pages transactions per school.
+        with self.store.unit_of_work() as s:
+            leased = self.store.take_school(
+                s, period, npsn, worker, now=self.clock(), lease=_LEASE, orphaned=orphaned
+            )
+            since = self.store.cursor(s, period, npsn) if leased else None
+        if not leased:
+            log.info("pull.skipped", period=period, npsn=npsn, reason="another worker reads it")
+            return
+        try:
+            pages = self.source.performance_records(period, npsn=npsn, updated_since=since)
+            for batch in _batches(pages, self.batch_size):
+                self._ingest_page(period, mapping, npsn, batch, summary, worker)
+                if progress is not None:
+                    progress("pull", len(batch))
+        finally:
+            self.store.release_school(period, npsn, worker)
+
+    def _pull_period(
+        self,
+        period: str,
+        mapping: MappingVersion,
+        summary: RunSummary,
+        progress: Callable[[str, int], None] | None,
+        after_page: Callable[[], None],
+    ) -> bool:
+        """Every school of the period in one incremental walk (``diperbarui_sejak`` without
+        ``npsn``), from the period-wide cursor, under the period-wide lease (another worker
+        holding it walks it: this one goes on to delivery; returns False). Each page also
+        moves the cursor of every school it carries, so a later ``--npsn`` run of one school
+        reads on from there (the walk is in order of ``diperbarui_pada``, as a school's is)."""
+        worker = self.deliverer.worker
+        with self.store.unit_of_work() as s:
+            leased = self.store.take_school(
+                s, period, PERIOD_WIDE, worker, now=self.clock(), lease=_LEASE, orphaned=orphaned
+            )
+            since = self.store.cursor(s, period, PERIOD_WIDE) if leased else None
+        if not leased:
+            log.info("pull.skipped", period=period, reason="another worker walks the period")
+            return False
+        try:
+            pages = self.source.performance_records(period, updated_since=since)
+            for batch in _batches(pages, self.batch_size):
+                self._ingest_page(period, mapping, PERIOD_WIDE, batch, summary, worker)
+                if progress is not None:
+                    progress("pull", len(batch))
+                after_page()
+        finally:
+            self.store.release_school(period, PERIOD_WIDE, worker)
+        return True
+
+    def _ingest_page(
+        self,
+        period: str,
+        mapping: MappingVersion,
+        npsn: str,
+        batch: list[dict[str, Any]],
+        summary: RunSummary,
+        worker: str,
+    ) -> None:
+        """One page in one transaction, with the renewal of the school's lease; once more
+        if another worker's commit collided with ours (a teacher in two schools read by two
+        workers at once)."""
+        for attempt in (1, 2):
+            try:
+                with self.store.unit_of_work() as s:
+                    self._ingest(s, period, mapping, npsn, batch, summary)
+                    until = self.clock() + _LEASE
+                    self.store.renew_school(s, period, npsn, worker, until=until)
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+                log.info("ingest.collision", period=period, npsn=npsn)
+                continue
+            summary.pulled += len(batch)
+            return
+
+    def _ingest(
+        self,
+        session: Session,
+        period: str,
+        mapping: MappingVersion,
+        npsn: str,
+        batch: list[dict[str, Any]],
+        summary: RunSummary,
+    ) -> None:
+        """Store one page, decide for every teacher it touches, move the cursor: one unit."""
+        now = self.clock()
+        # What is stored of these ids: (content_hash, nip); rows are written with one
+        # multi-row INSERT (new) and one UPDATE by primary key (changed) per page.
+        stored = self.store.source_hashes(session, {str(raw.get("id")) for raw in batch})
+        fresh: dict[str, dict[str, Any]] = {}
+        changed: dict[str, dict[str, Any]] = {}
+        # Each record is validated once: the valid ones are handed to planning as read.
+        validated: dict[str, PerformanceRecord] = {}
+        touched: set[str] = set()
+        newest: dt.datetime | None = None
+        newest_of: dict[str, dt.datetime] = {}  # per school, for the period-wide walk
+        for raw in batch:
+            digest = content_hash(raw)
+            checked = read_record(raw)
+            if isinstance(checked, PerformanceRecord):
+                newest = max(filter(None, (newest, checked.updated_at)))
+                school = checked.school.npsn
+                if school not in newest_of or newest_of[school] < checked.updated_at:
+                    newest_of[school] = checked.updated_at
+                if checked.period.code != period:
+                    continue  # not asked for: the source broke its contract; ignore the row
+            existing = stored.get(checked.source_id)
+            if existing is not None and existing[0] == digest:
+                continue
+            if existing is not None and existing[1]:
+                touched.add(existing[1])  # the NIP may have been corrected: re-plan the old one
+            row = self._source_row(raw, checked, digest, period, now)
+            if row is None:
+                continue
+            source_id = checked.source_id
+            if source_id in fresh or existing is None:
+                fresh[source_id] = row
+            else:
+                changed[source_id] = row
+            stored[source_id] = (digest, row["nip"])
+            if isinstance(checked, PerformanceRecord):
+                validated[source_id] = checked
+            else:
+                validated.pop(source_id, None)
+            if row["status"] is SourceStatus.QUARANTINED:
+                log.warning(
+                    "record.quarantined",
+                    run_id=summary.run_id,
+                    period=period,
+                    npsn=row["npsn"],
+                    nip=row["nip"],
+                    source_id=source_id,
+                    reason=row["reason"],
+                )
+            if row["nip"]:
+                touched.add(row["nip"])
+        insert_rows(session, SourceRecord, list(fresh.values()))
+        update_rows(session, SourceRecord, ("id",), list(changed.values()))
+        self._plan(session, period, mapping, touched, validated)
+        if newest is not None:
+            self.store.set_cursor(session, period, npsn, newest)
+        if npsn == PERIOD_WIDE:
+            for school, when in sorted(newest_of.items()):
+                self.store.set_cursor(session, period, school, when)
+
+    @staticmethod
+    def _source_row(
+        raw: dict[str, Any],
+        checked: PerformanceRecord | Rejection,
+        digest: str,
+        period: str,
+        now: dt.datetime,
+    ) -> dict[str, Any] | None:
+        """The row of a source record as stored (valid, or quarantined with the reason)."""
+        if isinstance(checked, Rejection):
+            if checked.source_id == "?":
+                log.error("record.unidentifiable", period=period, reason=checked.reason)
+                return None
+            updated = raw.get("diperbarui_pada")
+            try:
+                updated_at = dt.datetime.fromisoformat(str(updated))
+                if updated_at.tzinfo is None:
+                    raise ValueError
+            except ValueError:
+                updated_at = now
+            values: dict[str, Any] = {
+                "period": checked.period or period,
+                "npsn": (checked.npsn or "")[:64],
+                "nip": (checked.nip or "")[:64],
+                "schema_version": raw.get("versi_skema")
+                if isinstance(raw.get("versi_skema"), int)
+                else None,
+                "updated_at": updated_at,
+                "cancelled": raw.get("dibatalkan") is True,
+                "status": SourceStatus.QUARANTINED,
+                "reason_code": checked.code,
+                "reason": checked.reason,
+            }
+        else:
+            values = {
+                "period": checked.period.code,
+                "npsn": checked.school.npsn,
+                "nip": checked.employee.nip,
+                "schema_version": checked.schema_version,
+                "updated_at": checked.updated_at,
+                "cancelled": checked.cancelled,
+                "status": SourceStatus.VALID,
+                "reason_code": None,
+                "reason": None,
+            }
+        values.update(id=checked.source_id, content_hash=digest, body=raw, seen_at=now)
+        return values
