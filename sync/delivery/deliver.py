@@ -62,7 +62,9 @@ from sync.delivery.ratelimit import RateLimiter
 from sync.delivery.results import (
     _DEFERRED,
     _ENTRY_CLOSED,
+    _PENILAI_UNANSWERED,
     _PHASES,
+    _SKP_UNANSWERED,
     Attempt,
     AttemptRecorder,
     DeliveryResult,
@@ -136,6 +138,9 @@ class Deliverer(_Attempts, _Answers):
         self.stop = threading.Event()  # set: no new request starts (clean shutdown)
         # Consecutive outages open it: no request starts, the outbox keeps what is left.
         self.breaker = breaker or CircuitBreaker()
+        # Deliverables the running ``deliver`` call leaves to the next run: their request got
+        # no answer at all, or the SKP they hang under did.
+        self._left_for_next_run: set[tuple[str, DeliveryKind]] = set()
         # Why the last ``deliver`` left requests unsent for want of e-Kinerja (None: it did
         # not): the breaker opened, or a request got no answer at all, however often tried.
         self.outage: str | None = None
@@ -165,6 +170,7 @@ class Deliverer(_Attempts, _Answers):
         results: list[DeliveryResult] = []
         counts = counts if counts is not None else Counter()
         self.outage = None
+        self._left_for_next_run = set()
         try:
             for _round in range(self.max_rounds):
                 deferred = self._deliver_round(
@@ -199,6 +205,8 @@ class Deliverer(_Attempts, _Answers):
         def one(entry: OutboxEntry, npsn: str, context: _Context | None) -> DeliveryResult | None:
             if self.stop.is_set() or abort.is_set() or self.breaker.blocks():
                 return None  # not sent: stays pending, its claim is handed back
+            if (entry.nip, entry.kind) in self._left_for_next_run:
+                return None  # no answer to it (or to its penilai's SKP) this call: next run
             try:
                 result = self._deliver_claimed(entry, npsn, run_id, counts, 0, context)
             except BaseException:
@@ -347,12 +355,18 @@ class Deliverer(_Attempts, _Answers):
             and assessor.delivered_hash is None
             and assessor.status is RecordStatus.PENDING
         ):
-            # Its penilai's SKP is on its way (another worker, or a later phase): after it.
+            # Its penilai's SKP is on its way (another worker, or a later phase): after it,
+            # unless that one got no answer in this call (then the next run sends both).
+            if (assessor.nip, DeliveryKind.SKP) in self._left_for_next_run:
+                self._left_for_next_run.add((entry.nip, entry.kind))
+                return self._result(entry, RecordStatus.PENDING, _not_sent(_PENILAI_UNANSWERED))
             return self._result(entry, RecordStatus.PENDING, _DEFERRED)
         if entry.kind is DeliveryKind.ASSESSMENT and (skp is None or skp.delivered_hash is None):
             if skp is not None and skp.status is RecordStatus.PENDING:
                 # Its SKP is on its way (another worker's, perhaps answered and not yet
-                # written): after it.
+                # written): after it, unless it got no answer in this call.
+                if (entry.nip, DeliveryKind.SKP) in self._left_for_next_run:
+                    return self._result(entry, RecordStatus.PENDING, _not_sent(_SKP_UNANSWERED))
                 return self._result(entry, RecordStatus.PENDING, _DEFERRED)
             reason = "waiting for its SKP to be delivered"
             with self.store.unit_of_work() as session:
@@ -375,6 +389,9 @@ class Deliverer(_Attempts, _Answers):
             exc = gave_up.last
             if exc.status is None:  # never an answer: an outage, not a refusal
                 self.outage = exc.message
+                # Not sent again in this call's later rounds, nor waited for by the records
+                # behind it: a target that does not answer is tried again by the next run.
+                self._left_for_next_run.add((entry.nip, entry.kind))
                 bound.warning("deliver.no_answer", kind=entry.kind.value, error=exc.message)
                 return self._result(entry, RecordStatus.PENDING, _not_sent(exc.message))
             reason = f"gave up after {gave_up.attempts} attempts: {_reason(exc)}"

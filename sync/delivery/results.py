@@ -86,6 +86,8 @@ _PHASES: tuple[tuple[DeliveryKind, bool | None], ...] = (
     (DeliveryKind.ASSESSMENT, None),
 )
 _DEFERRED = "deferred: its penilai's SKP is being sent"
+_PENILAI_UNANSWERED = "its penilai's SKP got no answer"
+_SKP_UNANSWERED = "its SKP got no answer"
 # Outcomes after which the outbox entry is done or dead (not pending any more).
 _ENTRY_CLOSED = {RecordStatus.DELIVERED, RecordStatus.FAILED, RecordStatus.LOCKED}
 

@@ -27,6 +27,7 @@ from state.models import (
     SourceRecord,
     SyncRecord,
 )
+from state.store import PERIOD_WIDE
 from tests.e2e.helpers import expected_after_sync
 from tests.service.harness import InProcessSandbox, Sleeps, app_for, ledger_entries
 
@@ -179,8 +180,10 @@ def test_two_deliverers_at_once_send_each_request_once(sandbox: Box, state_url: 
 def test_a_school_leased_by_a_live_worker_is_skipped_a_dead_ones_taken_over(
     sandbox: Box, state_url: str
 ) -> None:
+    """School leases guard runs of named schools (``--npsn``, ``[sync] schools``)."""
     world = generate_world(schools=3, teachers_per_school=3, seed=43, periods=[PERIOD])
-    busy, orphan = world.schools[0]["npsn"], world.schools[1]["npsn"]
+    schools = [s["npsn"] for s in world.schools]
+    busy, orphan = schools[0], schools[1]
     box = sandbox(world)
     dead = f"{socket.gethostname()}:{_dead_pid()}:abcdef"
     with app_for(box, state_url) as app:
@@ -189,7 +192,7 @@ def test_a_school_leased_by_a_live_worker_is_skipped_a_dead_ones_taken_over(
             session.add(SchoolLease(period=PERIOD, npsn=busy, owner="elsewhere:1:abc", until=later))
             session.add(SchoolLease(period=PERIOD, npsn=orphan, owner=dead, until=later))
             session.commit()
-        app.engine.run(PERIOD)
+        app.engine.run(PERIOD, schools=schools)
 
         def pulled() -> set[str]:
             with Session(app.store.engine) as session:
@@ -209,9 +212,37 @@ def test_a_school_leased_by_a_live_worker_is_skipped_a_dead_ones_taken_over(
         with Session(app.store.engine) as session:
             session.execute(update(SchoolLease).values(until=_now() - dt.timedelta(seconds=1)))
             session.commit()
-        app.engine.run(PERIOD)
+        app.engine.run(PERIOD, schools=schools)
         assert busy in pulled()
         assert busy in {s["body"]["unit_kerja"]["npsn"] for s in box.target.skps()}
+
+
+def test_a_period_walked_by_a_live_worker_is_not_walked_twice(sandbox: Box, state_url: str) -> None:
+    """A run of every school walks the whole period under one period-wide lease: while a live
+    worker holds it, another reads nothing and delivers what the walk planned; a killed
+    worker's walk is taken over at once."""
+    world = generate_world(schools=2, teachers_per_school=3, seed=44, periods=[PERIOD])
+    expected = expected_after_sync(world, PERIOD)
+    box = sandbox(world)
+    with app_for(box, state_url, source={"page_size": 5}) as app:
+        # A live walker whose lease ends in a moment (the run delivers beside it until then).
+        soon = _now() + dt.timedelta(seconds=1)
+        with Session(app.store.engine) as session:
+            session.add(
+                SchoolLease(period=PERIOD, npsn=PERIOD_WIDE, owner="elsewhere:1:abc", until=soon)
+            )
+            session.commit()
+        summary = app.engine.run(PERIOD)
+        assert summary.pulled == 0
+        assert box.target.stats()["skp_created"] == 0
+        # A walker that was killed: its lease names a process that is gone, and is taken over.
+        dead = f"{socket.gethostname()}:{_dead_pid()}:abcdef"
+        later = _now() + dt.timedelta(minutes=5)
+        with Session(app.store.engine) as session:
+            session.execute(update(SchoolLease).values(owner=dead, until=later))
+            session.commit()
+        app.engine.run(PERIOD)
+        assert box.target.stats()["creates"]["skp"] == expected.skp
 
 
 def test_a_killed_workers_claims_are_taken_over_at_once(sandbox: Box, state_url: str) -> None:
