@@ -35,7 +35,7 @@ from state.models import (
     SyncRecord,
 )
 from state.store import StateStore
-from sync.pipeline.plan import Known, closed_by_operator, effective_record, plan_record
+from sync.pipeline.plan import Known, effective_record, known_of, plan_record
 
 __all__ = [
     "DiffStatus",
@@ -233,7 +233,7 @@ def diff_period(
             npsn = ""
             seen = max((r.seen_at for r in rows if r.seen_at is not None), default=None)
             known = {
-                kind: _known(deliverables.get((nip, kind)), seen)
+                kind: known_of(deliverables.get((nip, kind)), seen)
                 for kind in (DeliveryKind.SKP, DeliveryKind.ASSESSMENT)
             }
             if rows:
@@ -262,19 +262,6 @@ def diff_period(
                 if diff is not None:
                     result.records.append(diff)
     return result
-
-
-def _known(row: SyncRecord | None, seen: Any) -> Known | None:
-    if row is None:
-        return None
-    return Known(
-        row.status,
-        row.payload_hash,
-        row.delivered_hash,
-        row.skp_id,
-        row.skp_version,
-        closed_by_operator(row.reason_code, row.changed_at, seen),
-    )
 
 
 _GOES_OUT_QUEUED = {RecordStatus.PENDING, RecordStatus.HELD}

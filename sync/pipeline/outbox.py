@@ -30,9 +30,8 @@ from sync.advice import advice
 from sync.hashing import idempotency_key
 from sync.pipeline.plan import (
     Decision,
-    Known,
-    closed_by_operator,
     effective_record,
+    known_of,
     plan_cancellation,
     plan_record,
 )
@@ -53,19 +52,6 @@ class _NewRows:
 
 
 _NIP_GONE = "not in PMM under this NIP any more (NIP corrected?)"
-
-
-def _known(row: SyncRecord | None, source_seen_at: dt.datetime | None = None) -> Known | None:
-    if row is None:
-        return None
-    return Known(
-        row.status,
-        row.payload_hash,
-        row.delivered_hash,
-        row.skp_id,
-        row.skp_version,
-        closed_by_operator(row.reason_code, row.changed_at, source_seen_at),
-    )
 
 
 class _Outbox:
@@ -106,7 +92,9 @@ class _Outbox:
             assessment_row = current.get((nip, DeliveryKind.ASSESSMENT))
             if not rows:
                 # No source record carries this NIP any more (corrected in PMM).
-                gone = plan_cancellation(_known(skp_row), _known(assessment_row), reason=_NIP_GONE)
+                gone = plan_cancellation(
+                    known_of(skp_row), known_of(assessment_row), reason=_NIP_GONE
+                )
                 for decision, row in zip(gone, (skp_row, assessment_row), strict=True):
                     self._apply(session, period, mapping, nip, None, decision, row, new)
                 continue
@@ -119,12 +107,14 @@ class _Outbox:
                 record = checked if isinstance(checked, PerformanceRecord) else None
             seen = max(r.seen_at for r in rows)  # the newest version PMM served of this NIP
             if all_cancelled:
-                decisions = plan_cancellation(_known(skp_row, seen), _known(assessment_row, seen))
+                decisions = plan_cancellation(
+                    known_of(skp_row, seen), known_of(assessment_row, seen)
+                )
             else:
                 assert record is not None  # a valid, live effective record
                 try:
                     decisions = plan_record(
-                        record, _known(skp_row, seen), _known(assessment_row, seen), mapping
+                        record, known_of(skp_row, seen), known_of(assessment_row, seen), mapping
                     )
                 except ValueError as exc:
                     # The mapping refused what validation let through: a gap in validation,

@@ -14,7 +14,7 @@ from typing import Any, Protocol, TypeVar
 
 from mappings.model import PerformanceRecord
 from mappings.versions import MappingVersion
-from state.models import DISCARDED, DeliveryKind, OutboxAction, RecordStatus
+from state.models import DISCARDED, DeliveryKind, OutboxAction, RecordStatus, SyncRecord
 from sync.hashing import canonical_json, content_hash
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "Send",
     "closed_by_operator",
     "effective_record",
+    "known_of",
     "plan_cancellation",
     "plan_record",
 ]
@@ -89,6 +90,21 @@ def closed_by_operator(
     if reason_code != DISCARDED:
         return False
     return source_seen_at is None or source_seen_at <= closed_at
+
+
+def known_of(row: SyncRecord | None, source_seen_at: dt.datetime | None = None) -> Known | None:
+    """What the planner needs of a deliverable's row; ``source_seen_at``: when PMM's newest
+    version of the teacher's record was stored (a discard holds until a newer one)."""
+    if row is None:
+        return None
+    return Known(
+        row.status,
+        row.payload_hash,
+        row.delivered_hash,
+        row.skp_id,
+        row.skp_version,
+        closed_by_operator(row.reason_code, row.changed_at, source_seen_at),
+    )
 
 
 def _payload(body: dict[str, Any]) -> tuple[str, str]:
