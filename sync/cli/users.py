@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -44,19 +46,24 @@ users_app = typer.Typer(
 )
 
 
-def _engine(ctx: typer.Context) -> Engine:
-
-    return build_store(ctx.obj.settings(), create=False).engine
+@contextmanager
+def _users(ctx: typer.Context) -> Iterator[Engine]:
+    """The state store's engine for a user command; a refused change is one line, exit 1."""
+    engine = build_store(ctx.obj.settings(), create=False).engine
+    try:
+        yield engine
+    except UserError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        engine.dispose()
 
 
 def _fail(message: str) -> typer.Exit:
-
     report_error(message, exit_code=1)
     return typer.Exit(1)
 
 
 def _read_password(from_stdin: bool) -> str:
-
     if from_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -84,17 +91,10 @@ def add(
 
     if not NAME_PATTERN.fullmatch(name):
         raise _fail(f"{name!r} is not a user name: 1-64 lowercase letters, digits, '.', '_' or '-'")
-    engine = _engine(ctx)
-    try:
+    with _users(ctx) as engine:
         if get_user(engine, name) is not None:
             raise _fail(f"user {name!r} exists already")
-        password = _read_password(password_stdin)
-        try:
-            add_user(engine, name, role, Passwords().hash(password))
-        except UserError as exc:
-            raise _fail(str(exc)) from None
-    finally:
-        engine.dispose()
+        add_user(engine, name, role, Passwords().hash(_read_password(password_stdin)))
     console.print(f"added {name} ({role.value})", highlight=False)
 
 
@@ -102,12 +102,9 @@ def add(
 def list_(ctx: typer.Context) -> None:
     """Every user, with role, creation time, whether disabled, and failed logins."""
 
-    engine = _engine(ctx)
-    try:
+    with _users(ctx) as engine:
         users = list_users(engine)
         throttles = login_throttles(engine, [f"user:{user.name}" for user in users])
-    finally:
-        engine.dispose()
     now = dt.datetime.now(dt.UTC)
     if not users:
         console.print("No users yet: ekinerja-sync users add NAME --role auditor|operator")
@@ -121,8 +118,8 @@ def list_(ctx: typer.Context) -> None:
         if throttle is not None and throttle.attempts:
             logins = f"{throttle.attempts} recent attempt(s)"
             if throttle.blocked_until is not None and throttle.blocked_until > now:
-                until = throttle.blocked_until.strftime("%H:%M:%S UTC")
-                logins = f"backing off until {until} ({throttle.attempts} attempts)"
+                until = wib_time(throttle.blocked_until)
+                logins = f"backing off until {until} WIB ({throttle.attempts} attempts)"
         table.add_row(
             user.name,
             user.role.value,
@@ -140,13 +137,8 @@ def disable(
 ) -> None:
     """Disable a user: their sessions end at once and they cannot log in."""
 
-    engine = _engine(ctx)
-    try:
+    with _users(ctx) as engine:
         set_disabled(engine, name)
-    except UserError as exc:
-        raise _fail(str(exc)) from None
-    finally:
-        engine.dispose()
     console.print(f"disabled {name}", highlight=False)
 
 
@@ -157,13 +149,8 @@ def enable(
 ) -> None:
     """Enable a disabled user again."""
 
-    engine = _engine(ctx)
-    try:
+    with _users(ctx) as engine:
         set_disabled(engine, name, False)
-    except UserError as exc:
-        raise _fail(str(exc)) from None
-    finally:
-        engine.dispose()
     console.print(f"enabled {name}", highlight=False)
 
 
@@ -175,13 +162,8 @@ def role(
 ) -> None:
     """Give a user another role; their sessions end at once (they log in again)."""
 
-    engine = _engine(ctx)
-    try:
+    with _users(ctx) as engine:
         set_role(engine, name, new_role)
-    except UserError as exc:
-        raise _fail(str(exc)) from None
-    finally:
-        engine.dispose()
     console.print(f"{name} is now {new_role.value}", highlight=False)
 
 
@@ -197,15 +179,8 @@ def passwd(
     """Set a user's password (asked twice, or --password-stdin); their sessions end at once
     and the failed logins counted against the name are forgotten."""
 
-    engine = _engine(ctx)
-    try:
+    with _users(ctx) as engine:
         if get_user(engine, name) is None:
             raise _fail(f"no user {name!r}")
-        password = _read_password(password_stdin)
-        try:
-            set_password(engine, name, Passwords().hash(password))
-        except UserError as exc:
-            raise _fail(str(exc)) from None
-    finally:
-        engine.dispose()
+        set_password(engine, name, Passwords().hash(_read_password(password_stdin)))
     console.print(f"new password set for {name}; their sessions have ended", highlight=False)
