@@ -144,21 +144,6 @@ class StateStore(_Claims, _Reports):
         return {row.id: row for row in rows}
 
     @staticmethod
-    def source_records_of(
-        session: Session, period: str, nips: Collection[str]
-    ) -> dict[str, list[SourceRecord]]:
-        """Every stored source record of these teachers in the period (all schools)."""
-        found: dict[str, list[SourceRecord]] = defaultdict(list)
-        if not nips:
-            return found
-        query = select(SourceRecord).where(
-            SourceRecord.period == period, col(SourceRecord.nip).in_(list(nips))
-        )
-        for row in session.exec(query):
-            found[row.nip].append(row)
-        return found
-
-    @staticmethod
     def source_hashes(session: Session, ids: Collection[str]) -> dict[str, tuple[str, str]]:
         """{id: (content_hash, nip)} of the stored source records among ``ids``: all the
         ingest needs to tell new, changed and unchanged rows apart (no body is read)."""
@@ -176,8 +161,9 @@ class StateStore(_Claims, _Reports):
     def source_heads(
         session: Session, period: str, nips: Collection[str]
     ) -> dict[str, list[SourceHead]]:
-        """``source_records_of`` without the bodies: what choosing the effective record
-        needs (``source_bodies`` reads the body of the one chosen when it is not at hand)."""
+        """Every stored source record of these teachers in the period (all schools), without
+        the bodies: what choosing the effective record needs (``source_bodies`` reads the
+        body of the one chosen when it is not at hand)."""
         found: dict[str, list[SourceHead]] = defaultdict(list)
         if not nips:
             return found
@@ -330,13 +316,6 @@ class StateStore(_Claims, _Reports):
             (entry, record)
             for entry, record in session.exec(cls._pending_with_records(period, npsns))
         ]
-
-    @staticmethod
-    def outbox_entries(session: Session, ids: Collection[int]) -> dict[int, OutboxEntry]:
-        if not ids:
-            return {}
-        rows = session.exec(select(OutboxEntry).where(col(OutboxEntry.id).in_(list(ids))))
-        return {row.id: row for row in rows if row.id is not None}
 
     @staticmethod
     def last_outbox_id(session: Session) -> int:

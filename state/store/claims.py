@@ -105,23 +105,6 @@ class _Claims:
                 .values(claimed_by=None, claimed_until=None)
             )
 
-    def lease_school(
-        self,
-        period: str,
-        npsn: str,
-        worker: str,
-        *,
-        now: dt.datetime,
-        lease: dt.timedelta,
-        orphaned: Callable[[str], bool] = lambda _owner: False,
-    ) -> bool:
-        """Take (or renew) the lease on reading one school's records; False when another
-        worker holds a live one (``orphaned`` as in ``claim_entry``)."""
-        with self.unit_of_work() as session:
-            return self.take_school(
-                session, period, npsn, worker, now=now, lease=lease, orphaned=orphaned
-            )
-
     def take_school(
         self,
         session: Session,
@@ -133,7 +116,9 @@ class _Claims:
         lease: dt.timedelta,
         orphaned: Callable[[str], bool] = lambda _owner: False,
     ) -> bool:
-        """``lease_school`` in the caller's transaction: one ``INSERT ... ON CONFLICT DO
+        """Take (or renew) the lease on reading one school's records (or the whole period),
+        in the caller's transaction; False when another worker holds a live one (``orphaned``
+        as in ``claim_entry``). One ``INSERT ... ON CONFLICT DO
         UPDATE ... WHERE (expired or mine) RETURNING``, atomic on both databases; a second
         statement only when another worker holds it (is that worker dead?)."""
         table = _LEASE
