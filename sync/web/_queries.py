@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from mappings.model import Period
 from state.ledger import LedgerEntry
-from state.models import OutboxEntry, RecordStatus, SourceRecord, SourceStatus, SyncRecord
+from state.models import OutboxEntry, RecordStatus, SourceRecord, SyncRecord
 from state.store import StateStore
 
 __all__ = [
@@ -327,7 +327,3 @@ def ledger_entries(
         if len(rows) < batch:
             return
         after = rows[-1].seq
-
-
-def source_status_label(source: SourceRecord) -> str:
-    return "dikarantina" if source.status is SourceStatus.QUARANTINED else "sah"
