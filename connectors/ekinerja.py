@@ -19,6 +19,10 @@ __all__ = ["EkinerjaClient", "TargetAnswer"]
 
 _MAX_IDEMPOTENCY_KEY = 128
 
+# A request body: a mapping (encoded as httpx encodes ``json=``), or JSON text sent as it is
+# (the outbox stores each body as the canonical JSON that goes on the wire).
+Body = Mapping[str, Any] | str
+
 
 @dataclass(frozen=True)
 class TargetAnswer:
@@ -70,12 +74,12 @@ class EkinerjaClient:
     def __repr__(self) -> str:
         return f"EkinerjaClient({self._auth!r})"
 
-    def create_skp(self, body: Mapping[str, Any], *, idempotency_key: str) -> TargetAnswer:
+    def create_skp(self, body: Body, *, idempotency_key: str) -> TargetAnswer:
         """``POST /api/v1/skp`` → 201 ``{"id_skp", "status", "versi"}``."""
         return self._write("POST", "/api/v1/skp", body, idempotency_key)
 
     def update_skp(
-        self, skp_id: str, body: Mapping[str, Any], *, version: int, idempotency_key: str
+        self, skp_id: str, body: Body, *, version: int, idempotency_key: str
     ) -> TargetAnswer:
         """``PUT /api/v1/skp/{id}`` with ``If-Match: <version>`` → 200 with the new ``versi``."""
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:
@@ -85,7 +89,7 @@ class EkinerjaClient:
         )
 
     def create_assessment(
-        self, skp_id: str, body: Mapping[str, Any], *, idempotency_key: str
+        self, skp_id: str, body: Body, *, idempotency_key: str
     ) -> TargetAnswer:
         """``POST /api/v1/skp/{id}/penilaian`` → 201 ``{"id_penilaian", "status"}``."""
         return self._write("POST", _skp_path(skp_id) + "/penilaian", body, idempotency_key)
@@ -139,7 +143,7 @@ class EkinerjaClient:
         self,
         method: str,
         path: str,
-        body: Mapping[str, Any],
+        body: Body,
         idempotency_key: str,
         *,
         extra: Mapping[str, str] | None = None,
@@ -149,9 +153,12 @@ class EkinerjaClient:
         body encoded as httpx encodes ``json=``, the answer parsed once."""
         _check_idempotency_key(idempotency_key)
         started = self._clock()
-        content = json.dumps(
-            body, ensure_ascii=False, separators=(",", ":"), allow_nan=False
-        ).encode("utf-8")
+        if isinstance(body, str):
+            content = body.encode("utf-8")  # JSON text as stored: sent byte for byte
+        else:
+            content = json.dumps(
+                body, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+            ).encode("utf-8")
         headers = [
             *self._headers,
             ("Accept", "application/json"),

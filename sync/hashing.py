@@ -10,7 +10,7 @@ import hashlib
 import json
 from typing import Any
 
-__all__ = ["canonical_json", "content_hash", "idempotency_key"]
+__all__ = ["canonical_json", "content_hash", "idempotency_key", "text_hash"]
 
 
 def canonical_json(value: Any) -> str:
@@ -19,7 +19,12 @@ def canonical_json(value: Any) -> str:
 
 
 def content_hash(value: Any) -> str:
-    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
+    return text_hash(canonical_json(value))
+
+
+def text_hash(text: str) -> str:
+    """SHA-256 hex of a canonical JSON text (``content_hash`` of the value it encodes)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def idempotency_key(

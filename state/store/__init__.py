@@ -16,13 +16,13 @@ from sqlalchemy import Engine, Table, bindparam, func, insert, literal, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import aliased
 from sqlmodel import Session, SQLModel, col, select
 from sqlmodel.sql.expression import Select
 
 from state.models import (
     DeliveryKind,
     ListedPeriod,
+    OutboxAction,
     OutboxEntry,
     OutboxState,
     RecordStatus,
@@ -37,6 +37,7 @@ from state.store.reports import _Reports
 __all__ = [
     "PERIOD_WIDE",
     "DeliverableHead",
+    "OutboxHead",
     "SourceHead",
     "StateStore",
     "insert_rows",
@@ -66,6 +67,56 @@ class DeliverableHead:
     delivered_hash: str | None
     skp_id: str | None
     skp_version: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxHead:
+    """An unsent request as delivery reads it (a plain row): the outbox entry's columns that
+    sending needs, and the school of its deliverable."""
+
+    id: int
+    nip: str
+    period: str
+    kind: DeliveryKind
+    action: OutboxAction
+    body: str  # canonical JSON, as sent
+    payload_hash: str
+    idempotency_key: str
+    if_match: int | None
+    mapping_version: str
+    npsn: str
+
+    @classmethod
+    def of(cls, entry: OutboxEntry, npsn: str) -> OutboxHead:
+        """The head of an entry just written (its id assigned)."""
+        assert entry.id is not None
+        return cls(
+            entry.id,
+            entry.nip,
+            entry.period,
+            entry.kind,
+            entry.action,
+            entry.body,
+            entry.payload_hash,
+            entry.idempotency_key,
+            entry.if_match,
+            entry.mapping_version,
+            npsn,
+        )
+
+
+_OUTBOX_HEAD = (
+    "id",
+    "nip",
+    "period",
+    "kind",
+    "action",
+    "body",
+    "payload_hash",
+    "idempotency_key",
+    "if_match",
+    "mapping_version",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,9 +375,8 @@ class StateStore(_Claims, _Reports):
         newest = session.exec(select(func.max(OutboxEntry.id))).one()
         return newest or 0
 
-    @classmethod
+    @staticmethod
     def pending_outbox_page(
-        cls,
         session: Session,
         period: str,
         npsns: Sequence[str] = (),
@@ -336,32 +386,55 @@ class StateStore(_Claims, _Reports):
         after_id: int = 0,
         up_to_id: int | None = None,
         limit: int = 500,
-    ) -> list[tuple[OutboxEntry, SyncRecord]]:
+    ) -> list[OutboxHead]:
         """One page of the unsent requests of a kind, by id after ``after_id`` (keyset paging,
-        so a period of any size is read in bounded memory). ``assessors``: True, only SKPs of
-        teachers who are some record's penilai; False, only the others; None, all."""
+        so a period of any size is read in bounded memory), as plain rows with their school.
+        ``assessors``: True, only SKPs of teachers who are some record's penilai; False, only
+        the others; None, all."""
+        o, r = _OUTBOX, _SYNC
         query = (
-            cls._pending_with_records(period, npsns)
-            .where(OutboxEntry.kind == kind, col(OutboxEntry.id) > after_id)
+            sa_select(*(o.c[name] for name in _OUTBOX_HEAD), r.c.npsn)
+            .join(r, (r.c.nip == o.c.nip) & (r.c.period == o.c.period) & (r.c.kind == o.c.kind))
+            .where(
+                o.c.state == OutboxState.PENDING,
+                o.c.period == period,
+                o.c.kind == kind,
+                o.c.id > after_id,
+            )
+            .order_by(o.c.id)
             .limit(limit)
         )
+        if npsns:
+            query = query.where(r.c.npsn.in_(list(npsns)))
         if up_to_id is not None:
-            query = query.where(col(OutboxEntry.id) <= up_to_id)
+            query = query.where(o.c.id <= up_to_id)
         if assessors is not None:
             # EXISTS, not IN (subquery): PostgreSQL runs NOT IN over a large subquery as a
             # scan of the period's deliverables per entry (quadratic); EXISTS is an anti-join
             # on ix_sync_record_period_assessor.
-            penilai = aliased(SyncRecord)
+            penilai = r.alias("penilai")
             is_penilai = (
                 sa_select(literal(1))
-                .where(
-                    col(penilai.period) == period,
-                    col(penilai.assessor_nip) == col(OutboxEntry.nip),
-                )
+                .where(penilai.c.period == period, penilai.c.assessor_nip == o.c.nip)
                 .exists()
             )
             query = query.where(is_penilai if assessors else ~is_penilai)
-        return [(entry, record) for entry, record in session.exec(query)]
+        return [
+            OutboxHead(
+                row.id,
+                row.nip,
+                row.period,
+                DeliveryKind(row.kind),
+                OutboxAction(row.action),
+                row.body,
+                row.payload_hash,
+                row.idempotency_key,
+                row.if_match,
+                row.mapping_version,
+                row.npsn,
+            )
+            for row in session.execute(query)
+        ]
 
     # -- the source's period listing -----------------------------------------------------
 

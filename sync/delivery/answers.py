@@ -23,7 +23,7 @@ from state.models import (
     RecordStatus,
     SyncRecord,
 )
-from state.store import DeliverableHead, StateStore, update_rows
+from state.store import DeliverableHead, OutboxHead, StateStore, update_rows
 from sync.advice import advice
 from sync.delivery.results import (
     Attempt,
@@ -49,7 +49,7 @@ class _Answers:
 
     def _delivered(
         self,
-        entry: OutboxEntry,
+        entry: OutboxHead,
         npsn: str,
         run_id: str | None,
         answer: TargetAnswer,
@@ -148,7 +148,7 @@ class _Answers:
                 )
 
     def _finish_entry(
-        self, entry: OutboxEntry, npsn: str, run_id: str | None, outcome: str, exc: SyncError
+        self, entry: OutboxHead, npsn: str, run_id: str | None, outcome: str, exc: SyncError
     ) -> None:
         """Close an entry that a follow-up request replaces (409 SKP_SUDAH_ADA, 412)."""
         with self.store.unit_of_work() as session:
@@ -165,7 +165,7 @@ class _Answers:
 
     def _finish(
         self,
-        entry: OutboxEntry,
+        entry: OutboxHead,
         npsn: str,
         run_id: str | None,
         status: RecordStatus,
@@ -206,5 +206,5 @@ class _Answers:
         return self._result(entry, status, reason)
 
     @staticmethod
-    def _result(entry: OutboxEntry, status: RecordStatus, reason: str | None) -> DeliveryResult:
+    def _result(entry: OutboxHead, status: RecordStatus, reason: str | None) -> DeliveryResult:
         return DeliveryResult(entry.nip, entry.period, entry.kind, entry.action, status, reason)

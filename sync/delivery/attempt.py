@@ -6,11 +6,9 @@ an attempt that will be tried again is noted in the ledger at once.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 import structlog
 
@@ -26,7 +24,7 @@ from state.models import (
     OutboxAction,
     OutboxEntry,
 )
-from state.store import StateStore
+from state.store import OutboxHead, StateStore
 from sync.delivery.breaker import CircuitBreaker
 from sync.delivery.ratelimit import RateLimiter
 from sync.delivery.results import Attempt, AttemptRecorder, _answer_text
@@ -97,9 +95,9 @@ class _Attempts:
     lease: dt.timedelta
 
     def _send(
-        self, entry: OutboxEntry, skp_id: str | None, npsn: str, run_id: str | None
+        self, entry: OutboxHead, skp_id: str | None, npsn: str, run_id: str | None
     ) -> tuple[TargetAnswer, int]:
-        body = json.loads(entry.body)
+        body = entry.body  # the canonical JSON the outbox keeps goes on the wire as it is
         started = self.monotonic()
         attempts = 0
 
@@ -145,7 +143,7 @@ class _Attempts:
         except RetriableError as exc:
             raise _GaveUp(exc, attempts) from exc
 
-    def _request(self, entry: OutboxEntry, skp_id: str | None, body: Any) -> TargetAnswer:
+    def _request(self, entry: OutboxHead, skp_id: str | None, body: str) -> TargetAnswer:
         key = entry.idempotency_key
         if entry.action is OutboxAction.CREATE_SKP:
             return self.target.create_skp(body, idempotency_key=key)
@@ -158,7 +156,7 @@ class _Attempts:
 
     def _note(
         self,
-        entry: OutboxEntry,
+        entry: OutboxHead,
         npsn: str,
         run_id: str | None,
         outcome: str,

@@ -54,7 +54,7 @@ from state.models import (
     RecordStatus,
     SyncRecord,
 )
-from state.store import StateStore
+from state.store import OutboxHead, StateStore
 from sync.delivery.answers import _Answers
 from sync.delivery.attempt import PauseGate, _Attempts, _GaveUp, _Outage
 from sync.delivery.breaker import CircuitBreaker
@@ -202,13 +202,13 @@ class Deliverer(_Attempts, _Answers):
         deferred = 0
         abort = threading.Event()  # a fatal error: in-flight requests end, none starts
 
-        def one(entry: OutboxEntry, npsn: str, context: _Context | None) -> DeliveryResult | None:
+        def one(entry: OutboxHead, context: _Context | None) -> DeliveryResult | None:
             if self.stop.is_set() or abort.is_set() or self.breaker.blocks():
                 return None  # not sent: stays pending, its claim is handed back
             if (entry.nip, entry.kind) in self._left_for_next_run:
                 return None  # no answer to it (or to its penilai's SKP) this call: next run
             try:
-                result = self._deliver_claimed(entry, npsn, run_id, counts, 0, context)
+                result = self._deliver_claimed(entry, entry.npsn, run_id, counts, 0, context)
             except BaseException:
                 abort.set()
                 raise
@@ -233,10 +233,8 @@ class Deliverer(_Attempts, _Answers):
                         )
                     if not page:
                         break
-                    after = page[-1][0].id or after
-                    entries = [
-                        (e, r.npsn) for e, r in page if only is None or (e.nip, e.kind) in only
-                    ]
+                    after = page[-1].id
+                    entries = [e for e in page if only is None or (e.nip, e.kind) in only]
                     for result in self._deliver_page(pool, entries, one):
                         if result.status is not RecordStatus.DELIVERED:
                             results.append(result)
@@ -249,36 +247,38 @@ class Deliverer(_Attempts, _Answers):
     def _deliver_page(
         self,
         pool: ThreadPoolExecutor,
-        page: list[tuple[OutboxEntry, str]],
-        one: Callable[[OutboxEntry, str, _Context | None], DeliveryResult | None],
+        page: list[OutboxHead],
+        one: Callable[[OutboxHead, _Context | None], DeliveryResult | None],
     ) -> list[DeliveryResult]:
         """Claim a page of entries at once, read what they need at once, send them on the
-        pool; hand back the claims of those that stay pending."""
+        pool; hand back the claims of those that stay pending.
+
+        Each of at most ``concurrency`` pool threads takes the next entry until none is left
+        (one task per thread, not one per entry: a task costs about as much as a request to
+        a fast target)."""
         # Invariant 6: only the worker holding the claim sends the entry.
         claimed = self.store.claim_entries(
-            [e.id for e, _npsn in page if e.id is not None],
-            self.worker,
-            now=self.clock(),
-            lease=self.lease,
-            orphaned=orphaned,
+            [e.id for e in page], self.worker, now=self.clock(), lease=self.lease, orphaned=orphaned
         )
-        mine = [(e, npsn) for e, npsn in page if e.id in claimed]
+        mine = [e for e in page if e.id in claimed]
         closed: set[int] = set()
         results: list[DeliveryResult] = []
         try:
-            contexts = self._contexts([e for e, _npsn in mine])
-            futures = {
-                pool.submit(one, entry, npsn, contexts.get(entry.id or 0)): entry
-                for entry, npsn in mine
-            }
-            wait(futures)
-            for future, entry in futures.items():
-                if future.exception() is None and (result := future.result()) is not None:
-                    results.append(result)
-                    if result.status in _ENTRY_CLOSED and entry.id is not None:
-                        closed.add(entry.id)
-            for future in futures:
-                if (error := future.exception()) is not None:
+            contexts = self._contexts(mine)
+            queue = iter(mine)  # a list iterator: each next() is atomic under the GIL
+
+            def drain() -> None:
+                for entry in queue:
+                    result = one(entry, contexts.get(entry.id))
+                    if result is not None:
+                        results.append(result)  # list.append is atomic too
+                        if result.status in _ENTRY_CLOSED:
+                            closed.add(entry.id)
+
+            tasks = [pool.submit(drain) for _ in range(min(self.concurrency, len(mine)))]
+            wait(tasks)
+            for task in tasks:
+                if (error := task.exception()) is not None:
                     raise error
         finally:
             # An entry that went (or died) is no longer pending: its claim no longer matters.
@@ -286,7 +286,7 @@ class Deliverer(_Attempts, _Answers):
             self.store.release_entries(claimed - closed, self.worker)
         return results
 
-    def _contexts(self, entries: Sequence[OutboxEntry]) -> dict[int, _Context]:
+    def _contexts(self, entries: Sequence[OutboxHead]) -> dict[int, _Context]:
         """The state each entry's delivery needs, in two queries for the lot."""
         if not entries:
             return {}
@@ -300,7 +300,7 @@ class Deliverer(_Attempts, _Answers):
         contexts: dict[int, _Context] = {}
         for entry in entries:
             record = known.get((entry.nip, entry.kind))
-            if record is None or entry.id is None:
+            if record is None:
                 continue
             assessor = (
                 known.get((record.assessor_nip, DeliveryKind.SKP))
@@ -315,14 +315,13 @@ class Deliverer(_Attempts, _Answers):
     # -- one entry -----------------------------------------------------------------------
     def _deliver_one(
         self,
-        entry: OutboxEntry,
+        entry: OutboxHead,
         npsn: str,
         run_id: str | None,
         counts: Counter[tuple[str, str]],
         depth: int = 0,
     ) -> DeliveryResult | None:
         """Claim, prepare and send one entry now (a replacement request)."""
-        assert entry.id is not None
         # Invariant 6: only the worker holding the claim sends the entry.
         if not self.store.claim_entry(
             entry.id, self.worker, now=self.clock(), lease=self.lease, orphaned=orphaned
@@ -339,7 +338,7 @@ class Deliverer(_Attempts, _Answers):
 
     def _deliver_claimed(
         self,
-        entry: OutboxEntry,
+        entry: OutboxHead,
         npsn: str,
         run_id: str | None,
         counts: Counter[tuple[str, str]],
@@ -418,7 +417,7 @@ class Deliverer(_Attempts, _Answers):
 
     def _on_conflict(
         self,
-        entry: OutboxEntry,
+        entry: OutboxHead,
         npsn: str,
         run_id: str | None,
         exc: Conflict,
@@ -463,7 +462,7 @@ class Deliverer(_Attempts, _Answers):
 
     def _requeue_update(
         self,
-        entry: OutboxEntry,
+        entry: OutboxHead,
         npsn: str,
         run_id: str | None,
         version: int,
@@ -490,4 +489,4 @@ class Deliverer(_Attempts, _Answers):
                 created_at=self.clock(),
             )
             session.add_all([row, replacement])
-        return self._deliver_one(replacement, npsn, run_id, counts, depth + 1)
+        return self._deliver_one(OutboxHead.of(replacement, npsn), npsn, run_id, counts, depth + 1)

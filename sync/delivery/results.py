@@ -18,10 +18,9 @@ from connectors.errors import (
 from state.models import (
     DeliveryKind,
     OutboxAction,
-    OutboxEntry,
     RecordStatus,
 )
-from state.store import DeliverableHead
+from state.store import DeliverableHead, OutboxHead
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +28,7 @@ class Attempt:
     """One request to the target and what came of it: what the ledger keeps."""
 
     run_id: str | None
-    entry: OutboxEntry
+    entry: OutboxHead
     npsn: str | None
     outcome: str  # delivered | retry | paused | held | rejected | locked | failed
     http_status: int | None
@@ -72,7 +71,7 @@ class _Context:
 class _Answer:
     """A 2xx answer not yet written (``Deliverer._write_answers`` writes them in batches)."""
 
-    entry: OutboxEntry
+    entry: OutboxHead
     npsn: str
     run_id: str | None
     answer: TargetAnswer
