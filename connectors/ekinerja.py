@@ -88,9 +88,7 @@ class EkinerjaClient:
             "PUT", _skp_path(skp_id), body, idempotency_key, extra={"If-Match": str(version)}
         )
 
-    def create_assessment(
-        self, skp_id: str, body: Body, *, idempotency_key: str
-    ) -> TargetAnswer:
+    def create_assessment(self, skp_id: str, body: Body, *, idempotency_key: str) -> TargetAnswer:
         """``POST /api/v1/skp/{id}/penilaian`` → 201 ``{"id_penilaian", "status"}``."""
         return self._write("POST", _skp_path(skp_id) + "/penilaian", body, idempotency_key)
 

@@ -12,11 +12,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, Table, bindparam, func, insert, literal, update
+from sqlalchemy import Engine, Table, func, literal, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import Select
 
 from state.models import (
@@ -33,6 +33,7 @@ from state.models import (
 )
 from state.store.claims import _Claims
 from state.store.reports import _Reports
+from state.store.rows import close_entries, insert_rows, mark_delivered, update_rows
 
 __all__ = [
     "PERIOD_WIDE",
@@ -40,7 +41,9 @@ __all__ = [
     "OutboxHead",
     "SourceHead",
     "StateStore",
+    "close_entries",
     "insert_rows",
+    "mark_delivered",
     "update_rows",
 ]
 
@@ -129,28 +132,6 @@ class SourceHead:
     cancelled: bool
     status: SourceStatus
     seen_at: dt.datetime
-
-
-def insert_rows(session: Session, model: type[SQLModel], rows: Sequence[dict[str, Any]]) -> None:
-    """One multi-row INSERT of plain rows (Core: no ORM object or bulk-ORM step per row)."""
-    if rows:
-        session.execute(insert(model.__table__), list(rows))  # type: ignore[attr-defined]
-
-
-def update_rows(
-    session: Session, model: type[SQLModel], keys: Sequence[str], rows: Sequence[dict[str, Any]]
-) -> None:
-    """UPDATEs by primary key, one executemany for the lot (Core): each row names its key
-    columns and the columns it sets; every row sets the same columns."""
-    if not rows:
-        return
-    table: Table = model.__table__  # type: ignore[attr-defined]
-    statement = update(table).where(*(table.c[key] == bindparam(f"key_{key}") for key in keys))
-    params = [
-        {(f"key_{name}" if name in keys else name): value for name, value in row.items()}
-        for row in rows
-    ]
-    session.execute(statement, params)
 
 
 class StateStore(_Claims, _Reports):
@@ -297,15 +278,6 @@ class StateStore(_Claims, _Reports):
             )
             found[(head.nip, head.kind)] = head
         return found
-
-    @staticmethod
-    def outbox_attempts(session: Session, ids: Collection[int]) -> dict[int, int]:
-        """{id: attempts} of these outbox entries."""
-        if not ids:
-            return {}
-        t = _OUTBOX
-        rows = session.execute(sa_select(t.c.id, t.c.attempts).where(t.c.id.in_(list(ids))))
-        return {row.id: row.attempts for row in rows}
 
     @staticmethod
     def nips_mapped_otherwise(

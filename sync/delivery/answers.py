@@ -23,7 +23,7 @@ from state.models import (
     RecordStatus,
     SyncRecord,
 )
-from state.store import DeliverableHead, OutboxHead, StateStore, update_rows
+from state.store import OutboxHead, StateStore, close_entries, mark_delivered
 from sync.advice import advice
 from sync.delivery.results import (
     Attempt,
@@ -79,57 +79,41 @@ class _Answers:
             if not answers:
                 return
             now = self.clock()
+            texts = [_json(a.answer.body) for a in answers]  # as stored and as audited
+            done_entries: list[dict[str, Any]] = []
+            delivered: list[dict[str, Any]] = []
+            for a, text in zip(answers, texts, strict=True):
+                entry, body = a.entry, a.answer.body
+                done_entries.append(
+                    {
+                        "id": entry.id,
+                        "state": OutboxState.DONE,
+                        "finished_at": now,
+                        "last_status": a.answer.status,
+                        "last_answer": text,
+                    }
+                )
+                skp_id: str | None = None  # None: the SKP id known already stays
+                version: int | None = None
+                if entry.kind is DeliveryKind.SKP:
+                    skp_id = str(body["id_skp"]) if body.get("id_skp") else None
+                    versi = body.get("versi")
+                    version = versi if isinstance(versi, int) else None
+                delivered.append(
+                    {
+                        "nip": entry.nip,
+                        "period": entry.period,
+                        "kind": entry.kind,
+                        "payload_hash": entry.payload_hash,
+                        "mapping_version": entry.mapping_version,
+                        "skp_id": skp_id,
+                        "skp_version": version,
+                    }
+                )
             with self.store.unit_of_work() as session:
-                # Plain rows, not ORM objects: only what the writes below need.
-                attempts = self.store.outbox_attempts(session, [a.entry.id or 0 for a in answers])
-                rows: dict[tuple[str, str, DeliveryKind], DeliverableHead] = {}
-                for period in {a.entry.period for a in answers}:
-                    nips = {a.entry.nip for a in answers if a.entry.period == period}
-                    heads = self.store.deliverable_heads(session, period, nips)
-                    for (nip, kind), row in heads.items():
-                        rows[(nip, period, kind)] = row
-                texts = [_json(a.answer.body) for a in answers]  # as stored and as audited
-                done_entries: list[dict[str, Any]] = []
-                delivered: list[dict[str, Any]] = []
-                for a, text in zip(answers, texts, strict=True):
-                    entry, body = a.entry, a.answer.body
-                    row = rows[(entry.nip, entry.period, entry.kind)]
-                    done_entries.append(
-                        {
-                            "id": entry.id,
-                            "state": OutboxState.DONE,
-                            "finished_at": now,
-                            "attempts": attempts[entry.id or 0] + 1,
-                            "last_status": a.answer.status,
-                            "last_answer": text,
-                        }
-                    )
-                    skp_id, version = row.skp_id, row.skp_version
-                    if entry.kind is DeliveryKind.SKP:
-                        skp_id = str(body.get("id_skp") or skp_id)
-                        versi = body.get("versi")
-                        version = versi if isinstance(versi, int) else version
-                    # Delivered unless the source changed again meanwhile (a newer request).
-                    current = row.payload_hash == entry.payload_hash
-                    delivered.append(
-                        {
-                            "nip": row.nip,
-                            "period": entry.period,
-                            "kind": row.kind,
-                            "skp_id": skp_id,
-                            "skp_version": version,
-                            "delivered_hash": entry.payload_hash,
-                            "delivered_mapping_version": entry.mapping_version,
-                            "delivered_at": now,
-                            "changed_at": now,
-                            "status": RecordStatus.DELIVERED if current else row.status,
-                            "reason": None if current else row.reason,
-                            "reason_code": None if current else row.reason_code,
-                        }
-                    )
-                # UPDATEs by primary key, many rows per statement.
-                update_rows(session, OutboxEntry, ("id",), done_entries)
-                update_rows(session, SyncRecord, ("nip", "period", "kind"), delivered)
+                # UPDATEs by primary key, many rows per statement, nothing read first.
+                close_entries(session, done_entries)
+                mark_delivered(session, delivered, at=now)
                 # Row locks first, the ledger's append lock last (see state/ledger.py).
                 self.recorder(
                     session,

@@ -1,0 +1,124 @@
+"""Writes of many rows at once (Core statements, no ORM object per row): what the set-based
+ingest and delivery write a page or a batch at a time."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Table, bindparam, case, func, insert, literal, null, update
+from sqlmodel import Session, SQLModel
+
+from state.models import OutboxEntry, RecordStatus, SyncRecord
+
+_SYNC: Table = SyncRecord.__table__  # type: ignore[attr-defined]
+_OUTBOX: Table = OutboxEntry.__table__  # type: ignore[attr-defined]
+
+
+def insert_rows(session: Session, model: type[SQLModel], rows: Sequence[dict[str, Any]]) -> None:
+    """One multi-row INSERT of plain rows (Core: no ORM object or bulk-ORM step per row)."""
+    if rows:
+        session.execute(insert(model.__table__), list(rows))  # type: ignore[attr-defined]
+
+
+def update_rows(
+    session: Session, model: type[SQLModel], keys: Sequence[str], rows: Sequence[dict[str, Any]]
+) -> None:
+    """UPDATEs by primary key, one executemany for the lot (Core): each row names its key
+    columns and the columns it sets; every row sets the same columns."""
+    if not rows:
+        return
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    statement = update(table).where(*(table.c[key] == bindparam(f"key_{key}") for key in keys))
+    params = [
+        {(f"key_{name}" if name in keys else name): value for name, value in row.items()}
+        for row in rows
+    ]
+    session.execute(statement, params)
+
+
+def close_entries(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Close outbox entries after an answer, one executemany: each row gives ``id``,
+    ``state``, ``finished_at``, ``last_status`` and ``last_answer``; ``attempts`` counts one
+    more in the statement itself (nothing is read first)."""
+    if not rows:
+        return
+    t = _OUTBOX
+    statement = (
+        update(t)
+        .where(t.c.id == bindparam("key_id"))
+        .values(
+            state=bindparam("new_state"),
+            finished_at=bindparam("new_finished_at"),
+            attempts=t.c.attempts + 1,
+            last_status=bindparam("new_last_status"),
+            last_answer=bindparam("new_last_answer"),
+        )
+    )
+    session.execute(
+        statement,
+        [
+            {
+                "key_id": row["id"],
+                "new_state": row["state"],
+                "new_finished_at": row["finished_at"],
+                "new_last_status": row["last_status"],
+                "new_last_answer": row["last_answer"],
+            }
+            for row in rows
+        ],
+    )
+
+
+def mark_delivered(session: Session, rows: Sequence[dict[str, Any]], *, at: dt.datetime) -> None:
+    """Record what the target accepted, one executemany: each row gives the deliverable's key
+    (``nip``, ``period``, ``kind``), the ``payload_hash`` and ``mapping_version`` sent, and the
+    ``skp_id`` and ``skp_version`` the target answered (None: keep the known ones).
+
+    The deliverable becomes delivered unless its source changed meanwhile (a newer payload is
+    planned: it stays as it is, to be sent). Decided in the statement, so nothing is read
+    first and a change committed by another worker in between is not overwritten."""
+    if not rows:
+        return
+    t = _SYNC
+    current = t.c.payload_hash == bindparam("sent_hash")
+    statement = (
+        update(t)
+        .where(
+            t.c.nip == bindparam("key_nip"),
+            t.c.period == bindparam("key_period"),
+            t.c.kind == bindparam("key_kind"),
+        )
+        .values(
+            skp_id=func.coalesce(bindparam("new_skp_id", type_=t.c.skp_id.type), t.c.skp_id),
+            skp_version=func.coalesce(
+                bindparam("new_skp_version", type_=t.c.skp_version.type), t.c.skp_version
+            ),
+            delivered_hash=bindparam("sent_hash"),
+            delivered_mapping_version=bindparam("sent_mapping_version"),
+            delivered_at=bindparam("at", type_=t.c.delivered_at.type),
+            changed_at=bindparam("at", type_=t.c.changed_at.type),
+            status=case(
+                (current, literal(RecordStatus.DELIVERED, t.c.status.type)), else_=t.c.status
+            ),
+            reason=case((current, null()), else_=t.c.reason),
+            reason_code=case((current, null()), else_=t.c.reason_code),
+        )
+    )
+    session.execute(
+        statement,
+        [
+            {
+                "key_nip": row["nip"],
+                "key_period": row["period"],
+                "key_kind": row["kind"],
+                "sent_hash": row["payload_hash"],
+                "sent_mapping_version": row["mapping_version"],
+                "new_skp_id": row["skp_id"],
+                "new_skp_version": row["skp_version"],
+                "at": at,
+            }
+            for row in rows
+        ],
+    )
