@@ -93,6 +93,7 @@ class _Attempts:
     default_pause_s: float
     worker: str
     lease: dt.timedelta
+    latency_s: float | None
 
     def _send(
         self, entry: OutboxHead, skp_id: str | None, npsn: str, run_id: str | None
@@ -134,7 +135,12 @@ class _Attempts:
                     self.breaker.success()  # an answer that is not a success (4xx)
                     raise
                 self.breaker.success()
-                return answer, int((self.monotonic() - t0) * 1000)
+                took = self.monotonic() - t0
+                # A running mean of how long an answer takes (sizes the senders, deliver.py);
+                # updated without a lock: a lost update only makes the estimate a bit older.
+                seen = self.latency_s
+                self.latency_s = took if seen is None else 0.9 * seen + 0.1 * took
+                return answer, int(took * 1000)
 
         try:
             return self.retry.call(attempt)

@@ -4,8 +4,9 @@ What one attempt does is in ``attempt.py``, how answers become state and ledger 
 ``answers.py``, workers' names and dead owners in ``workers.py``.
 
 Order: SKPs of penilai first (a guru's SKP hangs under its kepala sekolah's), then the other
-SKPs, then penilaian (each after its SKP). Within a phase, requests go in parallel on
-``concurrency`` threads under a shared client-side rate limit.
+SKPs, then penilaian (each after its SKP). Within a phase, requests go in parallel on up to
+``concurrency`` threads under a shared client-side rate limit (fewer when the rate limit
+cannot keep more busy: ``Deliverer._senders``).
 
 Cost: each phase reads the outbox a page at a time, claims the page in one statement and
 reads what its entries need in two queries; the threads then only send. Their 2xx answers are
@@ -33,6 +34,7 @@ Failures are handled by what the caller can do next (invariant 4):
 from __future__ import annotations
 
 import datetime as dt
+import math
 import threading
 import time
 from collections import Counter
@@ -147,6 +149,7 @@ class Deliverer(_Attempts, _Answers):
         self._lock = threading.Lock()
         self._answers: list[_Answer] = []  # delivered, not yet written (see _write_answers)
         self._write_lock = threading.Lock()
+        self.latency_s: float | None = None  # how long an answer takes, a running mean
 
     # -- the phases ----------------------------------------------------------------------
 
@@ -275,7 +278,7 @@ class Deliverer(_Attempts, _Answers):
                         if result.status in _ENTRY_CLOSED:
                             closed.add(entry.id)
 
-            tasks = [pool.submit(drain) for _ in range(min(self.concurrency, len(mine)))]
+            tasks = [pool.submit(drain) for _ in range(min(self._senders(), len(mine)))]
             wait(tasks)
             for task in tasks:
                 if (error := task.exception()) is not None:
@@ -285,6 +288,15 @@ class Deliverer(_Attempts, _Answers):
             # One that stays pending is handed back for the next round or worker.
             self.store.release_entries(claimed - closed, self.worker)
         return results
+
+    def _senders(self) -> int:
+        """How many threads send: ``concurrency``, but under a rate limit no more than can be
+        busy at once (Little's law: the rate times how long an answer takes, as seen so far,
+        plus one), so that idle threads do not wait in line for the rate limit's tokens."""
+        rate, latency = self.rate_limiter.rate, self.latency_s
+        if rate <= 0 or latency is None:
+            return self.concurrency
+        return max(1, min(self.concurrency, math.ceil(rate * latency) + 1))
 
     def _contexts(self, entries: Sequence[OutboxHead]) -> dict[int, _Context]:
         """The state each entry's delivery needs, in two queries for the lot."""
