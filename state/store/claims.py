@@ -5,7 +5,7 @@ read position (cursor) of each school in a period.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 
 from sqlalchemy import Engine, Table, delete, or_, update
@@ -22,6 +22,7 @@ from state.models import (
 )
 
 _LEASE: Table = SchoolLease.__table__  # type: ignore[attr-defined]
+_CURSOR: Table = Cursor.__table__  # type: ignore[attr-defined]
 
 
 class _Claims:
@@ -194,13 +195,28 @@ class _Claims:
         return row.updated_since if row is not None else None
 
     @staticmethod
-    def set_cursor(session: Session, period: str, npsn: str, updated_since: dt.datetime) -> None:
-        row = session.get(Cursor, (period, npsn))
-        if row is None:
-            session.add(Cursor(period=period, npsn=npsn, updated_since=updated_since))
-        elif updated_since > row.updated_since:
-            row.updated_since = updated_since
-            session.add(row)
+    def set_cursors(session: Session, period: str, positions: Mapping[str, dt.datetime]) -> None:
+        """Move the read positions of these schools (NPSN: newest ``diperbarui_pada`` read)
+        forward, never back; one upsert for the lot (a page of the period-wide walk carries
+        a few dozen schools)."""
+        if not positions:
+            return
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        statement = insert(_CURSOR).values(
+            [
+                {"period": period, "npsn": npsn, "updated_since": when}
+                for npsn, when in sorted(positions.items())
+            ]
+        )
+        # Datetimes compare in SQL as they do in Python: PostgreSQL's timestamptz, and SQLite's
+        # fixed-width UTC text (state/types.py).
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["period", "npsn"],
+                set_={"updated_since": statement.excluded.updated_since},
+                where=_CURSOR.c.updated_since < statement.excluded.updated_since,
+            )
+        )
 
     @staticmethod
     def reset_cursors(session: Session, period: str, npsns: Sequence[str] = ()) -> list[str]:

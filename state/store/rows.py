@@ -4,10 +4,11 @@ ingest and delivery write a page or a batch at a time."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, bindparam, case, func, insert, literal, null, update
+from sqlalchemy import Table, Update, bindparam, case, func, insert, literal, null, update
 from sqlmodel import Session, SQLModel
 
 from state.models import OutboxEntry, RecordStatus, SyncRecord
@@ -38,14 +39,11 @@ def update_rows(
     session.execute(statement, params)
 
 
-def close_entries(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Close outbox entries after an answer, one executemany: each row gives ``id``,
-    ``state``, ``finished_at``, ``last_status`` and ``last_answer``; ``attempts`` counts one
-    more in the statement itself (nothing is read first)."""
-    if not rows:
-        return
+@functools.cache
+def _close_entries() -> Update:
+    """The statement of ``close_entries`` (built once: building it costs more than a row)."""
     t = _OUTBOX
-    statement = (
+    return (
         update(t)
         .where(t.c.id == bindparam("key_id"))
         .values(
@@ -56,8 +54,46 @@ def close_entries(session: Session, rows: Sequence[dict[str, Any]]) -> None:
             last_answer=bindparam("new_last_answer"),
         )
     )
+
+
+@functools.cache
+def _mark_delivered() -> Update:
+    """The statement of ``mark_delivered``, built once."""
+    t = _SYNC
+    current = t.c.payload_hash == bindparam("sent_hash")
+    return (
+        update(t)
+        .where(
+            t.c.nip == bindparam("key_nip"),
+            t.c.period == bindparam("key_period"),
+            t.c.kind == bindparam("key_kind"),
+        )
+        .values(
+            skp_id=func.coalesce(bindparam("new_skp_id", type_=t.c.skp_id.type), t.c.skp_id),
+            skp_version=func.coalesce(
+                bindparam("new_skp_version", type_=t.c.skp_version.type), t.c.skp_version
+            ),
+            delivered_hash=bindparam("sent_hash"),
+            delivered_mapping_version=bindparam("sent_mapping_version"),
+            delivered_at=bindparam("at", type_=t.c.delivered_at.type),
+            changed_at=bindparam("at", type_=t.c.changed_at.type),
+            status=case(
+                (current, literal(RecordStatus.DELIVERED, t.c.status.type)), else_=t.c.status
+            ),
+            reason=case((current, null()), else_=t.c.reason),
+            reason_code=case((current, null()), else_=t.c.reason_code),
+        )
+    )
+
+
+def close_entries(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Close outbox entries after an answer, one executemany: each row gives ``id``,
+    ``state``, ``finished_at``, ``last_status`` and ``last_answer``; ``attempts`` counts one
+    more in the statement itself (nothing is read first)."""
+    if not rows:
+        return
     session.execute(
-        statement,
+        _close_entries(),
         [
             {
                 "key_id": row["id"],
@@ -81,33 +117,8 @@ def mark_delivered(session: Session, rows: Sequence[dict[str, Any]], *, at: dt.d
     first and a change committed by another worker in between is not overwritten."""
     if not rows:
         return
-    t = _SYNC
-    current = t.c.payload_hash == bindparam("sent_hash")
-    statement = (
-        update(t)
-        .where(
-            t.c.nip == bindparam("key_nip"),
-            t.c.period == bindparam("key_period"),
-            t.c.kind == bindparam("key_kind"),
-        )
-        .values(
-            skp_id=func.coalesce(bindparam("new_skp_id", type_=t.c.skp_id.type), t.c.skp_id),
-            skp_version=func.coalesce(
-                bindparam("new_skp_version", type_=t.c.skp_version.type), t.c.skp_version
-            ),
-            delivered_hash=bindparam("sent_hash"),
-            delivered_mapping_version=bindparam("sent_mapping_version"),
-            delivered_at=bindparam("at", type_=t.c.delivered_at.type),
-            changed_at=bindparam("at", type_=t.c.changed_at.type),
-            status=case(
-                (current, literal(RecordStatus.DELIVERED, t.c.status.type)), else_=t.c.status
-            ),
-            reason=case((current, null()), else_=t.c.reason),
-            reason_code=case((current, null()), else_=t.c.reason_code),
-        )
-    )
     session.execute(
-        statement,
+        _mark_delivered(),
         [
             {
                 "key_nip": row["nip"],

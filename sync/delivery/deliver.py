@@ -1,7 +1,8 @@
 """The delivery loop: which outbox entries go, in what order, claimed by whom.
 
 What one attempt does is in ``attempt.py``, how answers become state and ledger in
-``answers.py``, workers' names and dead owners in ``workers.py``.
+``answers.py``, how a page is claimed and spread over the threads in ``pages.py``, workers'
+names and dead owners in ``workers.py``.
 
 Order: SKPs of penilai first (a guru's SKP hangs under its kepala sekolah's), then the other
 SKPs, then penilaian (each after its SKP). Within a phase, requests go in parallel on up to
@@ -34,12 +35,11 @@ Failures are handled by what the caller can do next (invariant 4):
 from __future__ import annotations
 
 import datetime as dt
-import math
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 
 import structlog
 
@@ -60,6 +60,7 @@ from state.store import OutboxHead, StateStore
 from sync.delivery.answers import _Answers
 from sync.delivery.attempt import PauseGate, _Attempts, _GaveUp, _Outage
 from sync.delivery.breaker import CircuitBreaker
+from sync.delivery.pages import _Pages
 from sync.delivery.ratelimit import RateLimiter
 from sync.delivery.results import (
     _DEFERRED,
@@ -94,7 +95,7 @@ __all__ = [
 log = structlog.get_logger("ekinerja_sync.deliver")
 
 
-class Deliverer(_Attempts, _Answers):
+class Deliverer(_Pages, _Attempts, _Answers):
     """Sends pending outbox entries and records each answer with the state change."""
 
     def __init__(
@@ -247,83 +248,6 @@ class Deliverer(_Attempts, _Answers):
                     self._write_answers()
         return deferred
 
-    def _deliver_page(
-        self,
-        pool: ThreadPoolExecutor,
-        page: list[OutboxHead],
-        one: Callable[[OutboxHead, _Context | None], DeliveryResult | None],
-    ) -> list[DeliveryResult]:
-        """Claim a page of entries at once, read what they need at once, send them on the
-        pool; hand back the claims of those that stay pending.
-
-        Each of at most ``concurrency`` pool threads takes the next entry until none is left
-        (one task per thread, not one per entry: a task costs about as much as a request to
-        a fast target)."""
-        # Invariant 6: only the worker holding the claim sends the entry.
-        claimed = self.store.claim_entries(
-            [e.id for e in page], self.worker, now=self.clock(), lease=self.lease, orphaned=orphaned
-        )
-        mine = [e for e in page if e.id in claimed]
-        closed: set[int] = set()
-        results: list[DeliveryResult] = []
-        try:
-            contexts = self._contexts(mine)
-            queue = iter(mine)  # a list iterator: each next() is atomic under the GIL
-
-            def drain() -> None:
-                for entry in queue:
-                    result = one(entry, contexts.get(entry.id))
-                    if result is not None:
-                        results.append(result)  # list.append is atomic too
-                        if result.status in _ENTRY_CLOSED:
-                            closed.add(entry.id)
-
-            tasks = [pool.submit(drain) for _ in range(min(self._senders(), len(mine)))]
-            wait(tasks)
-            for task in tasks:
-                if (error := task.exception()) is not None:
-                    raise error
-        finally:
-            # An entry that went (or died) is no longer pending: its claim no longer matters.
-            # One that stays pending is handed back for the next round or worker.
-            self.store.release_entries(claimed - closed, self.worker)
-        return results
-
-    def _senders(self) -> int:
-        """How many threads send: ``concurrency``, but under a rate limit no more than can be
-        busy at once (Little's law: the rate times how long an answer takes, as seen so far,
-        plus one), so that idle threads do not wait in line for the rate limit's tokens."""
-        rate, latency = self.rate_limiter.rate, self.latency_s
-        if rate <= 0 or latency is None:
-            return self.concurrency
-        return max(1, min(self.concurrency, math.ceil(rate * latency) + 1))
-
-    def _contexts(self, entries: Sequence[OutboxHead]) -> dict[int, _Context]:
-        """The state each entry's delivery needs, in two queries for the lot."""
-        if not entries:
-            return {}
-        period = entries[0].period
-        with self.store.unit_of_work() as session:
-            known = self.store.deliverable_heads(session, period, {e.nip for e in entries})
-            penilai = {
-                row.assessor_nip for (_nip, kind), row in known.items() if kind is DeliveryKind.SKP
-            } - {nip for nip, _kind in known}
-            known.update(self.store.deliverable_heads(session, period, penilai))
-        contexts: dict[int, _Context] = {}
-        for entry in entries:
-            record = known.get((entry.nip, entry.kind))
-            if record is None:
-                continue
-            assessor = (
-                known.get((record.assessor_nip, DeliveryKind.SKP))
-                if entry.kind is DeliveryKind.SKP
-                else None
-            )
-            contexts[entry.id] = _Context(
-                record, known.get((entry.nip, DeliveryKind.SKP)), assessor
-            )
-        return contexts
-
     # -- one entry -----------------------------------------------------------------------
     def _deliver_one(
         self,
@@ -387,14 +311,16 @@ class Deliverer(_Attempts, _Answers):
                     session.add(row)
             return self._result(entry, RecordStatus.WAITING, reason)
         skp_id = skp.skp_id if skp is not None else None
-        bound = log.bind(run_id=run_id, period=entry.period, npsn=npsn, nip=entry.nip)
+        # The record's fields on every line below (a dict: binding a logger per request costs
+        # as much as the rest of the bookkeeping).
+        where = {"run_id": run_id, "period": entry.period, "npsn": npsn, "nip": entry.nip}
         try:
             answer, duration_ms = self._send(entry, skp_id, npsn, run_id)
         except _Outage as outage:
             # Not sent (or not answered) and the breaker is open: it stays pending, as the
             # entries no thread reached do; the run reports why (``outage``).
             self.outage = outage.reason
-            bound.info("deliver.not_sent", kind=entry.kind.value, reason=outage.reason)
+            log.info("deliver.not_sent", **where, kind=entry.kind.value, reason=outage.reason)
             return None
         except _GaveUp as gave_up:
             exc = gave_up.last
@@ -403,10 +329,10 @@ class Deliverer(_Attempts, _Answers):
                 # Not sent again in this call's later rounds, nor waited for by the records
                 # behind it: a target that does not answer is tried again by the next run.
                 self._left_for_next_run.add((entry.nip, entry.kind))
-                bound.warning("deliver.no_answer", kind=entry.kind.value, error=exc.message)
+                log.warning("deliver.no_answer", **where, kind=entry.kind.value, error=exc.message)
                 return self._result(entry, RecordStatus.PENDING, _not_sent(exc.message))
             reason = f"gave up after {gave_up.attempts} attempts: {_reason(exc)}"
-            bound.warning("deliver.gave_up", kind=entry.kind.value, error=exc.message)
+            log.warning("deliver.gave_up", **where, kind=entry.kind.value, error=exc.message)
             return self._finish(
                 entry, npsn, run_id, RecordStatus.FAILED, "failed", exc, reason, "retries_exhausted"
             )
@@ -419,12 +345,16 @@ class Deliverer(_Attempts, _Answers):
                 return self._requeue_update(entry, npsn, run_id, version, counts, depth)
             return self._finish(entry, npsn, run_id, RecordStatus.FAILED, "rejected", exc)
         except RecordRejected as exc:
-            bound.warning(
-                "deliver.rejected", kind=entry.kind.value, status=exc.status, reason_code=exc.code
+            log.warning(
+                "deliver.rejected",
+                **where,
+                kind=entry.kind.value,
+                status=exc.status,
+                reason_code=exc.code,
             )
             return self._finish(entry, npsn, run_id, RecordStatus.FAILED, "rejected", exc)
         self._delivered(entry, npsn, run_id, answer, duration_ms, counts)
-        bound.info("deliver.ok", kind=entry.kind.value, action=entry.action.value)
+        log.info("deliver.ok", **where, kind=entry.kind.value, action=entry.action.value)
         return self._result(entry, RecordStatus.DELIVERED, None)
 
     def _on_conflict(

@@ -208,11 +208,10 @@ class _Ingest(_Outbox):
         insert_rows(session, SourceRecord, list(fresh.values()))
         update_rows(session, SourceRecord, ("id",), list(changed.values()))
         self._plan(session, period, mapping, touched, validated)
+        positions = dict(newest_of) if npsn == PERIOD_WIDE else {}
         if newest is not None:
-            self.store.set_cursor(session, period, npsn, newest)
-        if npsn == PERIOD_WIDE:
-            for school, when in sorted(newest_of.items()):
-                self.store.set_cursor(session, period, school, when)
+            positions[npsn] = newest
+        self.store.set_cursors(session, period, positions)
 
     @staticmethod
     def _source_row(
