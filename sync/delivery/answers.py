@@ -62,9 +62,12 @@ class _Answers:
             self._answers.append(_Answer(entry, npsn, run_id, answer, duration_ms))
             full = len(self._answers) >= self.flush_every
         if full:
-            self._write_answers()
+            # Not waited for: while another thread writes a batch, this one goes on sending
+            # (a batch takes a round trip or more on PostgreSQL); what it added is written by
+            # the next full batch or at the end of the page.
+            self._write_answers(wait=False)
 
-    def _write_answers(self) -> None:
+    def _write_answers(self, *, wait: bool = True) -> None:
         """Write the 2xx answers not yet written, in one transaction: each entry done, its
         deliverable delivered, one ledger entry each.
 
@@ -73,7 +76,9 @@ class _Answers:
         claimed, and a crash before that resends it with the same idempotency key, which
         e-Kinerja answers as it did the first time (invariant 2).
         """
-        with self._write_lock:
+        if not self._write_lock.acquire(blocking=wait):
+            return  # another thread is writing (``wait=False`` only)
+        try:
             with self._lock:
                 answers, self._answers = self._answers, []
             if not answers:
@@ -130,6 +135,8 @@ class _Answers:
                         for a, text in zip(answers, texts, strict=True)
                     ],
                 )
+        finally:
+            self._write_lock.release()
 
     def _finish_entry(
         self, entry: OutboxHead, npsn: str, run_id: str | None, outcome: str, exc: SyncError
