@@ -15,7 +15,7 @@ from typing import Any, Protocol, TypeVar
 from mappings.model import PerformanceRecord
 from mappings.versions import MappingVersion
 from state.models import DISCARDED, DeliveryKind, OutboxAction, RecordStatus, SyncRecord
-from sync.hashing import canonical_json, content_hash
+from sync.hashing import canonical_json_and_hash
 
 __all__ = [
     "Decision",
@@ -108,8 +108,7 @@ def known_of(row: SyncRecord | None, source_seen_at: dt.datetime | None = None) 
 
 
 def _payload(body: dict[str, Any]) -> tuple[str, str]:
-    text = canonical_json(body)
-    return text, content_hash(body)
+    return canonical_json_and_hash(body)
 
 
 class _Dated(Protocol):
