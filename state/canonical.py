@@ -39,6 +39,8 @@ import orjson
 __all__ = ["canonical_json", "canonical_json_bytes"]
 
 _OPTION = orjson.OPT_SORT_KEYS
+# Types both write alike (module docstring), by exact type: a subclass may be written otherwise.
+_LEAVES = frozenset((str, int, bool, type(None)))
 
 
 def _json_dumps(value: Any) -> str:
@@ -51,23 +53,18 @@ def _same_text(value: Any) -> bool:
     module docstring, and floats whose texts are compared one by one. Called after orjson
     accepted the value, so it is not a cycle and at most orjson's nesting limit deep."""
     kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
+    if kind in _LEAVES:
         return True
     if kind is dict:
         for key, item in value.items():
             if type(key) is not str:
                 return False
-            # Leaves inline: most values of a payload are strings, and a call costs more.
-            kind = type(item)
-            if not (kind is str or item is None or kind is bool) and not _same_text(item):
+            # Leaves inline: most values of a payload are leaves, and a call costs more.
+            if type(item) not in _LEAVES and not _same_text(item):
                 return False
         return True
     if kind is list:
-        for item in value:
-            kind = type(item)
-            if not (kind is str or item is None or kind is bool) and not _same_text(item):
-                return False
-        return True
+        return all(type(item) in _LEAVES or _same_text(item) for item in value)
     if kind is float:
         # json writes float.__repr__ for a finite float, NaN/Infinity for the others (whose
         # repr is nan/inf, and orjson's text null: never equal, so they fall back too).
