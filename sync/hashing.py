@@ -2,29 +2,28 @@
 
 An idempotency key is derived from what is sent (invariant 2 of design.md), never from time
 or a random id, so a resend after a crash carries the same key and cannot create twice.
+Canonical JSON itself lives in ``state.canonical``: the ledger's hash needs it too, and
+``state`` may not import ``sync``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any
 
-__all__ = ["canonical_json", "content_hash", "idempotency_key", "text_hash"]
+from state.canonical import canonical_json, canonical_json_bytes
 
-
-def canonical_json(value: Any) -> str:
-    """JSON with sorted keys and no spacing: equal content gives equal text."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+__all__ = ["canonical_json", "canonical_json_and_hash", "content_hash", "idempotency_key"]
 
 
 def content_hash(value: Any) -> str:
-    return text_hash(canonical_json(value))
+    return hashlib.sha256(canonical_json_bytes(value)).hexdigest()
 
 
-def text_hash(text: str) -> str:
-    """SHA-256 hex of a canonical JSON text (``content_hash`` of the value it encodes)."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+def canonical_json_and_hash(value: Any) -> tuple[str, str]:
+    """``(canonical_json(value), content_hash(value))``, the JSON written once."""
+    data = canonical_json_bytes(value)
+    return data.decode("utf-8"), hashlib.sha256(data).hexdigest()
 
 
 def idempotency_key(

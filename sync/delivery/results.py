@@ -96,6 +96,8 @@ def _not_sent(why: str) -> str:
 
 
 def _json(value: Any) -> str:
+    # Not canonical JSON (", " and ": " separators), and stored and hashed as it is (last_answer,
+    # the ledger's answer_body): it stays json.dumps, which orjson cannot write.
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol, TypeVar
 from mappings.model import PerformanceRecord
 from mappings.versions import MappingVersion
 from state.models import DISCARDED, DeliveryKind, OutboxAction, RecordStatus, SyncRecord
-from sync.hashing import canonical_json, text_hash
+from sync.hashing import canonical_json_and_hash
 
 __all__ = [
     "Decision",
@@ -109,8 +109,7 @@ def known_of(row: SyncRecord | None, source_seen_at: dt.datetime | None = None) 
 
 def _payload(body: dict[str, Any]) -> tuple[str, str]:
     """The request body as sent and stored (canonical JSON) and its hash, encoded once."""
-    text = canonical_json(body)
-    return text, text_hash(text)
+    return canonical_json_and_hash(body)
 
 
 class _Dated(Protocol):
