@@ -10,8 +10,8 @@ SKPs, then penilaian (each after its SKP). Within a phase, requests go in parall
 cannot keep more busy: ``Deliverer._senders``).
 
 Cost: each phase reads the outbox a page at a time, claims the page in one statement and
-reads what its entries need in two queries; the threads then only send. Their 2xx answers are
-written in batches (``_write_answers``), so delivery costs a few statements per hundred
+reads what its entries need in two queries, while the threads send the page before (they
+wait only at the end of a phase: ``pages.py``). Their 2xx answers are written in batches (``_write_answers``), so delivery costs a few statements per hundred
 requests, not a few per request, and memory does not grow with the semester.
 
 Failures are handled by what the caller can do next (invariant 4):
@@ -206,8 +206,11 @@ class Deliverer(_Pages, _Attempts, _Answers):
         deferred = 0
         abort = threading.Event()  # a fatal error: in-flight requests end, none starts
 
+        def go_on() -> bool:
+            return not (self.stop.is_set() or abort.is_set() or self.breaker.blocks())
+
         def one(entry: OutboxHead, context: _Context | None) -> DeliveryResult | None:
-            if self.stop.is_set() or abort.is_set() or self.breaker.blocks():
+            if not go_on():
                 return None  # not sent: stays pending, its claim is handed back
             if (entry.nip, entry.kind) in self._left_for_next_run:
                 return None  # no answer to it (or to its penilai's SKP) this call: next run
@@ -222,8 +225,10 @@ class Deliverer(_Pages, _Attempts, _Answers):
 
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="deliver") as pool:
             for kind, assessors in _PHASES:
-                after = 0
-                while not self.stop.is_set() and not self.breaker.blocks():
+
+                def pages(
+                    after: int, kind: DeliveryKind = kind, assessors: bool | None = assessors
+                ) -> tuple[int, list[OutboxHead]] | None:
                     with self.store.unit_of_work() as session:
                         page = self.store.pending_outbox_page(
                             session,
@@ -236,16 +241,16 @@ class Deliverer(_Pages, _Attempts, _Answers):
                             limit=self.page_size,
                         )
                     if not page:
-                        break
-                    after = page[-1].id
-                    entries = [e for e in page if only is None or (e.nip, e.kind) in only]
-                    for result in self._deliver_page(pool, entries, one):
-                        if result.status is not RecordStatus.DELIVERED:
-                            results.append(result)
-                            deferred += result.reason == _DEFERRED
-                    # Written before the next page: the next phase reads what this one
-                    # delivered (SKP ids, penilai's SKPs), and so do other workers.
-                    self._write_answers()
+                        return None
+                    return page[-1].id, [e for e in page if only is None or (e.nip, e.kind) in only]
+
+                for result in self._deliver_phase(pool, pages, one, go_on=go_on):
+                    if result.status is not RecordStatus.DELIVERED:
+                        results.append(result)
+                        deferred += result.reason == _DEFERRED
+                # Written before the next phase: it reads what this one delivered (SKP ids,
+                # penilai's SKPs), and so do other workers.
+                self._write_answers()
         return deferred
 
     # -- one entry -----------------------------------------------------------------------

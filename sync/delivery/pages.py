@@ -1,11 +1,13 @@
-"""A page of the outbox at a time: claimed in one statement, what its entries need read in
-two queries, then sent on the pool by as many threads as can be kept busy.
+"""One phase of delivery on the pool: the outbox read, claimed and prepared a page at a
+time, the entries queued for as many sending threads as can be kept busy.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 
@@ -26,47 +28,74 @@ class _Pages:
     lease: dt.timedelta
     clock: Callable[[], dt.datetime]
     latency_s: float | None
+    page_size: int
 
-    def _deliver_page(
+    def _deliver_phase(
         self,
         pool: ThreadPoolExecutor,
-        page: list[OutboxHead],
+        pages: Callable[[int], tuple[int, list[OutboxHead]] | None],
         one: Callable[[OutboxHead, _Context | None], DeliveryResult | None],
+        *,
+        go_on: Callable[[], bool],
     ) -> list[DeliveryResult]:
-        """Claim a page of entries at once, read what they need at once, send them on the
-        pool; hand back the claims of those that stay pending.
+        """Send every entry ``pages`` gives on the pool; hand back the claims of those that
+        stay pending. ``pages(after_id)``: the id of the last entry read and the entries to
+        send of the next page (None at the end).
 
-        Each of at most ``concurrency`` pool threads takes the next entry until none is left
-        (one task per thread, not one per entry: a task costs about as much as a request to
-        a fast target)."""
-        # Invariant 6: only the worker holding the claim sends the entry.
-        claimed = self.store.claim_entries(
-            [e.id for e in page], self.worker, now=self.clock(), lease=self.lease, orphaned=orphaned
-        )
-        mine = [e for e in page if e.id in claimed]
+        The entries of a phase do not depend on each other, so the threads never wait for a
+        page's end: while they send, this thread claims the next page (one statement), reads
+        what its entries need (two queries) and queues it once fewer than ``low_water`` are
+        left. Each of at most ``concurrency`` threads takes the next queued entry until the
+        queue is closed and empty (one task per thread, not one per entry: a task costs
+        about as much as a request to a fast target)."""
+        senders = self._senders()
+        queue = _Queue(low_water=max(2 * senders, self.page_size // 4))
+        claimed: set[int] = set()
         closed: set[int] = set()
         results: list[DeliveryResult] = []
-        try:
-            contexts = self._contexts(mine)
-            queue = iter(mine)  # a list iterator: each next() is atomic under the GIL
 
-            def drain() -> None:
-                for entry in queue:
-                    result = one(entry, contexts.get(entry.id))
+        def drain() -> None:
+            try:
+                while (item := queue.take()) is not None:
+                    entry, context = item
+                    result = one(entry, context)
                     if result is not None:
-                        results.append(result)  # list.append is atomic too
+                        results.append(result)  # list.append, set.add: atomic under the GIL
                         if result.status in _ENTRY_CLOSED:
                             closed.add(entry.id)
+            except BaseException:
+                queue.close()  # a fatal error: no more pages (and nobody waits for room)
+                raise
 
-            tasks = [pool.submit(drain) for _ in range(min(self._senders(), len(mine)))]
-            wait(tasks)
-            for task in tasks:
-                if (error := task.exception()) is not None:
-                    raise error
+        tasks = [pool.submit(drain) for _ in range(senders)]
+        try:
+            after = 0
+            while go_on() and (read := pages(after)) is not None:
+                after, page = read
+                # Invariant 6: only the worker holding the claim sends the entry.
+                mine = self.store.claim_entries(
+                    [e.id for e in page],
+                    self.worker,
+                    now=self.clock(),
+                    lease=self.lease,
+                    orphaned=orphaned,
+                )
+                claimed |= mine
+                entries = [e for e in page if e.id in mine]
+                contexts = self._contexts(entries)
+                if not queue.put([(e, contexts.get(e.id)) for e in entries]):
+                    break  # closed by a fatal error
+                queue.wait_for_room()
         finally:
+            queue.close()
+            wait(tasks)
             # An entry that went (or died) is no longer pending: its claim no longer matters.
-            # One that stays pending is handed back for the next round or worker.
+            # One that stays pending (unsent, deferred, held) is handed back for the next
+            # round or worker.
             self.store.release_entries(claimed - closed, self.worker)
+        for task in tasks:
+            if (error := task.exception()) is not None:
+                raise error
         return results
 
     def _senders(self) -> int:
@@ -103,3 +132,45 @@ class _Pages:
                 record, known.get((entry.nip, DeliveryKind.SKP)), assessor
             )
         return contexts
+
+
+class _Queue:
+    """Entries queued for the sending threads: ``put`` a page, ``take`` one at a time;
+    ``wait_for_room`` returns once fewer than ``low_water`` are left (or it is closed)."""
+
+    def __init__(self, *, low_water: int) -> None:
+        self._items: deque[tuple[OutboxHead, _Context | None]] = deque()
+        self._low_water = low_water
+        self._closed = False
+        self._changed = threading.Condition()
+
+    def put(self, items: list[tuple[OutboxHead, _Context | None]]) -> bool:
+        """Queue a page; False (and nothing queued) once closed."""
+        with self._changed:
+            if self._closed:
+                return False
+            self._items.extend(items)
+            self._changed.notify_all()
+            return True
+
+    def take(self) -> tuple[OutboxHead, _Context | None] | None:
+        """The next entry; None once closed and empty."""
+        with self._changed:
+            while not self._items and not self._closed:
+                self._changed.wait()
+            if not self._items:
+                return None
+            item = self._items.popleft()
+            if len(self._items) == self._low_water - 1:
+                self._changed.notify_all()  # the loop may queue the next page
+            return item
+
+    def wait_for_room(self) -> None:
+        with self._changed:
+            while len(self._items) >= self._low_water and not self._closed:
+                self._changed.wait()
+
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()

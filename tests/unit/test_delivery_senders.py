@@ -1,13 +1,16 @@
 """How many threads send at once (``Deliverer._senders``): ``concurrency``, but no more than a
-rate limit can keep busy (Little's law: rate x time an answer takes, plus one)."""
+rate limit can keep busy (Little's law: rate x time an answer takes, plus one); and the queue
+they take entries from while the next page is prepared (``sync.delivery.pages._Queue``)."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any, cast
 
 import pytest
 
 from sync.delivery.deliver import Deliverer
+from sync.delivery.pages import _Queue
 from sync.delivery.ratelimit import RateLimiter
 from sync.delivery.retry import RetryPolicy
 
@@ -49,3 +52,44 @@ def test_under_a_rate_limit_only_as_many_as_it_keeps_busy(
     deliverer = _deliverer(rate)
     deliverer.latency_s = latency
     assert deliverer._senders() == expected
+
+
+def test_the_queue_hands_out_in_order_and_ends_once_closed_and_empty() -> None:
+    queue = _Queue(low_water=2)
+    heads = [cast(Any, n) for n in range(3)]
+    assert queue.put([(h, None) for h in heads])
+    queue.close()
+    assert [queue.take() for _ in range(4)] == [(0, None), (1, None), (2, None), None]
+    assert not queue.put([(heads[0], None)])  # closed: nothing more is queued
+
+
+def test_the_loop_waits_for_room_until_the_senders_take_enough() -> None:
+    queue = _Queue(low_water=2)
+    assert queue.put([(cast(Any, n), None) for n in range(4)])
+    room = threading.Event()
+
+    def loop() -> None:
+        queue.wait_for_room()
+        room.set()
+
+    thread = threading.Thread(target=loop)
+    thread.start()
+    assert not room.wait(0.2)  # 4 queued, low water 2: no room yet
+    queue.take()
+    queue.take()
+    assert not room.wait(0.2)  # 2 left
+    queue.take()
+    assert room.wait(5)  # 1 left: the next page may come
+    thread.join(5)
+
+
+def test_a_closed_queue_wakes_a_sender_waiting_for_work() -> None:
+    queue = _Queue(low_water=2)
+    got: list[object] = []
+    thread = threading.Thread(target=lambda: got.append(queue.take()))
+    thread.start()
+    thread.join(0.2)
+    assert thread.is_alive()  # nothing queued: it waits
+    queue.close()
+    thread.join(5)
+    assert got == [None]
