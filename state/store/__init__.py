@@ -9,7 +9,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from sqlalchemy import Engine, Table, func, literal, update
@@ -92,34 +92,11 @@ class OutboxHead:
     @classmethod
     def of(cls, entry: OutboxEntry, npsn: str) -> OutboxHead:
         """The head of an entry just written (its id assigned)."""
-        assert entry.id is not None
-        return cls(
-            entry.id,
-            entry.nip,
-            entry.period,
-            entry.kind,
-            entry.action,
-            entry.body,
-            entry.payload_hash,
-            entry.idempotency_key,
-            entry.if_match,
-            entry.mapping_version,
-            npsn,
-        )
+        return cls(**{name: getattr(entry, name) for name in _OUTBOX_HEAD}, npsn=npsn)
 
 
-_OUTBOX_HEAD = (
-    "id",
-    "nip",
-    "period",
-    "kind",
-    "action",
-    "body",
-    "payload_hash",
-    "idempotency_key",
-    "if_match",
-    "mapping_version",
-)
+# The outbox columns of a head, in its fields' order (its ``npsn`` is the deliverable's).
+_OUTBOX_HEAD = tuple(f.name for f in fields(OutboxHead) if f.name != "npsn")
 
 
 @dataclass(frozen=True, slots=True)
@@ -391,22 +368,8 @@ class StateStore(_Claims, _Reports):
                 .exists()
             )
             query = query.where(is_penilai if assessors else ~is_penilai)
-        return [
-            OutboxHead(
-                row.id,
-                row.nip,
-                row.period,
-                DeliveryKind(row.kind),
-                OutboxAction(row.action),
-                row.body,
-                row.payload_hash,
-                row.idempotency_key,
-                row.if_match,
-                row.mapping_version,
-                row.npsn,
-            )
-            for row in session.execute(query)
-        ]
+        # Enum columns come back as their enums: a row is the head's fields in order.
+        return [OutboxHead(*row) for row in session.execute(query)]
 
     # -- the source's period listing -----------------------------------------------------
 

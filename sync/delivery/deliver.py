@@ -11,8 +11,9 @@ cannot keep more busy: ``Deliverer._senders``).
 
 Cost: each phase reads the outbox a page at a time, claims the page in one statement and
 reads what its entries need in two queries, while the threads send the page before (they
-wait only at the end of a phase: ``pages.py``). Their 2xx answers are written in batches (``_write_answers``), so delivery costs a few statements per hundred
-requests, not a few per request, and memory does not grow with the semester.
+wait only at the end of a phase: ``pages.py``). Their 2xx answers are written in batches
+(``_write_answers``), so delivery costs a few statements per hundred requests, not a few per
+request, and memory does not grow with the semester.
 
 Failures are handled by what the caller can do next (invariant 4):
 - ``RetriableError`` (429, 5xx, timeouts, dropped connections): retried by the policy, with

@@ -49,7 +49,9 @@ class _Pages:
         queue is closed and empty (one task per thread, not one per entry: a task costs
         about as much as a request to a fast target)."""
         senders = self._senders()
-        queue = _Queue(low_water=max(2 * senders, self.page_size // 4))
+        # Half a page left: time enough to claim and prepare the next one, which competes for
+        # the GIL with every sending thread.
+        queue = _Queue(low_water=max(2 * senders, self.page_size // 2))
         claimed: set[int] = set()
         closed: set[int] = set()
         results: list[DeliveryResult] = []
