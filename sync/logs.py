@@ -67,8 +67,24 @@ def redact_secrets(
     return event_dict
 
 
-def configure_logging(*, json: bool | None = None, level: str = "WARNING") -> None:
-    """Send structlog events to stderr; ``json=None`` picks JSON unless stderr is a terminal."""
+def _with_fields(fields: Mapping[str, Any]) -> structlog.types.Processor:
+    def add(
+        _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        for key, value in fields.items():
+            event_dict.setdefault(key, value)
+        return event_dict
+
+    return add
+
+
+def configure_logging(
+    *, json: bool | None = None, level: str = "WARNING", fields: Mapping[str, Any] | None = None
+) -> None:
+    """Send structlog events to stderr; ``json=None`` picks JSON unless stderr is a terminal.
+
+    ``fields`` go into every event, from every thread (the daemon's worker number: context
+    variables bound in the main thread do not reach the scheduler's threads)."""
     use_json = not sys.stderr.isatty() if json is None else json
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
@@ -78,6 +94,7 @@ def configure_logging(*, json: bool | None = None, level: str = "WARNING") -> No
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            *([_with_fields(dict(fields))] if fields else []),
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
