@@ -67,6 +67,20 @@ def redact_secrets(
     return event_dict
 
 
+class _LineLogger(structlog.PrintLogger):
+    """A line in one ``write``: the worker processes of ``daemon --workers`` share one stderr
+    (the journal), and ``print``'s two writes (the text, then the newline; stderr is not
+    buffered) would let another process's line in between."""
+
+    def msg(self, message: str) -> None:
+        with self._lock:
+            self._file.write(message + "\n")
+            self._file.flush()
+
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = error = critical = exception = msg
+
+
 def _with_fields(fields: Mapping[str, Any]) -> structlog.types.Processor:
     def add(
         _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
@@ -103,6 +117,6 @@ def configure_logging(
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         # Looked up at each use, not bound at configure time: stderr may be replaced later.
-        logger_factory=lambda *_args: structlog.PrintLogger(sys.stderr),
+        logger_factory=lambda *_args: _LineLogger(sys.stderr),
         cache_logger_on_first_use=False,
     )
