@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from connectors.errors import FatalError
 from sync.bootstrap import build_app
 from sync.cli.options import NpsnOption, PeriodOption, check_period, console
-from sync.cli.output import fail, set_json_errors
+from sync.cli.output import fail, report_error, set_json_errors
 from sync.logs import configure_logging
 from sync.operations.reconcile import reconcile_period
 from sync.service.daemon import Daemon, DaemonError
@@ -99,14 +99,17 @@ def daemon(
             clean = daemon.run()
     except DaemonError as exc:
         fail(str(exc), 1, event="daemon.failed")
-    if supervisor is not None and supervisor.failure:
-        fail(supervisor.failure + ": stopped the other workers", 1, event="daemon.failed")
+    failure = supervisor.failure if supervisor is not None else None
+    if failure:  # exit 1: systemd's Restart=on-failure starts all the workers again
+        report_error(f"{failure}: stopped the other workers", exit_code=1, event="daemon.failed")
     if not clean:
         # Jobs that outlived the grace period are abandoned as a crash would abandon them
         # (nothing is lost: unanswered requests stay in the outbox); do not wait for them.
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(0)
+        os._exit(1 if failure else 0)
+    if failure:
+        raise typer.Exit(1)
 
 
 def _worker_command(

@@ -169,3 +169,8 @@ def test_several_workers_on_sqlite_are_refused_in_one_line(tmp_path: Path) -> No
     assert error["event"] == "daemon.failed"
     assert error["error"].startswith("[daemon] workers = 2 needs a PostgreSQL state store")
     assert not database.exists()
+
+    # The option wins over the key.
+    result = runner.invoke(cli, ["-c", str(config), "--log-json", "daemon", "--workers", "3"])
+    assert result.exit_code == 2
+    assert json.loads(result.stderr)["error"].startswith("--workers 3 needs")
