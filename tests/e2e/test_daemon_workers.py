@@ -47,12 +47,11 @@ def test_two_workers_share_the_period_and_stop_with_worker_1(pg_url: str, tmp_pa
     expected = expected_after_sync(world, PERIOD)
     # PMM answers only errors until both workers run, so that both take part in the sync.
     closed = Faults(error_share=1.0)
-    with running_sandbox(world, faults=Faults(latency_s=0.01), source_faults=closed) as box:
+    # Answers slow enough (C = 2 in flight) that the delivery lasts for both to take part.
+    with running_sandbox(world, faults=Faults(latency_s=0.03), source_faults=closed) as box:
         config = _write_config(
             tmp_path / "config.toml", pg_url, box, sync_every_s=0.5, retry_every_s=3600
         )
-        # Small pages: the walk of the period takes several, the other worker delivers beside it.
-        config.write_text(config.read_text().replace("[source]\n", "[source]\npage_size = 10\n"))
         with _daemon_process(config, "--workers", "2") as first:
             second = wait_for(
                 "worker 2 to start",
