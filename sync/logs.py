@@ -67,8 +67,38 @@ def redact_secrets(
     return event_dict
 
 
-def configure_logging(*, json: bool | None = None, level: str = "WARNING") -> None:
-    """Send structlog events to stderr; ``json=None`` picks JSON unless stderr is a terminal."""
+class _LineLogger(structlog.PrintLogger):
+    """A line in one ``write``: the worker processes of ``daemon --workers`` share one stderr
+    (the journal), and ``print``'s two writes (the text, then the newline; stderr is not
+    buffered) would let another process's line in between."""
+
+    def msg(self, message: str) -> None:
+        with self._lock:
+            self._file.write(message + "\n")
+            self._file.flush()
+
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = error = critical = exception = msg
+
+
+def _with_fields(fields: Mapping[str, Any]) -> structlog.types.Processor:
+    def add(
+        _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        for key, value in fields.items():
+            event_dict.setdefault(key, value)
+        return event_dict
+
+    return add
+
+
+def configure_logging(
+    *, json: bool | None = None, level: str = "WARNING", fields: Mapping[str, Any] | None = None
+) -> None:
+    """Send structlog events to stderr; ``json=None`` picks JSON unless stderr is a terminal.
+
+    ``fields`` go into every event, from every thread (the daemon's worker number: context
+    variables bound in the main thread do not reach the scheduler's threads)."""
     use_json = not sys.stderr.isatty() if json is None else json
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
@@ -78,6 +108,7 @@ def configure_logging(*, json: bool | None = None, level: str = "WARNING") -> No
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            *([_with_fields(dict(fields))] if fields else []),
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
@@ -86,6 +117,6 @@ def configure_logging(*, json: bool | None = None, level: str = "WARNING") -> No
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         # Looked up at each use, not bound at configure time: stderr may be replaced later.
-        logger_factory=lambda *_args: structlog.PrintLogger(sys.stderr),
+        logger_factory=lambda *_args: _LineLogger(sys.stderr),
         cache_logger_on_first_use=False,
     )

@@ -233,6 +233,8 @@ class DaemonSettings(_Section):
     # Days a period stays active after its batas_penilaian (late penilaian still go out).
     previous_period_grace_days: int = Field(default=0, ge=0, le=183)
     http_bind: str = "127.0.0.1:9464"
+    # Worker processes on one PostgreSQL store (``daemon --workers`` wins); SQLite: 1 only.
+    workers: int = Field(default=1, ge=1, le=32)
     stop_grace_s: float = Field(default=30, gt=0)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

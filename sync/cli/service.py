@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
+from sqlalchemy.engine import make_url
 
 from connectors.errors import FatalError
 from sync.bootstrap import build_app
 from sync.cli.options import NpsnOption, PeriodOption, check_period, console
-from sync.cli.output import fail, set_json_errors
+from sync.cli.output import fail, report_error, set_json_errors
 from sync.logs import configure_logging
 from sync.operations.reconcile import reconcile_period
 from sync.service.daemon import Daemon, DaemonError
+from sync.service.supervisor import Supervisor, watch_supervisor
 
 __all__ = ["daemon", "reconcile"]
 
@@ -39,34 +44,88 @@ def daemon(
             help="make the state store if there is none yet (else: `ekinerja-sync db upgrade`)",
         ),
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=32,
+            help="worker processes on one PostgreSQL store (default: [daemon] workers, 1)",
+        ),
+    ] = None,
+    worker: Annotated[int, typer.Option("--worker", hidden=True)] = 1,
+    supervisor_pid: Annotated[int, typer.Option("--supervisor", hidden=True)] = 0,
 ) -> None:
     """Run as a service: scheduled syncs, retries, nightly reconciliation; /healthz, /metrics.
 
     Syncs the active periods on [daemon] sync_cron, resends due retries every
     retry_every_s, reconciles on reconcile_cron. SIGTERM or SIGINT stops it cleanly (exit 0).
+    With --workers N (PostgreSQL), this process starts N-1 more and stops them with it.
     """
 
     settings = ctx.obj.settings()
+    # --worker K (hidden): one of the processes a `--workers N` daemon started (K > 1).
+    count = 1 if worker > 1 else workers or settings.daemon.workers
     # --log-json/--log-console before the command win over [daemon] log_format.
     use_json = ctx.obj.log_json
     if use_json is None:
         use_json = _LOG_FORMATS[settings.daemon.log_format]
     configure_logging(
-        json=use_json, level="DEBUG" if ctx.obj.verbose else settings.daemon.log_level
+        json=use_json,
+        level="DEBUG" if ctx.obj.verbose else settings.daemon.log_level,
+        fields={"worker": worker} if count > 1 or worker > 1 else None,
     )
     if use_json is None:
         use_json = not sys.stderr.isatty()  # what configure_logging chose for "auto"
     set_json_errors(use_json)  # its start-up errors read like its log lines
+    if count > 1 and make_url(settings.state.url).get_backend_name() == "sqlite":
+        named = f"--workers {workers}" if workers else f"[daemon] workers = {count}"
+        fail(
+            f"{named} needs a PostgreSQL state store: SQLite takes one daemon per file. "
+            "Run one worker (--workers 1) or move state.url to PostgreSQL.",
+            2,
+            event="daemon.failed",
+            problem="config",
+        )
+    daemon = Daemon(settings, create_store=create_store and worker == 1, worker=worker)
+    if worker > 1 and supervisor_pid:
+        watch_supervisor(daemon, supervisor_pid)
+    supervisor = None
+    if count > 1:
+        command = _worker_command(ctx.obj.config, ctx.obj.verbose, use_json)
+        supervisor = Supervisor(daemon, count, command)
     try:
-        clean = Daemon(settings, create_store=create_store).run()
+        with supervisor or contextlib.nullcontext():
+            clean = daemon.run()
     except DaemonError as exc:
         fail(str(exc), 1, event="daemon.failed")
+    failure = supervisor.failure if supervisor is not None else None
+    if failure:  # exit 1: systemd's Restart=on-failure starts all the workers again
+        report_error(f"{failure}: stopped the other workers", exit_code=1, event="daemon.failed")
     if not clean:
         # Jobs that outlived the grace period are abandoned as a crash would abandon them
         # (nothing is lost: unanswered requests stay in the outbox); do not wait for them.
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(0)
+        os._exit(1 if failure else 0)
+    if failure:
+        raise typer.Exit(1)
+
+
+def _worker_command(
+    config: Path | None, verbose: bool, use_json: bool
+) -> Callable[[int], list[str]]:
+    """The argv of worker K: this command, in this interpreter, with the same config."""
+
+    def argv(k: int) -> list[str]:
+        # -P: the service's working directory is not put on sys.path (nothing there is code).
+        head = [sys.executable, "-P", "-c", "from sync.cli import main; main()"]
+        options = ["--config", os.fspath(config)] if config is not None else []
+        options += ["--verbose"] if verbose else []
+        options.append("--log-json" if use_json else "--log-console")
+        return [*head, *options, "daemon", "--worker", str(k), "--supervisor", str(os.getpid())]
+
+    return argv
 
 
 def reconcile(

@@ -23,6 +23,8 @@ period is abandoned as a crash would abandon it, which loses nothing (invariant 
 
 With SQLite, one daemon per state store: the second one refuses to start (a lock file
 ``<database>.daemon.lock`` held for the daemon's lifetime). Several daemons need PostgreSQL.
+``daemon --workers N`` runs N of them (``sync.service.supervisor``): worker 1 alone serves
+the endpoint and the web console and reconciles; every worker syncs and retries.
 """
 
 from __future__ import annotations
@@ -138,8 +140,12 @@ class Daemon:
         source_transport: httpx.BaseTransport | None = None,
         target_transport: httpx.BaseTransport | None = None,
         create_store: bool = True,
+        worker: int = 1,
     ) -> None:
         self.settings = settings
+        self.worker = worker
+        # (configured, alive) worker processes for /healthz; set by the supervisor.
+        self.workers: Callable[[], tuple[int, int]] | None = None
         # The CLI passes --create-store; False: no store yet is an error (StoreUnusable).
         self.create_store = create_store
         self.clock = clock
@@ -191,6 +197,11 @@ class Daemon:
         """Stop as on SIGTERM (from another thread)."""
         self._stopping.set()
 
+    @property
+    def stopping(self) -> bool:
+        """True from the moment a stop is asked for (a signal, ``request_stop``)."""
+        return self._stopping.is_set() or self._signal is not None
+
     def run(self, *, install_signals: bool = True) -> bool:
         """Run until stopped; True when every job had ended within the grace period.
 
@@ -238,7 +249,7 @@ class Daemon:
             server = self._start_endpoint(metrics)
             if server is not None:
                 stack.callback(server.stop)
-            if settings.web.enabled:  # the web console, inside the daemon (issue 8)
+            if settings.web.enabled and self.worker == 1:  # the console, inside (issue 8)
                 console = start_in_thread(settings, app.store)
                 stack.callback(console.stop)
                 self.console_url = console.url
@@ -247,6 +258,7 @@ class Daemon:
                 "daemon.started",
                 version=VERSION,
                 pid=os.getpid(),
+                worker=self.worker,
                 periods=self.active_periods(),
                 jobs={job.id: str(job.next_run_time) for job in scheduler.get_jobs()},
                 http=self.health_url,
@@ -318,7 +330,7 @@ class Daemon:
 
     def _start_endpoint(self, metrics: DaemonMetrics) -> HealthServer | None:
         config = self.settings.daemon
-        if not config.http_bind:
+        if not config.http_bind or self.worker != 1:  # one endpoint for all the workers
             return None
         try:
             server = HealthServer(
@@ -335,8 +347,13 @@ class Daemon:
     def health(self) -> HealthReport:
         assert self._app is not None
         running = self._scheduler is not None and bool(self._scheduler.running)
+        workers = self.workers() if self.workers is not None else (1, 1)
         return health_report(
-            self._app.store, self.active_periods(), now=self.clock(), running=running
+            self._app.store,
+            self.active_periods(),
+            now=self.clock(),
+            running=running,
+            workers=workers,
         )
 
     # -- the jobs ----------------------------------------------------------------------------
@@ -370,7 +387,8 @@ class Daemon:
             name="retry",
             next_run_time=now,  # what a stop left in the outbox goes out at once
         )
-        if config.reconcile_cron:
+        # Worker 1 alone reconciles: a report, read from e-Kinerja N times over otherwise.
+        if config.reconcile_cron and self.worker == 1:
             scheduler.add_job(
                 self._job("reconcile"),
                 self._cron("reconcile_cron", config.reconcile_cron),

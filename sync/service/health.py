@@ -1,6 +1,7 @@
 """The daemon's HTTP endpoint: ``/healthz`` (JSON) and ``/metrics`` (Prometheus text format).
 
-- ``/healthz``: 200 when the state store answers (and the daemon's scheduler runs), else 503;
+- ``/healthz``: 200 when the state store answers (and the daemon's scheduler runs, and all
+  its worker processes live), else 503;
   the body names the last successful sync of each active period and its age in seconds.
 - ``/metrics``: the metrics of ``DaemonMetrics``, in their own ``CollectorRegistry`` (never the
   process-global one). What the state store holds (records by status and period, outbox
@@ -197,9 +198,11 @@ def health_report(
     *,
     now: dt.datetime,
     running: bool = True,
+    workers: tuple[int, int] = (1, 1),
 ) -> HealthReport:
     """The ``/healthz`` answer: is the state store reachable, and how old is each active
-    period's last successful sync."""
+    period's last successful sync. ``workers``: (configured, alive) worker processes; fewer
+    alive than configured is unhealthy."""
     try:
         with Session(store.engine) as session:
             session.execute(text("SELECT 1"))
@@ -215,13 +218,15 @@ def health_report(
             "last_success": at.isoformat().replace("+00:00", "Z") if at else None,
             "age_s": round((now - at).total_seconds(), 1) if at else None,
         }
-    healthy = store_state == "ok" and running
+    configured, alive = workers
+    healthy = store_state == "ok" and running and alive >= configured
     body = {
         "version": VERSION,
         "status": "ok" if healthy else "unavailable",
         "state_store": store_state,
         "scheduler": "running" if running else "stopped",
         "periods": report,
+        "workers": {"configured": configured, "alive": alive},
     }
     return HealthReport(healthy, body)
 

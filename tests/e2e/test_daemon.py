@@ -326,7 +326,7 @@ def test_a_wrong_cron_expression_stops_the_start_naming_the_key(tmp_path: Path) 
 class _Process:
     """``ekinerja-sync daemon`` as systemd runs it, its JSON log lines read as they come."""
 
-    def __init__(self, config: Path) -> None:
+    def __init__(self, config: Path, *options: str) -> None:
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -336,6 +336,7 @@ class _Process:
                 str(config),
                 "daemon",
                 "--create-store",
+                *options,
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -372,8 +373,8 @@ class _Process:
 
 
 @contextmanager
-def _daemon_process(config: Path) -> Iterator[_Process]:
-    process = _Process(config)
+def _daemon_process(config: Path, *options: str) -> Iterator[_Process]:
+    process = _Process(config, *options)
     try:
         wait_for(
             "the daemon to start",

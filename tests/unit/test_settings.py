@@ -104,6 +104,8 @@ def test_unknown_section_is_reported(tmp_path: Path) -> None:
         ("[source]\nschema_version = 3\n", "source.schema_version"),
         ("[source]\npage_size = 1001\n", "source.page_size"),
         ("[retry]\nmax_attempts = 0\n", "retry.max_attempts"),
+        ("[daemon]\nworkers = 0\n", "daemon.workers"),
+        ("[daemon]\nworkers = 33\n", "daemon.workers"),
         ('[sync]\nperiods = ["2025-3"]\n', "sync.periods"),
         ('[sync]\nmapping_version = "1999.9"\n', "sync.mapping_version"),
         ('target = "not a table"\n', "target"),
