@@ -252,9 +252,8 @@ class Deliverer(_Pages, _Attempts, _Answers):
                     return page[-1].id, [e for e in page if only is None or (e.nip, e.kind) in only]
 
                 for result in self._deliver_phase(pool, pages, one, go_on=go_on):
-                    if result.status is not RecordStatus.DELIVERED:
-                        results.append(result)
-                        deferred += result.reason == _DEFERRED
+                    results.append(result)
+                    deferred += result.reason == _DEFERRED
                 # Written before the next phase: it reads what this one delivered (SKP ids,
                 # penilai's SKPs), and so do other workers.
                 self._write_answers()

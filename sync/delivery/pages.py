@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 
-from state.models import DeliveryKind
+from state.models import DeliveryKind, RecordStatus
 from state.store import OutboxHead, StateStore
 from sync.delivery.ratelimit import RateLimiter
 from sync.delivery.results import _ENTRY_CLOSED, DeliveryResult, _Context
@@ -39,8 +39,8 @@ class _Pages:
         go_on: Callable[[], bool],
     ) -> list[DeliveryResult]:
         """Send every entry ``pages`` gives on the pool; hand back the claims of those that
-        stay pending. ``pages(after_id)``: the id of the last entry read and the entries to
-        send of the next page (None at the end).
+        stay pending; return the results of those not delivered. ``pages(after_id)``: the id
+        of the last entry read and the entries to send of the next page (None at the end).
 
         The entries of a phase do not depend on each other, so the threads never wait for a
         page's end: while they send, this thread claims the next page (one statement), reads
@@ -61,10 +61,12 @@ class _Pages:
                 while (item := queue.take()) is not None:
                     entry, context = item
                     result = one(entry, context)
-                    if result is not None:
-                        results.append(result)  # list.append, set.add: atomic under the GIL
-                        if result.status in _ENTRY_CLOSED:
-                            closed.add(entry.id)
+                    if result is None:
+                        continue
+                    if result.status in _ENTRY_CLOSED:
+                        closed.add(entry.id)  # set.add, list.append: atomic under the GIL
+                    if result.status is not RecordStatus.DELIVERED:
+                        results.append(result)  # only these: a phase may send 100,000
             except BaseException:
                 queue.close()  # a fatal error: no more pages (and nobody waits for room)
                 raise
