@@ -52,21 +52,20 @@ class _Pages:
         # Half a page left: time enough to claim and prepare the next one, which competes for
         # the GIL with every sending thread.
         queue = _Queue(low_water=max(2 * senders, self.page_size // 2))
-        claimed: set[int] = set()
-        closed: set[int] = set()
+        claims: list[_PageClaims] = []
         results: list[DeliveryResult] = []
 
         def drain() -> None:
             try:
                 while (item := queue.take()) is not None:
-                    entry, context = item
+                    entry, context, page = item
                     result = one(entry, context)
-                    if result is None:
-                        continue
-                    if result.status in _ENTRY_CLOSED:
-                        closed.add(entry.id)  # set.add, list.append: atomic under the GIL
-                    if result.status is not RecordStatus.DELIVERED:
+                    if result is not None and result.status in _ENTRY_CLOSED:
+                        page.close(entry.id)
+                    if result is not None and result.status is not RecordStatus.DELIVERED:
                         results.append(result)  # only these: a phase may send 100,000
+                    if (pending := page.through_one()) is not None:
+                        self.store.release_entries(pending, self.worker)
             except BaseException:
                 queue.close()  # a fatal error: no more pages (and nobody waits for room)
                 raise
@@ -84,19 +83,21 @@ class _Pages:
                     lease=self.lease,
                     orphaned=orphaned,
                 )
-                claimed |= mine
                 entries = [e for e in page if e.id in mine]
+                if not entries:
+                    continue
+                claims.append(page_claims := _PageClaims(mine))
                 contexts = self._contexts(entries)
-                if not queue.put([(e, contexts.get(e.id)) for e in entries]):
+                if not queue.put([(e, contexts.get(e.id), page_claims) for e in entries]):
                     break  # closed by a fatal error
                 queue.wait_for_room()
         finally:
             queue.close()
             wait(tasks)
-            # An entry that went (or died) is no longer pending: its claim no longer matters.
-            # One that stays pending (unsent, deferred, held) is handed back for the next
-            # round or worker.
-            self.store.release_entries(claimed - closed, self.worker)
+            # The claims of pages not gone through (a stop, a fatal error) are handed back too.
+            for page_claims in claims:
+                if (pending := page_claims.abandon()) is not None:
+                    self.store.release_entries(pending, self.worker)
         for task in tasks:
             if (error := task.exception()) is not None:
                 raise error
@@ -138,17 +139,51 @@ class _Pages:
         return contexts
 
 
+class _PageClaims:
+    """The claims of one page: those still pending are handed back as soon as its last entry
+    is through (not at the end of the phase: a phase may claim 100,000)."""
+
+    def __init__(self, ids: set[int]) -> None:
+        self._pending = set(ids)  # claimed, not yet delivered or dead
+        self._left = len(ids)  # entries not yet through
+        self._lock = threading.Lock()
+
+    def close(self, entry_id: int) -> None:
+        """The entry went (or died): its claim no longer matters."""
+        self._pending.discard(entry_id)  # atomic under the GIL
+
+    def through_one(self) -> set[int] | None:
+        """One more entry is through; the claims to hand back once it was the last."""
+        with self._lock:
+            self._left -= 1
+            return self._give_back() if self._left == 0 else None
+
+    def abandon(self) -> set[int] | None:
+        """The claims to hand back of a page not gone through (None if already done)."""
+        with self._lock:
+            return self._give_back() if self._left > 0 else None
+
+    def _give_back(self) -> set[int] | None:
+        pending, self._pending = self._pending, set()
+        self._left = -1  # handed back once only
+        return pending or None
+
+
+# An entry as queued: what its delivery needs, and the claims of its page.
+_Item = tuple[OutboxHead, _Context | None, _PageClaims]
+
+
 class _Queue:
     """Entries queued for the sending threads: ``put`` a page, ``take`` one at a time;
     ``wait_for_room`` returns once fewer than ``low_water`` are left (or it is closed)."""
 
     def __init__(self, *, low_water: int) -> None:
-        self._items: deque[tuple[OutboxHead, _Context | None]] = deque()
+        self._items: deque[_Item] = deque()
         self._low_water = low_water
         self._closed = False
         self._changed = threading.Condition()
 
-    def put(self, items: list[tuple[OutboxHead, _Context | None]]) -> bool:
+    def put(self, items: list[_Item]) -> bool:
         """Queue a page; False (and nothing queued) once closed."""
         with self._changed:
             if self._closed:
@@ -157,7 +192,7 @@ class _Queue:
             self._changed.notify_all()
             return True
 
-    def take(self) -> tuple[OutboxHead, _Context | None] | None:
+    def take(self) -> _Item | None:
         """The next entry; None once closed and empty."""
         with self._changed:
             while not self._items and not self._closed:

@@ -10,7 +10,7 @@ from typing import Any, cast
 import pytest
 
 from sync.delivery.deliver import Deliverer
-from sync.delivery.pages import _Queue
+from sync.delivery.pages import _PageClaims, _Queue
 from sync.delivery.ratelimit import RateLimiter
 from sync.delivery.retry import RetryPolicy
 
@@ -93,3 +93,19 @@ def test_a_closed_queue_wakes_a_sender_waiting_for_work() -> None:
     queue.close()
     thread.join(5)
     assert got == [None]
+
+
+def test_a_pages_claims_are_handed_back_when_its_last_entry_is_through() -> None:
+    claims = _PageClaims({1, 2, 3})
+    claims.close(2)  # delivered: its claim no longer matters
+    assert claims.through_one() is None
+    assert claims.through_one() is None
+    assert claims.through_one() == {1, 3}  # the last one through: the rest go back
+    assert claims.abandon() is None  # once only
+
+
+def test_the_claims_of_a_page_not_gone_through_are_handed_back_by_abandon() -> None:
+    claims = _PageClaims({7, 8})
+    assert claims.through_one() is None
+    assert claims.abandon() == {7, 8}
+    assert claims.through_one() is None  # a late sender hands back nothing more
