@@ -145,7 +145,6 @@ class Deliverer(_Pages, _Attempts, _Answers):
         # Deliverables the running ``deliver`` call leaves to the next run: their request got
         # no answer at all, or the SKP they hang under did.
         self._left_for_next_run: set[tuple[str, DeliveryKind]] = set()
-        self._read_elsewhere = False  # see ``deliver``
         # Why the last ``deliver`` left requests unsent for want of e-Kinerja (None: it did
         # not): the breaker opened, or a request got no answer at all, however often tried.
         self.outage: str | None = None
@@ -165,23 +164,18 @@ class Deliverer(_Pages, _Attempts, _Answers):
         counts: Counter[tuple[str, str]] | None = None,
         only: set[tuple[str, DeliveryKind]] | None = None,
         progress: Callable[[str, int], None] | None = None,
-        read_elsewhere: bool = False,
     ) -> list[DeliveryResult]:
         """Send the unsent requests of the period (optionally of some schools, or only some
         deliverables). Returns what did not end delivered (held, waiting, failed, locked);
         ``counts`` gets (kind, sent_new|sent_updated) per delivery.
 
         A guru's SKP whose penilai's SKP another worker is still sending is deferred, and
-        picked up again in a next round once that one is through. ``read_elsewhere``: another
-        worker is still reading the period, so an SKP whose penilai has no record yet is
-        deferred too (its record may be on a page not read yet; sent first, the SKP would
-        only be held by e-Kinerja and sent again).
+        picked up again in a next round once that one is through.
         """
         results: list[DeliveryResult] = []
         counts = counts if counts is not None else Counter()
         self.outage = None
         self._left_for_next_run = set()
-        self._read_elsewhere = read_elsewhere
         try:
             for _round in range(self.max_rounds):
                 deferred = self._deliver_round(
@@ -306,14 +300,6 @@ class Deliverer(_Pages, _Attempts, _Answers):
             if (assessor.nip, DeliveryKind.SKP) in self._left_for_next_run:
                 self._left_for_next_run.add((entry.nip, entry.kind))
                 return self._result(entry, RecordStatus.PENDING, _not_sent(_PENILAI_UNANSWERED))
-            return self._result(entry, RecordStatus.PENDING, _DEFERRED)
-        if (
-            assessor is None
-            and self._read_elsewhere
-            and entry.kind is DeliveryKind.SKP
-            and context.record.assessor_nip != entry.nip
-        ):
-            # Its penilai's record may still come from the walk (``deliver``).
             return self._result(entry, RecordStatus.PENDING, _DEFERRED)
         if entry.kind is DeliveryKind.ASSESSMENT and (skp is None or skp.delivered_hash is None):
             if skp is not None and skp.status is RecordStatus.PENDING:
