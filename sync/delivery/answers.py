@@ -64,7 +64,7 @@ class _Answers:
         if full:
             # Not waited for: while another thread writes a batch, this one goes on sending
             # (a batch takes a round trip or more on PostgreSQL); what it added is written by
-            # the next full batch or at the end of the page.
+            # the next full batch or at the end of the phase.
             self._write_answers(wait=False)
 
     def _write_answers(self, *, wait: bool = True) -> None:
