@@ -50,7 +50,6 @@ class _Answers:
     def _delivered(
         self,
         entry: OutboxHead,
-        npsn: str,
         run_id: str | None,
         answer: TargetAnswer,
         duration_ms: int,
@@ -59,7 +58,7 @@ class _Answers:
         outcome = "sent_updated" if entry.action is OutboxAction.UPDATE_SKP else "sent_new"
         with self._lock:
             counts[(entry.kind.value, outcome)] += 1
-            self._answers.append(_Answer(entry, npsn, run_id, answer, duration_ms))
+            self._answers.append(_Answer(entry, run_id, answer, duration_ms))
             full = len(self._answers) >= self.flush_every
         if full:
             # Not waited for: while another thread writes a batch, this one goes on sending
@@ -126,7 +125,6 @@ class _Answers:
                         Attempt(
                             a.run_id,
                             a.entry,
-                            a.npsn,
                             "delivered",
                             a.answer.status,
                             text,
@@ -139,7 +137,7 @@ class _Answers:
             self._write_lock.release()
 
     def _finish_entry(
-        self, entry: OutboxHead, npsn: str, run_id: str | None, outcome: str, exc: SyncError
+        self, entry: OutboxHead, run_id: str | None, outcome: str, exc: SyncError
     ) -> None:
         """Close an entry that a follow-up request replaces (409 SKP_SUDAH_ADA, 412)."""
         with self.store.unit_of_work() as session:
@@ -151,13 +149,12 @@ class _Answers:
             session.add(current)
             self.recorder(
                 session,
-                [Attempt(run_id, entry, npsn, outcome, exc.status, _answer_text(exc), None)],
+                [Attempt(run_id, entry, outcome, exc.status, _answer_text(exc), None)],
             )
 
     def _finish(
         self,
         entry: OutboxHead,
-        npsn: str,
         run_id: str | None,
         status: RecordStatus,
         outcome: str,
@@ -170,7 +167,8 @@ class _Answers:
         failure = f"{entry.period}/{entry.nip}/{entry.kind.value}"
         what = "SKP" if entry.kind is DeliveryKind.SKP else "penilaian"
         reason = (
-            f"NIP {entry.nip} ({what} {entry.period}, NPSN {npsn}): {reason or _reason(exc)}. "
+            f"NIP {entry.nip} ({what} {entry.period}, NPSN {entry.npsn}): "
+            f"{reason or _reason(exc)}. "
             f"What to do: {advice(reason_code or exc.code, replay_id=failure)}"
         )
         with self.store.unit_of_work() as session:
@@ -188,11 +186,7 @@ class _Answers:
             session.add_all([row, current])
             self.recorder(
                 session,
-                [
-                    Attempt(
-                        run_id, entry, npsn, outcome, exc.status, _answer_text(exc), None, reason
-                    )
-                ],
+                [Attempt(run_id, entry, outcome, exc.status, _answer_text(exc), None, reason)],
             )
         return self._result(entry, status, reason)
 

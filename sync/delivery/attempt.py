@@ -96,7 +96,7 @@ class _Attempts:
     latency_s: float | None
 
     def _send(
-        self, entry: OutboxHead, skp_id: str | None, npsn: str, run_id: str | None
+        self, entry: OutboxHead, skp_id: str | None, run_id: str | None
     ) -> tuple[TargetAnswer, int]:
         body = entry.body  # the canonical JSON the outbox keeps goes on the wire as it is
         started = self.monotonic()
@@ -114,13 +114,13 @@ class _Attempts:
                     answer = self._request(entry, skp_id, body)
                 except Unreachable as exc:
                     attempts += 1
-                    self._note(entry, npsn, run_id, "retry", exc, t0)
+                    self._note(entry, run_id, "retry", exc, t0)
                     if self.breaker.failure(exc.message):
                         raise _Outage(exc.message) from exc
                     raise
                 except TargetPaused as exc:
                     self.breaker.success()  # it answered
-                    self._note(entry, npsn, run_id, "paused", exc, t0)
+                    self._note(entry, run_id, "paused", exc, t0)
                     if self.monotonic() - started > self.retry.max_elapsed_s:
                         raise
                     # Maintenance: wait it out without spending an attempt.
@@ -129,7 +129,7 @@ class _Attempts:
                 except RetriableError as exc:
                     self.breaker.success()  # it answered, or at least took the connection
                     attempts += 1
-                    self._note(entry, npsn, run_id, "retry", exc, t0)
+                    self._note(entry, run_id, "retry", exc, t0)
                     raise
                 except SyncError:
                     self.breaker.success()  # an answer that is not a success (4xx)
@@ -163,7 +163,6 @@ class _Attempts:
     def _note(
         self,
         entry: OutboxHead,
-        npsn: str,
         run_id: str | None,
         outcome: str,
         exc: SyncError,
@@ -190,5 +189,5 @@ class _Attempts:
                 session.add(current)
             self.recorder(
                 session,
-                [Attempt(run_id, entry, npsn, outcome, exc.status, _answer_text(exc), duration)],
+                [Attempt(run_id, entry, outcome, exc.status, _answer_text(exc), duration)],
             )

@@ -216,7 +216,7 @@ class Deliverer(_Pages, _Attempts, _Answers):
             if (entry.nip, entry.kind) in self._left_for_next_run:
                 return None  # no answer to it (or to its penilai's SKP) this call: next run
             try:
-                result = self._deliver_claimed(entry, entry.npsn, run_id, counts, 0, context)
+                result = self._deliver_claimed(entry, run_id, counts, 0, context)
             except BaseException:
                 abort.set()
                 raise
@@ -257,7 +257,6 @@ class Deliverer(_Pages, _Attempts, _Answers):
     def _deliver_one(
         self,
         entry: OutboxHead,
-        npsn: str,
         run_id: str | None,
         counts: Counter[tuple[str, str]],
         depth: int = 0,
@@ -271,7 +270,7 @@ class Deliverer(_Pages, _Attempts, _Answers):
         result = None
         try:
             context = self._contexts([entry]).get(entry.id)
-            result = self._deliver_claimed(entry, npsn, run_id, counts, depth, context)
+            result = self._deliver_claimed(entry, run_id, counts, depth, context)
             return result
         finally:
             if result is None or result.status not in _ENTRY_CLOSED:
@@ -280,7 +279,6 @@ class Deliverer(_Pages, _Attempts, _Answers):
     def _deliver_claimed(
         self,
         entry: OutboxHead,
-        npsn: str,
         run_id: str | None,
         counts: Counter[tuple[str, str]],
         depth: int,
@@ -318,9 +316,9 @@ class Deliverer(_Pages, _Attempts, _Answers):
         skp_id = skp.skp_id if skp is not None else None
         # The record's fields on every line below (a dict: binding a logger per request costs
         # as much as the rest of the bookkeeping).
-        where = {"run_id": run_id, "period": entry.period, "npsn": npsn, "nip": entry.nip}
+        where = {"run_id": run_id, "period": entry.period, "npsn": entry.npsn, "nip": entry.nip}
         try:
-            answer, duration_ms = self._send(entry, skp_id, npsn, run_id)
+            answer, duration_ms = self._send(entry, skp_id, run_id)
         except _Outage as outage:
             # Not sent (or not answered) and the breaker is open: it stays pending, as the
             # entries no thread reached do; the run reports why (``outage``).
@@ -339,16 +337,16 @@ class Deliverer(_Pages, _Attempts, _Answers):
             reason = f"gave up after {gave_up.attempts} attempts: {_reason(exc)}"
             log.warning("deliver.gave_up", **where, kind=entry.kind.value, error=exc.message)
             return self._finish(
-                entry, npsn, run_id, RecordStatus.FAILED, "failed", exc, reason, "retries_exhausted"
+                entry, run_id, RecordStatus.FAILED, "failed", exc, reason, "retries_exhausted"
             )
         except Conflict as exc:
-            return self._on_conflict(entry, npsn, run_id, exc, counts, depth)
+            return self._on_conflict(entry, run_id, exc, counts, depth)
         except PreconditionFailed as exc:
             version = exc.answer.get("versi")
             if depth == 0 and isinstance(version, int):
-                self._finish_entry(entry, npsn, run_id, "superseded", exc)
-                return self._requeue_update(entry, npsn, run_id, version, counts, depth)
-            return self._finish(entry, npsn, run_id, RecordStatus.FAILED, "rejected", exc)
+                self._finish_entry(entry, run_id, "superseded", exc)
+                return self._requeue_update(entry, run_id, version, counts, depth)
+            return self._finish(entry, run_id, RecordStatus.FAILED, "rejected", exc)
         except RecordRejected as exc:
             log.warning(
                 "deliver.rejected",
@@ -357,15 +355,14 @@ class Deliverer(_Pages, _Attempts, _Answers):
                 status=exc.status,
                 reason_code=exc.code,
             )
-            return self._finish(entry, npsn, run_id, RecordStatus.FAILED, "rejected", exc)
-        self._delivered(entry, npsn, run_id, answer, duration_ms, counts)
+            return self._finish(entry, run_id, RecordStatus.FAILED, "rejected", exc)
+        self._delivered(entry, run_id, answer, duration_ms, counts)
         log.info("deliver.ok", **where, kind=entry.kind.value, action=entry.action.value)
         return self._result(entry, RecordStatus.DELIVERED, None)
 
     def _on_conflict(
         self,
         entry: OutboxHead,
-        npsn: str,
         run_id: str | None,
         exc: Conflict,
         counts: Counter[tuple[str, str]],
@@ -388,7 +385,7 @@ class Deliverer(_Pages, _Attempts, _Answers):
                 session.add_all([row, current])
                 self.recorder(
                     session,
-                    [Attempt(run_id, entry, npsn, "held", exc.status, _answer_text(exc), None)],
+                    [Attempt(run_id, entry, "held", exc.status, _answer_text(exc), None)],
                 )
                 return self._result(entry, RecordStatus.HELD, row.reason)
         if code == "SKP_SUDAH_ADA" and entry.action is OutboxAction.CREATE_SKP and depth == 0:
@@ -401,16 +398,15 @@ class Deliverer(_Pages, _Attempts, _Answers):
                     assert row is not None
                     row.skp_id = skp_id
                     session.add(row)
-                self._finish_entry(entry, npsn, run_id, "superseded", exc)
-                return self._requeue_update(entry, npsn, run_id, version, counts, depth)
+                self._finish_entry(entry, run_id, "superseded", exc)
+                return self._requeue_update(entry, run_id, version, counts, depth)
         if code in {"SKP_TERKUNCI", "PENILAIAN_SUDAH_ADA"}:
-            return self._finish(entry, npsn, run_id, RecordStatus.LOCKED, "locked", exc)
-        return self._finish(entry, npsn, run_id, RecordStatus.FAILED, "rejected", exc)
+            return self._finish(entry, run_id, RecordStatus.LOCKED, "locked", exc)
+        return self._finish(entry, run_id, RecordStatus.FAILED, "rejected", exc)
 
     def _requeue_update(
         self,
         entry: OutboxHead,
-        npsn: str,
         run_id: str | None,
         version: int,
         counts: Counter[tuple[str, str]],
@@ -436,4 +432,4 @@ class Deliverer(_Pages, _Attempts, _Answers):
                 created_at=self.clock(),
             )
             session.add_all([row, replacement])
-        return self._deliver_one(OutboxHead.of(replacement, npsn), npsn, run_id, counts, depth + 1)
+        return self._deliver_one(OutboxHead.of(replacement, entry.npsn), run_id, counts, depth + 1)

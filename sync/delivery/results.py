@@ -29,7 +29,6 @@ class Attempt:
 
     run_id: str | None
     entry: OutboxHead
-    npsn: str | None
     outcome: str  # delivered | retry | paused | held | rejected | locked | failed
     http_status: int | None
     answer: str | None
@@ -72,7 +71,6 @@ class _Answer:
     """A 2xx answer not yet written (``Deliverer._write_answers`` writes them in batches)."""
 
     entry: OutboxHead
-    npsn: str
     run_id: str | None
     answer: TargetAnswer
     duration_ms: int

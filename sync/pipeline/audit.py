@@ -67,7 +67,7 @@ class LedgerAudit:
                     outcome=attempt.outcome,
                     run_id=attempt.run_id,
                     period=attempt.entry.period,
-                    npsn=attempt.npsn,
+                    npsn=attempt.entry.npsn,
                     nip=attempt.entry.nip,
                     kind=attempt.entry.kind.value,
                     mapping_version=attempt.entry.mapping_version,
