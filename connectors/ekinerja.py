@@ -69,10 +69,17 @@ class EkinerjaClient:
         self._parsed = {_SKP: httpx.URL(self._root + _SKP)}
         self._transport = http._transport_for_url(http.base_url)
         self._timeout = http.timeout.as_dict()
+        # Every header but the key, the bearer and the length, as bytes in wire order: a
+        # request is built from them as is (``stream=``), not normalised and merged again.
         self._headers = [
-            (name, value)
-            for name, value in http.headers.multi_items()
-            if name.lower() not in {"accept", "authorization"}
+            (b"Host", http.base_url.netloc),
+            *(
+                (name.encode("latin-1"), value.encode("latin-1"))
+                for name, value in http.headers.multi_items()
+                if name.lower() not in {"accept", "authorization", "host"}
+            ),
+            (b"Accept", b"application/json"),
+            (b"Content-Type", b"application/json"),
         ]
 
     def __repr__(self) -> str:
@@ -163,10 +170,11 @@ class EkinerjaClient:
             ).encode("utf-8")
         headers = [
             *self._headers,
-            ("Accept", "application/json"),
-            ("Content-Type", "application/json"),
-            ("Idempotency-Key", idempotency_key),
-            *(extra or {}).items(),
+            (b"Idempotency-Key", idempotency_key.encode("ascii")),
+            *(
+                (name.encode("ascii"), value.encode("ascii"))
+                for name, value in (extra or {}).items()
+            ),
         ]
         url = self._parsed.get(path) or self._root + path
         try:
@@ -188,15 +196,21 @@ class EkinerjaClient:
         self,
         method: str,
         url: httpx.URL | str,
-        headers: list[tuple[str, str]],
+        headers: list[tuple[bytes, bytes]],
         content: bytes,
         bearer: str,
     ) -> httpx.Response:
+        # ``stream=``: httpx adds no header of its own, so Host (above) and Content-Length
+        # are ours; the bytes on the wire are those ``content=`` would give.
         request = httpx.Request(
             method,
             url,
-            headers=[*headers, ("Authorization", bearer)],
-            content=content,
+            headers=[
+                *headers,
+                (b"Authorization", bearer.encode("latin-1")),
+                (b"Content-Length", str(len(content)).encode("ascii")),
+            ],
+            stream=httpx.ByteStream(content),
             extensions={"timeout": self._timeout},
         )
         response = self._transport.handle_request(request)

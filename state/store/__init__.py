@@ -95,6 +95,8 @@ class OutboxHead:
         return cls(**{name: getattr(entry, name) for name in _OUTBOX_HEAD}, npsn=npsn)
 
 
+_DELIVERABLE_HEAD = tuple(f.name for f in fields(DeliverableHead))
+
 # The outbox columns of a head, in its fields' order (its ``npsn`` is the deliverable's).
 _OUTBOX_HEAD = tuple(f.name for f in fields(OutboxHead) if f.name != "npsn")
 
@@ -227,34 +229,12 @@ class StateStore(_Claims, _Reports):
         if not nips:
             return {}
         t = _SYNC
-        query = sa_select(
-            t.c.nip,
-            t.c.kind,
-            t.c.assessor_nip,
-            t.c.status,
-            t.c.reason,
-            t.c.reason_code,
-            t.c.payload_hash,
-            t.c.delivered_hash,
-            t.c.skp_id,
-            t.c.skp_version,
-        ).where(t.c.period == period, t.c.nip.in_(list(nips)))
-        found: dict[tuple[str, DeliveryKind], DeliverableHead] = {}
-        for row in session.execute(query):
-            head = DeliverableHead(
-                row.nip,
-                DeliveryKind(row.kind),
-                row.assessor_nip,
-                RecordStatus(row.status),
-                row.reason,
-                row.reason_code,
-                row.payload_hash,
-                row.delivered_hash,
-                row.skp_id,
-                row.skp_version,
-            )
-            found[(head.nip, head.kind)] = head
-        return found
+        query = sa_select(*(t.c[name] for name in _DELIVERABLE_HEAD)).where(
+            t.c.period == period, t.c.nip.in_(list(nips))
+        )
+        # Enum columns come back as their enums: a row is the head's fields in order.
+        heads = (DeliverableHead(*row) for row in session.execute(query))
+        return {(head.nip, head.kind): head for head in heads}
 
     @staticmethod
     def nips_mapped_otherwise(

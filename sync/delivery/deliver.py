@@ -41,6 +41,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import structlog
 
@@ -152,6 +153,10 @@ class Deliverer(_Pages, _Attempts, _Answers):
         self._answers: list[_Answer] = []  # delivered, not yet written (see _write_answers)
         self._write_lock = threading.Lock()
         self.latency_s: float | None = None  # how long an answer takes, a running mean
+        # The logger of the running ``deliver`` call, bound once: structlog's module-level
+        # proxy builds a new logger at every call (about as much as the rest of the
+        # bookkeeping of a request), even for a line its level drops.
+        self._log: Any = log
 
     # -- the phases ----------------------------------------------------------------------
 
@@ -176,6 +181,7 @@ class Deliverer(_Pages, _Attempts, _Answers):
         counts = counts if counts is not None else Counter()
         self.outage = None
         self._left_for_next_run = set()
+        self._log = log.bind()
         try:
             for _round in range(self.max_rounds):
                 deferred = self._deliver_round(
@@ -323,7 +329,7 @@ class Deliverer(_Pages, _Attempts, _Answers):
             # Not sent (or not answered) and the breaker is open: it stays pending, as the
             # entries no thread reached do; the run reports why (``outage``).
             self.outage = outage.reason
-            log.info("deliver.not_sent", **where, kind=entry.kind.value, reason=outage.reason)
+            self._log.info("deliver.not_sent", **where, kind=entry.kind.value, reason=outage.reason)
             return None
         except _GaveUp as gave_up:
             exc = gave_up.last
@@ -332,10 +338,12 @@ class Deliverer(_Pages, _Attempts, _Answers):
                 # Not sent again in this call's later rounds, nor waited for by the records
                 # behind it: a target that does not answer is tried again by the next run.
                 self._left_for_next_run.add((entry.nip, entry.kind))
-                log.warning("deliver.no_answer", **where, kind=entry.kind.value, error=exc.message)
+                self._log.warning(
+                    "deliver.no_answer", **where, kind=entry.kind.value, error=exc.message
+                )
                 return self._result(entry, RecordStatus.PENDING, _not_sent(exc.message))
             reason = f"gave up after {gave_up.attempts} attempts: {_reason(exc)}"
-            log.warning("deliver.gave_up", **where, kind=entry.kind.value, error=exc.message)
+            self._log.warning("deliver.gave_up", **where, kind=entry.kind.value, error=exc.message)
             return self._finish(
                 entry, run_id, RecordStatus.FAILED, "failed", exc, reason, "retries_exhausted"
             )
@@ -348,7 +356,7 @@ class Deliverer(_Pages, _Attempts, _Answers):
                 return self._requeue_update(entry, run_id, version, counts, depth)
             return self._finish(entry, run_id, RecordStatus.FAILED, "rejected", exc)
         except RecordRejected as exc:
-            log.warning(
+            self._log.warning(
                 "deliver.rejected",
                 **where,
                 kind=entry.kind.value,
@@ -357,7 +365,7 @@ class Deliverer(_Pages, _Attempts, _Answers):
             )
             return self._finish(entry, run_id, RecordStatus.FAILED, "rejected", exc)
         self._delivered(entry, run_id, answer, duration_ms, counts)
-        log.info("deliver.ok", **where, kind=entry.kind.value, action=entry.action.value)
+        self._log.info("deliver.ok", **where, kind=entry.kind.value, action=entry.action.value)
         return self._result(entry, RecordStatus.DELIVERED, None)
 
     def _on_conflict(
