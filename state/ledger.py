@@ -46,17 +46,19 @@ change to one is made in sight of the others.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Integer, RowMapping, Table, Text, insert, text
+from sqlalchemy import Column, Insert, Integer, RowMapping, Table, Text, insert, text
 from sqlalchemy import select as sa_select
 from sqlmodel import Field, Session, SQLModel, col, select
 
 import state.models  # noqa: F401  (sets the metadata's naming convention before the table)
+from state.bulk import execute_many
 from state.canonical import canonical_json, canonical_json_bytes
 from state.types import UTCDateTime
 
@@ -289,8 +291,8 @@ def append_many(
         last_seq += 1
         row["seq"], row["prev_hash"] = last_seq, last_hash
         row["hash"] = last_hash = entry_hash(row)
-    # One INSERT of many rows, written while the append lock is held.
-    session.connection().execute(insert(_table()), rows)
+    # One executemany, written while the append lock is held.
+    execute_many(session.connection(), _insert(), rows)
     return rows
 
 
@@ -324,6 +326,11 @@ def _row(event: LedgerEvent, at: dt.datetime) -> dict[str, Any]:
 
 def _table() -> Table:
     return SQLModel.metadata.tables["ledger_entry"]
+
+
+@functools.cache
+def _insert() -> Insert:
+    return insert(_table())
 
 
 # -- reading -------------------------------------------------------------------------------

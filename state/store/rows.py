@@ -8,9 +8,10 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, Update, bindparam, case, func, insert, literal, null, update
+from sqlalchemy import Insert, Table, Update, bindparam, case, func, insert, literal, null, update
 from sqlmodel import Session, SQLModel
 
+from state.bulk import execute_many
 from state.models import OutboxEntry, RecordStatus, SyncRecord
 
 _SYNC: Table = SyncRecord.__table__  # type: ignore[attr-defined]
@@ -18,25 +19,34 @@ _OUTBOX: Table = OutboxEntry.__table__  # type: ignore[attr-defined]
 
 
 def insert_rows(session: Session, model: type[SQLModel], rows: Sequence[dict[str, Any]]) -> None:
-    """One multi-row INSERT of plain rows (Core: no ORM object or bulk-ORM step per row)."""
+    """INSERTs of plain rows, one executemany (no ORM object or bulk-ORM step per row)."""
     if rows:
-        session.execute(insert(model.__table__), list(rows))  # type: ignore[attr-defined]
+        execute_many(session.connection(), _insert(model.__table__), rows)  # type: ignore[attr-defined]
+
+
+@functools.cache
+def _insert(table: Table) -> Insert:
+    return insert(table)
 
 
 def update_rows(
     session: Session, model: type[SQLModel], keys: Sequence[str], rows: Sequence[dict[str, Any]]
 ) -> None:
-    """UPDATEs by primary key, one executemany for the lot (Core): each row names its key
-    columns and the columns it sets; every row sets the same columns."""
+    """UPDATEs by primary key, one executemany for the lot: each row names its key columns
+    and the columns it sets; every row sets the same columns."""
     if not rows:
         return
-    table: Table = model.__table__  # type: ignore[attr-defined]
-    statement = update(table).where(*(table.c[key] == bindparam(f"key_{key}") for key in keys))
+    statement = _update_by_key(model.__table__, tuple(keys))  # type: ignore[attr-defined]
     params = [
         {(f"key_{name}" if name in keys else name): value for name, value in row.items()}
         for row in rows
     ]
-    session.execute(statement, params)
+    execute_many(session.connection(), statement, params)
+
+
+@functools.cache
+def _update_by_key(table: Table, keys: tuple[str, ...]) -> Update:
+    return update(table).where(*(table.c[key] == bindparam(f"key_{key}") for key in keys))
 
 
 @functools.cache
@@ -92,7 +102,8 @@ def close_entries(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     more in the statement itself (nothing is read first)."""
     if not rows:
         return
-    session.execute(
+    execute_many(
+        session.connection(),
         _close_entries(),
         [
             {
@@ -117,7 +128,8 @@ def mark_delivered(session: Session, rows: Sequence[dict[str, Any]], *, at: dt.d
     first and a change committed by another worker in between is not overwritten."""
     if not rows:
         return
-    session.execute(
+    execute_many(
+        session.connection(),
         _mark_delivered(),
         [
             {
