@@ -144,6 +144,7 @@ def _engine(args: argparse.Namespace, urls: dict[str, Any], rate_limit: float) -
     if rate_limit > 0:
         limit = min(limit, rate_limit)
     achieved = requests / deliver_s if deliver_s > 0 else 0.0
+    answers, answer_s = _answer_times(args.db_url)
     return {
         "records": summary.pulled,
         "seconds": seconds,
@@ -157,10 +158,38 @@ def _engine(args: argparse.Namespace, urls: dict[str, Any], rate_limit: float) -
         "stored_per_s": created / deliver_s if deliver_s > 0 else 0.0,
         "limit_per_s": limit,
         "share_of_limit": achieved / limit if limit else 0.0,
+        # What C/L leaves out: an answer takes longer than L (the sandbox's own work, the
+        # loopback, reading the answer), and the threads are not always all sending. The
+        # limit at the answer time the engine saw is C / that time; the threads' busy share
+        # is the time they spent in requests over C times the phase.
+        "answer_ms": 1000 * answer_s / answers if answers else None,
+        "limit_at_answer_time_per_s": args.concurrency * answers / answer_s if answer_s else None,
+        "busy_share": answer_s / (args.concurrency * deliver_s) if deliver_s > 0 else None,
         "latency_ms": args.latency_ms,
         "concurrency": args.concurrency,
         "rate_limit_per_s": rate_limit,
     }
+
+
+def _answer_times(db_url: str) -> tuple[int, float]:
+    """(attempts, seconds spent in them) from the ledger: each attempt's ``duration_ms`` is the
+    time from building its request to its answer parsed."""
+    from sqlalchemy import text
+
+    from state.db import make_engine
+
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            count, total = conn.execute(
+                text(
+                    "SELECT count(duration_ms), coalesce(sum(duration_ms), 0) FROM ledger_entry "
+                    "WHERE duration_ms IS NOT NULL"
+                )
+            ).one()
+    finally:
+        engine.dispose()
+    return int(count), float(total) / 1000
 
 
 def _run(args: argparse.Namespace) -> dict[str, Any]:

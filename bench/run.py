@@ -576,11 +576,20 @@ def render(report: dict[str, Any]) -> str:
                 f"({b['rate_limited_share']:.0%} of R)"
             )
         loop = report["loopback"]
+        unlimited = loop["unlimited"]
         lines.append(
             f"    world {loop.get('records_in_world')} records; delivery phase "
-            f"{loop['unlimited']['deliver_seconds']:.1f} s for "
-            f"{loop['unlimited']['requests']} requests"
+            f"{unlimited['deliver_seconds']:.1f} s for "
+            f"{unlimited['requests']} requests"
         )
+        if unlimited.get("answer_ms"):
+            lines.append(
+                f"    an answer took {unlimited['answer_ms']:.1f} ms on average (L = "
+                f"{s['latency_ms']:g} ms): C / that = "
+                f"{unlimited['limit_at_answer_time_per_s']:,.0f} req/s, of which "
+                f"{b['requests_per_s'] / unlimited['limit_at_answer_time_per_s']:.0%} reached; "
+                f"the threads were in a request {unlimited['busy_share']:.0%} of the phase"
+            )
     else:
         lines.append(f"(b) loopback: {report.get('loopback')}")
     lines.append("")

@@ -55,7 +55,7 @@ class _Claims:
         pending = (col(OutboxEntry.id).in_(ids), col(OutboxEntry.state) == OutboxState.PENDING)
         claim = update(OutboxEntry).values(claimed_by=worker, claimed_until=now + lease)
         with self.unit_of_work() as session:
-            session.execute(
+            taken = session.execute(
                 claim.where(
                     *pending,
                     or_(
@@ -63,8 +63,11 @@ class _Claims:
                         col(OutboxEntry.claimed_until) < now,
                         col(OutboxEntry.claimed_by) == worker,
                     ),
-                )
+                ).returning(col(OutboxEntry.id))
             )
+            mine = set(taken.scalars())
+            if len(mine) == len(ids):
+                return mine  # the usual case: one statement
             holders = session.execute(
                 select(OutboxEntry.id, OutboxEntry.claimed_by).where(*pending)
             ).all()
@@ -73,10 +76,10 @@ class _Claims:
             if not dead:
                 return {entry_id for entry_id, holder in holders if holder == worker}
             session.execute(claim.where(*pending, col(OutboxEntry.claimed_by).in_(dead)))
-            mine = session.execute(
+            held = session.execute(
                 select(OutboxEntry.id).where(*pending, col(OutboxEntry.claimed_by) == worker)
             )
-            return set(mine.scalars())
+            return set(held.scalars())
 
     def claim_entry(
         self,
