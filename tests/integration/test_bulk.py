@@ -6,7 +6,6 @@ statement (``mark_delivered``'s CASE)."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,7 +13,6 @@ from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, delete,
 from sqlmodel import Session
 
 from state.bulk import _compile, execute_many
-from state.db import create_schema, make_engine
 from state.models import (
     DeliveryKind,
     OutboxAction,
@@ -29,14 +27,6 @@ from state.store import close_entries, mark_delivered
 
 WIB = dt.timezone(dt.timedelta(hours=7))
 T0 = dt.datetime(2025, 6, 30, 23, 59, 58, 123456, tzinfo=WIB)
-
-
-@pytest.fixture
-def engine(state_url: str) -> Iterator[Engine]:
-    engine = make_engine(state_url)
-    create_schema(engine)
-    yield engine
-    engine.dispose()
 
 
 def _source_rows() -> list[dict[str, Any]]:

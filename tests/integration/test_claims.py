@@ -5,26 +5,16 @@ or its owner is known dead; an entry no longer pending is never claimed."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, insert, update
 
-from state.db import create_schema, make_engine
 from state.models import DeliveryKind, OutboxAction, OutboxEntry, OutboxState
 from state.store import StateStore
 
 T0 = dt.datetime(2025, 7, 1, 8, 0, tzinfo=dt.UTC)
 LEASE = dt.timedelta(minutes=5)
 OUTBOX = OutboxEntry.__table__  # type: ignore[attr-defined]
-
-
-@pytest.fixture
-def engine(state_url: str) -> Iterator[Engine]:
-    engine = make_engine(state_url)
-    create_schema(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

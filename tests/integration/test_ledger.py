@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,20 +20,12 @@ from sqlalchemy import Engine, exc, insert, select, text
 from sqlmodel import Session, SQLModel
 
 from state import ledger
-from state.db import create_schema, make_engine
+from state.db import create_schema
 from state.ledger import GENESIS_HASH, LedgerEvent, VerifyResult
 from state.ledger_guards import install_guards
 
 T0 = dt.datetime(2025, 3, 1, 1, 2, 3, 456789, tzinfo=dt.UTC)
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def engine(state_url: str) -> Iterator[Engine]:
-    engine = make_engine(state_url)
-    create_schema(engine)
-    yield engine
-    engine.dispose()
 
 
 def _event(i: int, **fields: Any) -> LedgerEvent:
