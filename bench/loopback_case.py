@@ -145,6 +145,7 @@ def _engine(args: argparse.Namespace, urls: dict[str, Any], rate_limit: float) -
         limit = min(limit, rate_limit)
     achieved = requests / deliver_s if deliver_s > 0 else 0.0
     answers, answer_s = _answer_times(args.db_url)
+    served = after["answer_s"] - before["answer_s"]
     return {
         "records": summary.pulled,
         "seconds": seconds,
@@ -165,6 +166,9 @@ def _engine(args: argparse.Namespace, urls: dict[str, Any], rate_limit: float) -
         "answer_ms": 1000 * answer_s / answers if answers else None,
         "limit_at_answer_time_per_s": args.concurrency * answers / answer_s if answer_s else None,
         "busy_share": answer_s / (args.concurrency * deliver_s) if deliver_s > 0 else None,
+        # Of an answer's time, what the sandbox took from the request's arrival in its app to
+        # the answer (L included); the rest is the loopback and the client.
+        "server_ms": 1000 * served / requests if requests else None,
         "latency_ms": args.latency_ms,
         "concurrency": args.concurrency,
         "rate_limit_per_s": rate_limit,

@@ -590,6 +590,11 @@ def render(report: dict[str, Any]) -> str:
                 f"{b['requests_per_s'] / unlimited['limit_at_answer_time_per_s']:.0%} reached; "
                 f"the threads were in a request {unlimited['busy_share']:.0%} of the phase"
             )
+            lines.append(
+                f"    of an answer's {unlimited['answer_ms']:.1f} ms, the sandbox took "
+                f"{unlimited['server_ms']:.1f} ms (from the request's arrival in its app to "
+                "the answer, L included); the rest is the loopback and the client"
+            )
     else:
         lines.append(f"(b) loopback: {report.get('loopback')}")
     lines.append("")

@@ -377,6 +377,7 @@ def create_ekinerja_app(
                 drop_methods=frozenset({"POST", "PUT"}),
                 on_request=store.count_request,
                 on_fault=store.count_fault,
+                on_answered=store.time_answer,
             )
         ],
     )

@@ -177,7 +177,8 @@ class FaultMiddleware:
     """ASGI middleware applying :class:`Faults` to the ``/api/`` paths of an app.
 
     ``on_fault`` is told the kind of every injected fault (``rate_limited``, ``error``,
-    ``maintenance``, ``slow``, ``dropped``); ``on_request`` is called for every API request.
+    ``maintenance``, ``slow``, ``dropped``); ``on_request`` is called for every API request,
+    ``on_answered`` with the seconds from its arrival to its answer (the latency added).
     ``drop_methods`` are the HTTP methods whose answers can be dropped after the work is done.
     """
 
@@ -189,12 +190,14 @@ class FaultMiddleware:
         drop_methods: frozenset[str] = frozenset({"POST", "PUT"}),
         on_request: Callable[[], None] | None = None,
         on_fault: Callable[[str], None] | None = None,
+        on_answered: Callable[[float], None] | None = None,
     ) -> None:
         self.app = app
         self.faults = faults
         self.drop_methods = drop_methods
         self.on_request = on_request
         self.on_fault = on_fault
+        self.on_answered = on_answered
         self._buckets: dict[str, _TokenBucket] = {}
         self._lock = threading.Lock()
 
@@ -204,6 +207,14 @@ class FaultMiddleware:
             return
         if self.on_request is not None:
             self.on_request()
+        started = time.monotonic()
+        try:
+            await self._answer(scope, receive, send)
+        finally:
+            if self.on_answered is not None:
+                self.on_answered(time.monotonic() - started)
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
         faults = self.faults
         if faults.latency_s > 0:
             await asyncio.sleep(faults.latency_s)

@@ -92,6 +92,7 @@ class TargetStore:
         self._by_person: dict[tuple[str, _PeriodKey], str] = {}
         self._penilaian: dict[str, _Penilaian] = {}
         self._keys: dict[str, _Idempotent] = {}
+        self._answer_s = 0.0  # summed over the API requests answered
         self._counts = {
             "skp_created": 0,
             "skp_updated": 0,
@@ -106,7 +107,8 @@ class TargetStore:
 
     # -- reading -------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
-        """Counters: creates, updates, replays, 4xx answers, API requests, faults injected.
+        """Counters: creates, updates, replays, 4xx answers, API requests, faults injected;
+        ``answer_s``: the seconds the API requests took from their arrival to their answer.
 
         ``creates`` counts the API's creates per ``"<nip>/<period kode>"``; SKPs made by hand
         count only under ``skp_by_hand``.
@@ -114,6 +116,7 @@ class TargetStore:
         with self._lock:
             return {
                 **self._counts,
+                "answer_s": self._answer_s,
                 "creates": copy.deepcopy(self._creates),
                 "faults": dict(self._faulted),
             }
@@ -159,6 +162,12 @@ class TargetStore:
     def count_request(self) -> None:
         with self._lock:
             self._counts["requests"] += 1
+
+    def time_answer(self, seconds: float) -> None:
+        """An API request was answered ``seconds`` after it reached the app (``answer_s``:
+        what a benchmark tells the server's share of an answer's time by)."""
+        with self._lock:
+            self._answer_s += seconds
 
     def count_fault(self, kind: str) -> None:
         with self._lock:

@@ -35,6 +35,9 @@ from sync.delivery.results import (
     _reason,
 )
 
+# How many batches of answers may wait to be written before a sending thread waits to write.
+_BACKLOG_BATCHES = 10
+
 
 class _Answers:
     """The writing half of ``Deliverer`` (see ``sync.delivery.deliver``)."""
@@ -59,12 +62,15 @@ class _Answers:
         with self._lock:
             counts[(entry.kind.value, outcome)] += 1
             self._answers.append(_Answer(entry, run_id, answer, duration_ms))
-            full = len(self._answers) >= self.flush_every
-        if full:
-            # Not waited for: while another thread writes a batch, this one goes on sending
-            # (a batch takes a round trip or more on PostgreSQL); what it added is written by
-            # the next full batch or at the end of the phase.
-            self._write_answers(wait=False)
+            unwritten = len(self._answers)
+        if unwritten >= self.flush_every:
+            # Not waited for while the backlog is short: while another thread writes a batch,
+            # this one goes on sending (a batch takes a round trip or more on PostgreSQL);
+            # what it added is written by the next batch or at the end of the phase. Once the
+            # sending outruns the writing by several batches, it waits its turn: the backlog
+            # (memory, and what a crash would send again) stays bounded. Without it, 20,000
+            # records on PostgreSQL left 6,000 answers waiting, RSS 241 MB at 100,000.
+            self._write_answers(wait=unwritten >= _BACKLOG_BATCHES * self.flush_every)
 
     def _write_answers(self, *, wait: bool = True) -> None:
         """Write the 2xx answers not yet written, in one transaction: each entry done, its

@@ -1,6 +1,7 @@
 """How many threads send at once (``Deliverer._senders``): ``concurrency``, but no more than a
 rate limit can keep busy (Little's law: rate x time an answer takes, plus one); and the queue
-they take entries from while the next page is prepared (``sync.delivery.pages._Queue``)."""
+they take entries from while the next page is prepared (``sync.delivery.pages._Queue``); and
+the bound on the answers waiting to be written (``sync.delivery.answers``)."""
 
 from __future__ import annotations
 
@@ -109,3 +110,23 @@ def test_the_claims_of_a_page_not_gone_through_are_handed_back_by_abandon() -> N
     assert claims.through_one() is None
     assert claims.abandon() == {7, 8}
     assert claims.through_one() is None  # a late sender hands back nothing more
+
+
+def test_a_sending_thread_waits_to_write_once_the_backlog_is_several_batches_long() -> None:
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from state.models import DeliveryKind, OutboxAction
+    from sync.delivery.answers import _BACKLOG_BATCHES
+
+    deliverer = _deliverer(0)
+    deliverer.flush_every = 2
+    waits: list[bool] = []
+    # Another thread is writing all along: nothing gets written, the backlog grows.
+    deliverer._write_answers = lambda *, wait=True: waits.append(wait)  # type: ignore[method-assign]
+    entry = cast(Any, SimpleNamespace(action=OutboxAction.CREATE_SKP, kind=DeliveryKind.SKP))
+    answers = _BACKLOG_BATCHES * deliverer.flush_every
+    for _ in range(answers):
+        deliverer._delivered(entry, None, cast(Any, None), 1, Counter())
+    # a batch is full from the second answer on; only the last one waits its turn
+    assert waits == [False] * (answers - 2) + [True]
