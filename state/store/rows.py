@@ -21,6 +21,7 @@ _OUTBOX: Table = OutboxEntry.__table__  # type: ignore[attr-defined]
 def insert_rows(session: Session, model: type[SQLModel], rows: Sequence[dict[str, Any]]) -> None:
     """INSERTs of plain rows, one executemany (no ORM object or bulk-ORM step per row)."""
     if rows:
+        session.flush()  # what the session holds goes first, as ``session.execute`` would
         execute_many(session.connection(), _insert(model.__table__), rows)  # type: ignore[attr-defined]
 
 
@@ -41,6 +42,7 @@ def update_rows(
         {(f"key_{name}" if name in keys else name): value for name, value in row.items()}
         for row in rows
     ]
+    session.flush()  # what the session holds goes first, as ``session.execute`` would
     execute_many(session.connection(), statement, params)
 
 
