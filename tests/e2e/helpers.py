@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -77,3 +78,35 @@ def expected_after_sync(world: SandboxWorld, period: str) -> Expected:
         if record["penilaian"]["status"] == "final":
             assessment[key] = 1
     return Expected(skp, assessment, held, defects)
+
+
+def refusals(state_url: str) -> list[tuple[str, int, str | None]]:
+    """(outcome, status, kode) of every attempt the target answered with a 4xx (the ledger).
+
+    With two workers, one refusal is in the design: a guru's SKP sent by one worker before
+    the other has read (and sent) its penilai's record gets 409 PENILAI_BELUM_ADA_SKP, is
+    held, and goes again once its penilai's SKP is there."""
+    from sqlalchemy import text
+
+    from state.db import make_engine
+
+    engine = make_engine(state_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT outcome, http_status, answer_body FROM ledger_entry "
+                    "WHERE http_status >= 400 AND http_status < 500"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    return [(outcome, status, _kode(body)) for outcome, status, body in rows]
+
+
+def _kode(body: str) -> str | None:
+    try:
+        answer = json.loads(body)
+    except ValueError:  # an answer without a JSON body is kept as its message
+        return None
+    return answer.get("kode") if isinstance(answer, dict) else None
