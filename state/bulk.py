@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Insert, Table, insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.dml import UpdateBase
 
@@ -62,6 +62,16 @@ def execute_many(
     connection.exec_driver_sql(compiled.sql, params)
 
 
+def insert_many(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """``execute_many`` of the table's INSERT."""
+    execute_many(connection, _insert(table), rows)
+
+
+@functools.cache
+def _insert(table: Table) -> Insert:
+    return insert(table)  # one statement per table: its compiled form is kept (module docstring)
+
+
 @functools.lru_cache(maxsize=128)
 def _compile(statement: UpdateBase, dialect: Dialect, keys: tuple[str, ...]) -> _Compiled | None:
     """The statement as the driver takes it, or None when SQLAlchemy must fill in a row."""
@@ -70,8 +80,10 @@ def _compile(statement: UpdateBase, dialect: Dialect, keys: tuple[str, ...]) -> 
     # a constant is bound like a literal; one computed per row (a callable) is left to
     # ``execute``, as are binds the rows would not fill.
     defaults: dict[str, Any] = {}
-    for column in [*compiled.insert_prefetch, *compiled.update_prefetch]:
-        default = column.default if column in compiled.insert_prefetch else column.onupdate
+    prefetched = [(column, column.default) for column in compiled.insert_prefetch] + [
+        (column, column.onupdate) for column in compiled.update_prefetch
+    ]
+    for column, default in prefetched:
         if default is None or not default.is_scalar:
             return None
         defaults[column.key] = default.arg  # type: ignore[attr-defined]

@@ -46,19 +46,18 @@ change to one is made in sight of the others.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Insert, Integer, RowMapping, Table, Text, insert, text
+from sqlalchemy import Column, Integer, RowMapping, Table, Text, text
 from sqlalchemy import select as sa_select
 from sqlmodel import Field, Session, SQLModel, col, select
 
 import state.models  # noqa: F401  (sets the metadata's naming convention before the table)
-from state.bulk import execute_many
+from state.bulk import insert_many
 from state.canonical import canonical_json, canonical_json_bytes
 from state.types import UTCDateTime
 
@@ -293,7 +292,7 @@ def append_many(
         row["seq"], row["prev_hash"] = last_seq, last_hash
         row["hash"] = last_hash = entry_hash(row)
     # One executemany, written while the append lock is held.
-    execute_many(session.connection(), _insert(), rows)
+    insert_many(session.connection(), _table(), rows)
     return rows
 
 
@@ -327,11 +326,6 @@ def _row(event: LedgerEvent, at: dt.datetime) -> dict[str, Any]:
 
 def _table() -> Table:
     return SQLModel.metadata.tables["ledger_entry"]
-
-
-@functools.cache
-def _insert() -> Insert:
-    return insert(_table())
 
 
 # -- reading -------------------------------------------------------------------------------

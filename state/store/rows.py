@@ -8,10 +8,10 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Insert, Table, Update, bindparam, case, func, insert, literal, null, update
+from sqlalchemy import Table, Update, bindparam, case, func, literal, null, update
 from sqlmodel import Session, SQLModel
 
-from state.bulk import execute_many
+from state.bulk import execute_many, insert_many
 from state.models import OutboxEntry, RecordStatus, SyncRecord
 
 _SYNC: Table = SyncRecord.__table__  # type: ignore[attr-defined]
@@ -22,12 +22,7 @@ def insert_rows(session: Session, model: type[SQLModel], rows: Sequence[dict[str
     """INSERTs of plain rows, one executemany (no ORM object or bulk-ORM step per row)."""
     if rows:
         session.flush()  # what the session holds goes first, as ``session.execute`` would
-        execute_many(session.connection(), _insert(model.__table__), rows)  # type: ignore[attr-defined]
-
-
-@functools.cache
-def _insert(table: Table) -> Insert:
-    return insert(table)
+        insert_many(session.connection(), model.__table__, rows)  # type: ignore[attr-defined]
 
 
 def update_rows(

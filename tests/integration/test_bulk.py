@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, delete, insert, select
 from sqlmodel import Session
 
-from state.bulk import _compile, execute_many
+from state.bulk import _compile, execute_many, insert_many
 from state.models import (
     DeliveryKind,
     OutboxAction,
@@ -107,7 +107,7 @@ def test_an_insert_writes_what_execute_writes(engine: Engine, model: Any, rows: 
     expected = _read(engine, table)
     with engine.begin() as connection:
         connection.execute(delete(table))
-        execute_many(connection, statement, rows())
+        insert_many(connection, table, rows())
     assert _read(engine, table) == expected
     assert _compile(statement, engine.dialect, tuple(rows()[0])) is not None  # not the fallback
 
