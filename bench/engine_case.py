@@ -172,8 +172,8 @@ def _engine_run(args: argparse.Namespace, *, profile: bool = False) -> dict[str,
 # -- naive baseline -------------------------------------------------------------------------
 
 
-def delivered_requests(db_url: str) -> list[tuple[str, str, str]]:
-    """(action, nip, body) of every delivered request, in the order the engine sent them."""
+def ledger_rows(db_url: str, sql: str) -> list[Any]:
+    """The rows of one query of the state store (the ledger, after a measured run)."""
     from sqlalchemy import text
 
     from state.db import make_engine
@@ -181,14 +181,18 @@ def delivered_requests(db_url: str) -> list[tuple[str, str, str]]:
     engine = make_engine(db_url)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(
-                text(
-                    "SELECT action, nip, request_body FROM ledger_entry "
-                    "WHERE outcome = 'delivered' ORDER BY seq"
-                )
-            ).all()
+            return list(conn.execute(text(sql)).all())
     finally:
         engine.dispose()
+
+
+def delivered_requests(db_url: str) -> list[tuple[str, str, str]]:
+    """(action, nip, body) of every delivered request, in the order the engine sent them."""
+    rows = ledger_rows(
+        db_url,
+        "SELECT action, nip, request_body FROM ledger_entry "
+        "WHERE outcome = 'delivered' ORDER BY seq",
+    )
     return [(str(a), str(n), str(b)) for a, n, b in rows]
 
 

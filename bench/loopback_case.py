@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from bench.engine_case import _Phases, _quiet_logs, delivered_requests, naive_push
+from bench.engine_case import _Phases, _quiet_logs, delivered_requests, ledger_rows, naive_push
 
 PERIOD = "2025-1"
 
@@ -178,21 +178,11 @@ def _engine(args: argparse.Namespace, urls: dict[str, Any], rate_limit: float) -
 def _answer_times(db_url: str) -> tuple[int, float]:
     """(attempts, seconds spent in them) from the ledger: each attempt's ``duration_ms`` is the
     time from building its request to its answer parsed."""
-    from sqlalchemy import text
-
-    from state.db import make_engine
-
-    engine = make_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            count, total = conn.execute(
-                text(
-                    "SELECT count(duration_ms), coalesce(sum(duration_ms), 0) FROM ledger_entry "
-                    "WHERE duration_ms IS NOT NULL"
-                )
-            ).one()
-    finally:
-        engine.dispose()
+    ((count, total),) = ledger_rows(
+        db_url,
+        "SELECT count(duration_ms), coalesce(sum(duration_ms), 0) FROM ledger_entry "
+        "WHERE duration_ms IS NOT NULL",
+    )
     return int(count), float(total) / 1000
 
 
