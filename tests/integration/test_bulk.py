@@ -185,3 +185,34 @@ def test_a_default_computed_per_row_is_left_to_execute(engine: Engine) -> None:
             ("a", "per-row"),
             ("b", "per-row"),
         ]
+
+
+def test_rows_go_in_in_their_order(engine: Engine) -> None:
+    """Outbox ids are given in the order of the rows (delivery order follows them)."""
+    rows = [
+        {**_outbox_rows()[0], "nip": f"1980010120050110{i:02d}", "idempotency_key": f"k{i}"}
+        for i in reversed(range(60))
+    ]
+    with engine.begin() as connection:
+        insert_many(connection, OutboxEntry.__table__, rows)  # type: ignore[attr-defined]
+        table = OutboxEntry.__table__  # type: ignore[attr-defined]
+        nips = list(connection.execute(select(table.c.nip).order_by(table.c.id)).scalars())
+    assert nips == [row["nip"] for row in rows]
+
+
+def test_an_update_naming_one_key_twice_applies_both_rows(engine: Engine) -> None:
+    """Each row is one execution, as with ``execute``: a key named twice is changed twice."""
+    with engine.begin() as connection:
+        connection.execute(insert(OutboxEntry.__table__), _outbox_rows()[:1])  # type: ignore[attr-defined]
+    now = dt.datetime(2025, 7, 1, 8, 0, tzinfo=dt.UTC)
+    with Session(engine) as session:
+        (entry_id,) = session.execute(select(OutboxEntry.__table__.c.id)).scalars()  # type: ignore[attr-defined]
+        row = {"id": entry_id, "state": OutboxState.DONE, "finished_at": now}
+        close_entries(
+            session,
+            [{**row, "last_status": status, "last_answer": "{}"} for status in (500, 201)],
+        )
+        session.commit()
+    with engine.connect() as connection:
+        table = OutboxEntry.__table__  # type: ignore[attr-defined]
+        assert connection.execute(select(table.c.attempts, table.c.last_status)).one() == (2, 201)
