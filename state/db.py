@@ -14,6 +14,7 @@ from sqlmodel import create_engine
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_random
 
 # Imported for their side effect: registering every table on the metadata.
+from state.canonical import canonical_json
 from state.ledger_guards import install_guards
 from state.schema import SchemaState, check, require_current, upgrade
 
@@ -139,9 +140,18 @@ def _last_words(said: str) -> str:
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """The one place an engine is made. SQLite gets foreign keys, WAL and a busy timeout."""
+    """The one place an engine is made. SQLite gets foreign keys, WAL and a busy timeout.
+
+    JSON columns (a source record as read, a run's summary) are written as canonical JSON:
+    the same value as ``json.dumps`` writes (read back alike), in orjson's time; a page's
+    source records took 8 % of the ingest in ``json.dumps`` alone."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, echo=echo, connect_args={"timeout": _SQLITE_BUSY_TIMEOUT})
+        engine = create_engine(
+            url,
+            echo=echo,
+            connect_args={"timeout": _SQLITE_BUSY_TIMEOUT},
+            json_serializer=canonical_json,
+        )
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -158,7 +168,13 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         # PostgreSQL may then keep a generic plan made while the tables were small (a
         # sequential scan per page of a first sync: quadratic in the semester's size).
         connect_args["prepare_threshold"] = None
-    return create_engine(url, echo=echo, pool_pre_ping=True, connect_args=connect_args)
+    return create_engine(
+        url,
+        echo=echo,
+        pool_pre_ping=True,
+        connect_args=connect_args,
+        json_serializer=canonical_json,
+    )
 
 
 # Switching a database file to WAL needs it to itself, and SQLite answers "database is locked"

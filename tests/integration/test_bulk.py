@@ -9,10 +9,23 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, Engine, Integer, MetaData, String, Table, delete, insert, select
+from sqlalchemy import (
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    cast,
+    delete,
+    insert,
+    select,
+)
 from sqlmodel import Session
 
 from state.bulk import _compile, execute_many, insert_many
+from state.canonical import canonical_json
 from state.models import (
     DeliveryKind,
     OutboxAction,
@@ -216,3 +229,18 @@ def test_an_update_naming_one_key_twice_applies_both_rows(engine: Engine) -> Non
     with engine.connect() as connection:
         table = OutboxEntry.__table__  # type: ignore[attr-defined]
         assert connection.execute(select(table.c.attempts, table.c.last_status)).one() == (2, 201)
+
+
+def test_json_columns_hold_canonical_json(engine: Engine) -> None:
+    """A source record's body is stored as its canonical JSON (``make_engine``'s serializer,
+    orjson's speed) and read back as the value written, on both databases."""
+    rows = _source_rows()
+    with engine.begin() as connection:
+        insert_many(connection, SourceRecord.__table__, rows)  # type: ignore[attr-defined]
+        table = SourceRecord.__table__  # type: ignore[attr-defined]
+        stored = connection.execute(
+            select(table.c.id, cast(table.c.body, Text), table.c.body).order_by(table.c.id)
+        ).all()
+    assert [(text, body) for _, text, body in stored] == [
+        (canonical_json(row["body"]), row["body"]) for row in rows
+    ]
