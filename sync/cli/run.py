@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import Counter
+from collections.abc import Sequence
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -14,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from connectors.errors import FatalError, RetriableError
+from mappings.model import ListedPeriod
 from mappings.periods import PeriodListingError
 from state.models import SourceRecord
 from sync.bootstrap import build_app, build_store
@@ -107,10 +109,13 @@ def run(
     ):
         try:
             check_in_source(application.source, schools, where)
-            for code in periods or _default_periods(settings, application):
+            # The source's periods asked once, for choosing the periods and for every run
+            # (a dry run keeps nothing, not even the listing).
+            listing = fetch_listing(application.source, None if dry_run else application.store)
+            for code in periods or _default_periods(settings, listing):
                 summaries.append(
                     application.engine.run(
-                        code, schools=schools, dry_run=dry_run, progress=progress
+                        code, schools=schools, dry_run=dry_run, progress=progress, listing=listing
                     )
                 )
         except FatalError as exc:
@@ -142,10 +147,8 @@ def run(
         raise typer.Exit(EXIT_UNREACHABLE)
 
 
-def _default_periods(settings: Settings, application: Any) -> list[str]:
+def _default_periods(settings: Settings, listing: Sequence[ListedPeriod]) -> list[str]:
     """``[sync] periods``, else the periods the source lists as active today (WIB)."""
-
-    listing = fetch_listing(application.source, application.store)
     periods = resolve_periods(
         settings.sync.periods,
         listing,

@@ -137,7 +137,7 @@ def demo(
             },
         )
         with build_app(settings, create_store=True) as application:  # the demo's own store
-            listing = fetch_listing(application.source, None)
+            listing = fetch_listing(application.source, application.store)
             try:
                 chosen = (
                     find_period(listing, period)
@@ -156,10 +156,10 @@ def demo(
                 f"{sum(1 for d in world.defects if d.source_id in _ids(world, period))} "
                 "deliberately bad"
             )
-            summary = application.engine.run(period)
+            summary = application.engine.run(period, listing=listing)
             print_summary(summary)
             print_quarantine(application.store.quarantined(period))
-            again = application.engine.run(period)
+            again = application.engine.run(period, listing=listing)
         stats = box.target.stats()
     console.print(
         f"e-Kinerja sandbox holds {stats['skp_created']} SKP created, "

@@ -20,7 +20,7 @@ import structlog
 from sqlmodel import Session
 
 from connectors.pmm import PmmClient
-from mappings.model import Period
+from mappings.model import ListedPeriod, Period
 from mappings.periods import find_period
 from mappings.versions import MappingVersion
 from state.models import (
@@ -83,10 +83,15 @@ class Engine(_Ingest):
         schools: Sequence[str] = (),
         dry_run: bool = False,
         progress: Callable[[str, int], None] | None = None,
+        listing: Sequence[ListedPeriod] | None = None,
     ) -> RunSummary:
+        """Sync ``period``. ``listing``: the source's periods as the caller has just fetched
+        them (``fetch_listing``), so the source is not asked twice; None: asked here."""
         run_id = str(uuid.uuid4())
         # The period as the source lists it (its kind above all); a dry run keeps nothing.
-        listing = fetch_listing(self.source, None if dry_run else self.store, clock=self.clock)
+        if listing is None:
+            store = None if dry_run else self.store
+            listing = fetch_listing(self.source, store, clock=self.clock)
         listed = find_period(listing, period)
         mapping = self.mappings.for_period(listed.period)
         summary = RunSummary(

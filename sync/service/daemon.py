@@ -163,6 +163,7 @@ class Daemon:
         self._metrics: DaemonMetrics | None = None
         self._scheduler: Any = None
         self._listing: list[ListedPeriod] = []
+        self._fresh = False  # whether ``_listing`` is the source's answer of this job
 
     # -- what to sync ----------------------------------------------------------------------
 
@@ -170,8 +171,10 @@ class Daemon:
         """Ask the source for its periods (kept in the state store); when it cannot answer,
         go on with the listing it gave last."""
         assert self._app is not None
+        self._fresh = False
         try:
             self._listing = fetch_listing(self._app.source, self._app.store, clock=self.clock)
+            self._fresh = True
         except (SyncError, PeriodListingError) as exc:
             message = exc.message if isinstance(exc, SyncError) else str(exc)
             if not self._listing:
@@ -473,7 +476,10 @@ class Daemon:
 
     def _sync(self, period: str) -> None:
         assert self._app is not None
-        summary = self._app.engine.run(period, schools=self.settings.sync.schools)
+        # The listing this job just fetched is not asked for again; a stale one (the source
+        # did not answer) is not used: the run asks, and fails as it should.
+        listing = self._listing if self._fresh else None
+        summary = self._app.engine.run(period, schools=self.settings.sync.schools, listing=listing)
         _raise_if_unreachable(summary.target_unreachable)
 
     def _retry(self, period: str) -> None:

@@ -54,7 +54,7 @@ Handler = Callable[[httpx.Request], httpx.Response | None]
 
 
 class _Intercepting(httpx.BaseTransport):
-    """The target's transport: counts API requests, lets a test's handler answer first."""
+    """A sandbox app's transport: counts API requests, lets a test's handler answer first."""
 
     def __init__(self, inner: httpx.BaseTransport) -> None:
         self.inner = inner
@@ -91,7 +91,7 @@ class InProcessSandbox:
         self.target = TargetStore()
         pmm = create_pmm_app(self.world, self.source_faults, schema_version=self.schema_version)
         ekinerja = create_ekinerja_app(self.world, self.target, self.faults)
-        self.source_transport = SyncASGITransport(pmm, self.portal)
+        self.source_transport = _Intercepting(SyncASGITransport(pmm, self.portal))
         self.target_transport = _Intercepting(SyncASGITransport(ekinerja, self.portal))
 
     def intercept(self, handler: Handler | None) -> None:
@@ -109,6 +109,11 @@ class InProcessSandbox:
     def api_requests(self) -> list[tuple[str, str]]:
         """(method, path) of every target API request that reached the transport."""
         return list(self.target_transport.api_requests)
+
+    @property
+    def source_requests(self) -> list[tuple[str, str]]:
+        """(method, path) of every source API request."""
+        return list(self.source_transport.api_requests)
 
 
 class Sleeps:
