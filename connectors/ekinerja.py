@@ -67,7 +67,12 @@ class EkinerjaClient:
         # The URL of creating an SKP (every second request), parsed once: parsing a URL is a
         # third of building a request.
         self._parsed = {_SKP: httpx.URL(self._root + _SKP)}
-        self._transport = http._transport_for_url(http.base_url)
+        # The transport httpx would choose for the base URL, called directly; without it,
+        # the public ``Client.send`` (the same request and bytes, with the Client's work).
+        transport = _transport_for(http)
+        self._handle: Callable[[httpx.Request], httpx.Response] = (
+            http.send if transport is None else transport.handle_request
+        )
         self._timeout = http.timeout.as_dict()
         # Every header but the key, the bearer and the length, as bytes in wire order: a
         # request is built from them as is (``stream=``), not normalised and merged again.
@@ -213,7 +218,7 @@ class EkinerjaClient:
             stream=httpx.ByteStream(content),
             extensions={"timeout": self._timeout},
         )
-        response = self._transport.handle_request(request)
+        response = self._handle(request)
         response.request = request
         try:
             response.read()
@@ -244,6 +249,17 @@ class EkinerjaClient:
         return TargetAnswer(
             status=response.status_code, body=body, duration_s=self._clock() - started
         )
+
+
+def _transport_for(http: httpx.Client) -> httpx.BaseTransport | None:
+    """The transport ``http`` uses for its base URL (its mounts: proxies, TLS as configured),
+    or None. The choice is a private method of httpx's: a release without it costs the lean
+    write path, not the writes."""
+    choose = getattr(http, "_transport_for_url", None)
+    if not callable(choose):
+        return None
+    transport = choose(http.base_url)
+    return transport if isinstance(transport, httpx.BaseTransport) else None
 
 
 def _period_params(year: int, semester: int | None, jenis: str) -> dict[str, str | int]:

@@ -22,6 +22,7 @@ from connectors import (
     SyncError,
     TargetAnswer,
     TargetPaused,
+    ekinerja,
 )
 
 BASE = "https://ekinerja.example"
@@ -87,6 +88,41 @@ def test_create_skp(router: respx.MockRouter, client: EkinerjaClient, clock: Fak
     assert json.loads(request.content.decode("utf-8")) == SKP_BODY
     assert "Cabang Ñ".encode() in request.content  # UTF-8, not \\u escapes
     assert "If-Match" not in request.headers
+
+
+def test_without_httpx_s_transport_choice_a_write_goes_through_the_client_alike(
+    router: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lean path calls a private method of httpx's (the transport for the base URL); a
+    release without it falls back to ``Client.send``: the same request, the same answer."""
+    answer = {"id_skp": "SKP-1", "status": "diterima", "versi": 1}
+    route = router.post("/api/v1/skp").mock(return_value=httpx.Response(201, json=answer))
+    sends: list[str] = []
+    original_send = httpx.Client.send
+
+    def counting_send(self: httpx.Client, request: httpx.Request, **kw: Any) -> httpx.Response:
+        sends.append(request.url.path)
+        return original_send(self, request, **kw)
+
+    def sent(*, lean: bool) -> tuple[TargetAnswer, httpx.Request]:
+        with monkeypatch.context() as m:
+            m.setattr(httpx.Client, "send", counting_send)
+            if not lean:
+                m.setattr(ekinerja, "_transport_for", lambda http: None)
+            with httpx.Client(base_url=BASE, timeout=5) as http:
+                client = EkinerjaClient(http, client_id="sync", client_secret=SECRET)
+                result = client.create_skp(SKP_BODY, idempotency_key="skp-key-1")
+        return result, route.calls.last.request
+
+    lean, lean_request = sent(lean=True)
+    assert sends == ["/oauth/token"]  # the write went to the transport itself
+    public, public_request = sent(lean=False)
+    assert sends[1:] == ["/oauth/token", "/api/v1/skp"]  # the write went through the Client
+    assert (public.status, public.body) == (lean.status, lean.body) == (201, answer)
+    assert public_request.method == lean_request.method
+    assert public_request.url == lean_request.url
+    assert public_request.headers.multi_items() == lean_request.headers.multi_items()
+    assert public_request.content == lean_request.content
 
 
 def test_token_scope_and_reuse(router: respx.MockRouter, client: EkinerjaClient) -> None:
