@@ -476,8 +476,7 @@ class Daemon:
 
     def _sync(self, period: str) -> None:
         assert self._app is not None
-        # The listing this job just fetched is not asked for again; a stale one (the source
-        # did not answer) is not used: the run asks, and fails as it should.
+        # Not asked twice; a stale listing (the source did not answer) is not used.
         listing = self._listing if self._fresh else None
         summary = self._app.engine.run(period, schools=self.settings.sync.schools, listing=listing)
         _raise_if_unreachable(summary.target_unreachable)
