@@ -13,8 +13,9 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlmodel import create_engine
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_random
 
-# Imported for their side effect: registering every table on the metadata.
 from state.canonical import canonical_json
+
+# Imported for their side effect: registering every table on the metadata.
 from state.ledger_guards import install_guards
 from state.schema import SchemaState, check, require_current, upgrade
 
