@@ -663,6 +663,21 @@ def test_idempotency_replay_reuse_and_conflict(
     assert ek.get("/_sandbox/stats").json() == stats
 
 
+def test_an_answer_is_timed_before_the_client_has_it(
+    ek: httpx.Client, wauth: dict[str, str], target: Sandbox, small_world: SandboxWorld
+) -> None:
+    """``answer_s`` counts an answer as it starts, so whoever reads the counters after an
+    answer arrived finds it in them (it was counted after the answer, and read too early)."""
+    head, _ = head_and_guru(small_world)
+    body = skp_body(small_world, head)
+    seen = target.target.stats()["answer_s"]
+    for i in range(30):
+        ek.post("/api/v1/skp", json=body, headers=idem(f"key-{i}", wauth))
+        now = target.target.stats()["answer_s"]
+        assert now > seen
+        seen = now
+
+
 def test_concurrent_requests_with_one_key_create_once(
     target: Sandbox, wauth: dict[str, str], small_world: SandboxWorld
 ) -> None:
