@@ -207,27 +207,22 @@ class FaultMiddleware:
             return
         if self.on_request is not None:
             self.on_request()
-        on_answered = self.on_answered
-        if on_answered is None:
-            await self._answer(scope, receive, send)
-            return
-        started = time.monotonic()
-        timed = False
+        answered = self.on_answered or (lambda seconds: None)
+        started, timed = time.monotonic(), False
 
         async def send_timed(message: Message) -> None:
-            # Counted as the answer starts, before the client can have it: whoever reads the
-            # counters after an answer arrived finds it counted.
+            # Counted as the answer starts, before the client can have it.
             nonlocal timed
             if message["type"] == "http.response.start" and not timed:
                 timed = True
-                on_answered(time.monotonic() - started)
+                answered(time.monotonic() - started)
             await send(message)
 
         try:
             await self._answer(scope, receive, send_timed)
         finally:
             if not timed:  # no answer (a dropped connection): counted all the same
-                on_answered(time.monotonic() - started)
+                answered(time.monotonic() - started)
 
     async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
         faults = self.faults
