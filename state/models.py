@@ -129,6 +129,9 @@ class SyncRecord(SQLModel, table=True):
     npsn: str = Field(max_length=8)
     source_id: str = Field(max_length=200)
     assessor_nip: str = Field(max_length=18)
+    # The penilai's role as PMM gives it (``mappings.model.Role``: principal, supervisor,
+    # head_of_office); None for rows planned before it was kept.
+    assessor_role: str | None = Field(default=None, max_length=16)
     status: RecordStatus = Field(max_length=32)
     reason_code: str | None = Field(default=None, max_length=64)  # e.g. NIP_TIDAK_DITEMUKAN
     reason: str | None = Field(default=None, sa_column=Column(Text))

@@ -63,6 +63,7 @@ class DeliverableHead:
     nip: str
     kind: DeliveryKind
     assessor_nip: str
+    assessor_role: str | None
     status: RecordStatus
     reason: str | None
     reason_code: str | None

@@ -51,6 +51,7 @@ from connectors.errors import (
     PreconditionFailed,
     RecordRejected,
 )
+from mappings.model import Role
 from state.models import (
     DeliveryKind,
     OutboxAction,
@@ -146,6 +147,7 @@ class Deliverer(_Pages, _Attempts, _Answers):
         # Deliverables the running ``deliver`` call leaves to the next run: their request got
         # no answer at all, or the SKP they hang under did.
         self._left_for_next_run: set[tuple[str, DeliveryKind]] = set()
+        self._read_elsewhere = False  # see ``deliver``
         # Why the last ``deliver`` left requests unsent for want of e-Kinerja (None: it did
         # not): the breaker opened, or a request got no answer at all, however often tried.
         self.outage: str | None = None
@@ -169,19 +171,26 @@ class Deliverer(_Pages, _Attempts, _Answers):
         counts: Counter[tuple[str, str]] | None = None,
         only: set[tuple[str, DeliveryKind]] | None = None,
         progress: Callable[[str, int], None] | None = None,
+        read_elsewhere: bool = False,
     ) -> list[DeliveryResult]:
         """Send the unsent requests of the period (optionally of some schools, or only some
         deliverables). Returns what did not end delivered (held, waiting, failed, locked);
         ``counts`` gets (kind, sent_new|sent_updated) per delivery.
 
         A guru's SKP whose penilai's SKP another worker is still sending is deferred, and
-        picked up again in a next round once that one is through.
+        picked up again in a next round once that one is through. ``read_elsewhere``: another
+        worker is still reading the period, so an SKP whose penilai is a kepala sekolah with
+        no record yet is deferred too (the record may be on a page not read yet; sent first,
+        the SKP would only be held by e-Kinerja and sent again). A pengawas or a kepala dinas
+        never has a record in PMM: an SKP they assess is not held back (waiting for them
+        held back every kepala sekolah, and every guru behind them, until the walk ended).
         """
         results: list[DeliveryResult] = []
         counts = counts if counts is not None else Counter()
         self.outage = None
         self._left_for_next_run = set()
         self._log = log.bind()
+        self._read_elsewhere = read_elsewhere
         try:
             for _round in range(self.max_rounds):
                 deferred = self._deliver_round(
@@ -304,6 +313,15 @@ class Deliverer(_Pages, _Attempts, _Answers):
             if (assessor.nip, DeliveryKind.SKP) in self._left_for_next_run:
                 self._left_for_next_run.add((entry.nip, entry.kind))
                 return self._result(entry, RecordStatus.PENDING, _not_sent(_PENILAI_UNANSWERED))
+            return self._result(entry, RecordStatus.PENDING, _DEFERRED)
+        if (
+            assessor is None
+            and self._read_elsewhere
+            and entry.kind is DeliveryKind.SKP
+            and context.record.assessor_role == Role.PRINCIPAL
+            and context.record.assessor_nip != entry.nip
+        ):
+            # Its kepala sekolah's record may still come from the walk (``deliver``).
             return self._result(entry, RecordStatus.PENDING, _DEFERRED)
         if entry.kind is DeliveryKind.ASSESSMENT and (skp is None or skp.delivered_hash is None):
             if skp is not None and skp.status is RecordStatus.PENDING:

@@ -152,7 +152,7 @@ class Engine(_Ingest):
                 walking = not walked and self.store.school_held_elsewhere(
                     period, PERIOD_WIDE, self.deliverer.worker, now=self.clock(), orphaned=orphaned
                 )
-                self.deliver(period, npsns, summary, progress)
+                self.deliver(period, npsns, summary, progress, read_elsewhere=walking)
                 if not walking or self.deliverer.stop.is_set():
                     break
                 self.deliverer.gate.sleep(_WALK_WAIT_S)
@@ -299,11 +299,19 @@ class Engine(_Ingest):
         npsns: Sequence[str],
         summary: RunSummary,
         progress: Callable[[str, int], None] | None = None,
+        *,
+        read_elsewhere: bool = False,
     ) -> list[DeliveryResult]:
-        """Send the unsent requests of the period: penilai SKPs, other SKPs, penilaian."""
+        """Send the unsent requests of the period: penilai SKPs, other SKPs, penilaian
+        (``read_elsewhere``: another worker is still reading the period)."""
         counts: Counter[tuple[str, str]] = Counter()
         results = self.deliverer.deliver(
-            period, npsns, run_id=summary.run_id, counts=counts, progress=progress
+            period,
+            npsns,
+            run_id=summary.run_id,
+            counts=counts,
+            progress=progress,
+            read_elsewhere=read_elsewhere,
         )
         summary.outcomes.update(counts)
         summary.target_unreachable = summary.target_unreachable or self.deliverer.outage

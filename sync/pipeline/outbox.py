@@ -155,6 +155,7 @@ class _Outbox:
             if row is not None and record is not None:
                 row.npsn, row.source_id = record.school.npsn, record.source_id
                 row.assessor_nip = record.assessor.nip
+                row.assessor_role = record.assessor.role.value
                 if decision.payload_hash is not None and decision.payload_hash == row.payload_hash:
                     row.mapping_version = mapping.name  # it makes the same payload
                 session.add(row)
@@ -176,6 +177,7 @@ class _Outbox:
                     "npsn": record.school.npsn,
                     "source_id": record.source_id,
                     "assessor_nip": record.assessor.nip,
+                    "assessor_role": record.assessor.role.value,
                     "status": decision.status,
                     "reason": decision.reason,
                     "reason_code": None,
@@ -192,6 +194,7 @@ class _Outbox:
             if record is not None:
                 row.npsn, row.source_id = record.school.npsn, record.source_id
                 row.assessor_nip = record.assessor.nip
+                row.assessor_role = record.assessor.role.value
             row.status, row.reason, row.reason_code = decision.status, decision.reason, None
             for key, value in mapped.items():
                 setattr(row, key, value)

@@ -259,3 +259,51 @@ def test_a_killed_workers_claims_are_taken_over_at_once(sandbox: Box, state_url:
         app.engine.deliverer.deliver(PERIOD)
         assert box.target.stats()["creates"]["skp"] == expected.skp
         assert box.target.stats()["creates"]["penilaian"] == expected.assessment
+
+
+def test_while_another_worker_reads_the_period_a_guru_waits_for_its_penilai_record(
+    sandbox: Box, sqlite_url: str
+) -> None:
+    world = generate_world(schools=1, teachers_per_school=3, seed=21, periods=[PERIOD])
+    penilai = _principal(world)
+    box = sandbox(world)
+    sleeps = Sleeps()
+    with app_for(box, sqlite_url, sleep=sleeps) as app:
+        _plan_only(app)
+        # The walk has not reached the kepala sekolah's record yet: it is not in the state.
+        with Session(app.store.engine) as session:
+            for model in (OutboxEntry, SyncRecord):
+                for row in session.exec(select(model).where(col(model.nip) == penilai)):
+                    session.delete(row)
+            session.commit()
+        app.engine.deliverer.max_rounds = 3
+        assert app.engine.deliverer.deliver(PERIOD, read_elsewhere=True) == []
+        assert box.api_requests == []  # deferred, round after round: not sent to be held
+        assert len(sleeps.waits) == 3
+        # Once the walk is over, they go (and e-Kinerja holds them: no penilai SKP there).
+        results = app.engine.deliverer.deliver(PERIOD)
+        assert {r.status for r in results if r.kind is SKP} == {RecordStatus.HELD}
+        assert box.api_requests
+
+
+def test_while_another_worker_reads_the_period_a_kepala_sekolah_is_not_held_back(
+    sandbox: Box, sqlite_url: str
+) -> None:
+    """A kepala sekolah's penilai (a pengawas) never has a record in PMM: waiting for it
+    would hold back the school (every guru waits for their kepala sekolah's SKP)."""
+    world = generate_world(schools=1, teachers_per_school=3, seed=21, periods=[PERIOD])
+    penilai = _principal(world)
+    box = sandbox(world)
+    with app_for(box, sqlite_url) as app:
+        _plan_only(app)
+        with Session(app.store.engine) as session:
+            row = session.get(SyncRecord, (penilai, PERIOD, SKP))
+            assert row is not None
+            assert row.assessor_role == "supervisor"
+            assert session.get(SyncRecord, (row.assessor_nip, PERIOD, SKP)) is None
+        assert app.engine.deliverer.deliver(PERIOD, read_elsewhere=True) == []
+        # Sent while the walk goes on: the kepala sekolah first, then the guru under it.
+        created = box.target.stats()["creates"]["skp"]
+        assert f"{penilai}/{PERIOD}" in created
+        assert box.target.stats()["rejected"] == 0
+        assert len(created) == len(expected_after_sync(world, PERIOD).skp)
