@@ -84,9 +84,12 @@ def penilai_holds(state_url: str) -> int:
     """How many attempts e-Kinerja refused, all of them penilai holds (the ledger); any other
     refusal (a duplicate, a rejection) fails the test.
 
-    With two workers, one refusal is in the design: a guru's SKP sent by one worker before
+    With two workers, that one refusal does no harm: a guru's SKP sent by one worker before
     the other has read (and sent) its penilai's record gets 409 PENILAI_BELUM_ADA_SKP, is
-    held, and goes again once its penilai's SKP is there."""
+    held, and goes again once its penilai's SKP is there. A guru's SKP now waits for its
+    kepala sekolah's record while the walk goes on (``tests/service/test_workers.py`` proves
+    that rule), so none is expected; a penilai who is not a kepala sekolah is not waited
+    for, and e-Kinerja's answer decides."""
     from sqlalchemy import text
 
     from state.db import make_engine
