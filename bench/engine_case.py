@@ -12,7 +12,8 @@ of:
   requests sent;
 - ``--mode naive``: the baseline: the requests the engine delivered (read back from the
   audit ledger, in delivery order) pushed again by a plain sequential loop with httpx and
-  tenacity to a fresh mock target;
+  tenacity to a fresh mock target; then, for the ceiling, the same loop and the engine's
+  own request path alone (``request_path``) to a target that costs nothing;
 - ``--mode profile``: ``--mode first`` under cProfile (every delivery thread included).
 """
 
@@ -23,16 +24,18 @@ import cProfile
 import json
 import resource
 import sys
+import tempfile
 import threading
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import httpx
 
-from bench.mocks import PmmMock, TargetMock
+from bench.mocks import FreeTarget, PmmMock, TargetMock
 from bench.world import LeanWorld
 
 PERIOD = "2025-1"
@@ -264,11 +267,49 @@ def naive_push(client: httpx.Client, requests: list[tuple[str, str, str]]) -> tu
     return sent, time.perf_counter() - t0
 
 
+def request_path(args: argparse.Namespace, requests: list[tuple[str, str, str]]) -> float:
+    """The engine's own request path alone: the same requests, one after the other, through
+    ``EkinerjaClient`` and the engine's ``RetryPolicy`` as the delivery sends them, to a
+    ``FreeTarget``, with no state, no claims and no ledger. Returns the seconds.
+
+    What a request costs any engine built on this client: the floor under (a) and (d)."""
+    from sync.bootstrap import build_app
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = _settings(f"sqlite:///{tmp}/path.db", 1, args.page_size)
+        target = FreeTarget()
+        with build_app(
+            settings,
+            source_transport=PmmMock(LeanWorld(1)).transport(),
+            target_transport=target.transport(),
+        ) as app:
+            call, client = app.engine.deliverer.retry.call, app.target
+            t0 = time.perf_counter()
+            for i, (action, nip, body) in enumerate(requests):
+                key = f"path-{i}-{action}-{nip}"
+                if action == "create_skp":
+                    call(partial(client.create_skp, body, idempotency_key=key))
+                elif action == "update_skp":
+                    call(partial(client.update_skp, "SKP-0", body, version=1, idempotency_key=key))
+                else:
+                    call(partial(client.create_assessment, "SKP-0", body, idempotency_key=key))
+            seconds = time.perf_counter() - t0
+        if target.requests != len(requests):
+            raise RuntimeError(f"sent {target.requests} of {len(requests)} requests")
+    return seconds
+
+
 def _naive(args: argparse.Namespace) -> dict[str, Any]:
     requests = delivered_requests(args.db_url)
     target = TargetMock()
     with httpx.Client(base_url="http://ekinerja.bench", transport=target.transport()) as client:
         sent, seconds = naive_push(client, requests)
+    # The ceiling: the same loop, then the engine's request path alone, against a target
+    # that costs nothing (what is left is what a request costs the client).
+    free = FreeTarget()
+    with httpx.Client(base_url="http://ekinerja.bench", transport=free.transport()) as client:
+        free_sent, free_seconds = naive_push(client, requests)
+    path_seconds = request_path(args, requests)
     return {
         "n": args.n,
         "requests": sent,
@@ -276,6 +317,14 @@ def _naive(args: argparse.Namespace) -> dict[str, Any]:
         "requests_per_s": sent / seconds if seconds else 0.0,
         "records_per_s": args.n / seconds if seconds else 0.0,
         "target_requests": target.requests,
+        "free_target": {
+            "naive_seconds": free_seconds,
+            "naive_requests_per_s": free_sent / free_seconds,
+            "naive_records_per_s": args.n / free_seconds,
+            "request_path_seconds": path_seconds,
+            "request_path_requests_per_s": free_sent / path_seconds,
+            "request_path_records_per_s": args.n / path_seconds,
+        },
     }
 
 

@@ -5,7 +5,8 @@
 :class:`bench.world.LeanWorld`, generating each page when it is asked for. ``TargetMock``
 answers every write of the e-Kinerja contract with success (201 with ``id_skp``/``versi``, 201
 for a penilaian, 200 for a PUT) and counts the requests; it checks nothing, so what is measured
-is the engine, not the target.
+is the engine, not the target. ``FreeTarget`` answers with fixed bytes, without reading the
+request: what a request costs the client alone (the ceiling figures of (d)).
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ import datetime as dt
 import json
 import threading
 from collections import Counter
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
 from bench.world import LeanWorld
 
-__all__ = ["PmmMock", "TargetMock", "token_answer"]
+__all__ = ["FreeTarget", "PmmMock", "TargetMock", "token_answer"]
 
 
 def token_answer() -> httpx.Response:
@@ -139,3 +140,30 @@ class TargetMock:
         with self._lock:
             self.counts["other"] += 1
         return httpx.Response(404, json={"kode": "TIDAK_ADA", "pesan": path})
+
+
+class FreeTarget:
+    """A target that costs (next to) nothing: fixed answers, the request not read, not counted
+    by kind. What a request costs the client alone, without the target's work."""
+
+    _ANSWERS: ClassVar[dict[str, tuple[int, bytes]]] = {
+        "POST": (201, b'{"id_skp":"SKP-0","status":"diterima","versi":1}'),
+        "PUT": (200, b'{"id_skp":"SKP-0","status":"diterima","versi":2}'),
+        "penilaian": (201, b'{"id_penilaian":"PNL-0","status":"final"}'),
+    }
+    _HEADERS = ((b"Content-Type", b"application/json"),)
+
+    def __init__(self) -> None:
+        self.requests = 0  # the client is sequential: no lock needed
+
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.handle)
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path == "/oauth/token":
+            return token_answer()
+        self.requests += 1
+        kind = "penilaian" if path.endswith("/penilaian") else request.method
+        status, content = self._ANSWERS[kind]
+        return httpx.Response(status, headers=list(self._HEADERS), content=content)

@@ -12,7 +12,8 @@ b. end to end over loopback against the sandbox with latency L per target reques
    target's rate limit R when one is set;
 c. a rerun of the largest N with no source change: seconds and requests sent (must be 0);
 d. a naive baseline (a sequential httpx + tenacity loop pushing the same requests), in the
-   settings of (a) and (b), and the ratio.
+   settings of (a) and (b), and the ratio; in-process also the ceiling: the same loop, and
+   the engine's request path alone, against a target that costs nothing.
 
 Every measurement runs in a fresh subprocess; each gets a fresh database (SQLite in a
 temporary directory; PostgreSQL ``bench_<random>``, dropped afterwards). A measurement that
@@ -506,6 +507,8 @@ def figures(report: dict[str, Any]) -> dict[str, Any]:
             "naive_seconds": naive["seconds"],
             "naive_requests_per_s": naive["requests_per_s"],
         }
+        if "free_target" in naive:  # the ceiling: what a request costs the client alone
+            entry["free_target"] = naive["free_target"]
         if engine_row is not None:
             entry["engine_seconds"] = engine_row["seconds"]
             entry["engine_requests_per_s"] = engine_row["requests_sent"] / engine_row["seconds"]
@@ -626,6 +629,20 @@ def render(report: dict[str, Any]) -> str:
             f"{e['naive_seconds']:.1f} s); engine {e.get('engine_requests_per_s', 0):,.0f} req/s"
             + (f" -> engine/naive = {ratio:.2f}x" if ratio else "")
         )
+        if (free := e.get("free_target")) is not None:
+            # A record's budget for all but its requests at (a)'s target, on this machine.
+            per_record_us = 1e6 * free["request_path_seconds"] / e["n"]
+            budget_us = 1e6 / TARGETS["a_records_per_s"] - per_record_us
+            lines += [
+                "    ceiling, the same requests to a target that costs nothing: the naive loop "
+                f"{free['naive_requests_per_s']:,.0f} req/s = "
+                f"{free['naive_records_per_s']:,.0f} rec/s;",
+                "    the engine's request path alone (EkinerjaClient + RetryPolicy, no state) "
+                f"{free['request_path_requests_per_s']:,.0f} req/s = "
+                f"{free['request_path_records_per_s']:,.0f} rec/s: {per_record_us:,.0f} µs a "
+                f"record, leaving {budget_us:,.0f} µs for all the rest at "
+                f"{TARGETS['a_records_per_s']:,} rec/s",
+            ]
     if "loopback" in d:
         lb = d["loopback"]
         lines.append(

@@ -64,6 +64,12 @@ def test_quick_benchmark_reports_the_four_figures(
     by_n = {e["n"]: e for e in figures["d"]["inprocess"]}
     assert by_n[200]["requests"] == rows[200]["requests_sent"]
     assert by_n[200]["ratio_engine_to_naive"] > 0
+    # the ceiling: both loops sent every request to the free target (request_path checks
+    # the count) and took some time
+    free = by_n[200]["free_target"]
+    assert free["naive_seconds"] > 0
+    assert free["request_path_seconds"] > 0
+    assert free["request_path_records_per_s"] == pytest.approx(200 / free["request_path_seconds"])
     assert figures["d"]["loopback"]["naive_requests"] == 30
     assert figures["d"]["loopback"]["ratio_engine_to_naive"] > 0
 
