@@ -40,15 +40,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connectors.sandbox.faults import (
-    FaultMiddleware,
-    Faults,
-    Grant,
-    TokenRegistry,
-    admin_routes,
-    token_response,
-    unauthorized,
-)
+from connectors.sandbox.faults import FaultMiddleware, Faults, admin_routes
 from connectors.sandbox.target_checks import (
     Answer,
     check_penilaian,
@@ -59,6 +51,7 @@ from connectors.sandbox.target_checks import (
     validation_error,
 )
 from connectors.sandbox.target_store import SkpRefused, TargetStore
+from connectors.sandbox.tokens import Grant, TokenRegistry, token_response, unauthorized
 from connectors.sandbox.world import SandboxWorld
 
 __all__ = ["TargetStore", "create_ekinerja_app"]

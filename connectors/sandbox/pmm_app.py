@@ -29,14 +29,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connectors.sandbox.faults import (
-    FaultMiddleware,
-    Faults,
-    TokenRegistry,
-    admin_routes,
-    token_response,
-    unauthorized,
-)
+from connectors.sandbox.faults import FaultMiddleware, Faults, admin_routes
+from connectors.sandbox.tokens import TokenRegistry, token_response, unauthorized
 from connectors.sandbox.world import SandboxWorld, parse_instant, to_v1
 
 __all__ = ["create_pmm_app"]

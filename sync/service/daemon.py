@@ -1,7 +1,7 @@
-"""``ekinerja-sync daemon``: the service that runs unattended. All use of APScheduler is here.
+"""``ekinerja-sync daemon``: the service that runs unattended.
 
-Jobs, declared from ``[daemon]`` at start-up (``coalesce=True, max_instances=1``; no job store:
-the state store holds the service's state, the schedule is the config):
+Jobs, declared from ``[daemon]`` at start-up (``sync.service.schedule``, where all use of
+APScheduler is):
 
 - ``sync``: ``Engine.run`` of every active period (``sync_cron``, or every ``sync_every_s``);
 - ``retry``: ``Engine.retry_due`` of every active period, every ``retry_every_s``, and once at
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import logging
 import os
 import signal
 import threading
@@ -43,14 +42,6 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import structlog
-from apscheduler.executors.pool import (  # type: ignore[import-untyped]
-    ThreadPoolExecutor as JobPool,
-)
-from apscheduler.schedulers.background import (  # type: ignore[import-untyped]
-    BackgroundScheduler,
-)
-from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
-from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -66,6 +57,7 @@ from sync.pipeline.periods import fetch_listing, stored_listing
 from sync.service.calendar import resolve_periods
 from sync.service.health import DaemonMetrics, HealthReport, HealthServer, health_report
 from sync.service.lock import StateLock, StoreLocked
+from sync.service.schedule import ScheduleError, declare_jobs, scheduler_logs
 from sync.settings import Settings
 from sync.version import VERSION
 from sync.web.server import start_in_thread
@@ -75,8 +67,6 @@ __all__ = ["ACTOR", "Daemon", "DaemonError", "DaemonStopping", "StateLock"]
 log = structlog.get_logger("ekinerja_sync.daemon")
 
 ACTOR = "daemon"
-# A job that fires while the process was busy or suspended still runs if this late (seconds).
-_MISFIRE_GRACE_S = 300
 
 
 def _utcnow() -> dt.datetime:
@@ -97,31 +87,6 @@ class DaemonError(Exception):
 class DaemonStopping(Exception):
     """Raised out of a wait (retry backoff, rate limit, maintenance pause) once the daemon
     stops: the request is not sent and stays in the outbox."""
-
-
-class _ToStructlog(logging.Handler):
-    """APScheduler logs through the standard library: its warnings (a missed run, a run
-    skipped because the previous one still runs) go out as structlog events like the rest."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        log.log(
-            record.levelno, "scheduler." + record.levelname.lower(), message=record.getMessage()
-        )
-
-
-@contextlib.contextmanager
-def _scheduler_logs() -> Iterator[None]:
-    logger = logging.getLogger("apscheduler")
-    handler = _ToStructlog(logging.WARNING)
-    saved = logger.propagate, logger.level
-    logger.addHandler(handler)
-    logger.propagate = False
-    logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.propagate, logger.level = saved
 
 
 class Daemon:
@@ -246,9 +211,14 @@ class Daemon:
             # The listing kept by the last run, until the first sync job asks the source: a
             # start does not wait on the source.
             self._listing = stored_listing(app.store)
-            scheduler = self._declare_jobs()
+            try:
+                scheduler = declare_jobs(
+                    settings.daemon, self.timezone, worker=self.worker, job=self._job
+                )
+            except ScheduleError as exc:
+                raise DaemonError(str(exc)) from None
             self._scheduler = scheduler
-            stack.enter_context(_scheduler_logs())
+            stack.enter_context(scheduler_logs())
             server = self._start_endpoint(metrics)
             if server is not None:
                 stack.callback(server.stop)
@@ -360,53 +330,6 @@ class Daemon:
         )
 
     # -- the jobs ----------------------------------------------------------------------------
-
-    def _declare_jobs(self) -> Any:
-        config = self.settings.daemon
-        scheduler = BackgroundScheduler(
-            timezone=self.timezone,
-            executors={"default": JobPool(max_workers=3)},
-            job_defaults={
-                "coalesce": True,
-                "max_instances": 1,
-                "misfire_grace_time": _MISFIRE_GRACE_S,
-            },
-        )
-        now = dt.datetime.now(self.timezone)
-        if config.sync_every_s > 0:
-            sync_trigger = IntervalTrigger(seconds=config.sync_every_s, timezone=self.timezone)
-        elif config.sync_cron:
-            sync_trigger = self._cron("sync_cron", config.sync_cron)
-        else:
-            sync_trigger = None
-        if sync_trigger is not None:
-            # Every N seconds counts from start-up (a first sync at once); a cron waits its time.
-            first = {"next_run_time": now} if config.sync_every_s > 0 else {}
-            scheduler.add_job(self._job("sync"), sync_trigger, id="sync", name="sync", **first)
-        scheduler.add_job(
-            self._job("retry"),
-            IntervalTrigger(seconds=config.retry_every_s, timezone=self.timezone),
-            id="retry",
-            name="retry",
-            next_run_time=now,  # what a stop left in the outbox goes out at once
-        )
-        # Worker 1 alone reconciles: a report, read from e-Kinerja N times over otherwise.
-        if config.reconcile_cron and self.worker == 1:
-            scheduler.add_job(
-                self._job("reconcile"),
-                self._cron("reconcile_cron", config.reconcile_cron),
-                id="reconcile",
-                name="reconcile",
-            )
-        return scheduler
-
-    def _cron(self, key: str, expression: str) -> Any:
-        try:
-            return CronTrigger.from_crontab(expression, timezone=self.timezone)
-        except ValueError as exc:
-            raise DaemonError(
-                f"daemon.{key} = {expression!r} is not a cron expression: {exc}"
-            ) from None
 
     def _job(self, name: str) -> Callable[[], None]:
         def run() -> None:
