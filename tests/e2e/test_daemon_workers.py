@@ -17,7 +17,7 @@ from connectors.sandbox import Faults, generate_world, running_sandbox
 from state.db import make_engine
 from state.models import OutboxEntry, OutboxState
 from sync.cli import app as cli
-from tests.e2e.helpers import expected_after_sync, penilai_holds
+from tests.e2e.helpers import expected_after_sync, refusals
 from tests.e2e.test_daemon import GRACE_S, PERIOD, _daemon_process, _write_config, wait_for
 
 
@@ -90,9 +90,10 @@ def test_two_workers_share_the_period_and_stop_with_worker_1(pg_url: str, tmp_pa
     assert stats["creates"]["skp"] == expected.skp
     assert stats["creates"]["penilaian"] == expected.assessment
     assert stats["replayed"] == 0  # no request went twice
-    held = penilai_holds(pg_url)  # the only refusals: penilai holds
-    assert stats["rejected"] == held
-    assert stats["requests"] == wanted + held
+    assert not expected.held  # every penilai's SKP goes: none went before its penilai's
+    assert refusals(pg_url) == []
+    assert stats["rejected"] == 0
+    assert stats["requests"] == wanted
     # Both processes sent requests, each under its own name in the claims.
     assert _claimers(pg_url) == {first.proc.pid, second["pid"]}
     events = first.events()
