@@ -399,6 +399,23 @@ def _workers_line(row: dict[str, Any]) -> str:
     )
 
 
+def _statement_lines(engine: list[dict[str, Any]]) -> list[str]:
+    """The SQL of the first finished run: the statements that took longest in the driver."""
+    row = next((r for r in engine if r.get("statements")), None)
+    if row is None:
+        return []
+    lines = [
+        f"  SQL of the {row['db']} run at N={row['n']:,}, by statement (seconds in the driver, "
+        "on whichever thread; the threads overlap):"
+    ]
+    for st in row["statements"][:8]:
+        lines.append(
+            f"    {st['seconds']:6.2f} s {st['executions']:>6,} executions "
+            f"{st['rows']:>8,} rows bound  {st['statement']}"
+        )
+    return lines
+
+
 def _engine_line(row: dict[str, Any]) -> str:
     if "timed_out" in row:
         done = row.get("progress") or {}
@@ -563,6 +580,7 @@ def render(report: dict[str, Any]) -> str:
     for r in report.get("workers", []):
         lines.append(f"  {r['db']:9}{r['n']:>9,}  {_workers_line(r)}")
     lines.append(f"  -> {_ok(f['a'].get('met'))}")
+    lines += _statement_lines(report["engine"])
     lines.append("")
     s = report["settings"]
     if "b" in f:

@@ -44,6 +44,10 @@ def test_quick_benchmark_reports_the_four_figures(
         assert 20 < row["max_rss_mb"] < 2000
         assert row["requests_sent"] > n  # an SKP for almost everyone, most penilaian too
         assert row["target_counts"]["skp_create"] <= n
+        # the SQL by statement: one outbox row per request, bound in few executions
+        statements = {st["statement"]: st for st in row["statements"]}
+        assert statements["INSERT INTO outbox"]["rows"] == row["requests_sent"]
+        assert statements["INSERT INTO outbox"]["executions"] < row["requests_sent"]
 
     # (b) achieved rate against C/L, and against R with the rate limit set
     b = figures["b"]
