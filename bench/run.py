@@ -532,6 +532,10 @@ def figures(report: dict[str, Any]) -> dict[str, Any]:
             entry["ratio_engine_to_naive"] = (
                 entry["engine_requests_per_s"] / naive["requests_per_s"]
             )
+            if engine_row.get("deliver_seconds"):  # the delivery phase alone
+                delivery = engine_row["requests_sent"] / engine_row["deliver_seconds"]
+                entry["engine_delivery_requests_per_s"] = delivery
+                entry["ratio_delivery_to_naive"] = delivery / naive["requests_per_s"]
         d["inprocess"].append(entry)
     if "naive" in loop and "unlimited" in loop:
         d["loopback"] = {
@@ -647,6 +651,11 @@ def render(report: dict[str, Any]) -> str:
             f"{e['naive_seconds']:.1f} s); engine {e.get('engine_requests_per_s', 0):,.0f} req/s"
             + (f" -> engine/naive = {ratio:.2f}x" if ratio else "")
         )
+        if "ratio_delivery_to_naive" in e:
+            lines.append(
+                f"    the engine's delivery phase alone: {e['engine_delivery_requests_per_s']:,.0f}"
+                f" req/s -> {e['ratio_delivery_to_naive']:.2f}x"
+            )
         if (free := e.get("free_target")) is not None:
             # A record's budget for all but its requests at (a)'s target, on this machine.
             per_record_us = 1e6 * free["request_path_seconds"] / e["n"]
