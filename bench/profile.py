@@ -10,7 +10,8 @@ subtraction (they do not nest otherwise):
   minus map, state = the rest of the run before delivery (SQL, ORM, engine glue), with the
   part spent executing SQL statements (``Connection._execute_context``) shown;
 - on the delivery threads (deliver): HTTP (``EkinerjaClient._write``; the mock target apart),
-  the ledger append, and the rest (state SQL/ORM: reading, claiming and closing entries).
+  the ledger append, and the rest (closing the entries, marking the deliverables; the SQL
+  statements of the delivery threads are in these last two).
 """
 
 from __future__ import annotations
@@ -119,9 +120,10 @@ def summarize(
             "seconds": deliver_wall,
             "note": (
                 f"delivery threads: {d_total:.2f} s in all, HTTP {d_http - target_mock:.2f} s "
-                f"+ mock target {target_mock:.2f} s, ledger append {d_ledger:.2f} s, "
-                f"SQL statements {d_sql:.2f} s, rest (ORM, claim/close) "
-                f"{d_total - d_http - d_ledger:.2f} s"
+                f"+ mock target {target_mock:.2f} s, ledger append {d_ledger:.2f} s, rest "
+                f"(the loop, closing entries, marking deliverables) "
+                f"{d_total - d_http - d_ledger:.2f} s; SQL statements {d_sql:.2f} s of the "
+                "last two"
             ),
         },
     }

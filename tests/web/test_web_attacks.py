@@ -380,14 +380,13 @@ def test_backoff_not_a_lock_for_good(tmp_path: Path, clock: FakeClock) -> None:
         assert user.post("/logout", data={"csrf_token": token}).status_code == 303
         device = user.cookies[DEVICE_COOKIE]
 
-        def post(client: TestClient, password: str) -> httpx.Response:
+        def post(client: TestClient, password: str) -> Any:  # TestClient's own response type
             token = csrf_in(client.get("/login").text)
-            answer: httpx.Response = client.post(
+            return client.post(
                 "/login",
                 data={"csrf_token": token, "username": OPERATOR[0], "password": password},
                 follow_redirects=False,
             )
-            return answer
 
         assert [post(stranger, WRONG).status_code for _ in range(3)] == [401] * 3
         waits = []
