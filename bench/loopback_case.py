@@ -10,7 +10,9 @@ set to R as well, ``target.rate_limit_per_s``).
 
 The naive baseline pushes the same requests (read back from the engine's ledger, in the order
 the engine delivered them) one after the other with httpx + tenacity to a fresh sandbox with
-the same latency.
+the same latency. Before it, on that sandbox, the rig's own ceiling (``bare_threads``): C
+threads with nothing but an ``httpx.Client``, each sending listing requests that cost the
+sandbox next to nothing: what any client of C threads gets from this sandbox at this latency.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -186,6 +189,53 @@ def _answer_times(db_url: str) -> tuple[int, float]:
     return int(count), float(total) / 1000
 
 
+def bare_threads(url: str, concurrency: int, per_thread: int) -> dict[str, Any]:
+    """The rig's ceiling: ``concurrency`` threads, each sending ``per_thread`` listing
+    requests (``GET /api/v1/skp`` of the period, empty on a fresh sandbox: next to no work
+    for it, L all the same) one after the other through one shared ``httpx.Client``, with no
+    state, no retries, no ledger."""
+    token = httpx.post(
+        url + "/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": "sandbox",
+            "client_secret": "sandbox-secret",
+            "scope": "skp.write",
+        },
+        timeout=30,
+    ).json()["access_token"]
+    query = {"tahun": 2025, "jenis": "semester", "semester": 1}
+    before = _stats(url)
+    with httpx.Client(
+        base_url=url,
+        headers={"Authorization": f"Bearer {token}"},
+        limits=httpx.Limits(max_connections=concurrency),
+        timeout=30,
+    ) as client:
+
+        def one_thread(_: int) -> float:
+            waited = 0.0
+            for _request in range(per_thread):
+                t0 = time.perf_counter()
+                client.get("/api/v1/skp", params=query).raise_for_status()
+                waited += time.perf_counter() - t0
+            return waited
+
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            waited = sum(pool.map(one_thread, range(concurrency)))
+        seconds = time.perf_counter() - t0
+    served = _stats(url)["answer_s"] - before["answer_s"]
+    requests = concurrency * per_thread
+    return {
+        "requests": requests,
+        "seconds": seconds,
+        "requests_per_s": requests / seconds,
+        "answer_ms": 1000 * waited / requests,
+        "server_ms": 1000 * served / requests,
+    }
+
+
 def _run(args: argparse.Namespace) -> dict[str, Any]:
     _quiet_logs()
     world = {"schools": args.schools, "teachers": args.teachers, "seed": args.seed}
@@ -201,6 +251,9 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
             sandbox_process(**world, latency_ms=args.latency_ms, rate_limit=0) as urls,
             httpx.Client(base_url=urls["ekinerja"], timeout=30) as client,
         ):
+            # As many requests as the engine's delivery sent, spread over the threads.
+            per_thread = max(5, out["unlimited"]["requests"] // args.concurrency)
+            out["bare_threads"] = bare_threads(urls["ekinerja"], args.concurrency, per_thread)
             sent, seconds = naive_push(client, requests)
             stats = _stats(urls["ekinerja"])
         out["naive"] = {

@@ -477,6 +477,11 @@ def figures(report: dict[str, Any]) -> dict[str, Any]:
             b["rate_limited_requests_per_s"] = loop["rate_limited"]["requests_per_s"]
             b["rate_limit_per_s"] = loop["rate_limited"]["limit_per_s"]
             b["rate_limited_share"] = loop["rate_limited"]["share_of_limit"]
+        if "bare_threads" in loop:  # the rig's ceiling: C threads of a bare client
+            bare = loop["bare_threads"]
+            b["bare_requests_per_s"] = bare["requests_per_s"]
+            b["bare_share"] = bare["requests_per_s"] / b["limit_per_s"]
+            b["engine_to_bare"] = b["requests_per_s"] / bare["requests_per_s"]
         b["met"] = b["share"] >= TARGETS["b_share_of_limit"]
         out["b"] = b
     reruns = [r for r in report["rerun"] if "seconds" in r]
@@ -619,6 +624,15 @@ def render(report: dict[str, Any]) -> str:
                 f"    of an answer's {unlimited['answer_ms']:.1f} ms, the sandbox took "
                 f"{unlimited['server_ms']:.1f} ms (from the request's arrival in its app to "
                 "the answer, L included); the rest is the loopback and the client"
+            )
+        if "bare_requests_per_s" in b:
+            bare = loop["bare_threads"]
+            lines.append(
+                f"    the rig's ceiling: {s['concurrency']} threads of a bare httpx client "
+                f"(listing requests, no state) {b['bare_requests_per_s']:,.0f} req/s "
+                f"({b['bare_share']:.0%} of C/L; an answer {bare['answer_ms']:.1f} ms, the "
+                f"sandbox {bare['server_ms']:.1f} ms); the engine reached "
+                f"{b['engine_to_bare']:.0%} of it"
             )
     else:
         lines.append(f"(b) loopback: {report.get('loopback')}")

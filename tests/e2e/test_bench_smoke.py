@@ -55,6 +55,9 @@ def test_quick_benchmark_reports_the_four_figures(
     assert 0 < b["requests_per_s"] <= b["limit_per_s"]
     assert b["rate_limit_per_s"] == 40
     assert b["rate_limited_requests_per_s"] > 0
+    # the rig's ceiling: a bare client of C threads over the same sandbox and latency
+    assert 0 < b["bare_requests_per_s"] <= b["limit_per_s"]
+    assert report["loopback"]["bare_threads"]["server_ms"] >= 10  # L = 10 ms in the sandbox
 
     # (c) a rerun with no source change sends nothing
     reruns = {r["n"]: r for r in figures["c"]["rows"]}
