@@ -39,6 +39,13 @@ from bench.mocks import FreeTarget, PmmMock, TargetMock
 from bench.world import LeanWorld
 
 PERIOD = "2025-1"
+# The token request of the loops that are not the engine (the sandbox's client credentials).
+TOKEN_FORM = {
+    "grant_type": "client_credentials",
+    "client_id": "sandbox",
+    "client_secret": "sandbox-secret",
+    "scope": "skp.write",
+}
 
 
 def _quiet_logs() -> None:
@@ -268,15 +275,7 @@ def naive_push(client: httpx.Client, requests: list[tuple[str, str, str]]) -> tu
         wait=wait_exponential(multiplier=0.05, max=2),
         reraise=True,
     )
-    token = client.post(
-        "/oauth/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": "sandbox",
-            "client_secret": "sandbox-secret",
-            "scope": "skp.write",
-        },
-    ).json()["access_token"]
+    token = client.post("/oauth/token", data=TOKEN_FORM).json()["access_token"]
     auth = {"Authorization": f"Bearer {token}"}
     skp_ids: dict[str, str] = {}
     versions: dict[str, int] = {}

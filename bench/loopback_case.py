@@ -30,7 +30,14 @@ from typing import Any
 
 import httpx
 
-from bench.engine_case import _Phases, _quiet_logs, delivered_requests, ledger_rows, naive_push
+from bench.engine_case import (
+    TOKEN_FORM,
+    _Phases,
+    _quiet_logs,
+    delivered_requests,
+    ledger_rows,
+    naive_push,
+)
 
 PERIOD = "2025-1"
 
@@ -194,16 +201,7 @@ def bare_threads(url: str, concurrency: int, per_thread: int) -> dict[str, Any]:
     requests (``GET /api/v1/skp`` of the period, empty on a fresh sandbox: next to no work
     for it, L all the same) one after the other through one shared ``httpx.Client``, with no
     state, no retries, no ledger."""
-    token = httpx.post(
-        url + "/oauth/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": "sandbox",
-            "client_secret": "sandbox-secret",
-            "scope": "skp.write",
-        },
-        timeout=30,
-    ).json()["access_token"]
+    token = httpx.post(url + "/oauth/token", data=TOKEN_FORM, timeout=30).json()["access_token"]
     query = {"tahun": 2025, "jenis": "semester", "semester": 1}
     before = _stats(url)
     with httpx.Client(
