@@ -153,9 +153,7 @@ class _Outbox:
     ) -> None:
         if decision.keep:
             if row is not None and record is not None:
-                row.npsn, row.source_id = record.school.npsn, record.source_id
-                row.assessor_nip = record.assessor.nip
-                row.assessor_role = record.assessor.role.value
+                _take_source_fields(row, record)
                 if decision.payload_hash is not None and decision.payload_hash == row.payload_hash:
                     row.mapping_version = mapping.name  # it makes the same payload
                 session.add(row)
@@ -192,9 +190,7 @@ class _Outbox:
             # stay queued): skip the supersede query for the rest.
             may_have_pending = row.status in _QUEUED
             if record is not None:
-                row.npsn, row.source_id = record.school.npsn, record.source_id
-                row.assessor_nip = record.assessor.nip
-                row.assessor_role = record.assessor.role.value
+                _take_source_fields(row, record)
             row.status, row.reason, row.reason_code = decision.status, decision.reason, None
             for key, value in mapped.items():
                 setattr(row, key, value)
@@ -220,3 +216,9 @@ class _Outbox:
                     "created_at": now,
                 }
             )
+
+
+def _take_source_fields(row: SyncRecord, record: PerformanceRecord) -> None:
+    """What a deliverable keeps of its latest source record: school, record id, penilai."""
+    row.npsn, row.source_id = record.school.npsn, record.source_id
+    row.assessor_nip, row.assessor_role = record.assessor.nip, record.assessor.role.value
