@@ -28,6 +28,7 @@ from sync.settings import ConfigError
 
 __all__ = [
     "EXIT_FAILED",
+    "EXIT_THROTTLED",
     "EXIT_UNREACHABLE",
     "EXIT_UNUSABLE",
     "CliGroup",
@@ -40,6 +41,9 @@ __all__ = [
 EXIT_FAILED = 1  # the command ran and something failed (refused credentials, ...)
 EXIT_UNUSABLE = 2  # it could not start: configuration, state store, schema, a wrong argument
 EXIT_UNREACHABLE = 3  # PMM or e-Kinerja did not answer: records stay pending for later
+# Done, nothing for a person, but e-Kinerja answered "later" (429/503) and the run waited on
+# it, or left records pending for the next run: the installation may be above its share.
+EXIT_THROTTLED = 4
 
 _state = {"json": False}
 
