@@ -36,6 +36,9 @@ app = typer.Typer(
     help="Carry guru and kepala sekolah performance records from PMM into e-Kinerja.",
     no_args_is_help=True,
     add_completion=False,
+    # Plain help: the texts name config keys as `[sync] periods`, which Rich markup would
+    # swallow as a style tag; and a flag is shown as a flag, not as `<bool>`.
+    rich_markup_mode=None,
     cls=CliGroup,  # start-up errors in one line, JSON with --log-json (sync/cli/output.py)
 )
 

@@ -48,10 +48,16 @@ def _period_code(value: str | None) -> str | None:
 PeriodFilter = Annotated[
     str | None,
     typer.Option(
-        "--period", "-p", help="a year (2026) or a semester (2024-2)", callback=_period_code
+        "--period",
+        "-p",
+        metavar="PERIOD",
+        help="a year (2026) or a semester (2024-2)",
+        callback=_period_code,
     ),
 ]
-NpsnFilter = Annotated[list[str] | None, typer.Option("--npsn", help="school (repeatable)")]
+NpsnFilter = Annotated[
+    list[str] | None, typer.Option("--npsn", metavar="NPSN", help="school (repeatable)")
+]
 ReasonFilter = Annotated[
     str | None,
     typer.Option("--reason", help="the answer's code (e.g. NIP_TIDAK_DITEMUKAN) or words of it"),

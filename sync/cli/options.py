@@ -46,10 +46,11 @@ class CliContext:
 
 
 PeriodOption = Annotated[
-    str, typer.Option("--period", "-p", help="a year (2026) or a semester (2024-2)")
+    str,
+    typer.Option("--period", "-p", metavar="PERIOD", help="a year (2026) or a semester (2024-2)"),
 ]
 NpsnOption = Annotated[
-    list[str] | None, typer.Option("--npsn", help="only this school (repeatable)")
+    list[str] | None, typer.Option("--npsn", metavar="NPSN", help="only this school (repeatable)")
 ]
 
 

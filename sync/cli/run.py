@@ -79,6 +79,7 @@ def run(
         typer.Option(
             "--period",
             "-p",
+            metavar="PERIOD",
             help="a year (2026) or a semester (2024-2), repeatable; default: [sync] periods, "
             "else the periods the source lists as running or before their batas_penilaian",
         ),
