@@ -376,10 +376,12 @@ def count_login_attempt(
     is checked; or refuse it. Returns 0.0 when the attempt was counted (go on and check the
     password), else the seconds to wait (nothing was counted).
 
-    A key's count is forgotten ``window_s`` after its last attempt. Reaching the limit blocks
-    the key for ``base_delay_s``, doubled for every further counted attempt, at most
-    ``max_delay_s``: a backoff, never a lock for good. Refused attempts are not counted, so
-    they do not lengthen the wait.
+    A key's count is forgotten ``window_s`` after its last attempt or, when it was made to
+    wait, after its wait ends: never during a wait, so a wait at the cap does not wipe the
+    count and hand out a fresh set of guesses (issue 22). Reaching the limit blocks the key
+    for ``base_delay_s``, doubled for every further counted attempt, at most ``max_delay_s``:
+    a backoff, never a lock for good. Refused attempts are not counted, so they do not
+    lengthen the wait.
 
     Atomic across threads and processes: the rows are written (a write lock on SQLite, row
     locks on PostgreSQL) before they are read, so two attempts cannot both read the count
@@ -413,7 +415,7 @@ def count_login_attempt(
             session.rollback()
             return wait
         for row in rows:
-            if (now - row.last_attempt_at).total_seconds() > window_s:
+            if (now - _kept_from(row)).total_seconds() > window_s:
                 row.attempts = 0
                 row.blocked_until = None
             row.attempts += 1
@@ -428,14 +430,24 @@ def count_login_attempt(
     return 0.0
 
 
+def _kept_from(row: LoginThrottle) -> dt.datetime:
+    """When a key's count starts to age: its last attempt, or the end of its wait."""
+    if row.blocked_until is not None and row.blocked_until > row.last_attempt_at:
+        return row.blocked_until
+    return row.last_attempt_at
+
+
 def _sweep(engine: Engine, now: dt.datetime, window_s: float) -> None:
-    """Forget keys nobody tried for a window, and not waiting (a flood of made-up names
-    stays small). Rows another transaction holds are skipped, so the sweep never waits."""
+    """Forget the keys whose count is forgotten (``_kept_from`` older than a window): a
+    flood of made-up names stays small. Rows another transaction holds are skipped, so the
+    sweep never waits."""
+    before = now - dt.timedelta(seconds=window_s)
     stale = (
         sa_select(col(LoginThrottle.key))
         .where(
-            col(LoginThrottle.last_attempt_at) < now - dt.timedelta(seconds=window_s),
-            col(LoginThrottle.blocked_until).is_(None) | (col(LoginThrottle.blocked_until) < now),
+            col(LoginThrottle.last_attempt_at) < before,
+            col(LoginThrottle.blocked_until).is_(None)
+            | (col(LoginThrottle.blocked_until) < before),
         )
         .limit(1000)
         .with_for_update(skip_locked=True)

@@ -212,8 +212,9 @@ class Devices:
 
 @dataclass(frozen=True)
 class LoginPolicy:
-    """How many login attempts a user name and a client address get (``window_s`` after the
-    last one, the count is forgotten), and the backoff past the limit."""
+    """How many login attempts a user name and a client address get, and the backoff past
+    the limit. A count is forgotten ``window_s`` after the last attempt or, when the key had
+    to wait, after the wait ends (``state.users.count_login_attempt``)."""
 
     max_per_user: int = 5
     max_per_client: int = 20
