@@ -46,3 +46,11 @@ class RateLimiter:
                     return
                 wait = (1 - self._tokens) / self.rate
             self._sleep(wait)
+
+    # Stubs (issue 22): delivery calls these on every 429/503 answer and after every success;
+    # the installation-wide limiter fills them in (multiplicative decrease / additive increase).
+    def throttled(self) -> None:
+        """e-Kinerja answered 429 or 503: slow down (no-op until AIMD lands)."""
+
+    def accepted(self) -> None:
+        """A request succeeded: climb back towards the configured rate (no-op until AIMD)."""
