@@ -63,7 +63,9 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(1)
 
 
-def _read_password(from_stdin: bool) -> str:
+def _read_password(from_stdin: bool, name: str) -> str:
+    """The new password of ``name``, typed twice or read from stdin; refused (exit 1) when it
+    breaks the rules (``password_problem``)."""
     if from_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -71,7 +73,7 @@ def _read_password(from_stdin: bool) -> str:
         again = typer.prompt("Password again", hide_input=True)
         if password != again:
             raise _fail("the two passwords differ; nothing was changed")
-    problem = password_problem(password)
+    problem = password_problem(password, name)
     if problem is not None:
         raise _fail(f"{problem}; nothing was changed")
     return password
@@ -87,14 +89,15 @@ def add(
         typer.Option("--password-stdin", help="read the password from the first line of stdin"),
     ] = False,
 ) -> None:
-    """Add a user; asks for the password twice (or reads it with --password-stdin)."""
+    """Add a user; asks for the password twice (or reads it with --password-stdin): at least
+    12 characters, without the user name."""
 
     if not NAME_PATTERN.fullmatch(name):
         raise _fail(f"{name!r} is not a user name: 1-64 lowercase letters, digits, '.', '_' or '-'")
     with _users(ctx) as engine:
         if get_user(engine, name) is not None:
             raise _fail(f"user {name!r} exists already")
-        add_user(engine, name, role, Passwords().hash(_read_password(password_stdin)))
+        add_user(engine, name, role, Passwords().hash(_read_password(password_stdin, name)))
     console.print(f"added {name} ({role.value})", highlight=False)
 
 
@@ -176,11 +179,12 @@ def passwd(
         typer.Option("--password-stdin", help="read the password from the first line of stdin"),
     ] = False,
 ) -> None:
-    """Set a user's password (asked twice, or --password-stdin); their sessions end at once
-    and the failed logins counted against the name are forgotten."""
+    """Set a user's password (asked twice, or --password-stdin; at least 12 characters,
+    without the user name); their sessions end at once and the failed logins counted against
+    the name are forgotten."""
 
     with _users(ctx) as engine:
         if get_user(engine, name) is None:
             raise _fail(f"no user {name!r}")
-        set_password(engine, name, Passwords().hash(_read_password(password_stdin)))
+        set_password(engine, name, Passwords().hash(_read_password(password_stdin, name)))
     console.print(f"new password set for {name}; their sessions have ended", highlight=False)

@@ -65,17 +65,21 @@ COOKIE = "ekinerja_console"  # the session cookie (``Cookie``)
 DEVICE_COOKIE = "ekinerja_device"  # a device cookie (``Devices``)
 DEVICE_COOKIE_MAX_AGE_S = 180 * 24 * 3600
 
-MIN_PASSWORD_LENGTH = 10
+MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 1024
 _MAX_COOKIE = 200
 
 
-def password_problem(password: str) -> str | None:
-    """Why a new password cannot be used, or None."""
+def password_problem(password: str, name: str) -> str | None:
+    """Why ``password`` cannot be the new password of the user ``name``, or None: at least
+    12 characters, and not holding the name in any case (the first guess of anyone who
+    knows the name). The CLI asks this wherever a password is set; the console sets none."""
     if len(password) < MIN_PASSWORD_LENGTH:
         return f"a password has at least {MIN_PASSWORD_LENGTH} characters"
     if len(password) > MAX_PASSWORD_LENGTH:
         return f"a password has at most {MAX_PASSWORD_LENGTH} characters"
+    if name and name.casefold() in password.casefold():
+        return f"a password may not contain the user name ({name})"
     return None
 
 

@@ -255,13 +255,13 @@ def test_session_expires(shared: Synced, clock: FakeClock) -> None:
 
 def test_a_disabled_user_is_out_at_once(tmp_path: Path, clock: FakeClock, shared: Synced) -> None:
     client = _app(shared, clock)
-    add_user(shared.store.engine, "citra", Role.AUDITOR, shared.passwords.hash("kata-sandi-citra"))
-    login(client, "citra", "kata-sandi-citra")
+    add_user(shared.store.engine, "citra", Role.AUDITOR, shared.passwords.hash("sandi-rahasia-c1"))
+    login(client, "citra", "sandi-rahasia-c1")
     set_disabled(shared.store.engine, "citra")
     assert client.get("/").status_code == 303
     token = csrf_in(client.get("/login").text)
     answer = client.post(
-        "/login", data={"csrf_token": token, "username": "citra", "password": "kata-sandi-citra"}
+        "/login", data={"csrf_token": token, "username": "citra", "password": "sandi-rahasia-c1"}
     )
     assert answer.status_code == 401
 
@@ -312,9 +312,9 @@ def test_a_new_password_role_or_disabling_ends_sessions_at_once(
     from state.users import set_password, set_role
 
     passwords = shared.passwords
-    add_user(shared.store.engine, "dian", Role.OPERATOR, passwords.hash("kata-sandi-dian"))
+    add_user(shared.store.engine, "dian", Role.OPERATOR, passwords.hash("sandi-rahasia-d1"))
     client = _app(shared, clock)
-    login(client, "dian", "kata-sandi-dian")
+    login(client, "dian", "sandi-rahasia-d1")
     set_password(shared.store.engine, "dian", passwords.hash("kata-sandi-baru"))
     assert client.get("/").status_code == 303
     login(client, "dian", "kata-sandi-baru")
@@ -645,11 +645,11 @@ def test_users_command(tmp_path: Path) -> None:
 
     assert cli("db", "upgrade")[0] == 0  # users go into an existing store (issue 12, item 4)
     code, out = cli(
-        "users", "add", "dewi", "--role", "operator", "--password-stdin", stdin="kata-sandi-dewi\n"
+        "users", "add", "dewi", "--role", "operator", "--password-stdin", stdin="sandi-rahasia-d2\n"
     )
     assert code == 0, out
     code, out = cli(
-        "users", "add", "eko", "--role", "auditor", stdin="kata-sandi-eko1\nkata-sandi-eko1\n"
+        "users", "add", "eko", "--role", "auditor", stdin="sandi-rahasia-e1\nsandi-rahasia-e1\n"
     )
     assert code == 0, out
     assert (
@@ -680,13 +680,19 @@ def test_users_command(tmp_path: Path) -> None:
             "--role",
             "auditor",
             "--password-stdin",
-            stdin="kata-sandi-dewi\n",
+            stdin="sandi-rahasia-d2\n",
         )[0]
         == 1
     )
     assert (
         cli(
-            "users", "add", "hadi", "--role", "admin", "--password-stdin", stdin="kata-sandi-dewi\n"
+            "users",
+            "add",
+            "hadi",
+            "--role",
+            "admin",
+            "--password-stdin",
+            stdin="sandi-rahasia-d2\n",
         )[0]
         == 2
     )
@@ -707,7 +713,7 @@ def test_users_command(tmp_path: Path) -> None:
     user = get_user(store.engine, "dewi")
     assert user is not None
     assert user.password_hash.startswith("$argon2id$")
-    assert "kata-sandi-dewi" not in repr(user)
+    assert "sandi-rahasia-d2" not in repr(user)
     store.engine.dispose()
 
 

@@ -2,19 +2,23 @@
 
 - A counted login attempt is kept longer than the longest backoff: waiting once at the cap
   does not wipe the count.
+- A new password has at least 12 characters and does not hold the user name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from state.store import StateStore
-from state.users import login_throttles
+from state.users import get_user, login_throttles
 from sync.bootstrap import build_store
+from sync.cli import app as cli_app
 from sync.settings import load_settings
-from sync.web.auth import LoginLimiter, LoginPolicy
+from sync.web.auth import LoginLimiter, LoginPolicy, Passwords, password_problem
 from tests.web.conftest import FakeClock
 
 
@@ -63,3 +67,54 @@ def test_a_count_is_swept_a_window_after_its_wait_ends(store: StateStore, clock:
     clock.advance(2)
     assert limiter.attempt("citra", "198.51.100.3") == 0
     assert login_throttles(store.engine, ["user:ana", "addr:198.51.100.1"]) == {}
+
+
+# -- the password rules ---------------------------------------------------------------------------
+
+
+def test_the_password_rules() -> None:
+    assert password_problem("sebelas-kar", "dewi") == "a password has at least 12 characters"
+    assert password_problem("duabelas-kar", "dewi") is None
+    for with_name in ("dewi-2026-sandi", "sandi-DEWI-2026", "Sandi.Dewi.Kuat"):
+        assert password_problem(with_name, "dewi") == (
+            "a password may not contain the user name (dewi)"
+        )
+    assert password_problem("x" * 1025, "dewi") == "a password has at most 1024 characters"
+
+
+def test_the_cli_refuses_a_short_password_or_one_with_the_name(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(f'[state]\nurl = "sqlite:///{tmp_path / "s.db"}"\n', encoding="utf-8")
+
+    def cli(*args: str, stdin: str) -> tuple[int, str]:
+        result = CliRunner().invoke(cli_app, ["--config", str(config), *args], input=stdin)
+        return result.exit_code, " ".join(result.output.split())
+
+    assert CliRunner().invoke(cli_app, ["--config", str(config), "db", "upgrade"]).exit_code == 0
+    add = ("users", "add", "dewi", "--role", "auditor", "--password-stdin")
+    code, out = cli(*add, stdin="sebelas-kar\n")
+    assert code == 1
+    assert "at least 12 characters; nothing was changed" in out
+    code, out = cli(*add, stdin="Kata-Sandi-Dewi\n")
+    assert code == 1
+    assert "may not contain the user name (dewi); nothing was changed" in out
+    code, out = cli("users", "add", "dewi", "--role", "auditor", stdin="Dewi-2026-xyz\n" * 2)
+    assert code == 1  # typed twice at the prompt: the same rules
+    assert "user name" in out
+    store = build_store(load_settings(config))
+    try:
+        assert get_user(store.engine, "dewi") is None
+        assert cli(*add, stdin="duabelas-kar\n")[0] == 0
+        passwd = ("users", "passwd", "dewi", "--password-stdin")
+        assert cli(*passwd, stdin="baru-lagi-2026\n")[0] == 0
+        code, out = cli(*passwd, stdin="dewi.dewi.dewi\n")
+        assert code == 1
+        assert "user name" in out
+        code, out = cli(*passwd, stdin="sebelas-kar\n")
+        assert code == 1
+        assert "12 characters" in out
+        user = get_user(store.engine, "dewi")
+        assert user is not None
+        assert Passwords().verify(user.password_hash, "baru-lagi-2026")
+    finally:
+        store.engine.dispose()
