@@ -11,6 +11,8 @@
 - ``ListedPeriod``: the periods the source listed when last asked (kind, dates, deadline), so
   the commands that do not call the source (status, the deadline view, the console) know a
   year from a semester and the period's ``batas_penilaian``.
+- ``RateSlot``: the send schedule of a rate limit shared by every worker on the database
+  (``sync.delivery.ratelimit``): the next free send slot and the rate adapted to 429s.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ __all__ = [
     "OutboxAction",
     "OutboxEntry",
     "OutboxState",
+    "RateSlot",
     "RecordStatus",
     "Run",
     "SchoolLease",
@@ -219,3 +222,19 @@ class Run(SQLModel, table=True):
     finished_at: dt.datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     outcome: str | None = Field(default=None, max_length=32)
     summary: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+
+
+class RateSlot(SQLModel, table=True):
+    """The send schedule of one rate limit (``name``: ``target``), shared by every worker
+    process and thread on this database: one row, updated atomically per request.
+
+    Times are seconds since the epoch on the database's clock (PostgreSQL), so workers on
+    several hosts agree on them; ``rate`` is the rate adapted to 429s (None: the configured
+    one); ``cut_at`` is when it was last cut (one cut per burst of 429s)."""
+
+    __tablename__ = "rate_slot"
+
+    name: str = Field(primary_key=True, max_length=32)
+    next_at: float
+    rate: float | None = None
+    cut_at: float | None = None
