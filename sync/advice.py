@@ -70,8 +70,27 @@ QUARANTINE_CODES: dict[str, str] = {
     "invalid_nip": (
         "correct the NIP in Dapodik (it reaches PMM); the next run reads the record again"
     ),
+    # Held back by releases before issue 23; a NUPTK is never sent, so the next run sends the
+    # record and shows the NUPTK as a note (`status`).
     "invalid_nuptk": (
-        "correct the NUPTK in Dapodik (it reaches PMM); the next run reads the record again"
+        "nothing holds the record back any more: the next run sends it; the school corrects "
+        "the NUPTK in Dapodik (NUPTK is never sent to e-Kinerja)"
+    ),
+    "birth_date_in_future": (
+        "the birth date in the NIP (its first 8 digits) is in the future: the school's operator "
+        "checks the NIP in Dapodik / Verval PTK against BKN's register (SIASN) and corrects it "
+        "in Dapodik (it reaches PMM); the next run reads the record again"
+    ),
+    "tmt_cpns_under_age": (
+        "the NIP's TMT CPNS (digits 9-14) is before its holder's 18th birthday (digits 1-8), "
+        "so one of them is wrong: the school's operator checks the NIP against BKN's register "
+        "(SIASN) and corrects it in Dapodik; the next run reads the record again"
+    ),
+    "tmt_cpns_after_period": (
+        "the NIP's TMT CPNS (digits 9-14) is after the period ended: the school's operator "
+        "checks the NIP against BKN's register (SIASN) and corrects it in Dapodik; if the NIP "
+        "is right, PMM holds the record under the wrong period: report it to the PMM helpdesk "
+        "with the source id"
     ),
     "invalid_npsn": "correct the school's NPSN in PMM / Dapodik; the next run reads it again",
     "invalid_assessor_nip": (
@@ -96,6 +115,16 @@ QUARANTINE_CODES: dict[str, str] = {
     "indicator_count": (
         "a guru picks exactly one indicator, a kepala sekolah one (two from 2026 on): correct "
         "the perencanaan in PMM; the next run reads it again"
+    ),
+    "duplicate_indicator": (
+        "the plan picks the same indicator twice: the kepala sekolah corrects the perencanaan "
+        "in PMM (keep it once, or pick another one) and the penilai approves it; the next run "
+        "reads it again"
+    ),
+    "finalised_before_period": (
+        "PMM dates the penilaian before its period began (the wrong period, or a wrong date), "
+        "which no one at the school can change: report it to the PMM helpdesk with the source "
+        "id; the next run reads it again once PMM serves it right"
     ),
     "predicate_mismatch": (
         "the predikat breaks the matrix of PermenPANRB 6/2022: the penilai corrects the "

@@ -13,6 +13,7 @@ from sqlmodel import Session, col, select
 from state.models import (
     DeliveryKind,
     OutboxEntry,
+    OutboxState,
     RecordStatus,
     SourceRecord,
     SourceStatus,
@@ -86,6 +87,17 @@ class _Reports:
             for npsn, n in session.exec(quarantine):
                 counts[npsn][("record", "quarantined")] = n
         return dict(counts)
+
+    def periods_with_pending(self) -> list[str]:
+        """The periods with requests still in the outbox (read from the index on state and
+        period), in order."""
+        with Session(self.engine) as session:
+            query = (
+                select(OutboxEntry.period)
+                .where(OutboxEntry.state == OutboxState.PENDING)
+                .distinct()
+            )
+            return sorted(session.exec(query))
 
     def quarantined(self, period: str, npsns: Sequence[str] = ()) -> list[SourceRecord]:
         return self.quarantine(period=period, npsns=npsns)

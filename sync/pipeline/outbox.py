@@ -15,7 +15,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col
 
 from mappings.model import PerformanceRecord
-from mappings.source import read_record
+from mappings.source import Rejection, read_record
 from mappings.versions import MappingVersion
 from state.models import (
     DeliveryKind,
@@ -104,6 +104,22 @@ class _Outbox:
             record = validated.get(effective.id)
             if record is None and effective.id in bodies:
                 checked = read_record(bodies[effective.id])
+                if isinstance(checked, Rejection) and not all_cancelled:
+                    # Stored as valid by an older release whose rules it now breaks (a
+                    # release can add a provable check): quarantined like a record read now.
+                    session.execute(
+                        update(SourceRecord)
+                        .where(col(SourceRecord.id) == effective.id)
+                        .values(
+                            status=SourceStatus.QUARANTINED,
+                            reason_code=checked.code,
+                            reason=checked.reason,
+                        )
+                    )
+                    log.warning(
+                        "record.quarantined", period=period, nip=nip, reason=checked.reason
+                    )
+                    continue
                 record = checked if isinstance(checked, PerformanceRecord) else None
             seen = max(r.seen_at for r in rows)  # the newest version PMM served of this NIP
             if all_cancelled:

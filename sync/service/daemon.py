@@ -4,8 +4,9 @@ Jobs, declared from ``[daemon]`` at start-up (``sync.service.schedule``, where a
 APScheduler is):
 
 - ``sync``: ``Engine.run`` of every active period (``sync_cron``, or every ``sync_every_s``);
-- ``retry``: ``Engine.retry_due`` of every active period, every ``retry_every_s``, and once at
-  start-up, so what a stop left in the outbox goes out at once;
+- ``retry``: ``Engine.retry_due`` of every active period and of every other period with
+  requests in the outbox (``job_periods``), every ``retry_every_s``, and once at start-up, so
+  what a stop or a ``run`` left in the outbox goes out at once;
 - ``reconcile``: ``sync.reconcile`` of every active period (``reconcile_cron``; report only).
 
 Active periods come from ``[sync] periods``, else from the calendar (``sync.calendar``): the
@@ -158,6 +159,17 @@ class Daemon:
             timezone=self.timezone,
             grace_days=self.settings.daemon.previous_period_grace_days,
         )
+
+    def job_periods(self, name: str) -> list[str]:
+        """The periods a job goes over: the active ones; for the retry job also every other
+        period with requests in the outbox (``run --period 2025`` left them pending for "the
+        daemon's retry", or a period stopped being active before they went). Every job's
+        periods are chosen here and nowhere else."""
+        periods = self.active_periods()
+        if name == "retry":
+            assert self._app is not None
+            periods += [p for p in self._app.store.periods_with_pending() if p not in periods]
+        return periods
 
     # -- running and stopping --------------------------------------------------------------
 
@@ -338,8 +350,8 @@ class Daemon:
         return run
 
     def run_job(self, name: str) -> None:
-        """Run one job (``sync``, ``retry``, ``reconcile``) over the active periods, after
-        the job that is running ends; a retry is skipped instead of waiting."""
+        """Run one job (``sync``, ``retry``, ``reconcile``) over its periods (``job_periods``),
+        after the job that is running ends; a retry is skipped instead of waiting."""
         body = {"sync": self._sync, "retry": self._retry, "reconcile": self._reconcile}[name]
         if self._stopping.is_set():
             return
@@ -375,7 +387,14 @@ class Daemon:
                 log.info("job.interrupted", job=name, reason="the daemon is stopping")
                 self._metrics.jobs.labels(name, "interrupted").inc()
                 return
-        for period in self.active_periods():
+        try:
+            periods = self.job_periods(name)
+        except SQLAlchemyError as exc:  # the retry job asks the store which periods have work
+            cause = getattr(exc, "orig", None) or type(exc).__name__
+            log.error("job.failed", job=name, error=f"the state store did not answer: {cause}")
+            self._metrics.jobs.labels(name, "error").inc()
+            return
+        for period in periods:
             if self._stopping.is_set():
                 result = "interrupted"
                 break

@@ -5,8 +5,8 @@ Jobs, declared from ``[daemon]`` (``coalesce=True, max_instances=1``; no job sto
 store holds the service's state, the schedule is the config):
 
 - ``sync`` on ``sync_cron``, or every ``sync_every_s`` (then a first one at once);
-- ``retry`` every ``retry_every_s``, and once at start-up, so what a stop left in the outbox
-  goes out at once;
+- ``retry`` every ``retry_every_s``, and once at start-up, so what a stop (or a ``run``) left in
+  the outbox goes out at once;
 - ``reconcile`` on ``reconcile_cron``, by worker 1 only (a report, read from e-Kinerja N
   times over otherwise).
 """

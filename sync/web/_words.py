@@ -100,7 +100,32 @@ _EXPLAINED: dict[str, str] = {
         "berikutnya membacanya lagi."
     ),
     "invalid_nuptk": (
-        "NUPTK tidak sah. Perbaiki di Dapodik; sinkronisasi berikutnya membacanya lagi."
+        "NUPTK tidak sah (ditahan oleh versi lama). NUPTK tidak dikirim ke e-Kinerja: "
+        "sinkronisasi berikutnya mengirim data ini. Perbaiki NUPTK di Dapodik."
+    ),
+    "birth_date_in_future": (
+        "Tanggal lahir dalam NIP (8 digit pertama) ada di masa depan. Operator sekolah "
+        "mencocokkan NIP di Dapodik / Verval PTK dengan data BKN (SIASN) dan memperbaikinya "
+        "di Dapodik."
+    ),
+    "tmt_cpns_under_age": (
+        "TMT CPNS dalam NIP (digit 9-14) jatuh sebelum pemiliknya berusia 18 tahun menurut "
+        "tanggal lahir dalam NIP yang sama. Operator sekolah mencocokkan NIP dengan SIASN dan "
+        "memperbaikinya di Dapodik."
+    ),
+    "tmt_cpns_after_period": (
+        "TMT CPNS dalam NIP jatuh sesudah periode berakhir. Operator sekolah mencocokkan NIP "
+        "dengan SIASN dan memperbaikinya di Dapodik; bila NIP benar, laporkan ke helpdesk PMM "
+        "dengan ID sumbernya (data tercatat pada periode yang salah)."
+    ),
+    "duplicate_indicator": (
+        "Indikator yang sama dipilih dua kali. Kepala sekolah memperbaiki perencanaan di PMM "
+        "(pilih sekali, atau pilih indikator lain) dan penilai menyetujuinya."
+    ),
+    "finalised_before_period": (
+        "Penilaian difinalkan sebelum periodenya dimulai: PMM mencatatnya pada periode atau "
+        "tanggal yang salah, dan sekolah tidak dapat mengubahnya. Laporkan ke helpdesk PMM "
+        "dengan ID sumbernya."
     ),
     "invalid_npsn": "NPSN sekolah tidak sah. Perbaiki di PMM / Dapodik.",
     "invalid_assessor_nip": "Penilai atau NIP penilai tidak sah. Perbaiki penilai di PMM.",
