@@ -189,6 +189,9 @@ class PerformanceRecord:
     assessment: Assessment
     cancelled: bool
     updated_at: dt.datetime
+    # What is odd but not provably wrong (a malformed NUPTK, a tmt_jabatan after the period):
+    # the record is sent, and these are shown to the people who can check them.
+    notes: tuple[str, ...] = ()
 
     @property
     def plan_approved(self) -> bool:

@@ -15,7 +15,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mappings._errors import describe
-from mappings.identifiers import check_nip, check_npsn, check_nuptk
+from mappings.identifiers import (
+    check_birth_date,
+    check_nip,
+    check_npsn,
+    check_nuptk,
+    check_tmt_cpns_age,
+    check_tmt_cpns_period,
+)
 from mappings.model import (
     Assessment,
     AssessmentStatus,
@@ -70,6 +77,11 @@ _WIRE: dict[Rating | Predicate, str] = {
 }
 # What to do about a record that breaks PMM's own contract (sync/advice.py says the same).
 _REPORT_TO_PMM = "; PMM broke its contract: report it to the PMM helpdesk with the source id"
+# Who fixes a NIP whose own dates cannot be: it is Dapodik's copy of BKN's number.
+_NIP_AGAINST_SIASN = (
+    "the school's operator checks the NIP in Dapodik / Verval PTK against BKN's register "
+    "(SIASN) and corrects it in Dapodik (it reaches PMM)"
+)
 _CATALOGUE = frozenset(f"{family}-0{n}" for family in "GK" for n in range(1, 9))
 _INDICATOR_PREFIX = {Role.TEACHER: "G-", Role.PRINCIPAL: "K-"}
 
@@ -121,7 +133,8 @@ class _Pelaksanaan(_Wire):
 
 class _PegawaiBase(_Wire):
     nip: str
-    nuptk: str | None = None
+    # Any value: NUPTK is never sent, so even one of the wrong type is a note, not a refusal.
+    nuptk: Any = None
     nama: str
     status_kepegawaian: Literal["PNS", "PPPK"]
     jabatan: str
@@ -217,7 +230,8 @@ def _to_record(wire: _KinerjaV1 | _KinerjaV2) -> PerformanceRecord:
         period=Period.parse(wire.periode),
         employee=Employee(
             nip=pegawai.nip,
-            nuptk=pegawai.nuptk,
+            # Empty, as Dapodik exports often have it, is absent.
+            nuptk=pegawai.nuptk if isinstance(pegawai.nuptk, str) and pegawai.nuptk else None,
             name=pegawai.nama,
             role=_ROLE[role_wire],
             employment_status=EmploymentStatus(pegawai.status_kepegawaian),
@@ -242,7 +256,32 @@ def _to_record(wire: _KinerjaV1 | _KinerjaV2) -> PerformanceRecord:
         ),
         cancelled=wire.dibatalkan,
         updated_at=wire.diperbarui_pada,
+        notes=_notes(wire),
     )
+
+
+def _notes(wire: _KinerjaV1 | _KinerjaV2) -> tuple[str, ...]:
+    """What is odd in the record but not provably wrong: it is sent, and the school is told
+    (domain.md: a bad NUPTK is a note for the school; a tmt_jabatan after the period is
+    reported on the record rather than its angka kredit dropped silently)."""
+    notes = []
+    if (reason := check_nuptk(wire.pegawai.nuptk)) is not None:
+        notes.append(
+            f"{reason}: the school corrects it in Dapodik (NUPTK is never sent to e-Kinerja, "
+            "so the record is sent)"
+        )
+    start, end = wire.pegawai.tmt_jabatan, Period.parse(wire.periode).end
+    if start is not None and start > end:
+        credit = (
+            ", so no month of it counts for angka kredit (mapping 2026.2 sends none)"
+            if wire.pegawai.jenjang_jabatan
+            else ""
+        )
+        notes.append(
+            f"tmt_jabatan {start.isoformat()} is after the period ended ({end.isoformat()})"
+            f"{credit}: the school checks tmt_jabatan in Dapodik"
+        )
+    return tuple(notes)
 
 
 def _problems(record: PerformanceRecord) -> tuple[str, str] | None:
@@ -250,11 +289,24 @@ def _problems(record: PerformanceRecord) -> tuple[str, str] | None:
     employee = record.employee
     if (reason := check_nip(employee.nip, employee.employment_status.value)) is not None:
         return "invalid_nip", f"{reason}: correct the NIP in Dapodik/PMM"
-    if (reason := check_nuptk(employee.nuptk)) is not None:
-        return "invalid_nuptk", f"{reason}: correct the NUPTK in Dapodik/PMM"
+    # The NIP's own dates against each other, the period and the day PMM wrote the record:
+    # only what cannot be (domain.md, "Cross-checks that are provably wrong").
+    written_on = record.updated_at.date()
+    if (reason := check_birth_date(employee.nip, written_on)) is not None:
+        return "birth_date_in_future", f"{reason}: {_NIP_AGAINST_SIASN}"
+    if employee.employment_status is EmploymentStatus.PNS:
+        if (reason := check_tmt_cpns_age(employee.nip)) is not None:
+            return "tmt_cpns_under_age", f"{reason}: {_NIP_AGAINST_SIASN}"
+        if (reason := check_tmt_cpns_period(employee.nip, record.period.end)) is not None:
+            return "tmt_cpns_after_period", (
+                f"{reason}: {_NIP_AGAINST_SIASN}; if the NIP is right, PMM holds the record "
+                "under a period before the appointment: report it to the PMM helpdesk"
+            )
     if (reason := check_npsn(record.school.npsn)) is not None:
         return "invalid_npsn", f"{reason}: correct the school's NPSN in PMM"
-    if (reason := check_nip(record.assessor.nip, "PPPK")) is not None:
+    if (reason := check_nip(record.assessor.nip, "PPPK")) is not None or (
+        reason := check_birth_date(record.assessor.nip, written_on)
+    ) is not None:
         # The assessor's status is not in the record, so only the PPPK-compatible shape is checked.
         return "invalid_assessor_nip", f"assessor {reason}: correct the penilai in PMM"
     if record.assessor.nip == employee.nip:
@@ -274,6 +326,13 @@ def _problems(record: PerformanceRecord) -> tuple[str, str] | None:
                 f"indicator {indicator.code} is not a {role_wire} indicator "
                 f"({prefix}01..{prefix}08): the plan in PMM must pick one from the right catalogue",
             )
+    codes = [indicator.code for indicator in record.indicators]
+    if twice := sorted({code for code in codes if codes.count(code) > 1}):
+        return (
+            "duplicate_indicator",
+            f"indicator {twice[0]} is picked twice in one plan: the {role_wire} corrects the "
+            "perencanaan in PMM (keep it once, or pick another one) and the penilai approves it",
+        )
     if employee.role is Role.TEACHER and len(record.indicators) != 1:
         return (
             "indicator_count",
@@ -313,6 +372,16 @@ def _problems(record: PerformanceRecord) -> tuple[str, str] | None:
             return (
                 "final_incomplete",
                 f"final penilaian lacks {', '.join(missing)}: the penilai must complete it in PMM",
+            )
+        finalised = assessment.finalised_at
+        # Its calendar date in the offset it was written with (domain.md, "Dates").
+        if finalised is not None and finalised.date() < record.period.start:
+            return (
+                "finalised_before_period",
+                f"the penilaian of {record.period} was finalised on {finalised.date()}, before "
+                f"the period began ({record.period.start}): PMM holds it under the wrong period "
+                "or with a wrong date, which no one at the school can change: report it to the "
+                "PMM helpdesk with the source id",
             )
     return None
 

@@ -116,9 +116,7 @@ class _Outbox:
                             reason=checked.reason,
                         )
                     )
-                    log.warning(
-                        "record.quarantined", period=period, nip=nip, reason=checked.reason
-                    )
+                    log.warning("record.quarantined", period=period, nip=nip, reason=checked.reason)
                     continue
                 record = checked if isinstance(checked, PerformanceRecord) else None
             seen = max(r.seen_at for r in rows)  # the newest version PMM served of this NIP

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
-from mappings.identifiers import check_nip, check_npsn, check_nuptk
+from mappings.identifiers import (
+    check_birth_date,
+    check_nip,
+    check_npsn,
+    check_nuptk,
+    check_tmt_cpns_age,
+    check_tmt_cpns_period,
+)
 
 
 def pns_nip(birth: str = "19850315", tmt: str = "201001", sex: str = "2", seq: str = "003") -> str:
@@ -125,6 +134,7 @@ def test_nuptk_of_16_digits_or_none_is_valid() -> None:
     assert check_nuptk("1234567890123456") is None
     assert check_nuptk("0000000000000000") is None
     assert check_nuptk(None) is None
+    assert check_nuptk("") is None  # empty, as many Dapodik exports have it: absent
 
 
 @pytest.mark.parametrize(
@@ -132,7 +142,7 @@ def test_nuptk_of_16_digits_or_none_is_valid() -> None:
     [
         "123456789012345",  # 15
         "12345678901234567",  # 17
-        "",
+        " ",
         "123456789012345A",
         "1234 67890123456",
         "١٢٣٤٥٦٧٨٩٠١٢٣٤٥٦",  # 16 Arabic-Indic digits
@@ -175,3 +185,45 @@ def test_pkbm_skb_and_lkp_npsn_are_valid(npsn: str) -> None:
 @pytest.mark.parametrize("npsn", ["2021234", "202123456", "", "2021-234", None, 20212345])
 def test_npsn_of_wrong_shape_is_invalid(npsn: object) -> None:
     assert check_npsn(npsn) is not None
+
+
+# --- the NIP's own dates -------------------------------------------------------------------
+
+
+def test_birth_date_after_the_day_the_record_was_written_is_impossible() -> None:
+    nip = pns_nip(birth="20250621", tmt="204306")
+    assert "2025-06-21 is in the future" in (check_birth_date(nip, dt.date(2025, 6, 20)) or "")
+    assert check_birth_date(nip, dt.date(2025, 6, 21)) is None  # the day itself: allowed
+
+
+@pytest.mark.parametrize(
+    ("birth", "tmt", "possible"),
+    [
+        ("19850315", "200303", True),  # the month of the 18th birthday
+        ("19850315", "200302", False),  # the month before it
+        ("19850301", "200302", False),
+        ("19850331", "200303", True),
+        ("20000229", "201802", True),  # a leap-day birth: 18 in February 2018
+        ("20000229", "201801", False),
+        ("19601231", "198512", True),
+    ],
+)
+def test_tmt_cpns_before_the_18th_birthday_is_impossible(
+    birth: str, tmt: str, possible: bool
+) -> None:
+    reason = check_tmt_cpns_age(pns_nip(birth=birth, tmt=tmt))
+    assert (reason is None) is possible, reason
+
+
+@pytest.mark.parametrize(
+    ("tmt", "end", "possible"),
+    [
+        ("202506", dt.date(2025, 6, 30), True),  # the period's last month
+        ("202507", dt.date(2025, 6, 30), False),
+        ("202601", dt.date(2025, 12, 31), False),
+        ("201001", dt.date(2024, 6, 30), True),
+    ],
+)
+def test_tmt_cpns_after_the_period_is_impossible(tmt: str, end: dt.date, possible: bool) -> None:
+    reason = check_tmt_cpns_period(pns_nip(tmt=tmt), end)
+    assert (reason is None) is possible, reason

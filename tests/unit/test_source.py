@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mappings.model import AssessmentStatus, EmploymentStatus, PerformanceRecord, Role
+from mappings.model import AssessmentStatus, EmploymentStatus, PerformanceRecord, Period, Role
 from mappings.rules import Grade, Predicate, Rating
 from mappings.source import Rejection, read_record
 
@@ -57,7 +57,26 @@ def _pegawai(role: str, role_key: str, status: str, nip: str) -> dict[str, Any]:
     }
 
 
+def _stamps(periode: str) -> dict[str, str]:
+    """Realistic moments of a period's cycle: the plan approved on the 20th of its first
+    month, the observation on the 1st of its second, the penilaian finalised on the 18th of
+    its last month and the record written on the 20th (2025-1: January, February, June)."""
+    period = Period.parse(periode)
+    first, last = period.start, period.end
+    return {
+        "approved": f"{first:%Y-%m}-20T09:00:00+07:00",
+        "observed": f"{first.year}-{first.month + 1:02d}-01T08:00:00+07:00",
+        "finalised": f"{last:%Y-%m}-18T14:30:00+07:00",
+        "written": f"{last:%Y-%m}-20T10:00:00+07:00",
+    }
+
+
+# Finalised on the 18th of the period's last month (``_stamps``), unless a test says otherwise.
+IN_PERIOD = "in the period"
+
+
 def _common(periode: str, role: str) -> dict[str, Any]:
+    stamps = _stamps(periode)
     return {
         "id": SOURCE_ID,
         "periode": periode,
@@ -69,13 +88,13 @@ def _common(periode: str, role: str) -> dict[str, Any]:
         },
         "pelaksanaan": {
             "observasi": [
-                {"tahap": "persiapan", "selesai_pada": "2025-02-01T08:00:00+07:00"},
+                {"tahap": "persiapan", "selesai_pada": stamps["observed"]},
                 {"tahap": "observasi", "selesai_pada": None},
             ],
             "pengembangan_kompetensi_jp": 32,
         },
         "dibatalkan": False,
-        "diperbarui_pada": "2025-06-20T10:00:00+07:00",
+        "diperbarui_pada": stamps["written"],
     }
 
 
@@ -87,7 +106,7 @@ def v1_record(
     hasil: str | None = "diatas_ekspektasi",
     perilaku: str | None = "sesuai_ekspektasi",
     predikat: str | None = "baik",
-    difinalkan_pada: str | None = "2025-06-18T14:30:00+07:00",
+    difinalkan_pada: str | None = IN_PERIOD,
     indikator: str = "G-03",
     status_kepegawaian: str = "PNS",
     nip: str = NIP,
@@ -98,14 +117,14 @@ def v1_record(
         "pegawai": _pegawai(role, "peran", status_kepegawaian, nip),
         "perencanaan": {
             "indikator": {"kode": indikator, "nama": "Penerapan Disiplin Positif"},
-            "disetujui_pada": "2025-01-20T09:00:00+07:00",
+            "disetujui_pada": _stamps(periode)["approved"],
         },
         "penilaian": {
             "status": status,
             "rating_hasil_kerja": hasil,
             "rating_perilaku": perilaku,
             "predikat": predikat,
-            "difinalkan_pada": difinalkan_pada,
+            "difinalkan_pada": _finalised(periode, difinalkan_pada),
         },
     }
 
@@ -118,7 +137,7 @@ def v2_record(
     hasil: str | None = "diatas_ekspektasi",
     perilaku: str | None = "sesuai_ekspektasi",
     predikat: str | None = "baik",
-    difinalkan_pada: str | None = "2025-06-18T14:30:00+07:00",
+    difinalkan_pada: str | None = IN_PERIOD,
     indikator: tuple[str, ...] = ("G-03",),
     catatan: str | None = None,
     status_kepegawaian: str = "PNS",
@@ -130,7 +149,7 @@ def v2_record(
         "pegawai": _pegawai(role, "jenis_ptk", status_kepegawaian, nip),
         "perencanaan": {
             "indikator": [{"kode": k, "nama": "Penerapan Disiplin Positif"} for k in indikator],
-            "disetujui_pada": "2025-01-20T09:00:00+07:00",
+            "disetujui_pada": _stamps(periode)["approved"],
         },
         "penilaian": {
             "status": status,
@@ -139,10 +158,14 @@ def v2_record(
                 "rating_perilaku": perilaku,
                 "predikat": predikat,
             },
-            "difinalkan_pada": difinalkan_pada,
+            "difinalkan_pada": _finalised(periode, difinalkan_pada),
             "catatan": catatan,
         },
     }
+
+
+def _finalised(periode: str, given: str | None) -> str | None:
+    return _stamps(periode)["finalised"] if given == IN_PERIOD else given
 
 
 BUILDERS = pytest.mark.parametrize("build", [v1_record, v2_record], ids=["v1", "v2"])
@@ -492,7 +515,6 @@ def test_utc_timestamp_is_accepted(build: Any) -> None:
     ("path", "value", "code"),
     [
         (("pegawai", "nip"), "198502302010012003", "invalid_nip"),
-        (("pegawai", "nuptk"), "12345", "invalid_nuptk"),
         (("sekolah", "npsn"), "7021234", "invalid_npsn"),
         (("sekolah", "npsn"), "2021234a", "invalid_npsn"),
         (("penilai", "nip"), "19700210199503100", "invalid_assessor_nip"),
@@ -506,6 +528,124 @@ def test_identifier_problems_are_rejected(path: tuple[str, ...], value: str, cod
 
 def test_nuptk_may_be_null() -> None:
     assert accepted(with_value(v1_record(), ("pegawai", "nuptk"), None)).employee.nuptk is None
+
+
+# --- NUPTK and tmt_jabatan: notes, never refusals (issue 23) ---------------------------------
+
+
+@BUILDERS
+def test_an_empty_nuptk_as_dapodik_exports_it_is_absent(build: Any) -> None:
+    record = accepted(with_value(build(), ("pegawai", "nuptk"), ""))
+    assert record.employee.nuptk is None
+    assert record.notes == ()
+
+
+@pytest.mark.parametrize("nuptk", ["123456789012345", "1234-5678-9012-3456", 1234567890123456])
+def test_a_malformed_nuptk_is_a_note_for_the_school_and_the_record_goes_on(nuptk: object) -> None:
+    # 15 digits (a digit lost in Dapodik), typed with dashes, or sent as a JSON number.
+    record = accepted(with_value(v2_record(), ("pegawai", "nuptk"), nuptk))
+    (note,) = record.notes
+    assert str(nuptk) in note
+    assert "16 digits" in note
+    assert "Dapodik" in note
+    assert "never sent" in note
+
+
+def test_a_tmt_jabatan_after_the_period_is_a_note_on_the_record() -> None:
+    # Promoted to Guru Ahli Muda on 1 August 2025: after the semester 2025-1 ended.
+    raw = with_value(v2_record(), ("pegawai", "tmt_jabatan"), "2025-08-01")
+    record = accepted(raw)
+    (note,) = record.notes
+    assert "tmt_jabatan 2025-08-01 is after the period ended (2025-06-30)" in note
+    assert "angka kredit" in note
+    assert "Dapodik" in note
+    # Without a jenjang no angka kredit is at stake: the note does not speak of it.
+    plain = accepted(with_value(raw, ("pegawai", "jenjang_jabatan"), None))
+    assert "angka kredit" not in plain.notes[0]
+
+
+@pytest.mark.parametrize("tmt", ["2025-06-30", "2025-01-01", "2019-03-01", None])
+def test_a_tmt_jabatan_up_to_the_last_day_of_the_period_is_no_note(tmt: str | None) -> None:
+    assert accepted(with_value(v2_record(), ("pegawai", "tmt_jabatan"), tmt)).notes == ()
+
+
+# --- the NIP's own dates, indicators, the finalisation date: provably wrong (issue 23) ---
+
+
+@pytest.mark.parametrize(
+    ("nip", "code", "mentions"),
+    [
+        # Born 15 May 1990, TMT CPNS March 2007: 16 years old.
+        ("199005152007032001", "tmt_cpns_under_age", "TMT CPNS 2007-03"),
+        # TMT CPNS January 2026, but the record is of the semester 2025-1.
+        ("199005152026012001", "tmt_cpns_after_period", "TMT CPNS 2026-01"),
+        # Born 4 February 2031: after PMM wrote the record (June 2025).
+        ("203102042050012001", "birth_date_in_future", "2031-02-04"),
+    ],
+)
+def test_a_pns_nip_whose_own_dates_cannot_be_is_quarantined(
+    nip: str, code: str, mentions: str
+) -> None:
+    rejection = rejected(v2_record(nip=nip), code)
+    assert mentions in rejection.reason
+    assert "SIASN" in rejection.reason  # who fixes it: the school's operator, in Dapodik
+
+
+@pytest.mark.parametrize(
+    "nip",
+    [
+        "198503152003032001",  # TMT CPNS in the month of the 18th birthday: possible
+        "198503152025062001",  # TMT CPNS in the period's last month (June 2025)
+        "200002292018022001",  # born on a leap day, appointed in the February 18 years on
+    ],
+)
+def test_the_edges_of_the_nip_date_checks_are_accepted(nip: str) -> None:
+    assert accepted(v2_record(nip=nip)).employee.nip == nip
+
+
+def test_a_pppk_ni_has_no_tmt_cpns_to_check() -> None:
+    # Appointment year 2026 and code 15 in a PPPK number: not a TMT CPNS, never compared.
+    ni = "199001012026151001"
+    assert accepted(v2_record(nip=ni, status_kepegawaian="PPPK")).employee.nip == ni
+
+
+def test_a_pppk_born_in_the_future_is_quarantined_too() -> None:
+    rejection = rejected(
+        v2_record(nip="203001012022151001", status_kepegawaian="PPPK"), "birth_date_in_future"
+    )
+    assert "2030-01-01" in rejection.reason
+
+
+def test_a_penilai_born_in_the_future_is_the_penilai_to_correct() -> None:
+    raw = with_value(v2_record(), ("penilai", "nip"), "203001011995031001")
+    assert "correct the penilai" in rejected(raw, "invalid_assessor_nip").reason
+
+
+def test_the_same_indicator_twice_is_quarantined() -> None:
+    raw = v2_record(periode="2026", role="kepala_sekolah", indikator=("K-05", "K-05"))
+    rejection = rejected(raw, "duplicate_indicator")
+    assert "K-05 is picked twice" in rejection.reason
+    assert "perencanaan in PMM" in rejection.reason
+
+
+def test_a_penilaian_finalised_before_its_period_began_is_quarantined() -> None:
+    raw = v2_record(periode="2025-1", difinalkan_pada="2024-12-20T10:00:00+07:00")
+    rejection = rejected(raw, "finalised_before_period")
+    assert "finalised on 2024-12-20, before the period began (2025-01-01)" in rejection.reason
+    assert "PMM helpdesk" in rejection.reason
+
+
+def test_a_penilaian_finalised_on_the_first_day_in_wita_is_in_the_period() -> None:
+    # 00:30 WITA on 1 July is 23:30 WIB on 30 June: the date is the one it was written in.
+    raw = v2_record(periode="2024-2", difinalkan_pada="2024-07-01T00:30:00+08:00")
+    assert accepted(raw).assessment.finalised_at == dt.datetime(
+        2024, 7, 1, 0, 30, tzinfo=dt.timezone(dt.timedelta(hours=8))
+    )
+
+
+def test_a_draft_with_an_early_finalisation_stamp_is_not_judged_by_it() -> None:
+    raw = v2_record(status="draf", difinalkan_pada="2024-12-20T10:00:00+07:00")
+    assert accepted(raw).assessment.status is AssessmentStatus.DRAFT
 
 
 def test_rejection_keeps_the_readable_identity() -> None:

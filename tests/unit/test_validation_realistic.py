@@ -42,12 +42,16 @@ def npsns(draw: st.DrawFn) -> str:
 
 
 @st.composite
-def nips(draw: st.DrawFn, status: str) -> str:
+def nips(draw: st.DrawFn, status: str, until: dt.date) -> str:
+    """A NIP as BKN issues them: a PNS appointed (TMT CPNS) from the month of the 18th
+    birthday on, up to the period's last month; a PPPK from 2019 (the first intake)."""
     birth = draw(st.dates(dt.date(1960, 1, 1), dt.date(2002, 12, 31)))
     if status == "PNS":
-        middle = f"{draw(st.integers(1985, 2026))}{draw(st.integers(1, 12)):02d}"
+        earliest = max(birth.year * 12 + birth.month - 1 + 18 * 12, 1985 * 12)
+        month = draw(st.integers(earliest, until.year * 12 + until.month - 1))
+        middle = f"{month // 12}{month % 12 + 1:02d}"
     else:  # NI PPPK: appointment year + a 2-digit code that is not a month
-        middle = f"{draw(st.integers(2019, 2026))}{draw(st.integers(0, 99)):02d}"
+        middle = f"{draw(st.integers(2019, until.year))}{draw(st.integers(0, 99)):02d}"
     sex = draw(st.sampled_from("12"))
     sequence = draw(st.integers(1, 999))
     return f"{birth:%Y%m%d}{middle}{sex}{sequence:03d}"
@@ -74,8 +78,8 @@ def valid_records(draw: st.DrawFn) -> dict[str, Any]:
     )
     role = draw(st.sampled_from(["guru", "kepala_sekolah"]))
     status = draw(st.sampled_from(["PNS", "PPPK"]))
-    nip = draw(nips(status))
-    assessor = draw(nips("PNS").filter(lambda n: n != nip))
+    nip = draw(nips(status, last))
+    assessor = draw(nips("PNS", last).filter(lambda n: n != nip))
     if role == "guru":
         assessor_role = "kepala_sekolah"
         codes = [f"G-0{draw(st.integers(1, 8))}"]
@@ -101,8 +105,10 @@ def valid_records(draw: st.DrawFn) -> dict[str, Any]:
     )
     pegawai: dict[str, Any] = {
         "nip": nip,
-        "nuptk": draw(
-            st.one_of(st.none(), st.text(alphabet="0123456789", min_size=16, max_size=16))
+        "nuptk": draw(  # empty in many Dapodik exports
+            st.one_of(
+                st.none(), st.just(""), st.text(alphabet="0123456789", min_size=16, max_size=16)
+            )
         ),
         "nama": draw(st.sampled_from(NAMES)),
         "jenis_ptk": role,
@@ -174,6 +180,13 @@ BAD = [
     (("penilaian", "hasil", "predikat"), "sangat_baik", "predicate_mismatch"),
     (("perencanaan", "indikator"), [{"kode": "K-01", "nama": "x"}], "indicator_role_mismatch"),
     (("penilai",), None, "no_assessor"),
+    # Cross-field checks (issue 23): born 15 May 1990 and a CPNS at 16; a CPNS from 2030;
+    # born in 2031; one indicator twice; finalised in the December before every period.
+    (("pegawai", "nip"), "199005152007032001", "tmt_cpns_under_age"),
+    (("pegawai", "nip"), "199005152030012001", "tmt_cpns_after_period"),
+    (("pegawai", "nip"), "203102042050012001", "birth_date_in_future"),
+    (("perencanaan", "indikator"), [{"kode": "G-04", "nama": "x"}] * 2, "duplicate_indicator"),
+    (("penilaian", "difinalkan_pada"), "2023-12-20T10:00:00+07:00", "finalised_before_period"),
 ]
 
 
