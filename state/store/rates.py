@@ -44,9 +44,10 @@ UPDATE rate_slot SET rate = {greatest}(:floor, {rate} * :factor), cut_at = t.now
 FROM t WHERE rate_slot.name = :name AND (rate_slot.cut_at IS NULL
   OR rate_slot.cut_at <= t.now - :hold_s OR rate_slot.cut_at > t.now)
 RETURNING {rate}"""
-# Back to NULL ("the configured rate") once it reaches the limit.
+# Back to NULL ("the configured rate") once it reaches the limit (or all but the float dust
+# of the steps).
 _RAISE = """UPDATE rate_slot
-SET rate = CASE WHEN {rate} + :step >= :limit THEN NULL ELSE {rate} + :step END
+SET rate = CASE WHEN {rate} + :step >= :limit * 0.999999999 THEN NULL ELSE {rate} + :step END
 WHERE rate_slot.name = :name RETURNING coalesce(rate_slot.rate, :limit)"""
 
 

@@ -1,56 +1,189 @@
-"""A client-side rate limit (token bucket), shared by the delivery threads."""
+"""The client-side rate limit: ``target.rate_limit_per_s`` is what e-Kinerja sees from the
+whole installation (every worker process, thread and token request together).
+
+e-Kinerja counts the requests that *arrive* within any sliding one-second window. So the
+limit is a schedule of send slots with no burst at all (GCRA with a tolerance of zero: the
+next slot is ``max(next slot, now) + s``, idle time earns no credit), and a request goes at
+its slot. Between taking a slot and the request arriving lies some jitter (waking from the
+sleep, building the request, the network): if every arrival lands within ``J`` seconds after
+its slot, a one-second window of arrivals holds requests of slots within ``1 + J`` seconds of
+one another, which is at most ``ceil((1 + J) / s)`` of them. Hence ``s = (1 + J) / R``: no
+window holds more than R, and the rate let through is ``R / (1 + J)`` (93 % of R with the
+``J`` of 0.08 s used here). A request whose sender wakes more than ``J / 2`` late takes a
+later slot instead of crowding the next ones.
+
+Where the schedule lives: on PostgreSQL in the database (``SharedSchedule``: one row, one
+atomic UPDATE per slot, the database's clock), so the workers of one daemon and several
+daemons on one database share one limit; on SQLite one process holds the store, and an
+in-process schedule (``LocalSchedule``) shared by its threads is enough.
+
+The rate adapts to e-Kinerja (AIMD): ``throttled()`` (a 429 or 503) halves it, at most once a
+second and not below a floor; ``accepted()`` (a success) adds a little back, up to R. On
+PostgreSQL the adapted rate lives in the same row, so every worker slows down together.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
-__all__ = ["RateLimiter"]
+import structlog
+
+from state.store import StateStore
+
+__all__ = ["JITTER_S", "LocalSchedule", "RateLimiter", "Schedule", "SharedSchedule"]
+
+log = structlog.get_logger("ekinerja_sync.deliver")
+
+JITTER_S = 0.08
+"""The jitter allowed between a send slot and the request's arrival at e-Kinerja."""
+CUT_HOLD_S = 1.0
+"""After a cut, further 429s within this long (those of requests already in flight) do not
+cut again."""
+_NEAR = 1 - 1e-9  # a rate this close to the limit is the limit (float dust of the steps)
+_RETAKES = 3  # a sender that wakes late this often in a row sends at its last slot all the same
+
+
+class Schedule(Protocol):
+    """Where the send slots and the adapted rate are kept."""
+
+    def take(self, limit: float, margin: float) -> tuple[float, float]:
+        """Take the next slot, ``margin / rate`` after the one before: (seconds until it, the
+        rate it was spaced by, at most ``limit``)."""
+        ...
+
+    def cut(self, limit: float, floor: float) -> float | None:
+        """Halve the rate (not below ``floor``) unless it was cut within ``CUT_HOLD_S``; the
+        new rate, or None when not cut."""
+        ...
+
+    def raise_rate(self, limit: float, step: float) -> float:
+        """Add ``step`` to the rate, up to ``limit``; the rate now."""
+        ...
+
+
+class LocalSchedule:
+    """The schedule of one process, shared by its threads (SQLite; tests)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._next: float | None = None
+        self._rate: float | None = None  # None: the configured one
+        self._cut_at: float | None = None
+
+    def take(self, limit: float, margin: float) -> tuple[float, float]:
+        with self._lock:
+            rate = limit if self._rate is None else min(self._rate, limit)
+            now = self._clock()
+            slot = now if self._next is None else max(self._next, now)
+            self._next = slot + margin / rate
+            return slot - now, rate
+
+    def cut(self, limit: float, floor: float) -> float | None:
+        with self._lock:
+            now = self._clock()
+            if self._cut_at is not None and self._cut_at <= now < self._cut_at + CUT_HOLD_S:
+                return None
+            rate = limit if self._rate is None else min(self._rate, limit)
+            self._rate = max(floor, rate / 2)
+            self._cut_at = now
+            return self._rate
+
+    def raise_rate(self, limit: float, step: float) -> float:
+        with self._lock:
+            if self._rate is not None:
+                rate = min(self._rate, limit) + step
+                self._rate = None if rate >= limit * _NEAR else rate
+            return limit if self._rate is None else self._rate
+
+
+class SharedSchedule:
+    """The schedule in the state store's ``rate_slot`` row ``name`` (PostgreSQL): every
+    worker process and thread on the database takes its slots there."""
+
+    def __init__(self, store: StateStore, name: str = "target") -> None:
+        self._store = store
+        self._name = name
+        store.ensure_rate_slot(name)
+
+    def take(self, limit: float, margin: float) -> tuple[float, float]:
+        return self._store.take_rate_slot(self._name, limit=limit, margin=margin)
+
+    def cut(self, limit: float, floor: float) -> float | None:
+        return self._store.cut_rate(self._name, limit=limit, floor=floor, hold_s=CUT_HOLD_S)
+
+    def raise_rate(self, limit: float, step: float) -> float:
+        return self._store.raise_rate(self._name, limit=limit, step=step)
 
 
 class RateLimiter:
-    """At most ``rate_per_s`` acquisitions per second on average, bursts up to ``burst``.
+    """At most ``rate_per_s`` requests in any one second as e-Kinerja counts them (on
+    arrival), whoever sends them; ``rate_per_s == 0`` disables the limit (no cost at all).
 
-    ``rate_per_s == 0`` disables the limit.
+    ``rate`` is the configured limit; ``current`` the adapted rate as last seen. ``clock`` and
+    ``sleep`` are the ones a sender waits on (a virtual clock in tests); ``schedule`` where
+    the slots are kept (default: this process's).
     """
 
     def __init__(
         self,
         rate_per_s: float,
         *,
-        burst: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        schedule: Schedule | None = None,
+        jitter_s: float = JITTER_S,
     ) -> None:
         self.rate = rate_per_s
-        self.capacity = float(burst if burst is not None else max(1, round(rate_per_s)))
-        self._tokens = self.capacity
+        self.current = rate_per_s
+        self.jitter_s = jitter_s
+        # A microsecond more: slots exactly 1 + J apart would meet at a window's edge in
+        # floating point.
+        self._margin = 1.0 + jitter_s + 1e-6
         self._clock = clock
         self._sleep = sleep
-        self._last = clock()
-        self._lock = threading.Lock()
+        self._schedule = schedule if schedule is not None else LocalSchedule(clock)
+        # The floor of a cut: a twentieth of R, at least 0.5/s (R itself when below that).
+        self.floor = min(rate_per_s, max(0.5, rate_per_s / 20))
+        # About 25 successes take half the rate back to the whole.
+        self.step = rate_per_s / 50
+
+    @property
+    def spacing_s(self) -> float:
+        """Seconds between two slots at the current rate."""
+        return self._margin / self.current if self.current > 0 else 0.0
 
     def acquire(self) -> None:
+        """Wait for this sender's send slot; the request goes right after."""
         if self.rate <= 0:
             return
-        while True:
-            with self._lock:
-                now = self._clock()
-                self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
-                self._last = now
-                # 1e-9: float dust from the refill counts as a whole token; else a clock that
-                # moves only by what is slept (sub-ULP waits) never gets there.
-                if self._tokens >= 1 - 1e-9:
-                    self._tokens -= 1
-                    return
-                wait = (1 - self._tokens) / self.rate
+        for _ in range(_RETAKES):
+            wait, self.current = self._schedule.take(self.rate, self._margin)
+            if wait <= 0:
+                return
+            due = self._clock() + wait
             self._sleep(wait)
+            if self._clock() - due <= self.jitter_s / 2:
+                return
+            # Woken late (a busy machine): sent now it would land among the next slots'
+            # requests. This slot goes unused; a later one is taken instead.
 
-    # Stubs (issue 22): delivery calls these on every 429/503 answer and after every success;
-    # the installation-wide limiter fills them in (multiplicative decrease / additive increase).
     def throttled(self) -> None:
-        """e-Kinerja answered 429 or 503: slow down (no-op until AIMD lands)."""
+        """e-Kinerja answered 429 or 503: halve the rate (multiplicative decrease), once for
+        the requests that were in flight together."""
+        if self.rate <= 0:
+            return
+        rate = self._schedule.cut(self.rate, self.floor)
+        if rate is not None:
+            self.current = rate
+            log.info("deliver.rate_cut", rate_per_s=round(rate, 3), limit_per_s=self.rate)
 
     def accepted(self) -> None:
-        """A request succeeded: climb back towards the configured rate (no-op until AIMD)."""
+        """e-Kinerja accepted a request: add a little back (additive increase), up to the
+        configured rate. Nothing to do (no database round trip) while at that rate."""
+        if self.rate <= 0 or self.current >= self.rate:
+            return
+        self.current = self._schedule.raise_rate(self.rate, self.step)

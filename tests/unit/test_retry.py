@@ -1,8 +1,7 @@
-"""sync.retry.RetryPolicy and sync.ratelimit.RateLimiter on a fake clock: nothing sleeps."""
+"""sync.retry.RetryPolicy on a fake clock: nothing sleeps (the rate limit: test_ratelimit.py)."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 
 import pytest
@@ -17,7 +16,6 @@ from connectors.errors import (
     SyncError,
     TargetPaused,
 )
-from sync.delivery.ratelimit import RateLimiter
 from sync.delivery.retry import RetryPolicy
 
 
@@ -175,95 +173,3 @@ def test_zero_initial_backoff_does_not_wait() -> None:
     fn, _ = failing([RetriableError("503") for _ in range(3)])
     policy(sleeps, initial_backoff_s=0, max_backoff_s=0).call(fn)
     assert sleeps.waits == [0, 0, 0]
-
-
-# --- RateLimiter -----------------------------------------------------------------------------
-
-
-class FakeClock:
-    """A monotonic clock that only moves when something sleeps on it (or a test advances it)."""
-
-    def __init__(self, start: float = 1000.0) -> None:
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        assert seconds >= 0
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-def acquire_times(limiter: RateLimiter, clock: FakeClock, n: int) -> list[float]:
-    times = []
-    for _ in range(n):
-        limiter.acquire()
-        times.append(clock.now)
-    return times
-
-
-def test_zero_rate_disables_the_limit() -> None:
-    clock = FakeClock()
-    limiter = RateLimiter(0, clock=clock, sleep=clock.sleep)
-    acquire_times(limiter, clock, 1000)
-    assert clock.sleeps == []
-    assert clock.now == 1000.0
-
-
-@pytest.mark.parametrize("rate", [1, 4, 10, 20])
-def test_rate_spaces_acquisitions(rate: float) -> None:
-    clock = FakeClock()
-    limiter = RateLimiter(rate, burst=1, clock=clock, sleep=clock.sleep)
-    times = acquire_times(limiter, clock, 21)
-    assert times[0] == 1000.0  # the first one goes at once
-    gaps = [b - a for a, b in itertools.pairwise(times)]
-    for gap in gaps:
-        assert gap == pytest.approx(1 / rate)
-    assert times[-1] - times[0] == pytest.approx(20 / rate)
-
-
-def test_default_burst_is_the_rate_then_spacing() -> None:
-    clock = FakeClock()
-    limiter = RateLimiter(5, clock=clock, sleep=clock.sleep)
-    times = acquire_times(limiter, clock, 20)
-    assert times[:5] == [1000.0] * 5  # a burst of one second's worth
-    # The other 15 are spaced at 1/5 s: 3 s for the lot.
-    assert times[-1] - times[0] == pytest.approx(15 / 5)
-    # Never more than rate + burst in any one second.
-    for start in times:
-        assert sum(start <= t < start + 1 for t in times) <= 10
-
-
-def test_tokens_refill_while_idle_up_to_the_burst() -> None:
-    clock = FakeClock()
-    limiter = RateLimiter(2, burst=2, clock=clock, sleep=clock.sleep)
-    acquire_times(limiter, clock, 2)
-    assert clock.sleeps == []
-    clock.now += 100  # idle for long: the bucket holds at most `burst`
-    start = clock.now
-    times = acquire_times(limiter, clock, 4)
-    assert times[:2] == [start, start]
-    assert times[2] == pytest.approx(start + 0.5)
-    assert times[3] == pytest.approx(start + 1.0)
-
-
-def test_fractional_rate_below_one() -> None:
-    clock = FakeClock()
-    limiter = RateLimiter(0.5, clock=clock, sleep=clock.sleep)
-    times = acquire_times(limiter, clock, 3)
-    assert times[1] - times[0] == pytest.approx(2.0)
-    assert times[2] - times[1] == pytest.approx(2.0)
-
-
-@pytest.mark.timeout(10)
-@pytest.mark.parametrize("start", [1000.0, 1e6, 123456.789])
-def test_limiter_terminates_with_a_clock_that_moves_only_by_what_is_slept(start: float) -> None:
-    # Refilling by (now - last) x rate leaves float dust (0.9999999999991 tokens); the wait for
-    # the rest is below the clock's resolution, so such a clock never reaches a whole token.
-    clock = FakeClock(start)
-    limiter = RateLimiter(20, burst=1, clock=clock, sleep=clock.sleep)
-    times = acquire_times(limiter, clock, 200)
-    assert times[-1] - times[0] == pytest.approx(199 / 20)
-    assert len(clock.sleeps) < 400
