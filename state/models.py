@@ -115,6 +115,9 @@ class SourceRecord(SQLModel, table=True):
     reason_code: str | None = Field(default=None, max_length=64)
     reason: str | None = Field(default=None, sa_column=Column(Text))
     seen_at: dt.datetime = Field(default_factory=_now, sa_column=Column(UTCDateTime()))
+    # What is odd in a valid record but not wrong (``PerformanceRecord.notes``, joined): it is
+    # sent, and ``status`` shows this to the school.
+    note: str | None = Field(default=None, sa_column=Column(Text))
 
 
 class SyncRecord(SQLModel, table=True):
@@ -211,6 +214,10 @@ class ListedPeriod(SQLModel, table=True):
     deadline: dt.date  # batas_penilaian
     running: bool  # status "berjalan"
     listed_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    # The mapping version the period was first planned with when the config names none for
+    # its kind; kept, so a later release's default never remaps what was delivered.
+    mapping_version: str | None = Field(default=None, max_length=32)
+    mapping_chosen_at: dt.datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
 
 
 class Run(SQLModel, table=True):
