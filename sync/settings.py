@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
+import stat
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,7 +31,14 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from mappings.model import Period, PeriodKind
 from mappings.versions import DEFAULT_VERSIONS, MAPPING_VERSIONS
 
-__all__ = ["SANDBOX_CLIENT_ID", "ConfigError", "Settings", "is_loopback_url", "load_settings"]
+__all__ = [
+    "SANDBOX_CLIENT_ID",
+    "ConfigError",
+    "Settings",
+    "is_loopback_url",
+    "load_settings",
+    "require_owner_only",
+]
 
 ENV_PREFIX = "EKINERJA_SYNC_"
 # The bundled sandbox servers' credentials: used only against a loopback base_url.
@@ -40,6 +48,21 @@ SANDBOX_CLIENT_SECRET = "sandbox-secret"  # noqa: S105 (the sandbox's public tes
 
 class ConfigError(Exception):
     """The configuration cannot be used; the message names the key and where it came from."""
+
+
+def require_owner_only(path: Path, what: str, instead: str = "") -> None:
+    """Refuse a file holding a secret (``what``: the setting it gives) that others than its
+    owner may read or change: ``ConfigError`` naming the setting, the file and the fix. For
+    the console's key file (``sync.web.keys``) and a config file holding web.secret_key."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise ConfigError(f"{what} ({path}): cannot be read: {exc.strerror}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(
+            f"{what} ({path}): others than its owner may read or change it; "
+            f"chmod 600 {path}{instead}"
+        )
 
 
 class _Section(BaseModel):
@@ -354,6 +377,14 @@ def load_settings(
             raise ConfigError(f"config file {file_path} is not valid TOML: {exc}") from None
         except OSError as exc:
             raise ConfigError(f"config file {file_path} cannot be read: {exc.strerror}") from None
+        web = data.get("web")
+        if isinstance(web, dict) and "secret_key" in web:
+            # A key that others may read is no secret: as for web.secret_key_file.
+            require_owner_only(
+                file_path,
+                "web.secret_key in the config file",
+                ", or give the key in EKINERJA_SYNC_WEB__SECRET_KEY or web.secret_key_file instead",
+            )
     for section, values in (overrides or {}).items():
         data.setdefault(section, {}).update(values)
     try:

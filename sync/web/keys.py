@@ -4,6 +4,8 @@ The key is never kept in the state store (issue 13: a copy of the database, whic
 may ask for, must not let anyone act as an operator). In order:
 
 1. ``web.secret_key`` (production: ``EKINERJA_SYNC_WEB__SECRET_KEY``), at least 32 characters;
+   in a config file only when the file is its owner's alone (``load_settings`` refuses it
+   otherwise, as it refuses such a key file);
 2. ``web.secret_key_file``: the file's first line; when the file does not exist it is made
    on first start, readable by its owner only (0600), with 32 random bytes in hex. A file
    others may read is refused;
@@ -24,7 +26,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sync.settings import ConfigError, Settings
+from sync.settings import ConfigError, Settings, require_owner_only
 
 __all__ = ["ConsoleKey", "console_key", "is_loopback", "require_lasting_key"]
 
@@ -72,8 +74,7 @@ def _from_file(path: Path) -> ConsoleKey:
         raise ConfigError(f"{where}: cannot be read: {why}") from None
     if not stat.S_ISREG(mode):
         raise ConfigError(f"{where}: is not a regular file")
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigError(f"{where}: others than its owner may read or change it; chmod 600 {path}")
+    require_owner_only(path, "web.secret_key_file")
     value = text.splitlines()[0].strip() if text.strip() else ""
     if len(value) < _MIN_LENGTH:
         # The message never holds the value.

@@ -3,6 +3,7 @@
 - A counted login attempt is kept longer than the longest backoff: waiting once at the cap
   does not wipe the count.
 - A new password has at least 12 characters and does not hold the user name.
+- ``web.secret_key`` in a config file that others may read is refused, as its key file is.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from state.store import StateStore
 from state.users import get_user, login_throttles
 from sync.bootstrap import build_store
 from sync.cli import app as cli_app
-from sync.settings import load_settings
+from sync.settings import ConfigError, load_settings
 from sync.web.auth import LoginLimiter, LoginPolicy, Passwords, password_problem
+from sync.web.keys import console_key
 from tests.web.conftest import FakeClock
 
 
@@ -118,3 +120,40 @@ def test_the_cli_refuses_a_short_password_or_one_with_the_name(tmp_path: Path) -
         assert Passwords().verify(user.password_hash, "baru-lagi-2026")
     finally:
         store.engine.dispose()
+
+
+# -- web.secret_key in a config file: its owner's alone --------------------------------------------
+
+
+def test_a_secret_key_in_a_config_file_others_may_read_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("EKINERJA_SYNC_WEB__SECRET_KEY", raising=False)
+    key = "rahasia-konsol-" + "0123456789abcdef" * 2
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[state]\nurl = "sqlite:///{tmp_path / "s.db"}"\n[web]\nsecret_key = "{key}"\n',
+        encoding="utf-8",
+    )
+    for mode in (0o644, 0o640, 0o604, 0o620):
+        config.chmod(mode)
+        result = CliRunner().invoke(cli_app, ["--config", str(config), "users", "list"])
+        assert result.exit_code == 2, result.output
+        said = " ".join(result.stderr.split())
+        assert "web.secret_key in the config file" in said
+        assert f"chmod 600 {config}" in said
+        assert "EKINERJA_SYNC_WEB__SECRET_KEY" in said
+        assert key not in result.output
+        assert "Traceback" not in result.output
+        assert len(result.stderr.strip().splitlines()) <= 2  # one line (two when folded)
+    # Given in the environment instead, the file still holds it: still refused.
+    monkeypatch.setenv("EKINERJA_SYNC_WEB__SECRET_KEY", "k" * 32)
+    with pytest.raises(ConfigError, match=r"web\.secret_key in the config file"):
+        load_settings(config)
+    monkeypatch.delenv("EKINERJA_SYNC_WEB__SECRET_KEY")
+    config.chmod(0o600)
+    assert console_key(load_settings(config)).value == key.encode()
+    # A config file without the key may be read by the service's group (deploy/).
+    config.write_text(f'[state]\nurl = "sqlite:///{tmp_path / "s.db"}"\n', encoding="utf-8")
+    config.chmod(0o640)
+    load_settings(config)
