@@ -6,15 +6,16 @@ line, whatever a caller (or an exception's text) put in it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
 import structlog
 
-__all__ = ["REDACTED", "configure_logging", "redact_secrets"]
+__all__ = ["REDACTED", "configure_logging", "job_context", "redact_secrets"]
 
 REDACTED = "[REDACTED]"
 # A key naming a secret: its value is masked whatever it is (also inside nested dicts).
@@ -120,3 +121,17 @@ def configure_logging(
         logger_factory=lambda *_args: _LineLogger(sys.stderr),
         cache_logger_on_first_use=False,
     )
+
+
+@contextlib.contextmanager
+def job_context(job: str | None) -> Iterator[None]:
+    """While it lasts, every event of this thread carries ``job`` (the daemon's job, or the
+    command outside the daemon): a context variable, merged into each event by
+    ``configure_logging``. Threads started with a copy of the context (the delivery's
+    senders) carry it too; a thread started without one does not (``threading.Thread``
+    starts with an empty context)."""
+    if job is None:
+        yield
+        return
+    with structlog.contextvars.bound_contextvars(job=job):
+        yield

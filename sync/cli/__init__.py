@@ -26,7 +26,7 @@ from sync.cli.sandbox import demo, sandbox
 from sync.cli.service import daemon, reconcile
 from sync.cli.users import users_app
 from sync.cli.web import web
-from sync.logs import configure_logging
+from sync.logs import configure_logging, job_context
 from sync.version import VERSION
 
 __all__ = ["app", "main"]
@@ -75,6 +75,9 @@ def _global(
     ] = False,
 ) -> None:
     configure_logging(json=log_json, level="INFO" if verbose else "WARNING")
+    # Every event of the command carries its name as `job` (`run`, `replay`, ...); the
+    # daemon's jobs bind their own (`sync`, `retry`, `reconcile`).
+    ctx.with_resource(job_context(ctx.invoked_subcommand))
     set_json_errors(log_json is True)
     ctx.obj = CliContext(config, verbose, log_json)
 

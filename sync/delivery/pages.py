@@ -4,6 +4,7 @@ time, the entries queued for as many sending threads as can be kept busy.
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import math
 import threading
@@ -70,7 +71,9 @@ class _Pages:
                 queue.close()  # a fatal error: no more pages (and nobody waits for room)
                 raise
 
-        tasks = [pool.submit(drain) for _ in range(senders)]
+        # Each thread runs in a copy of this one's context variables: the log context bound
+        # for the job (``job``, by the daemon or the command) reaches every ``deliver.*`` line.
+        tasks = [pool.submit(contextvars.copy_context().run, drain) for _ in range(senders)]
         try:
             after = 0
             while go_on() and (read := pages(after)) is not None:

@@ -24,6 +24,7 @@ missing SKP, without an operator deciding it (``replay``).
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import json
 import uuid
@@ -270,7 +271,8 @@ def reconcile(
 
     pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="reconcile")
     try:
-        futures = [pool.submit(check, ours) for ours in delivered]
+        # In a copy of this thread's context variables: the job's log context goes along.
+        futures = [pool.submit(contextvars.copy_context().run, check, ours) for ours in delivered]
         for ours, future in zip(delivered, futures, strict=True):
             problems = future.result()  # a FatalError ends the walk: the rest is cancelled
             if problems is None:

@@ -223,6 +223,8 @@ def test_daemon_carries_source_changes_to_the_target(
     )
     sent = [e for e in events if e["event"] == "deliver.ok"]
     assert all({"run_id", "period", "npsn", "nip"} <= set(e) for e in sent)
+    # The job that sent it, though the line is written on a sending thread (issue 23 item 5).
+    assert {e.get("job") for e in sent} <= {"sync", "retry"}
     assert all(e["period"] == PERIOD for e in events if e["event"] == "run.start")
     started = next(e for e in events if e["event"] == "daemon.started")
     assert started["version"] == VERSION

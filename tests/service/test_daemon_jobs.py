@@ -12,10 +12,13 @@ from typing import Any
 
 import httpx
 import pytest
+import structlog
 from sqlmodel import Session, col, func, select
+from structlog.testing import capture_logs
 
 from connectors.sandbox import generate_world
 from state.models import OutboxEntry, OutboxState
+from sync.logs import configure_logging
 from sync.service.daemon import Daemon
 from sync.settings import load_settings
 from tests.e2e.helpers import expected_after_sync
@@ -114,3 +117,29 @@ def test_the_retry_job_sends_what_is_pending_in_a_period_it_does_not_sync(
     stats = box.target.stats()
     assert stats["creates"]["skp"] == expected.skp
     assert stats["creates"]["penilaian"] == expected.assessment
+
+
+def test_every_delivery_line_names_the_daemon_job_that_sent_it(
+    sandbox: Box, sqlite_url: str
+) -> None:
+    period = "2025-1"
+    world = generate_world(schools=2, teachers_per_school=6, seed=3, periods=[period])
+    expected = expected_after_sync(world, period)
+    box = sandbox(world)
+    configure_logging(json=True, level="INFO")
+    daemon = _daemon(box, sqlite_url, [period], sync_every_s=3600, retry_every_s=3600)
+
+    def synced() -> bool:
+        stats = box.target.stats()
+        return bool(
+            stats["creates"]["skp"] == expected.skp
+            and stats["creates"]["penilaian"] == expected.assessment
+        )
+
+    capture = capture_logs(processors=[structlog.contextvars.merge_contextvars])
+    with capture as events, _running(daemon):
+        _wait_for("the first sync", synced)
+    delivery = [e for e in events if e["event"].startswith("deliver.")]
+    assert any(e["event"] == "deliver.ok" and e.get("job") == "sync" for e in delivery)
+    # The retry job runs at start-up too, and may find something to send.
+    assert [e for e in delivery if e.get("job") not in {"sync", "retry"}] == []
