@@ -3,6 +3,10 @@
 The token request is yielded from ``auth_flow`` itself, so it goes through the caller's
 ``httpx.Client`` (its transport, timeouts and limits). One lock per auth object makes the
 fetch single-flight: threads that need a token while another fetches it wait for that one.
+
+``before_request`` (optional) is called right before every request this auth sends or
+repeats: the token request, and the repeat after a 401. The caller's rate limit counts them
+so (e-Kinerja counts every request that arrives); a connector knows nothing more of it.
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ class ClientCredentialsAuth(httpx.Auth):
     The token is cached until shortly before ``expires_in``; on a 401 from an API call a
     new token is fetched once and the request repeated (a second 401 is the caller's to
     classify). A refused token request raises ``AuthError``; a 5xx/429 on it the usual
-    ``RetriableError``.
+    ``RetriableError``. ``before_request``: see the module.
     """
 
     requires_request_body = True  # the request may be sent twice (after a 401)
@@ -78,6 +82,7 @@ class ClientCredentialsAuth(httpx.Auth):
         scope: str | None = None,
         clock: Callable[[], float] = time.monotonic,
         now: WallClock = utcnow,
+        before_request: Callable[[], None] | None = None,
     ) -> None:
         if not client_id:
             raise ValueError("client_id is empty")
@@ -91,6 +96,7 @@ class ClientCredentialsAuth(httpx.Auth):
         self._scope = scope
         self._clock = clock
         self._now = now
+        self._before = before_request
         self._lock = threading.Lock()
         self._token: _Token | None = None
         # The token and its ``Authorization`` header, made once per token (``bearer``).
@@ -102,14 +108,31 @@ class ClientCredentialsAuth(httpx.Auth):
             f"client_id={self._client_id!r}, client_secret='***', scope={self._scope!r})"
         )
 
+    def ready(self) -> bool:
+        """Whether a usable token is cached: a request can go without waiting for one."""
+        cached = self._token
+        return cached is not None and self._clock() < cached.expires_at
+
+    def before_request(self) -> None:
+        """What the owner gave to run before each request (its rate limit), or nothing."""
+        if self._before is not None:
+            self._before()
+
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        # The caller took a send slot for this request before it came here. A request that
+        # then waited for a token (fetched here or by another thread) takes a fresh one: sent
+        # at its old slot's time, long past, it would land among the next slots' requests.
+        ready = self.ready()
         token = yield from self._valid_token(stale=None)
+        if not ready:
+            self.before_request()
         request.headers["Authorization"] = f"Bearer {token.reveal()}"
         response = yield request
         if response.status_code != 401:
             return
         token = yield from self._valid_token(stale=token)
         request.headers["Authorization"] = f"Bearer {token.reveal()}"
+        self.before_request()  # the repeat is a request of its own
         yield request
 
     def bearer(
@@ -167,6 +190,7 @@ class ClientCredentialsAuth(httpx.Auth):
             ):
                 return cached.value
             self._token = None
+            self.before_request()  # the token request counts as any other
             sent_at = self._clock()
             response = yield self._token_request()
             value, expires_in = self._read_token(response)

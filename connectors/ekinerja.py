@@ -40,6 +40,11 @@ class EkinerjaClient:
     The client does not retry (the engine owns that policy) except the single token
     refresh after a 401. Non-2xx answers raise the errors of ``connectors.errors``,
     carrying ``status``, ``answer`` and ``retry_after_s``. Safe to share between threads.
+
+    ``before_request`` (the engine's rate limit) is called before each request the client
+    sends on its own: a token request, the repeat after a 401, and a request that waited for
+    a token (its caller's send slot has passed meanwhile). The caller takes the slot of each
+    request it asks for.
     """
 
     def __init__(
@@ -50,6 +55,7 @@ class EkinerjaClient:
         client_secret: str,
         scope: str = "skp.write",
         clock: Callable[[], float] = time.monotonic,
+        before_request: Callable[[], None] | None = None,
     ) -> None:
         self._http = http
         self._auth = ClientCredentialsAuth(
@@ -58,6 +64,7 @@ class EkinerjaClient:
             client_secret=client_secret,
             scope=scope,
             clock=clock,
+            before_request=before_request,
         )
         self._clock = clock
         # The lean write path (``_write``): what ``httpx.Client.request`` would work out for
@@ -183,10 +190,14 @@ class EkinerjaClient:
         ]
         url = self._parsed.get(path) or self._root + path
         try:
+            ready = self._auth.ready()
             bearer = self._auth.bearer(self._http.send)
+            if not ready:  # waited for a token: a fresh send slot (see the class)
+                self._auth.before_request()
             response = self._exchange(method, url, headers, content, bearer)
             if response.status_code == 401:
                 bearer = self._auth.bearer(self._http.send, stale=bearer)
+                self._auth.before_request()
                 response = self._exchange(method, url, headers, content, bearer)
         except httpx.RequestError as exc:
             raise error_from_exception(exc, method, path) from exc

@@ -19,13 +19,13 @@ from state.db import open_engine, prepare_schema
 from state.store import StateStore
 from sync.delivery.breaker import CircuitBreaker
 from sync.delivery.deliver import Attempt, AttemptRecorder, Deliverer, PauseGate
-from sync.delivery.ratelimit import RateLimiter
+from sync.delivery.ratelimit import RateLimiter, SharedSchedule
 from sync.delivery.retry import RetryPolicy
 from sync.pipeline.audit import Audit, LedgerAudit
 from sync.pipeline.engine import Engine, MappingChoice
 from sync.settings import Settings
 
-__all__ = ["App", "build_app", "build_store", "mapping_choice"]
+__all__ = ["App", "build_app", "build_store", "mapping_choice", "rate_limiter"]
 
 
 @dataclass
@@ -65,6 +65,20 @@ def _recorder(audit: Audit, on_attempt: Callable[[Attempt], None] | None) -> Att
             on_attempt(attempt)
 
     return record
+
+
+def rate_limiter(
+    settings: Settings, store: StateStore, sleep: Callable[[float], None] = time.sleep
+) -> RateLimiter:
+    """The one rate limit of everything this installation sends to e-Kinerja (issue 22).
+
+    On PostgreSQL its send slots are in the database, shared by every worker process and
+    thread (and several daemons) on it; on SQLite one process holds the store, and the
+    limiter of that process, shared by its threads, is the installation's.
+    """
+    rate = settings.target.rate_limit_per_s
+    shared = rate > 0 and store.engine.dialect.name == "postgresql"
+    return RateLimiter(rate, sleep=sleep, schedule=SharedSchedule(store) if shared else None)
 
 
 def mapping_choice(settings: Settings) -> MappingChoice:
@@ -116,6 +130,7 @@ def build_app(
         limits=httpx.Limits(max_connections=settings.target.concurrency),
     )
     try:
+        limiter = rate_limiter(settings, store, sleep)
         source = PmmClient(
             source_http,
             client_id=source_id,
@@ -129,13 +144,15 @@ def build_app(
             client_id=target_id,
             client_secret=target_secret,
             scope=settings.target.scope,
+            # Token requests and the repeat after a 401 take a send slot too.
+            before_request=limiter.acquire if limiter.rate > 0 else None,
         )
         audit = LedgerAudit(actor=actor)
         deliverer = Deliverer(
             store=store,
             target=target,
             retry=retry,
-            rate_limiter=RateLimiter(settings.target.rate_limit_per_s, sleep=sleep),
+            rate_limiter=limiter,
             concurrency=settings.target.concurrency,
             recorder=_recorder(audit, on_attempt),
             gate=PauseGate(sleep=sleep),
