@@ -1,6 +1,15 @@
-"""The retry policy (tenacity): exponential backoff with full jitter, a cap, max attempts and
-max elapsed time, honouring ``Retry-After``. Only ``RetriableError`` is retried (invariant 4);
+"""The retry policy (tenacity): exponential backoff with jitter, a cap, max attempts and max
+elapsed time, honouring ``Retry-After``. Only ``RetriableError`` is retried (invariant 4);
 the classification of answers into errors lives in ``connectors._http``.
+
+Two kinds of wait:
+- a failure (5xx, a timeout, a dropped connection): full jitter, anywhere in
+  [0, min(cap, initial x 2^(n-1))], which spreads the threads best;
+- e-Kinerja saying "later" (429, 503, or any answer with ``Retry-After``): never earlier than
+  ``Retry-After``, and a backoff that keeps growing across consecutive "later" answers
+  ("equal" jitter: in [b/2, b] for b = min(cap, initial x 2^(n-1)), so the n-th wait is never
+  shorter than the one before until the cap). Waiting only ``Retry-After`` (one second from a
+  rate limit) gave up eight attempts within 13 s while the limit still held (issue 22).
 """
 
 from __future__ import annotations
@@ -18,14 +27,28 @@ from tenacity import (
     retry_if_exception_type,
     stop_after_attempt,
     stop_after_delay,
+    wait_exponential,
     wait_random_exponential,
 )
 
 from connectors.errors import RetriableError
 
-__all__ = ["RetryPolicy"]
+__all__ = ["LATER_STATUSES", "RetryPolicy", "asked_to_wait"]
 
 T = TypeVar("T")
+
+# e-Kinerja's answers that mean "later", never "no": a rate limit, busy or in maintenance.
+LATER_STATUSES = frozenset({429, 503})
+
+# What ``RetryPolicy.call`` tells about each wait: the seconds, and the error it waits after.
+WaitHook = Callable[[float, BaseException | None], None]
+
+
+def asked_to_wait(error: BaseException | None) -> bool:
+    """True for an answer that asks to come back later (429, 503, or a ``Retry-After``)."""
+    return isinstance(error, RetriableError) and (
+        error.status in LATER_STATUSES or error.retry_after_s is not None
+    )
 
 
 class RetryPolicy:
@@ -43,6 +66,11 @@ class RetryPolicy:
         self.max_attempts = max_attempts
         self.max_elapsed_s = max_elapsed_s
         self._jitter = wait_random_exponential(multiplier=initial_backoff_s, max=max_backoff_s)
+        # Equal jitter: half the exponential backoff for sure, the other half at random.
+        half_initial, half_cap = initial_backoff_s / 2, max_backoff_s / 2
+        self._growing = wait_exponential(
+            multiplier=half_initial, max=half_cap
+        ) + wait_random_exponential(multiplier=half_initial, max=half_cap)
         self._max_backoff_s = max_backoff_s
         self._sleep = sleep
         # One ``Retrying`` for every call: it keeps a call's state per thread, so building
@@ -56,19 +84,24 @@ class RetryPolicy:
         )
 
     def _wait(self, state: RetryCallState) -> float:
-        backoff = self._jitter(state)
         outcome = state.outcome
         error = outcome.exception() if outcome is not None else None
-        if isinstance(error, RetriableError) and error.retry_after_s is not None:
-            # The server said when: never earlier than that, jitter on top spreads the herd.
-            return max(error.retry_after_s, 0.0) + min(backoff, 1.0)
-        return float(backoff)
+        if asked_to_wait(error):
+            assert isinstance(error, RetriableError)
+            # The server said when: never earlier than that (even above the cap), and longer
+            # as it keeps saying it. The herd of threads that got the same Retry-After is
+            # spread by the rate limit they all pass before sending again.
+            return max(error.retry_after_s or 0.0, float(self._growing(state)))
+        return float(self._jitter(state))
 
     def retrying(self) -> Retrying:
         return self._retrying
 
-    def call(self, fn: Callable[[], T]) -> T:
+    def call(self, fn: Callable[[], T], *, on_wait: WaitHook | None = None) -> T:
         """Run ``fn``, retrying it on ``RetriableError``; the last error is re-raised.
+
+        ``on_wait`` is told each wait before it starts, with the error it follows (delivery
+        counts how long e-Kinerja's "later" kept it waiting).
 
         The first attempt runs outside tenacity (most succeed: its bookkeeping per call cost
         more than the request); after a first failure tenacity goes on as if it had made
@@ -100,6 +133,9 @@ class RetryPolicy:
                 else:
                     state.set_result(result)
             elif isinstance(do, DoSleep):
+                if on_wait is not None:
+                    outcome = state.outcome
+                    on_wait(float(do), outcome.exception() if outcome is not None else None)
                 state.prepare_for_next_attempt()
                 retrying.sleep(do)
             else:
