@@ -1,9 +1,12 @@
 """What an operator does about each kind of failure, in plain words.
 
 Keyed by the code the state store keeps (``SyncRecord.reason_code``: e-Kinerja's answer code, or
-``retries_exhausted``) or the quarantine code (``SourceRecord.reason_code``, from
-``mappings.source`` and the engine). The reason stored with a failure ends with this advice, so
-``failures list``, ``status`` and the ledger say what to do, not only what happened.
+the service's own: ``retries_exhausted_<cause>`` for a record whose retries ran out, plain
+``retries_exhausted`` on rows from before the cause was kept, ``rate_limited`` /
+``target_busy`` for a record left pending because e-Kinerja said "later") or the quarantine
+code (``SourceRecord.reason_code``, from ``mappings.source`` and the engine). The reason stored
+with a failure ends with this advice, so ``failures list``, ``status`` and the ledger say what
+to do, not only what happened.
 """
 
 from __future__ import annotations
@@ -59,9 +62,41 @@ TARGET_CODES: dict[str, str] = {
         "e-Kinerja already holds an SKP for this NIP and period that the service could not "
         f"update: compare it in e-Kinerja with `ekinerja-sync failures show`, {_REPLAY}"
     ),
+    # The retries ran out (the attempts' answers are in `failures show`), by the last cause.
     "retries_exhausted": (
-        "e-Kinerja did not answer in time, again and again (down, overloaded, or a network "
-        f"problem): check that it is reachable, {_REPLAY}"
+        "e-Kinerja kept answering with an error (a server error, a timeout, or 'later') until "
+        "the retries gave up: read its answers with `ekinerja-sync failures show`; once "
+        f"e-Kinerja answers normally, {_REPLAY}"
+    ),
+    "retries_exhausted_server_error": (
+        "e-Kinerja answered a server error (5xx) again and again: a fault on its side; check "
+        f"its status or ask its operator (BKN); once it answers normally, {_REPLAY}"
+    ),
+    "retries_exhausted_timeout": (
+        "e-Kinerja, or the gateway in front of it, timed out again and again (408 / 504): it "
+        "is overloaded or the network path is slow; check that it answers in time (and that "
+        f"`target.timeout_s` is not too short), {_REPLAY}"
+    ),
+    "retries_exhausted_rate_limited": (
+        "e-Kinerja's rate limit (429) answered last, after server errors among the attempts "
+        "(`ekinerja-sync failures show`); if 429s come often, lower `target.rate_limit_per_s` "
+        f"(it is for the whole installation) or the number of workers, {_REPLAY}"
+    ),
+    "retries_exhausted_busy": (
+        "e-Kinerja said it was busy or in maintenance (503) at the last attempt, after server "
+        "errors among the attempts (`ekinerja-sync failures show`): wait until its maintenance "
+        f"is over, {_REPLAY}"
+    ),
+    # Pending, not failed: e-Kinerja said "later" until this run's retries ran out.
+    "rate_limited": (
+        "nothing to do: e-Kinerja's rate limit (429) asked to wait, and the record is sent "
+        "again by the next run or the daemon's retry; if it happens on every run, lower "
+        "`target.rate_limit_per_s` (it is for the whole installation) or the number of workers"
+    ),
+    "target_busy": (
+        "nothing to do: e-Kinerja said it was busy or in maintenance (503), and the record is "
+        "sent again by the next run or the daemon's retry; if it lasts for days, ask its "
+        "operator (BKN)"
     ),
 }
 

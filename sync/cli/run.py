@@ -20,7 +20,7 @@ from mappings.periods import PeriodListingError
 from state.models import SourceRecord
 from sync.bootstrap import build_app, build_store
 from sync.cli.options import NpsnOption, PeriodOption, check_period, console, err_console, safe_url
-from sync.cli.output import EXIT_UNREACHABLE, fail, report_error
+from sync.cli.output import EXIT_THROTTLED, EXIT_UNREACHABLE, fail, report_error
 from sync.cli.progress import progress_bars
 from sync.operations.deadline import DeadlineView, deadline_view, today_in_jakarta
 from sync.operations.npsn import check_format, check_in_source, check_in_store
@@ -65,6 +65,8 @@ def print_summary(summary: RunSummary, out: Console = console) -> None:
             f"({summary.target_unreachable})",
             highlight=False,
         )
+    if summary.throttled:
+        out.print(summary.throttle_line(), highlight=False)
     out.print(
         f"records read: {summary.pulled}, requests sent: {summary.requests_sent}, "
         f"run id: {summary.run_id}",
@@ -146,6 +148,10 @@ def run(
             problem="target_unreachable",
         )
         raise typer.Exit(EXIT_UNREACHABLE)
+    if any(s.throttled for s in summaries):
+        # Done, nothing for a person, but e-Kinerja's 429/503 slowed the run (or left records
+        # pending). Comes after 3 (unreachable) and after 1 (needs a person).
+        raise typer.Exit(EXIT_THROTTLED)
 
 
 def _default_periods(settings: Settings, listing: Sequence[ListedPeriod]) -> list[str]:

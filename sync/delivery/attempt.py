@@ -1,6 +1,11 @@
 """One attempt: send one outbox entry with the retry policy, through the pause gate (a
 maintenance pause of the whole target), the circuit breaker and the client-side rate limit;
 an attempt that will be tried again is noted in the ledger at once.
+
+e-Kinerja's "later" (429, 503) is backpressure, not failure: each one slows the
+installation's rate (``RateLimiter.throttled``; each success lets it climb back,
+``accepted``), is counted with the time waited on it (``Backpressure``), and a record that got
+nothing but "later" (or no answer) when its retries ran out stays pending (``_keep_pending``).
 """
 
 from __future__ import annotations
@@ -8,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 
 import structlog
@@ -20,15 +26,14 @@ from connectors.errors import (
     TargetPaused,
     Unreachable,
 )
-from state.models import (
-    OutboxAction,
-    OutboxEntry,
-)
+from state.models import OutboxAction, OutboxEntry, RecordStatus, SyncRecord
 from state.store import OutboxHead, StateStore
+from sync.advice import advice
+from sync.delivery.backpressure import Backpressure
 from sync.delivery.breaker import CircuitBreaker
 from sync.delivery.ratelimit import RateLimiter
-from sync.delivery.results import Attempt, AttemptRecorder, _answer_text
-from sync.delivery.retry import RetryPolicy
+from sync.delivery.results import Attempt, AttemptRecorder, DeliveryResult, _answer_text
+from sync.delivery.retry import LATER_STATUSES, RetryPolicy, asked_to_wait
 
 log = structlog.get_logger("ekinerja_sync.deliver")
 
@@ -72,10 +77,19 @@ class _Outage(Exception):
 
 
 class _GaveUp(Exception):
-    def __init__(self, last: RetriableError, attempts: int) -> None:
+    """The retries ran out; ``answered``: how often each status came (None: no answer)."""
+
+    def __init__(self, last: RetriableError, attempts: int, answered: Counter[int | None]) -> None:
         super().__init__(last.message)
         self.last = last
         self.attempts = attempts
+        self.answered = answered
+
+    @property
+    def only_later(self) -> bool:
+        """Nothing but "later" (429, 503) and no answer: never a dead letter (invariant 4)."""
+        statuses = set(self.answered)
+        return bool(statuses & LATER_STATUSES) and statuses <= {*LATER_STATUSES, None}
 
 
 class _Attempts:
@@ -94,6 +108,7 @@ class _Attempts:
     worker: str
     lease: dt.timedelta
     latency_s: float | None
+    backpressure: Backpressure
 
     def _send(
         self, entry: OutboxHead, skp_id: str | None, run_id: str | None
@@ -101,6 +116,7 @@ class _Attempts:
         body = entry.body  # the canonical JSON the outbox keeps goes on the wire as it is
         started = self.monotonic()
         attempts = 0
+        answered: Counter[int | None] = Counter()
 
         def attempt() -> tuple[TargetAnswer, int]:
             nonlocal attempts
@@ -120,21 +136,29 @@ class _Attempts:
                     raise
                 except TargetPaused as exc:
                     self.breaker.success()  # it answered
+                    self._later(exc)
+                    answered[exc.status] += 1
                     self._note(entry, run_id, "paused", exc, t0)
                     if self.monotonic() - started > self.retry.max_elapsed_s:
                         raise
                     # Maintenance: wait it out without spending an attempt.
-                    self.gate.pause(exc.retry_after_s or self.default_pause_s)
+                    pause = exc.retry_after_s or self.default_pause_s
+                    self.gate.pause(pause)
+                    self.backpressure.waiting(self.monotonic(), pause)
                     continue
                 except RetriableError as exc:
                     self.breaker.success()  # it answered, or at least took the connection
+                    if exc.status in LATER_STATUSES:
+                        self._later(exc)
                     attempts += 1
+                    answered[exc.status] += 1
                     self._note(entry, run_id, "retry", exc, t0)
                     raise
                 except SyncError:
                     self.breaker.success()  # an answer that is not a success (4xx)
                     raise
                 self.breaker.success()
+                self.rate_limiter.accepted()  # climbs back towards the configured rate
                 took = self.monotonic() - t0
                 # A running mean of how long an answer takes (sizes the senders, deliver.py);
                 # updated without a lock: a lost update only makes the estimate a bit older.
@@ -143,11 +167,49 @@ class _Attempts:
                 return answer, int(took * 1000)
 
         try:
-            return self.retry.call(attempt)
-        except TargetPaused as exc:
-            raise _GaveUp(exc, attempts) from exc
-        except RetriableError as exc:
-            raise _GaveUp(exc, attempts) from exc
+            return self.retry.call(attempt, on_wait=self._waited)
+        except RetriableError as exc:  # TargetPaused too
+            raise _GaveUp(exc, attempts, answered) from exc
+
+    def _later(self, exc: RetriableError) -> None:
+        """e-Kinerja said "later" (429, 503): the whole installation slows down."""
+        self.backpressure.answered(exc.status)
+        self.rate_limiter.throttled()
+
+    def _waited(self, seconds: float, error: BaseException | None) -> None:
+        if asked_to_wait(error):
+            self.backpressure.waiting(self.monotonic(), seconds)
+
+    def _keep_pending(self, entry: OutboxHead, gave_up: _GaveUp) -> DeliveryResult:
+        """The retries ran out on "later" answers only: the record stays pending, with why,
+        for the next run or the daemon's retry job (never a dead letter: invariant 4)."""
+        limited = 429 in gave_up.answered
+        code = "rate_limited" if limited else "target_busy"
+        asked = "rate limited, 429" if limited else "busy or in maintenance, 503"
+        times = gave_up.answered[429] + gave_up.answered[503]
+        reason = (
+            f"not sent yet: e-Kinerja asked to wait {times} times ({asked}) until this run's "
+            "retries ran out; sent again on the next run or the daemon's retry. "
+            f"What to do: {advice(code)}"
+        )
+        self.backpressure.left()
+        log.warning(
+            "deliver.asked_to_wait",
+            nip=entry.nip,
+            period=entry.period,
+            npsn=entry.npsn,
+            kind=entry.kind.value,
+            attempts=gave_up.attempts,
+            status=gave_up.last.status,
+        )
+        with self.store.unit_of_work() as session:
+            row = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
+            if row is not None and row.status is RecordStatus.PENDING:
+                row.reason, row.reason_code = reason, code
+                session.add(row)
+        return DeliveryResult(
+            entry.nip, entry.period, entry.kind, entry.action, RecordStatus.PENDING, reason
+        )
 
     def _request(self, entry: OutboxHead, skp_id: str | None, body: str) -> TargetAnswer:
         key = entry.idempotency_key

@@ -17,9 +17,11 @@ request, and memory does not grow with the semester.
 
 Failures are handled by what the caller can do next (invariant 4):
 - ``RetriableError`` (429, 5xx, timeouts, dropped connections): retried by the policy, with
-  the same idempotency key; after the policy gives up on an *answer* (429, 5xx), the record
-  is dead with the reason. Without any answer (the connection failed every time) it stays
-  pending for the next run: only e-Kinerja's answer makes a record fail.
+  the same idempotency key. When the policy gives up, a record that got only "later"
+  (429, 503) or no answer stays pending for the next run (``_keep_pending``); one that got
+  another answer (500, 502, 504, 408) is dead, with a reason code naming the cause
+  (``retries_exhausted_*``, see ``sync.advice``). Without any answer at all (the connection
+  failed every time) it stays pending too: only e-Kinerja's "no" makes a record fail.
 - ``Unreachable`` (no connection, timeouts): also counted by the circuit breaker
   (``sync.breaker``); once it opens, no request starts, the rest stays pending, and
   ``Deliverer.outage`` says why (the run reports e-Kinerja unreachable).
@@ -62,6 +64,7 @@ from state.models import (
 from state.store import OutboxHead, StateStore
 from sync.delivery.answers import _Answers
 from sync.delivery.attempt import PauseGate, _Attempts, _GaveUp, _Outage
+from sync.delivery.backpressure import Backpressure
 from sync.delivery.breaker import CircuitBreaker
 from sync.delivery.pages import _Pages
 from sync.delivery.ratelimit import RateLimiter
@@ -77,6 +80,7 @@ from sync.delivery.results import (
     _Answer,
     _answer_text,
     _Context,
+    _exhausted_code,
     _not_sent,
     _reason,
     _record_nothing,
@@ -145,12 +149,13 @@ class Deliverer(_Pages, _Attempts, _Answers):
         # Consecutive outages open it: no request starts, the outbox keeps what is left.
         self.breaker = breaker or CircuitBreaker()
         # Deliverables the running ``deliver`` call leaves to the next run: their request got
-        # no answer at all, or the SKP they hang under did.
+        # no answer at all, or only "later" (429, 503), or the SKP they hang under did.
         self._left_for_next_run: set[tuple[str, DeliveryKind]] = set()
         self._read_elsewhere = False  # see ``deliver``
         # Why the last ``deliver`` left requests unsent for want of e-Kinerja (None: it did
         # not): the breaker opened, or a request got no answer at all, however often tried.
         self.outage: str | None = None
+        self.backpressure = Backpressure()  # the last ``deliver``'s 429s and 503s
         self._lock = threading.Lock()
         self._answers: list[_Answer] = []  # delivered, not yet written (see _write_answers)
         self._write_lock = threading.Lock()
@@ -188,6 +193,7 @@ class Deliverer(_Pages, _Attempts, _Answers):
         results: list[DeliveryResult] = []
         counts = counts if counts is not None else Counter()
         self.outage = None
+        self.backpressure = Backpressure()
         self._left_for_next_run = set()
         self._log = log.bind()
         self._read_elsewhere = read_elsewhere
@@ -360,11 +366,13 @@ class Deliverer(_Pages, _Attempts, _Answers):
                     "deliver.no_answer", **where, kind=entry.kind.value, error=exc.message
                 )
                 return self._result(entry, RecordStatus.PENDING, _not_sent(exc.message))
+            if gave_up.only_later:  # "later", never "no": the next run sends it
+                self._left_for_next_run.add((entry.nip, entry.kind))
+                return self._keep_pending(entry, gave_up)
             reason = f"gave up after {gave_up.attempts} attempts: {_reason(exc)}"
             self._log.warning("deliver.gave_up", **where, kind=entry.kind.value, error=exc.message)
-            return self._finish(
-                entry, run_id, RecordStatus.FAILED, "failed", exc, reason, "retries_exhausted"
-            )
+            code = _exhausted_code(exc.status)
+            return self._finish(entry, run_id, RecordStatus.FAILED, "failed", exc, reason, code)
         except Conflict as exc:
             return self._on_conflict(entry, run_id, exc, counts, depth)
         except PreconditionFailed as exc:

@@ -93,6 +93,19 @@ def _not_sent(why: str) -> str:
     return f"not sent: e-Kinerja cannot be reached ({why}); sent again on the next run"
 
 
+def _exhausted_code(status: int | None) -> str:
+    """The reason code of a record whose retries ran out on ``status``: it names the cause,
+    so the advice can (``sync.advice``; ``retries_exhausted`` alone is the code of older
+    rows)."""
+    if status == 429:
+        return "retries_exhausted_rate_limited"
+    if status == 503:
+        return "retries_exhausted_busy"
+    if status in (None, 408, 504):  # no answer in time, from e-Kinerja or its gateway
+        return "retries_exhausted_timeout"
+    return "retries_exhausted_server_error"
+
+
 def _json(value: Any) -> str:
     # Not canonical JSON (", " and ": " separators), and stored and hashed as it is (last_answer,
     # the ledger's answer_body): it stays json.dumps, which orjson cannot write.

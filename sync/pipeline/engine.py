@@ -315,6 +315,7 @@ class Engine(_Ingest):
         )
         summary.outcomes.update(counts)
         summary.target_unreachable = summary.target_unreachable or self.deliverer.outage
+        summary.add_backpressure(self.deliverer.backpressure)
         # Delivered ones are in ``counts``; of the rest, all but the waiting were sent.
         summary.requests_sent += sum(counts.values()) + sum(
             1 for r in results if r.status is not RecordStatus.WAITING

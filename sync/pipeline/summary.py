@@ -14,6 +14,7 @@ from state.models import (
     DeliveryKind,
     RecordStatus,
 )
+from sync.delivery.backpressure import Backpressure
 
 __all__ = ["MappingChoice", "MappingChoiceError", "ReplayOutcome", "RunSummary"]
 
@@ -64,6 +65,24 @@ class RunSummary:
     requests_sent: int = 0
     # Why requests stayed unsent because e-Kinerja could not be reached (None: it could).
     target_unreachable: str | None = None
+    # e-Kinerja's "later": answers 429 (rate limited) and 503 (busy, maintenance), the wall
+    # time the run waited on them, and the records left pending because of them.
+    rate_limited: int = 0
+    busy: int = 0
+    throttle_wait_s: float = 0.0
+    left_throttled: int = 0
+
+    @property
+    def throttled(self) -> bool:
+        """e-Kinerja slowed this run down (429/503), or left records pending by it."""
+        return bool(self.rate_limited or self.busy or self.left_throttled)
+
+    def add_backpressure(self, seen: Backpressure) -> None:
+        """Count one delivery's 429s and 503s in (a run may deliver several times)."""
+        self.rate_limited += seen.rate_limited
+        self.busy += seen.busy
+        self.throttle_wait_s += seen.waited_s
+        self.left_throttled += seen.left_pending
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -77,10 +96,37 @@ class RunSummary:
             "requests_sent": self.requests_sent,
             "outcomes": {f"{k}.{o}": n for (k, o), n in sorted(self.outcomes.items())},
             "target_unreachable": self.target_unreachable,
+            "throttled": {
+                "rate_limited": self.rate_limited,
+                "busy": self.busy,
+                "waited_s": round(self.throttle_wait_s, 1),
+                "left_pending": self.left_throttled,
+            },
         }
 
     def count(self, kind: str, outcome: str) -> int:
         return self.outcomes[(kind, outcome)]
+
+    def throttle_line(self) -> str:
+        """One line on e-Kinerja's "later": how often, how long the run waited, what is left
+        ("e-Kinerja asked to slow down 37 times (rate limit, 429); waited 61 s; 0 records
+        left pending")."""
+        said = []
+        if self.rate_limited:
+            said.append(f"asked to slow down {_times(self.rate_limited)} (rate limit, 429)")
+        if self.busy:
+            said.append(f"said it was busy {_times(self.busy)} (503, busy or maintenance)")
+        pending = self.count("skp", "pending") + self.count("assessment", "pending")
+        left = f"{pending} record{'' if pending == 1 else 's'} left pending"
+        return (
+            f"e-Kinerja {' and '.join(said) or 'asked to wait'}; "
+            f"waited {self.throttle_wait_s:.0f} s; "
+            + (f"{left}, sent on the next run" if pending else left)
+        )
+
+
+def _times(n: int) -> str:
+    return "once" if n == 1 else f"{n} times"
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,8 +90,36 @@ _EXPLAINED: dict[str, str] = {
         f"Bandingkan dengan yang ada di e-Kinerja, {_REPLAY}."
     ),
     "retries_exhausted": (
-        "e-Kinerja berulang kali tidak menjawab tepat waktu (mati, sibuk, atau gangguan "
-        f"jaringan). Pastikan e-Kinerja dapat dihubungi, {_REPLAY}."
+        "e-Kinerja berulang kali menjawab dengan galat (galat server, waktu habis, atau "
+        "'nanti') sampai percobaan ulang habis. Baca jawabannya di halaman guru; setelah "
+        f"e-Kinerja menjawab normal, {_REPLAY}."
+    ),
+    "retries_exhausted_server_error": (
+        "e-Kinerja berulang kali menjawab galat server (5xx): gangguan di pihak e-Kinerja. "
+        f"Periksa statusnya atau tanyakan ke pengelolanya (BKN); setelah normal, {_REPLAY}."
+    ),
+    "retries_exhausted_timeout": (
+        "e-Kinerja (atau gateway di depannya) berulang kali kehabisan waktu (408 / 504): "
+        "sedang kelebihan beban atau jaringannya lambat. Pastikan e-Kinerja menjawab tepat "
+        f"waktu, {_REPLAY}."
+    ),
+    "retries_exhausted_rate_limited": (
+        "Batas laju e-Kinerja (429) menjawab terakhir, setelah galat server di antara "
+        "percobaannya. Bila 429 sering muncul, turunkan target.rate_limit_per_s (berlaku "
+        f"untuk seluruh instalasi) atau jumlah worker, {_REPLAY}."
+    ),
+    "retries_exhausted_busy": (
+        "e-Kinerja sedang sibuk atau dalam pemeliharaan (503) pada percobaan terakhir, "
+        f"setelah galat server. Tunggu pemeliharaannya selesai, {_REPLAY}."
+    ),
+    "rate_limited": (
+        "Belum terkirim: batas laju e-Kinerja (429) meminta menunggu. Tidak perlu tindakan: "
+        "dikirim lagi otomatis pada sinkronisasi berikutnya. Bila terjadi setiap kali, "
+        "turunkan target.rate_limit_per_s atau jumlah worker."
+    ),
+    "target_busy": (
+        "Belum terkirim: e-Kinerja sedang sibuk atau dalam pemeliharaan (503). Tidak perlu "
+        "tindakan: dikirim lagi otomatis pada sinkronisasi berikutnya."
     ),
     "DISCARDED": "Dihentikan oleh operator: tidak dikirim. Alasannya tercatat di bawah.",
     # quarantine: bad data in PMM

@@ -2,12 +2,14 @@
 
 - dead: a 422 (``NIP_TIDAK_DITEMUKAN``) fails the record for good, with the answer kept; its
   penilaian waits; nothing is retried until an operator replays it;
-- retries exhausted: 5xx every time, ``max_attempts`` tries, then failed with the last answer;
+- retries exhausted: a server error every time, ``max_attempts`` tries, then failed with the
+  last answer and a code naming the cause (429 and 503 alone never fail a record:
+  ``test_backpressure.py``);
 - 429 + ``Retry-After``: the retry waits at least that long;
 - outage: connection errors never fail a record, it stays pending; the circuit breaker stops
   knocking after ``breaker_failures``, and a probe after ``breaker_reset_s`` closes it;
 - paused: 503 + ``Retry-After`` (maintenance) pauses every thread without spending attempts;
-  ``max_elapsed_s`` still bounds the wait;
+  ``max_elapsed_s`` still bounds the wait, and what it cut short stays pending;
 - fatal: a 403 stops the run, no record fails, the outbox keeps every request, unclaimed;
 - an expired token: refreshed once, the request repeated, nothing lost or doubled.
 """
@@ -119,23 +121,32 @@ def test_retries_stop_at_max_attempts_and_the_record_is_dead_with_the_answer(
     sandbox: Box, sqlite_url: str
 ) -> None:
     world = generate_world(schools=1, teachers_per_school=3, seed=4, periods=[PERIOD])
-    box = sandbox(world, faults=Faults(error_share=1.0))  # the target never recovers
+    box = sandbox(world)
+
+    def server_error(request: httpx.Request) -> httpx.Response:  # it never recovers
+        return httpx.Response(502, json={"kode": "GANGGUAN", "pesan": "galat server (502)"})
+
+    box.intercept(server_error)
     sleeps = Sleeps()
     with app_for(box, sqlite_url, sleep=sleeps, retry={"max_attempts": 3}) as app:
         summary = app.engine.run(PERIOD)
         failed = app.store.failures(period=PERIOD)
         assert failed
         assert summary.count("skp", "failed") == len(failed)
+        assert not summary.throttled  # a server error is no "later"
         for row in failed:
-            assert (row.status, row.reason_code) == (RecordStatus.FAILED, "retries_exhausted")
-            assert "gave up after 3 attempts: e-Kinerja answered 50" in (row.reason or "")
+            assert (row.status, row.reason_code) == (
+                RecordStatus.FAILED,
+                "retries_exhausted_server_error",
+            )
+            assert "gave up after 3 attempts: e-Kinerja answered 502" in (row.reason or "")
+            assert "answered a server error (5xx) again and again" in (row.reason or "")
             (entry,) = outbox_of(app, PERIOD, row.nip, row.kind)
             assert (entry.state, entry.attempts) == (OutboxState.DEAD, 3)
             outcomes = [e.outcome for e in ledger_entries(app, nip=row.nip)]
             assert outcomes == ["retry", "retry", "retry", "failed"]
-    stats = box.target.stats()
-    assert stats["skp_created"] == 0
-    assert stats["requests"] == 3 * len(failed)  # 3 attempts per SKP, no more
+    assert box.target.stats()["skp_created"] == 0
+    assert len(box.api_requests) == 3 * len(failed)  # 3 attempts per SKP, no more
     assert len([w for w in sleeps.waits if 0 < w <= 0.2]) >= 2 * len(failed)  # backoff
 
 
@@ -299,8 +310,11 @@ def test_maintenance_pauses_every_thread_without_spending_attempts(
         assert {e.http_status for e in paused} == {503}
 
 
-def test_a_maintenance_longer_than_max_elapsed_ends_the_wait(sandbox: Box, sqlite_url: str) -> None:
+def test_a_maintenance_longer_than_max_elapsed_ends_the_wait_and_the_records_stay_pending(
+    sandbox: Box, sqlite_url: str
+) -> None:
     world = generate_world(schools=1, teachers_per_school=2, seed=4, periods=[PERIOD])
+    expected = expected_after_sync(world, PERIOD)
     box = sandbox(world)
     clock = VirtualClock()
     box.intercept(_maintenance(clock, until=float("inf")))
@@ -312,12 +326,25 @@ def test_a_maintenance_longer_than_max_elapsed_ends_the_wait(sandbox: Box, sqlit
     ) as app:
         _virtual_time(app, clock)
         summary = app.engine.run(PERIOD)
-        assert summary.count("skp", "failed") > 0
-        assert clock.now - 1_000 < 100 * 2 * (summary.count("skp", "failed") + 1)
-        for row in app.store.failures(period=PERIOD):
-            assert row.reason_code == "retries_exhausted"
-            assert "503" in (row.reason or "")
-    assert box.target.stats()["skp_created"] == 0
+        # A 503 says "later", never "no": nothing fails (invariant 4), the run says so.
+        assert summary.count("skp", "failed") == summary.count("assessment", "failed") == 0
+        assert not app.store.failures(period=PERIOD)
+        assert summary.left_throttled > 0
+        assert summary.busy > 0
+        assert clock.now - 1_000 < 100 * 2 * (summary.left_throttled + 1)
+        pending = [r for r in _rows(app) if r.status is RecordStatus.PENDING and r.reason_code]
+        assert len(pending) == summary.left_throttled
+        for row in pending:
+            assert row.reason_code == "target_busy"
+            assert "busy or in maintenance, 503" in (row.reason or "")
+        assert {e.state for e in _outbox(app)} == {OutboxState.PENDING}
+        assert box.target.stats()["skp_created"] == 0
+
+        # The maintenance is over: the next run sends everything.
+        box.intercept(None)
+        assert app.engine.run(PERIOD).count("skp", "pending") == 0
+    assert box.target.stats()["creates"]["skp"] == expected.skp
+    assert box.target.stats()["creates"]["penilaian"] == expected.assessment
 
 
 # -- fatal, auth -----------------------------------------------------------------------------

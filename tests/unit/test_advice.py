@@ -21,6 +21,12 @@ DOMAIN_FAILURES = [
     "PENILAIAN_SUDAH_ADA",
     "IDEMPOTENCY_KEY_REUSED",
     "retries_exhausted",
+    "retries_exhausted_server_error",
+    "retries_exhausted_timeout",
+    "retries_exhausted_rate_limited",
+    "retries_exhausted_busy",
+    "rate_limited",
+    "target_busy",
 ]
 
 
