@@ -13,7 +13,8 @@ API endpoints: ``POST /oauth/token``; ``POST /api/v1/skp``; ``GET /api/v1/skp`` 
 
 Admin endpoints (no token, never faulted):
 
-- ``GET /_sandbox/stats``: the store's counters;
+- ``GET /_sandbox/stats``: the store's counters, and under ``rate_window`` those of the rate
+  limit (:class:`~connectors.sandbox.ratewindow.RateWindow`: accepted, refused, worst_window);
 - ``GET|PUT /_sandbox/faults``, ``POST /_sandbox/tokens/revoke``: see
   :mod:`connectors.sandbox.faults`;
 - ``POST /_sandbox/skp``: an SKP made by hand, as a person in e-Kinerja's own pages would
@@ -41,6 +42,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from connectors.sandbox.faults import FaultMiddleware, Faults, admin_routes
+from connectors.sandbox.ratewindow import RateWindow
 from connectors.sandbox.target_checks import (
     Answer,
     check_penilaian,
@@ -172,8 +174,11 @@ def create_ekinerja_app(
     token_ttl_s: int = 3600,
     client_id: str = "sandbox",
     client_secret: str = "sandbox-secret",  # noqa: S107 - the public demo secret
+    window: RateWindow | None = None,
 ) -> Starlette:
-    """The target API over ``store``; pengawas sekolah of ``world`` count as holding an SKP."""
+    """The target API over ``store``; pengawas sekolah of ``world`` count as holding an SKP.
+    ``window``: where the arrivals are counted (its ``stats()``; a fresh one by default)."""
+    window = window if window is not None else RateWindow()
     tokens = TokenRegistry(
         ttl_s=token_ttl_s,
         client_id=client_id,
@@ -348,7 +353,7 @@ def create_ekinerja_app(
         return answer(200, found)
 
     async def stats(request: Request) -> Response:
-        return JSONResponse(store.stats())
+        return JSONResponse({**store.stats(), "rate_window": window.stats()})
 
     return Starlette(
         routes=[
@@ -371,6 +376,7 @@ def create_ekinerja_app(
                 on_request=store.count_request,
                 on_fault=store.count_fault,
                 on_answered=store.time_answer,
+                window=window,
             )
         ],
     )

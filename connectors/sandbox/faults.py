@@ -8,6 +8,10 @@ Random faults draw from one seeded :class:`random.Random`, so a test run is repe
 endpoint and the ``/_sandbox/*`` admin endpoints are never faulted. Token expiry is a fault
 too: ``POST /_sandbox/tokens/revoke`` (:func:`admin_routes`) expires every token the
 servers' :class:`~connectors.sandbox.tokens.TokenRegistry` has given.
+
+``rate_limit_per_s`` is enforced per client over a sliding one-second window
+(:class:`~connectors.sandbox.ratewindow.RateWindow`), as e-Kinerja counts: token requests
+(``/oauth/token``) take room in it too, though they are never refused.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from connectors.sandbox.ratewindow import RateWindow, retry_after_whole_s
 from connectors.sandbox.tokens import TokenRegistry
 
 __all__ = [
@@ -40,6 +45,13 @@ __all__ = [
 ]
 
 _ERROR_STATUSES = (500, 502, 503, 504)
+_TOKEN_PATH = "/oauth/token"  # noqa: S105 (a path, not a password)
+
+
+def _client(scope: Scope) -> str:
+    """The client a rate limit counts for: its address."""
+    client = scope.get("client")
+    return str(client[0]) if client else "-"
 
 
 @dataclass
@@ -65,7 +77,8 @@ class Faults:
     unknown_nips: set[str] = field(default_factory=set)
     """Target ``POST /skp`` for these NIPs -> 422 NIP_TIDAK_DITEMUKAN."""
     rate_limit_per_s: float = 0.0
-    """0: none; else a per-client token bucket -> 429 + Retry-After."""
+    """0: none; else at most this many requests per client in any sliding second (token
+    requests included) -> 429 + Retry-After beyond."""
     inactive_npsns: set[str] = field(default_factory=set)
     """Target ``POST``/``PUT /skp`` with this unit kerja -> 422 UNOR_TIDAK_AKTIF."""
 
@@ -161,13 +174,6 @@ def _retry_after(seconds: float, *, http_date: bool) -> str:
     return f"{seconds:.3f}".rstrip("0")
 
 
-class _TokenBucket:
-    def __init__(self) -> None:
-        self.tokens = 0.0
-        self.stamp = 0.0
-        self.rate = 0.0
-
-
 class FaultMiddleware:
     """ASGI middleware applying :class:`Faults` to the ``/api/`` paths of an app.
 
@@ -175,6 +181,7 @@ class FaultMiddleware:
     ``maintenance``, ``slow``, ``dropped``); ``on_request`` is called for every API request,
     ``on_answered`` with the seconds from its arrival to its answer (the latency added).
     ``drop_methods`` are the HTTP methods whose answers can be dropped after the work is done.
+    ``window`` counts the arrivals of each client (:class:`RateWindow`; its ``stats()``).
     """
 
     def __init__(
@@ -186,6 +193,7 @@ class FaultMiddleware:
         on_request: Callable[[], None] | None = None,
         on_fault: Callable[[str], None] | None = None,
         on_answered: Callable[[float], None] | None = None,
+        window: RateWindow | None = None,
     ) -> None:
         self.app = app
         self.faults = faults
@@ -193,13 +201,17 @@ class FaultMiddleware:
         self.on_request = on_request
         self.on_fault = on_fault
         self.on_answered = on_answered
-        self._buckets: dict[str, _TokenBucket] = {}
-        self._lock = threading.Lock()
+        self.window = window if window is not None else RateWindow()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == _TOKEN_PATH:
+            # Counted where it arrives, as e-Kinerja would; never refused.
+            self.window.arrive(_client(scope), self.faults.rate_limit_per_s, token=True)
         if scope["type"] != "http" or not str(scope["path"]).startswith("/api/"):
             await self.app(scope, receive, send)
             return
+        # The arrival, before any latency: what a sliding window counts.
+        wait = self.window.arrive(_client(scope), self.faults.rate_limit_per_s)
         if self.on_request is not None:
             self.on_request()
         answered = self.on_answered or (lambda seconds: None)
@@ -214,12 +226,12 @@ class FaultMiddleware:
             await send(message)
 
         try:
-            await self._answer(scope, receive, send_timed)
+            await self._answer(scope, receive, send_timed, wait)
         finally:
             if not timed:  # no answer (a dropped connection): counted all the same
                 answered(time.monotonic() - started)
 
-    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _answer(self, scope: Scope, receive: Receive, send: Send, wait: float | None) -> None:
         faults = self.faults
         if faults.latency_s > 0:
             await asyncio.sleep(faults.latency_s)
@@ -235,13 +247,14 @@ class FaultMiddleware:
             )
             return
 
-        wait = self._take_token(scope)
         if wait is not None:
             await self._refuse(
                 send,
                 429,
                 {"kode": "TERLALU_BANYAK_PERMINTAAN", "pesan": "batas laju terlampaui"},
-                retry_after=_retry_after(wait, http_date=faults.retry_after_http_date),
+                retry_after=_retry_after(
+                    retry_after_whole_s(wait), http_date=faults.retry_after_http_date
+                ),
                 kind="rate_limited",
             )
             return
@@ -278,31 +291,6 @@ class FaultMiddleware:
             # the connection: the client sees a protocol error, the store has the change.
             return
         await self.app(scope, receive, send)
-
-    def _take_token(self, scope: Scope) -> float | None:
-        """None if the request may pass the per-client bucket, else the seconds to wait."""
-        rate = self.faults.rate_limit_per_s
-        if rate <= 0:
-            return None
-        client = scope.get("client")
-        key = str(client[0]) if client else "-"
-        now = time.monotonic()
-        with self._lock:
-            bucket = self._buckets.get(key)
-            if bucket is None or bucket.rate != rate:
-                bucket = _TokenBucket()
-                bucket.tokens = max(1.0, rate)
-                bucket.stamp = now
-                bucket.rate = rate
-                self._buckets[key] = bucket
-            capacity = max(1.0, rate)
-            bucket.tokens = min(capacity, bucket.tokens + (now - bucket.stamp) * rate)
-            bucket.stamp = now
-            if bucket.tokens >= 1.0:
-                bucket.tokens -= 1.0
-                return None
-            # Retry-After in whole seconds, as HTTP wants it.
-            return float(max(1, math.ceil((1.0 - bucket.tokens) / rate)))
 
     def _tell(self, kind: str) -> None:
         if self.on_fault is not None:

@@ -24,6 +24,7 @@ from connectors.sandbox.ekinerja_app import TargetStore, create_ekinerja_app
 from connectors.sandbox.faults import Faults, quiet_dropped_connection_log
 from connectors.sandbox.generator import DEFAULT_PERIODS, generate_world
 from connectors.sandbox.pmm_app import create_pmm_app
+from connectors.sandbox.ratewindow import RateWindow
 from connectors.sandbox.world import SandboxWorld
 
 __all__ = ["Sandbox", "running_sandbox", "serve_forever"]
@@ -43,6 +44,8 @@ class Sandbox:
     """Faults of the source (PMM) server."""
     pmm_url: str
     ekinerja_url: str
+    rate_window: RateWindow
+    """The target's arrivals per client and second (``stats()``: accepted, refused, worst)."""
 
 
 class _Thread:
@@ -116,7 +119,10 @@ def _serving(
     pmm_app = create_pmm_app(
         world, pmm_faults, token_ttl_s=token_ttl_s, schema_version=schema_version
     )
-    target_app = create_ekinerja_app(world, store, target_faults, token_ttl_s=token_ttl_s)
+    window = RateWindow()
+    target_app = create_ekinerja_app(
+        world, store, target_faults, token_ttl_s=token_ttl_s, window=window
+    )
     servers: list[_Thread] = []
     try:
         servers.append(_Thread(pmm_app, host, pmm_port, log_level))
@@ -133,6 +139,7 @@ def _serving(
             source_faults=pmm_faults,
             pmm_url=servers[0].url,
             ekinerja_url=servers[1].url,
+            rate_window=window,
         )
     finally:
         for server in servers:  # both shut down at once, then wait for each

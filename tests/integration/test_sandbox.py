@@ -660,7 +660,9 @@ def test_idempotency_replay_reuse_and_conflict(
     assert stats["creates"]["skp"] == {f"{nip}/2025-1": 1}
     assert stats["rejected"] == 5
     assert stats["requests"] == 7
-    assert ek.get("/_sandbox/stats").json() == stats
+    served = ek.get("/_sandbox/stats").json()
+    assert served.pop("rate_window")["arrivals"] == 8  # the token request and the seven
+    assert served == stats
 
 
 def test_an_answer_is_timed_before_the_client_has_it(
@@ -1038,14 +1040,20 @@ def test_unknown_nip_and_inactive_school(
     assert ek.post("/api/v1/skp", json=body, headers=idem("n", wauth)).status_code == 201
 
 
-def test_rate_limit_per_second_bucket(
+def test_rate_limit_per_second_sliding_window(
     ek: httpx.Client, wauth: dict[str, str], target: Sandbox
 ) -> None:
     target.faults.update({"rate_limit_per_s": 2})
+    before = target.rate_window.stats()
     statuses = [ek.get("/api/v1/skp", headers=wauth) for _ in range(8)]
-    assert statuses[0].status_code == 200
+    assert statuses[0].status_code == 200  # the token request just before takes room too
     limited = [a for a in statuses if a.status_code == 429]
     assert len(limited) >= 4
     assert all(int(a.headers["Retry-After"]) >= 1 for a in limited)
-    time.sleep(0.6)
+    after = target.rate_window.stats()
+    assert after["refused"] - before["refused"] == len(limited)
+    assert after["worst_window"] >= len(limited) + 1  # every arrival counts, refused or not
+    # Not before the window has moved past the two let through.
+    time.sleep(1.05)
     assert ek.get("/api/v1/skp", headers=wauth).status_code == 200
+    assert ek.get("/_sandbox/stats").json()["rate_window"]["refused"] == after["refused"]
