@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from connectors.errors import FatalError, RetriableError
@@ -140,6 +141,8 @@ def run(
     else:
         for summary in summaries:
             print_summary(summary)
+        for problem in summaries[0].listing_problems if summaries else ():
+            err_console.print(f"The source's period listing: {problem}", highlight=False)
     if any(s.target_unreachable for s in summaries):
         report_error(
             f"e-Kinerja ({settings.target.base_url}) was unreachable; what was not sent stays "
@@ -208,6 +211,7 @@ def status(
     counts = store.status_counts(period, schools)
     failing = store.failing(period, schools)
     quarantined = store.quarantined(period, schools)
+    noted = store.noted(period, schools)  # sent, but odd: for the school to check
     deadline = deadline_view(stored_period(store, period), counts, today)
     if as_json:
         payload = {
@@ -236,6 +240,9 @@ def status(
                     "reason": q.reason,
                 }
                 for q in quarantined
+            ],
+            "notes": [
+                {"source_id": n.id, "nip": n.nip, "npsn": n.npsn, "note": n.note} for n in noted
             ],
         }
         console.print_json(json.dumps(payload))
@@ -281,6 +288,7 @@ def status(
             attention.add_row(r.nip, r.npsn, r.kind.value, r.status.value, r.reason or "")
         console.print(attention)
     print_quarantine(quarantined)
+    print_notes(noted)
     print_deadline(deadline)
 
 
@@ -305,6 +313,21 @@ def print_deadline(view: DeadlineView, out: Console | None = None) -> None:
             str(school.teachers),
             f"{100 * (school.teachers - school.missing) // max(school.teachers, 1)}%",
         )
+    out.print(table)
+
+
+def print_notes(rows: list[SourceRecord], out: Console = console) -> None:
+    """Records sent with a data note (a malformed NUPTK, a tmt_jabatan after the period)."""
+    if not rows:
+        return
+    table = Table(
+        title=f"Data notes on {len(rows)} records: sent as they are; the school checks them",
+        title_justify="left",
+    )
+    for column in ("NIP", "NPSN", "note"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(escape(r.nip), escape(r.npsn), escape(r.note or ""))
     out.print(table)
 
 

@@ -100,6 +100,7 @@ class Engine(_Ingest):
             dry_run=dry_run,
             kind=listed.period.kind.value,
             mapping_version=mapping.name,
+            listing_problems=[str(p) for p in getattr(listing, "problems", ())],
         )
         bound = log.bind(run_id=run_id, period=period)
         started = self.clock()
@@ -117,6 +118,7 @@ class Engine(_Ingest):
             # Everything in one transaction that is rolled back at the end, and the would-be
             # requests handed to nobody: a dry run writes nothing and sends nothing.
             with self.store.unit_of_work(commit=False) as session:
+                self._recheck_quarantine(period, mapping, session)
                 for npsn in npsns:
                     self._pull_school(period, mapping, npsn, summary, session, progress)
                 self._remap(period, mapping, npsns, session)
@@ -134,6 +136,7 @@ class Engine(_Ingest):
                     self.store.refresh_statistics()
                     analyzed_at = summary.pulled
 
+            self._recheck_quarantine(period, mapping, None)
             walked = True
             if schools:
                 for npsn in npsns:

@@ -12,7 +12,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from connectors.pmm import PmmClient
 from mappings.model import PerformanceRecord
@@ -213,6 +213,56 @@ class _Ingest(_Outbox):
             positions[npsn] = newest
         self.store.set_cursors(session, period, positions)
 
+    def _recheck_quarantine(
+        self, period: str, mapping: MappingVersion, session: Session | None
+    ) -> None:
+        """Validate the period's quarantined records again, from their stored bodies, with
+        this release's rules: PMM serves a record again only when it changes, so one held
+        back by an older release's rule (a malformed NUPTK once did) would wait forever.
+        The ones now valid are planned; the others keep their place with today's reason.
+        ``session``: a dry run's; else one transaction, once more if another worker
+        released the same records at the same moment."""
+        if session is not None:
+            self._release(session, period, mapping)
+            return
+        for attempt in (1, 2):
+            try:
+                with self.store.unit_of_work() as s:
+                    self._release(s, period, mapping)
+                return
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+
+    def _release(self, session: Session, period: str, mapping: MappingVersion) -> None:
+        now = self.clock()
+        rows = session.exec(
+            select(SourceRecord).where(
+                SourceRecord.period == period, SourceRecord.status == SourceStatus.QUARANTINED
+            )
+        ).all()
+        changed: list[dict[str, Any]] = []
+        touched: set[str] = set()
+        validated: dict[str, PerformanceRecord] = {}
+        for stored in rows:
+            checked = read_record(stored.body)
+            if isinstance(checked, Rejection) and (
+                checked.code == stored.reason_code or stored.reason_code == "mapping_failed"
+            ):
+                continue  # held for the same reason (or by the mapping: planning says again)
+            row = self._source_row(stored.body, checked, stored.content_hash, period, now)
+            if row is None:
+                continue
+            row["seen_at"] = stored.seen_at  # not a new version from PMM (a discard holds)
+            changed.append(row)
+            if isinstance(checked, PerformanceRecord):
+                validated[checked.source_id] = checked
+                touched.update(filter(None, (stored.nip, row["nip"])))
+        update_rows(session, SourceRecord, ("id",), changed)
+        if touched:
+            self._plan(session, period, mapping, touched, validated)
+            log.info("quarantine.released", period=period, records=len(validated))
+
     @staticmethod
     def _source_row(
         raw: dict[str, Any],
@@ -245,6 +295,7 @@ class _Ingest(_Outbox):
                 "status": SourceStatus.QUARANTINED,
                 "reason_code": checked.code,
                 "reason": checked.reason,
+                "note": None,
             }
         else:
             values = {
@@ -257,6 +308,7 @@ class _Ingest(_Outbox):
                 "status": SourceStatus.VALID,
                 "reason_code": None,
                 "reason": None,
+                "note": "; ".join(checked.notes) or None,
             }
         values.update(id=checked.source_id, content_hash=digest, body=raw, seen_at=now)
         return values

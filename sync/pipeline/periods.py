@@ -11,13 +11,17 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
+import structlog
+
 from connectors.pmm import PmmClient
 from mappings.model import ListedPeriod, Period, PeriodKind
-from mappings.periods import read_periods
+from mappings.periods import PeriodListing, read_periods
 from state import models
 from state.store import StateStore
 
 __all__ = ["fetch_listing", "stored_listing", "stored_period"]
+
+log = structlog.get_logger("ekinerja_sync.periods")
 
 
 def _utcnow() -> dt.datetime:
@@ -26,9 +30,12 @@ def _utcnow() -> dt.datetime:
 
 def fetch_listing(
     source: PmmClient, store: StateStore | None, *, clock: Callable[[], dt.datetime] = _utcnow
-) -> list[ListedPeriod]:
-    """The source's periods, oldest first; kept in ``store`` when one is given."""
+) -> PeriodListing:
+    """The source's periods, oldest first; kept in ``store`` when one is given. An entry
+    that breaks the contract is logged and left out (``problems``): the others sync."""
     listed = read_periods(source.periods())
+    for problem in listed.problems:
+        log.warning("periods.entry_broken", kode=problem.code, reason=str(problem))
     if store is not None:
         now = clock()
         store.save_periods(

@@ -65,6 +65,9 @@ class RunSummary:
     requests_sent: int = 0
     # Why requests stayed unsent because e-Kinerja could not be reached (None: it could).
     target_unreachable: str | None = None
+    # Entries of the source's period listing that break the contract, left out (the other
+    # periods sync): what is wrong and who fixes it.
+    listing_problems: list[str] = field(default_factory=list)
     # e-Kinerja's "later": answers 429 (rate limited) and 503 (busy, maintenance), the wall
     # time the run waited on them, and the records left pending because of them.
     rate_limited: int = 0
@@ -96,6 +99,7 @@ class RunSummary:
             "requests_sent": self.requests_sent,
             "outcomes": {f"{k}.{o}": n for (k, o), n in sorted(self.outcomes.items())},
             "target_unreachable": self.target_unreachable,
+            "listing_problems": self.listing_problems,
             "throttled": {
                 "rate_limited": self.rate_limited,
                 "busy": self.busy,

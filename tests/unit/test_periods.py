@@ -104,8 +104,53 @@ def test_the_listing_gives_kinds_and_deadlines_as_the_source_says() -> None:
 
 def test_a_jenis_that_contradicts_the_code_is_the_sources_fault() -> None:
     bad = [{**_listing()[0], "kode": "2026-1"}]
-    with pytest.raises(PeriodListingError, match="2026-1 as tahunan"):
-        read_periods(bad)
+    listed = read_periods(bad)
+    assert list(listed) == []
+    (problem,) = listed.problems
+    assert problem.code == "2026-1"
+    assert "2026-1 as tahunan" in problem.reason
+    assert "PMM helpdesk" in problem.reason
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"kode": "2025-3", "jenis": "semester", "tahun": 2025, "semester": 3},  # no semester 3
+        {"kode": "2025", "jenis": "triwulan", "tahun": 2025},  # a kind the contract lacks
+        {"kode": "2025", "jenis": "tahunan", "batas_penilaian": "31-01-2026"},  # not a date
+        {"jenis": "tahunan", "tahun": 2025},  # no kode
+        "2025",  # not an object
+    ],
+)
+def test_one_bad_entry_is_left_out_and_reported_and_the_others_are_listed(entry: object) -> None:
+    listed = read_periods([*_listing(), entry])
+    assert [p.code for p in listed] == ["2024-2", "2025", "2026"]
+    (problem,) = listed.problems
+    assert "breaks its contract" in problem.reason
+    assert "PMM helpdesk" in problem.reason
+    assert str(problem).endswith("the other periods sync")
+
+
+def test_a_bad_entry_does_not_stop_the_semesters_of_2024() -> None:
+    semesters = [
+        {"kode": "2024-1", "jenis": "semester", "tahun": 2024, "semester": 1, "status": "ditutup"},
+        {"kode": "2024-2", "jenis": "semester", "tahun": 2024, "semester": 2, "status": "ditutup"},
+        {"kode": "2026", "jenis": "tahunan", "tahun": 2026, "status": "berjalan"},
+        {"kode": "2025-3", "jenis": "semester", "tahun": 2025, "semester": 3, "status": "ditutup"},
+    ]
+    listed = read_periods(semesters)
+    assert [p.code for p in listed] == ["2024-1", "2024-2", "2026"]
+    assert find_period(listed, "2024-1").period.kind is PeriodKind.SEMESTER
+    # Asked for by name, the broken entry says what is wrong with it, not "not listed".
+    with pytest.raises(PeriodListingError, match="'2025-3' that breaks its contract"):
+        find_period(listed, "2025-3")
+
+
+def test_a_period_listed_twice_keeps_its_first_entry() -> None:
+    first = _listing()[0]
+    listed = read_periods([first, {**first, "status": "ditutup"}])
+    assert [(p.code, p.running) for p in listed] == [("2026", True)]
+    assert "2026 twice" in listed.problems[0].reason
 
 
 def test_an_unlisted_period_names_the_listed_ones() -> None:
