@@ -21,12 +21,12 @@ Failures are handled by what the caller can do next (invariant 4):
   (429, 503) or no answer stays pending for the next run (``_keep_pending``); one that got
   another answer (500, 502, 504, 408) is dead, with a reason code naming the cause
   (``retries_exhausted_*``, see ``sync.advice``). Without any answer at all (the connection
-  failed every time) it stays pending too: only e-Kinerja's "no" makes a record fail.
+  failed every time) it stays pending too: "later" and silence never make a record fail.
 - ``Unreachable`` (no connection, timeouts): also counted by the circuit breaker
   (``sync.breaker``); once it opens, no request starts, the rest stays pending, and
   ``Deliverer.outage`` says why (the run reports e-Kinerja unreachable).
 - ``TargetPaused`` (503 + Retry-After, maintenance): every thread waits it out; no attempt is
-  burnt, but ``max_elapsed_s`` still bounds the wait.
+  burnt, but ``max_elapsed_s`` still bounds the wait (then the record stays pending).
 - ``Conflict`` 409: ``PENILAI_BELUM_ADA_SKP`` holds the record until its penilai's SKP is
   there; ``SKP_SUDAH_ADA`` turns a create into an update; ``SKP_TERKUNCI`` and
   ``PENILAIAN_SUDAH_ADA`` lock it (reported, not retried).
