@@ -4,11 +4,12 @@
   its worker processes live), else 503;
   the body names the last successful sync of each active period and its age in seconds.
 - ``/metrics``: the metrics of ``DaemonMetrics``, in their own ``CollectorRegistry`` (never the
-  process-global one). What the state store holds (records by status and period, outbox
-  depth, last success) is read from it at scrape time, so the numbers are right after a
-  restart and whoever wrote them (the daemon, an operator's ``run`` or ``replay``); what only
-  this process sees (attempts by outcome, request latency) is counted as it happens, through
-  ``build_app``'s ``on_attempt`` observer.
+  process-global one). What the state store holds (records by status and period, the outbox
+  depth: the requests that can go now, what waits on a person and why, last success) is read
+  from it at scrape time, so the numbers are right after a restart and whoever wrote them
+  (the daemon, an operator's ``run`` or ``replay``); what only this process sees (attempts
+  by outcome, request latency) is counted as it happens, through ``build_app``'s
+  ``on_attempt`` observer.
 
 A small WSGI application under ``wsgiref`` in a thread of its own: two read-only routes need
 no framework, and ``prometheus_client`` ships the WSGI app for ``/metrics``.
@@ -34,8 +35,9 @@ from prometheus_client.registry import Collector
 from sqlalchemy import text
 from sqlmodel import Session, col, func, select
 
-from state.models import OutboxEntry, OutboxState, Run, SourceRecord, SourceStatus, SyncRecord
+from state.models import Run, SourceRecord, SourceStatus, SyncRecord
 from state.store import StateStore
+from state.store.reports import WAITING_REASONS
 from sync.delivery.deliver import Attempt
 from sync.version import VERSION
 
@@ -46,6 +48,21 @@ log = structlog.get_logger("ekinerja_sync.health")
 PREFIX = "ekinerja_sync"
 # Requests to e-Kinerja take milliseconds to its timeout (5 s by default); retries add more.
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# The (kind, reason) series of waiting_records every period has, at 0 when nothing waits so.
+_WAITING_SERIES = (
+    ("skp", "plan_not_approved"),
+    ("skp", "penilai_missing"),
+    ("skp", "failed"),
+    ("skp", "locked"),
+    ("assessment", "plan_not_approved"),
+    ("assessment", "not_final"),
+    ("assessment", "penilai_missing"),
+    ("assessment", "skp_failed"),
+    ("assessment", "skp_cancelled"),
+    ("assessment", "failed"),
+    ("assessment", "locked"),
+    ("record", "quarantined"),
+)
 
 
 def last_successes(session: Session) -> dict[str, dt.datetime]:
@@ -73,8 +90,16 @@ class StoreCollector(Collector):
         )
         outbox = GaugeMetricFamily(
             f"{PREFIX}_outbox_depth",
-            "Requests waiting in the outbox to be sent to e-Kinerja, by period.",
+            "Requests in the outbox that can be sent to e-Kinerja now, by period (not those "
+            "that wait on a person: see waiting_records).",
             labels=["period"],
+        )
+        waiting = GaugeMetricFamily(
+            f"{PREFIX}_waiting_records",
+            "Deliverables that go nowhere until a person acts, by period, kind and reason ("
+            + ", ".join(WAITING_REASONS)
+            + "); kind 'record': source records quarantined for bad data.",
+            labels=["period", "kind", "reason"],
         )
         last = GaugeMetricFamily(
             f"{PREFIX}_last_success_timestamp_seconds",
@@ -96,11 +121,8 @@ class StoreCollector(Collector):
                     .where(SourceRecord.status == SourceStatus.QUARANTINED)
                     .group_by(col(SourceRecord.period))
                 ).all()
-                pending = session.exec(
-                    select(OutboxEntry.period, func.count())
-                    .where(OutboxEntry.state == OutboxState.PENDING)
-                    .group_by(col(OutboxEntry.period))
-                ).all()
+                sendable = self.store.sendable_depths(session)
+                stuck = self.store.waiting_on_people(session)
                 successes = last_successes(session)
         except Exception as exc:  # the endpoint must answer even when the store does not
             log.warning("metrics.store_unavailable", error=type(exc).__name__)
@@ -113,13 +135,19 @@ class StoreCollector(Collector):
             records.add_metric([period, "record", SourceStatus.QUARANTINED.value], n)
         # Every period the store knows gets a depth, 0 included: a series that vanishes when
         # the outbox drains would look like a scrape that failed.
-        depth = dict.fromkeys(sorted({row[0] for row in by_status}), 0) | dict(pending)
+        periods = sorted({row[0] for row in by_status})
+        depth = dict.fromkeys(periods, 0) | sendable
         for period, n in depth.items():
             outbox.add_metric([period], n)
+        # Likewise every reason of every period (with the kind it comes with), 0 included.
+        people = {(p, kind, reason): 0 for p in periods for kind, reason in _WAITING_SERIES}
+        people |= {(p, kind, reason): n for p, kind, reason, n in stuck}
+        for (period, kind, reason), n in sorted(people.items()):
+            waiting.add_metric([period, kind, reason], n)
         for period, at in successes.items():
             last.add_metric([period], at.timestamp())
         up.add_metric([], 1)
-        yield from (records, outbox, last, up)
+        yield from (records, outbox, waiting, last, up)
 
 
 class DaemonMetrics:
