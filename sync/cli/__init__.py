@@ -23,6 +23,7 @@ from sync.cli.options import CliContext
 from sync.cli.output import CliGroup, json_errors, report_error, set_json_errors
 from sync.cli.run import run, status
 from sync.cli.sandbox import demo, sandbox
+from sync.cli.schools import schools_app
 from sync.cli.service import daemon, reconcile
 from sync.cli.users import users_app
 from sync.cli.web import web
@@ -91,6 +92,7 @@ app.add_typer(ledger_app, name="ledger")
 app.add_typer(users_app, name="users")
 app.add_typer(mappings_app, name="mappings")
 app.add_typer(db_app, name="db")
+app.add_typer(schools_app, name="schools")
 
 
 def main() -> None:
