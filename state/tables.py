@@ -11,6 +11,8 @@ from __future__ import annotations
 from sqlmodel import SQLModel
 
 import state.models
+import state.notices
+import state.schools
 import state.users
 from state import ledger
 
@@ -18,4 +20,6 @@ __all__ = ["metadata"]
 
 # The modules above declared their tables on it; named here so nobody imports them for effect.
 TABLE_MODULES = (state.models, state.users, ledger)
+# The school contacts and the messages that tell the schools (issue 25).
+SCHOOL_TABLE_MODULES = (state.schools, state.notices)
 metadata = SQLModel.metadata
