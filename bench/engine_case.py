@@ -70,15 +70,16 @@ def _settings(db_url: str, concurrency: int, page_size: int) -> Any:
         None,
         overrides={
             "state": {"url": db_url},
-            # Not loopback: the sandbox credentials are not implied (sync.settings).
+            # In-process transports; *.localhost is loopback to sync.settings, which refuses
+            # the sandbox credentials for any other host.
             "source": {
-                "base_url": "http://pmm.bench",
+                "base_url": "http://pmm.bench.localhost",
                 "page_size": page_size,
                 "client_id": "sandbox",
                 "client_secret": "sandbox-secret",
             },
             "target": {
-                "base_url": "http://ekinerja.bench",
+                "base_url": "http://ekinerja.bench.localhost",
                 "client_id": "sandbox",
                 "client_secret": "sandbox-secret",
                 "rate_limit_per_s": 0,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
+import re
 import stat
 import tomllib
 from collections.abc import Mapping
@@ -23,10 +24,13 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from mappings.model import Period, PeriodKind
 from mappings.versions import DEFAULT_VERSIONS, MAPPING_VERSIONS
@@ -81,13 +85,58 @@ def is_loopback_url(url: str) -> bool:
         return False
 
 
+def _shown(url: str) -> str:
+    """A URL as it may be printed: without the password it may hold, cut short."""
+    return _PASSWORD_IN_URL.sub(r"\1***@", url)[:120]
+
+
+_PASSWORD_IN_URL = re.compile(r"(://[^/\s:@]*:)[^/\s@]*@")
+_LOOKS_LIKE_A_HOST = re.compile(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+(:\d+)?(/\S*)?")
+
+
+def _http_url(value: str) -> str:
+    """``value`` when it is an absolute http(s) URL with a host, else ``ValueError`` saying
+    what a URL looks like (the value shown, without a password)."""
+    example = "e.g. https://api-ekinerja.bkn.go.id"
+    if _LOOKS_LIKE_A_HOST.fullmatch(value):
+        example = f"did you mean https://{value}?"
+    try:
+        url = httpx.URL(value)
+    except (httpx.InvalidURL, TypeError):
+        url = None
+    if url is None or "://" not in value or url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"{_shown(value)!r} is not an http(s) URL with a host ({example})")
+    return value
+
+
 class _ApiSection(_Section):
     """An OAuth2 API (source or target). The sandbox's credentials are the default only for
-    a loopback ``base_url``; any other needs its own (``credentials``)."""
+    a loopback ``base_url``; any other needs its own (``credentials``), and the sandbox's own
+    are refused for it however they are given."""
 
     base_url: str
     client_id: str | None = None
     client_secret: SecretStr | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        return _http_url(value)
+
+    @field_validator("client_id")
+    @classmethod
+    def _not_the_sandbox_id(cls, value: str | None, info: ValidationInfo) -> str | None:
+        _refuse_sandbox(value == SANDBOX_CLIENT_ID, "client id", info)
+        return value
+
+    @field_validator("client_secret")
+    @classmethod
+    def _not_the_sandbox_secret(
+        cls, value: SecretStr | None, info: ValidationInfo
+    ) -> SecretStr | None:
+        given = value.get_secret_value() if value is not None else None
+        _refuse_sandbox(given == SANDBOX_CLIENT_SECRET, "client secret", info)
+        return value
 
     def credentials(self, section: str) -> tuple[str, str]:
         """(client_id, client_secret) to use, or ``ConfigError`` naming what to set."""
@@ -109,8 +158,34 @@ class _ApiSection(_Section):
         return self.client_id or SANDBOX_CLIENT_ID, secret or SANDBOX_CLIENT_SECRET
 
 
+def _refuse_sandbox(is_sandbox: bool, what: str, info: ValidationInfo) -> None:
+    """The sandbox's public credentials never go to a host that is not this machine's
+    loopback, even when given on purpose (a copied test config): they would tell a real
+    API who we are not."""
+    base_url = info.data.get("base_url")  # declared first: validated before the credentials
+    if is_sandbox and isinstance(base_url, str) and not is_loopback_url(base_url):
+        raise ValueError(
+            f"the bundled sandbox's {what} is refused for base_url {_shown(base_url)!r}, which "
+            "is not this machine: give the credentials the dinas was issued for it"
+        )
+
+
 class StateSettings(_Section):
     url: str = "sqlite:///ekinerja-sync.db"
+
+    @field_validator("url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        try:
+            backend = make_url(value).get_backend_name()
+        except ArgumentError:
+            backend = None
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError(
+                f"{_shown(value)!r} is not a SQLite or PostgreSQL URL (e.g. "
+                "sqlite:///ekinerja-sync.db or postgresql+psycopg://user@host/db)"
+            )
+        return value
 
 
 class SourceSettings(_ApiSection):
@@ -396,6 +471,8 @@ def load_settings(
             if error["type"] == "extra_forbidden":
                 problems.append(f"unknown key {where}{_did_you_mean(tuple(error['loc']))}")
             else:
-                # Never echo the value: it may be a secret.
-                problems.append(f"{where}: {error['msg']}")
+                # Never echo the value (it may be a secret); a URL's own message shows it
+                # without its password.
+                message = error["msg"].removeprefix("Value error, ")
+                problems.append(f"{where}: {message}")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None

@@ -8,7 +8,6 @@ The console script is ``ekinerja-sync = sync.cli:main``.
 from __future__ import annotations
 
 import sys
-import traceback
 from pathlib import Path
 from typing import Annotated
 
@@ -20,7 +19,14 @@ from sync.cli.ledger import ledger_app
 from sync.cli.mappings import mappings_app
 from sync.cli.operator import discard, failures_app, quarantine_app, replay, reset
 from sync.cli.options import CliContext
-from sync.cli.output import CliGroup, json_errors, report_error, set_json_errors
+from sync.cli.output import (
+    EXIT_INTERRUPTED,
+    EXIT_UNUSABLE,
+    CliGroup,
+    report_crash,
+    report_error,
+    set_json_errors,
+)
 from sync.cli.run import run, status
 from sync.cli.sandbox import demo, sandbox
 from sync.cli.schools import schools_app
@@ -96,21 +102,17 @@ app.add_typer(schools_app, name="schools")
 
 
 def main() -> None:
+    # Errors inside a command are one line already (CliGroup.invoke); these are the ones
+    # raised around it (reading the arguments, say), said the same way.
     try:
         app()
     except KeyboardInterrupt:
-        sys.exit(130)
+        report_error("stopped by Ctrl-C", exit_code=EXIT_INTERRUPTED, problem="interrupted")
+        sys.exit(EXIT_INTERRUPTED)
     except SchemaError as exc:  # any command (the daemon too) on a schema that is behind or
         # ahead stops here with the message naming `ekinerja-sync db upgrade`
-        report_error(str(exc), exit_code=2, problem="schema")
-        sys.exit(2)
-    except Exception as exc:  # a bug: with --log-json still one JSON line (the trace in it)
-        if not json_errors():
-            raise
-        report_error(
-            f"{type(exc).__name__}: {exc}",
-            exit_code=1,
-            event="cli.crashed",
-            traceback=traceback.format_exc(),
-        )
-        sys.exit(1)
+        report_error(str(exc), exit_code=EXIT_UNUSABLE, problem="schema")
+        sys.exit(EXIT_UNUSABLE)
+    except Exception as exc:  # a bug: one line (with --log-json, the trace in it)
+        report_crash(exc)
+        sys.exit(EXIT_UNUSABLE)

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
@@ -17,10 +18,12 @@ from sqlalchemy.engine import make_url
 from connectors.errors import FatalError
 from sync.bootstrap import build_app
 from sync.cli.options import NpsnOption, PeriodOption, check_period, console
-from sync.cli.output import fail, report_error, set_json_errors
+from sync.cli.output import EXIT_UNUSABLE, fail, report_error, set_json_errors
 from sync.logs import configure_logging
+from sync.operations.known_periods import require_known
 from sync.operations.reconcile import reconcile_period
 from sync.service.daemon import Daemon, DaemonError
+from sync.service.schedule import ScheduleError, declare_jobs
 from sync.service.supervisor import Supervisor, watch_supervisor
 
 __all__ = ["daemon", "reconcile"]
@@ -83,10 +86,14 @@ def daemon(
         fail(
             f"{named} needs a PostgreSQL state store: SQLite takes one daemon per file. "
             "Run one worker (--workers 1) or move state.url to PostgreSQL.",
-            2,
+            EXIT_UNUSABLE,
             event="daemon.failed",
             problem="config",
         )
+    try:  # a wrong cron expression stops it before anything is opened
+        declare_jobs(settings.daemon, ZoneInfo(settings.daemon.timezone), worker=worker, job=_noop)
+    except ScheduleError as exc:
+        fail(str(exc), EXIT_UNUSABLE, event="daemon.failed", problem="config")
     daemon = Daemon(settings, create_store=create_store and worker == 1, worker=worker)
     if worker > 1 and supervisor_pid:
         watch_supervisor(daemon, supervisor_pid)
@@ -97,8 +104,8 @@ def daemon(
     try:
         with supervisor or contextlib.nullcontext():
             clean = daemon.run()
-    except DaemonError as exc:
-        fail(str(exc), 1, event="daemon.failed")
+    except DaemonError as exc:  # it could not start (another daemon on the SQLite store, ...)
+        fail(str(exc), EXIT_UNUSABLE, event="daemon.failed")
     failure = supervisor.failure if supervisor is not None else None
     if failure:  # exit 1: systemd's Restart=on-failure starts all the workers again
         report_error(f"{failure}: stopped the other workers", exit_code=1, event="daemon.failed")
@@ -110,6 +117,10 @@ def daemon(
         os._exit(1 if failure else 0)
     if failure:
         raise typer.Exit(1)
+
+
+def _noop(_name: str) -> Callable[[], None]:
+    return lambda: None
 
 
 def _worker_command(
@@ -144,6 +155,7 @@ def reconcile(
     settings = ctx.obj.settings()
     period = check_period(period)
     with build_app(settings, actor="cli", create_store=False) as application:
+        require_known(application.store, period)
         try:
             report = reconcile_period(
                 application, period, schools=list(npsn or settings.sync.schools)
