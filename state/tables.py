@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlmodel import SQLModel
 
+import state.lifecycle
 import state.models
 import state.notices
 import state.schools
@@ -19,7 +20,7 @@ from state import ledger
 __all__ = ["metadata"]
 
 # The modules above declared their tables on it; named here so nobody imports them for effect.
-TABLE_MODULES = (state.models, state.users, ledger)
+TABLE_MODULES = (state.models, state.users, state.lifecycle, ledger)
 # The school contacts and the messages that tell the schools (issue 25).
 SCHOOL_TABLE_MODULES = (state.schools, state.notices)
 metadata = SQLModel.metadata
