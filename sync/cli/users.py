@@ -17,6 +17,7 @@ import typer
 from rich.table import Table
 from sqlalchemy import Engine
 
+from state.login_throttle import login_throttles
 from state.users import (
     NAME_PATTERN,
     Role,
@@ -24,7 +25,6 @@ from state.users import (
     add_user,
     get_user,
     list_users,
-    login_throttles,
     set_disabled,
     set_password,
     set_role,

@@ -2,6 +2,11 @@
 
 - Passwords are hashed with Argon2id (``argon2-cffi``: salted, slow, memory-hard); an
   unknown user name costs the same time as a wrong password, so names cannot be probed.
+  Each check takes the hash's memory (64 MiB with the defaults), so at most
+  ``CHECKS_AT_ONCE`` run at once (``CheckSlots``): a burst of 60 logins, 40 checked at once
+  by the thread pool, took the console from 107 MB to 2.6 GB (issue 22). A few more wait
+  their turn briefly; past that a login is refused as busy (429), and its attempt is given
+  back to the throttle (its password was never checked).
 - Sessions are kept on the server (``state.users.ConsoleSession``). The cookie holds a random
   session id (``s.<32 random bytes>``); the store holds only HMAC-SHA256(key, id), with the
   console's key (``sync.web.keys``), which is never in the store: a copy of the database
@@ -16,7 +21,7 @@
   pattern): HMAC(key, the cookie's value), so it is not stored anywhere either and changes
   with every session.
 - Login attempts are counted per user name and per client address in the state store,
-  atomically and *before* the password is checked (``state.users.count_login_attempt``):
+  atomically and *before* the password is checked (``state.login_throttle.count_login_attempt``):
   parallel attempts cannot all slip under the limit, and several consoles on one store share
   the counts. Past the limit the key backs off (a delay that doubles, capped), never a lock
   for good. A browser that has logged in as a user before holds a *device cookie* for that
@@ -32,23 +37,28 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine
 
-from state import users
+from state import login_throttle, users
 from state.users import User
 from sync.web.keys import ConsoleKey
 
 __all__ = [
+    "CHECKS_AT_ONCE",
     "COOKIE",
     "DEVICE_COOKIE",
     "DEVICE_COOKIE_MAX_AGE_S",
     "MAX_PASSWORD_LENGTH",
     "MIN_PASSWORD_LENGTH",
+    "Busy",
+    "CheckSlots",
     "Clock",
     "Cookie",
     "Devices",
@@ -83,12 +93,63 @@ def password_problem(password: str, name: str) -> str | None:
     return None
 
 
+# Password checks at once: each holds the hash's memory (64 MiB by default) and already runs
+# on several cores (the hash's parallelism, 4 lanes), so two keep a small server busy.
+CHECKS_AT_ONCE = 2
+# Logins that wait for a check, and how long each waits, before it is refused as busy: a
+# wait holds a thread of the console's pool (40), so most of the pool stays for the pages.
+CHECK_QUEUE = 16
+CHECK_WAIT_S = 10.0
+BUSY_RETRY_AFTER_S = 5
+
+
+class Busy(Exception):
+    """No password check could start in time: the console is checking others."""
+
+
+class CheckSlots:
+    """At most ``size`` password checks at once; at most ``queue`` more wait for one, each
+    at most ``wait_s``; the rest get ``Busy`` at once. Thread-based (the checks run in
+    worker threads), so it holds across event loops too."""
+
+    def __init__(
+        self, size: int = CHECKS_AT_ONCE, *, queue: int = CHECK_QUEUE, wait_s: float = CHECK_WAIT_S
+    ) -> None:
+        self.size = size
+        self.queue = queue
+        self.wait_s = wait_s
+        self._slots = threading.BoundedSemaphore(size)
+        self._lock = threading.Lock()
+        self._waiting = 0
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """A slot for one check, held for the ``with`` block; ``Busy`` when none is had."""
+        if not self._slots.acquire(blocking=False):
+            with self._lock:
+                if self._waiting >= self.queue:
+                    raise Busy
+                self._waiting += 1
+            try:
+                got = self._slots.acquire(timeout=self.wait_s)
+            finally:
+                with self._lock:
+                    self._waiting -= 1
+            if not got:
+                raise Busy
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+
 class Passwords:
     """Argon2id hashes (the library's defaults unless a hasher is given, e.g. a cheap one
-    in tests)."""
+    in tests). ``verify`` runs in one of ``slots`` (``CheckSlots``): a few at once."""
 
-    def __init__(self, hasher: PasswordHasher | None = None) -> None:
+    def __init__(self, hasher: PasswordHasher | None = None, *, slots: CheckSlots | None = None):
         self.hasher = hasher or PasswordHasher()
+        self.slots = slots or CheckSlots()
         self._dummy: str | None = None
 
     def hash(self, password: str) -> str:
@@ -96,17 +157,18 @@ class Passwords:
 
     def verify(self, password_hash: str | None, password: str) -> bool:
         """True when ``password`` matches. ``password_hash`` None (no such user) costs the
-        same as a wrong password."""
+        same as a wrong password. ``Busy`` when no slot is had in time (``CheckSlots``)."""
         if len(password) > MAX_PASSWORD_LENGTH:
             return False
-        if password_hash is None:
-            if self._dummy is None:
-                self._dummy = self.hasher.hash(secrets.token_hex(16))
-            password_hash, password = self._dummy, password + "\x00not-it"
-        try:
-            return self.hasher.verify(password_hash, password)
-        except (VerificationError, InvalidHashError):
-            return False
+        with self.slots.hold():
+            if password_hash is None:
+                if self._dummy is None:
+                    self._dummy = self.hasher.hash(secrets.token_hex(16))
+                password_hash, password = self._dummy, password + "\x00not-it"
+            try:
+                return self.hasher.verify(password_hash, password)
+            except (VerificationError, InvalidHashError):
+                return False
 
 
 @dataclass(frozen=True)
@@ -218,7 +280,7 @@ class Devices:
 class LoginPolicy:
     """How many login attempts a user name and a client address get, and the backoff past
     the limit. A count is forgotten ``window_s`` after the last attempt or, when the key had
-    to wait, after the wait ends (``state.users.count_login_attempt``)."""
+    to wait, after the wait ends (``state.login_throttle.count_login_attempt``)."""
 
     max_per_user: int = 5
     max_per_client: int = 20
@@ -228,7 +290,7 @@ class LoginPolicy:
 
 
 class LoginLimiter:
-    """Counts login attempts in the state store (``state.users.count_login_attempt``)."""
+    """Counts login attempts in the state store (``state.login_throttle.count_login_attempt``)."""
 
     def __init__(self, engine: Engine, *, clock: Clock, policy: LoginPolicy | None = None) -> None:
         self.engine = engine
@@ -239,26 +301,35 @@ class LoginLimiter:
     def keys(user: str, client: str) -> tuple[str, str]:
         return f"user:{user[:64]}", f"addr:{client[:64]}"
 
+    def _limits(self, user: str, client: str, device: str | None) -> list[tuple[str, int]]:
+        user_key, client_key = self.keys(user, client)
+        policy = self.policy
+        if device is not None:
+            return [(f"device:{device}", policy.max_per_user)]
+        return [(user_key, policy.max_per_user), (client_key, policy.max_per_client)]
+
     def attempt(self, user: str, client: str, device: str | None = None) -> float:
         """Count an attempt (0.0: go on and check the password) or refuse it (seconds to
         wait; nothing counted). ``device``: the id of a genuine device cookie for ``user``
         (``Devices.holder``): then the attempt counts against that device only."""
-        user_key, client_key = self.keys(user, client)
         policy = self.policy
-        limits = [(user_key, policy.max_per_user), (client_key, policy.max_per_client)]
-        if device is not None:
-            limits = [(f"device:{device}", policy.max_per_user)]
-        return users.count_login_attempt(
+        return login_throttle.count_login_attempt(
             self.engine,
-            limits,
+            self._limits(user, client, device),
             self.clock(),
             window_s=policy.window_s,
             base_delay_s=policy.base_delay_s,
             max_delay_s=policy.max_delay_s,
         )
 
+    def give_back(self, user: str, client: str, device: str | None = None) -> None:
+        """A counted attempt whose password was never checked (``Busy``) counts no more."""
+        login_throttle.give_back_login_attempt(self.engine, self._limits(user, client, device))
+
     def succeeded(self, user: str, client: str, device: str | None = None) -> None:
         if device is not None:
-            users.undo_login_attempt(self.engine, f"device:{device}", None, 0)
+            login_throttle.undo_login_attempt(self.engine, f"device:{device}", None, 0)
             return
-        users.undo_login_attempt(self.engine, *self.keys(user, client), self.policy.max_per_client)
+        login_throttle.undo_login_attempt(
+            self.engine, *self.keys(user, client), self.policy.max_per_client
+        )

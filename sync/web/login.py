@@ -3,8 +3,10 @@
 A login attempt carries the login form's CSRF token and is counted by the throttle before
 the password is checked (per name and address, or per device when the browser holds a
 device cookie for the name); a good one ends any session the browser held, starts a new one
-and, when the browser holds none, gives it a device cookie for the name. Logout ends the
-session. Passwords, sessions, device cookies and the throttle are in ``sync.web.auth``.
+and, when the browser holds none, gives it a device cookie for the name. When too many
+passwords are being checked at once (``auth.CheckSlots``), the login page says so with 429
+and ``Retry-After``, and the attempt is given back to the throttle. Logout ends the session.
+Passwords, sessions, device cookies and the throttle are in ``sync.web.auth``.
 """
 
 from __future__ import annotations
@@ -13,11 +15,18 @@ import re
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from state.users import get_user
-from sync.web.auth import COOKIE, DEVICE_COOKIE, DEVICE_COOKIE_MAX_AGE_S, Cookie
+from sync.web.auth import (
+    BUSY_RETRY_AFTER_S,
+    COOKIE,
+    DEVICE_COOKIE,
+    DEVICE_COOKIE_MAX_AGE_S,
+    Busy,
+    Cookie,
+)
 from sync.web.console import Console, Page
 from sync.web.guard import CONTROL, View, form_text, read_form
 
@@ -122,25 +131,35 @@ async def login(console: Console, request: Request) -> Response:
     user = None
     if _USER.fullmatch(name):
         user = await run_in_threadpool(get_user, console.store.engine, name)
-    valid = await run_in_threadpool(
-        console.passwords.verify, user.password_hash if user else None, password
-    )
-    if not valid or user is None or user.disabled:
-        fresh = cookie if cookie is not None and cookie.session_id is None else None
-        fresh = fresh or Cookie.anonymous()
-        response = console.render(
-            "login.html",
-            {
-                "csrf": console.sessions.csrf(fresh),
-                "next": next_path,
-                "username": name,
-                "error": "Nama pengguna atau kata sandi salah (atau akun dinonaktifkan).",
-            },
-            status=401,
-            request=request,
+    try:
+        valid = await run_in_threadpool(
+            console.passwords.verify, user.password_hash if user else None, password
         )
-        _set_cookie(console, response, request, fresh)
-        return response
+    except Busy:
+        # Never checked: it does not count against the name or the address.
+        await run_in_threadpool(console.limiter.give_back, name, client, device)
+        busy = _form_again(
+            console,
+            request,
+            cookie,
+            name,
+            next_path,
+            "Konsol sedang memeriksa banyak percobaan masuk sekaligus, jadi kata sandi Anda "
+            f"belum diperiksa. Tunggu {BUSY_RETRY_AFTER_S} detik, lalu coba masuk lagi.",
+            status=429,
+        )
+        busy.headers["Retry-After"] = str(BUSY_RETRY_AFTER_S)
+        return busy
+    if not valid or user is None or user.disabled:
+        return _form_again(
+            console,
+            request,
+            cookie,
+            name,
+            next_path,
+            "Nama pengguna atau kata sandi salah (atau akun dinonaktifkan).",
+            status=401,
+        )
     await run_in_threadpool(console.limiter.succeeded, name, client, device)
     # A new session id at login; a session the browser still held ends.
     await run_in_threadpool(console.sessions.end, cookie)
@@ -159,6 +178,34 @@ async def login(console: Console, request: Request) -> Response:
             path="/login",
         )
     return redirect
+
+
+def _form_again(
+    console: Console,
+    request: Request,
+    cookie: Cookie | None,
+    name: str,
+    next_path: str,
+    error: str,
+    *,
+    status: int,
+) -> HTMLResponse:
+    """The login form again, with ``error``, the name typed, and the form's cookie kept."""
+    fresh = cookie if cookie is not None and cookie.session_id is None else None
+    fresh = fresh or Cookie.anonymous()
+    response = console.render(
+        "login.html",
+        {
+            "csrf": console.sessions.csrf(fresh),
+            "next": next_path,
+            "username": name,
+            "error": error,
+        },
+        status=status,
+        request=request,
+    )
+    _set_cookie(console, response, request, fresh)
+    return response
 
 
 def logout(console: Console, view: View) -> Response:

@@ -16,8 +16,9 @@ from argon2 import PasswordHasher
 from starlette.testclient import TestClient
 
 from connectors.sandbox import Faults, Sandbox, SandboxWorld, generate_world, running_sandbox
+from state.login_throttle import LoginThrottle
 from state.store import StateStore
-from state.users import LoginThrottle, Role, add_user
+from state.users import Role, add_user
 from sync.bootstrap import build_app, build_store
 from sync.settings import Settings, load_settings
 from sync.web.auth import Passwords

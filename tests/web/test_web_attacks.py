@@ -36,9 +36,10 @@ from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
 from state import ledger
+from state.login_throttle import login_throttles
 from state.models import DeliveryKind, RecordStatus
 from state.store import StateStore
-from state.users import Role, add_user, login_throttles
+from state.users import Role, add_user
 from sync.bootstrap import build_store
 from sync.cli import app as cli_app
 from sync.operations.ledger_export import safe_cell
@@ -700,7 +701,7 @@ def test_old_login_counts_are_swept_but_waits_are_kept(
 ) -> None:
     """A flood of made-up names does not fill the store: counts older than the window go,
     unless the key is still waiting."""
-    from state.users import count_login_attempt
+    from state.login_throttle import count_login_attempt
 
     _, store = shared_bare
     options = {"window_s": 60.0, "base_delay_s": 600.0, "max_delay_s": 600.0}

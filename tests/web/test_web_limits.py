@@ -1,5 +1,8 @@
 """Issue 22, 3: the console's own limits.
 
+- A burst of logins runs at most a few password checks at once (each Argon2id check takes
+  64 MiB): a few more wait, the rest get 429 with Retry-After, and their attempts are given
+  back to the throttle. 60 logins at once keep a real console process under 500 MB.
 - A counted login attempt is kept longer than the longest backoff: waiting once at the cap
   does not wipe the count.
 - A new password has at least 12 characters and does not hold the user name.
@@ -8,20 +11,40 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
+from state.login_throttle import login_throttles
 from state.store import StateStore
-from state.users import get_user, login_throttles
+from state.users import Role, add_user, get_user
 from sync.bootstrap import build_store
 from sync.cli import app as cli_app
 from sync.settings import ConfigError, load_settings
-from sync.web.auth import LoginLimiter, LoginPolicy, Passwords, password_problem
+from sync.web.app import create_web_app
+from sync.web.auth import (
+    CHECKS_AT_ONCE,
+    Busy,
+    CheckSlots,
+    LoginLimiter,
+    LoginPolicy,
+    Passwords,
+    password_problem,
+)
 from sync.web.keys import console_key
-from tests.web.conftest import FakeClock
+from tests.web.conftest import OPERATOR, TEST_KEY, FakeClock, cheap_passwords, client_for, csrf_in
 
 
 @pytest.fixture
@@ -157,3 +180,175 @@ def test_a_secret_key_in_a_config_file_others_may_read_is_refused(
     config.write_text(f'[state]\nurl = "sqlite:///{tmp_path / "s.db"}"\n', encoding="utf-8")
     config.chmod(0o640)
     load_settings(config)
+
+
+# -- a few password checks at once ----------------------------------------------------------------
+
+
+def test_check_slots_hold_a_few_let_a_few_wait_and_refuse_the_rest() -> None:
+    slots = CheckSlots(2, queue=1, wait_s=30)
+    with slots.hold(), slots.hold():
+        got = threading.Event()
+        waiting = threading.Event()
+
+        def wait_for_a_slot() -> None:
+            waiting.set()
+            with slots.hold():
+                got.set()
+
+        waiter = threading.Thread(target=wait_for_a_slot)
+        waiter.start()
+        waiting.wait()
+        while slots._waiting == 0:  # the waiter is in line (no sleep: it gets there at once)
+            time.sleep(0.001)
+        with pytest.raises(Busy), slots.hold():  # two checking, one waiting: queue full
+            pass
+        assert not got.is_set()
+    waiter.join()
+    assert got.is_set()  # it had the first slot freed
+    impatient = CheckSlots(1, queue=5, wait_s=0.01)
+    with impatient.hold(), pytest.raises(Busy), impatient.hold():  # waited, none freed
+        pass
+    with impatient.hold():  # every slot came back
+        pass
+
+
+def test_a_busy_console_says_so_and_counts_nothing(tmp_path: Path, clock: FakeClock) -> None:
+    """The login page says, in Indonesian, that the password was not checked and when to try
+    again (429, Retry-After); the attempt counts against neither the name nor the address."""
+    settings = load_settings(None, overrides={"state": {"url": f"sqlite:///{tmp_path / 's.db'}"}})
+    store = build_store(settings)
+    try:
+        passwords = cheap_passwords()
+        passwords.slots = CheckSlots(1, queue=0)
+        add_user(store.engine, OPERATOR[0], Role.OPERATOR, passwords.hash(OPERATOR[1]))
+        app = create_web_app(settings, store, clock=clock, passwords=passwords, key=TEST_KEY)
+        client = client_for(app)
+
+        def post() -> httpx.Response:
+            token = csrf_in(client.get("/login").text)
+            form = {"csrf_token": token, "username": OPERATOR[0], "password": OPERATOR[1]}
+            return client.post("/login", data=form)
+
+        with passwords.slots.hold():  # another check holds the only slot
+            for _ in range(LoginPolicy().max_per_user + 2):
+                answer = post()
+                assert answer.status_code == 429
+                assert answer.headers["retry-after"] == "5"
+                said = " ".join(answer.text.split())
+                assert "Konsol sedang memeriksa banyak percobaan masuk sekaligus" in said
+                assert "Tunggu 5 detik, lalu coba masuk lagi." in said
+                assert 'name="csrf_token"' in answer.text  # the form, to try again
+        throttles = login_throttles(store.engine, [f"user:{OPERATOR[0]}", "addr:testclient"])
+        assert all(t.attempts == 0 and t.blocked_until is None for t in throttles.values())
+        assert post().status_code == 303  # the slot is free: checked, and in
+    finally:
+        store.engine.dispose()
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _peak_rss_mb(pid: int) -> float:
+    """The process's peak resident set (VmHWM), in MB: the kernel's own high-water mark."""
+    status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+    match = re.search(r"^VmHWM:\s+(\d+) kB$", status, re.MULTILINE)
+    assert match is not None
+    return int(match[1]) / 1024
+
+
+CLI = (sys.executable, "-c", "from sync.cli import main; main()")
+NAMES = 12  # x 5 attempts each: every one passes the throttle (5 per name, 20 per address)
+ADDRESSES = ("198.51.100.10", "198.51.100.11", "198.51.100.12")
+
+
+async def _login_burst(url: str, logins: int, right: tuple[str, str]) -> list[httpx.Response]:
+    """``logins`` logins at once, each from its own browser: name ``i // 5`` (the first is a
+    real user, the first of its attempts with the right password), from ``ADDRESSES`` in
+    turn through the trusted proxy's X-Forwarded-For."""
+    timeout = httpx.Timeout(60.0)
+    browsers = [httpx.AsyncClient(base_url=url, timeout=timeout) for _ in range(logins)]
+    try:
+        tokens = await asyncio.gather(*(b.get("/login") for b in browsers))
+
+        def form(i: int) -> dict[str, str]:
+            name = right[0] if i < 5 else f"tamu{i // 5}"
+            password = right[1] if i == 0 else "bukan-kata-sandinya"
+            return {"csrf_token": csrf_in(tokens[i].text), "username": name, "password": password}
+
+        return await asyncio.gather(
+            *(
+                b.post(
+                    "/login",
+                    data=form(i),
+                    headers={"X-Forwarded-For": ADDRESSES[i % len(ADDRESSES)]},
+                )
+                for i, b in enumerate(browsers)
+            )
+        )
+    finally:
+        await asyncio.gather(*(b.aclose() for b in browsers))
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc (Linux)")
+def test_sixty_logins_at_once_keep_the_console_under_500_mb(tmp_path: Path) -> None:
+    """Issue 22, 3: 60 logins from 3 addresses took the console from 107 MB to 2.6 GB (40
+    Argon2id checks of 64 MiB at once). A real ``ekinerja-sync web`` with the production
+    hasher, over loopback; its peak resident set is read from the kernel after the burst."""
+    state = tmp_path / "s.db"
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[state]\nurl = "sqlite:///{state}"\n[web]\ntrusted_proxies = ["127.0.0.1"]\n',
+        encoding="utf-8",
+    )
+    store = build_store(load_settings(config))
+    right = ("siti", "kata-sandi-yang-benar")
+    add_user(store.engine, right[0], Role.OPERATOR, Passwords().hash(right[1]))
+    store.engine.dispose()
+    port = _free_port()
+    log = (tmp_path / "web.log").open("w", encoding="utf-8")
+    console = subprocess.Popen(
+        [*CLI, "-c", str(config), "web", "--port", str(port)],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={k: v for k, v in os.environ.items() if not k.startswith("EKINERJA_SYNC_")},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert console.poll() is None, (tmp_path / "web.log").read_text()
+            try:
+                if httpx.get(f"{url}/login", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "the console did not start"
+            time.sleep(0.1)
+        before = _peak_rss_mb(console.pid)
+        answers = asyncio.run(_login_burst(url, NAMES * 5, right))
+        peak = _peak_rss_mb(console.pid)
+    finally:
+        console.send_signal(signal.SIGINT)
+        try:
+            console.wait(timeout=15)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a stuck server
+            console.kill()
+            console.wait()
+        log.close()
+    codes = [a.status_code for a in answers]
+    seen = {code: codes.count(code) for code in sorted(set(codes))}
+    assert set(codes) <= {303, 401, 429}, seen
+    checked = codes.count(303) + codes.count(401)
+    assert checked >= CHECKS_AT_ONCE, seen
+    for answer in answers:
+        if answer.status_code == 429:
+            assert int(answer.headers["retry-after"]) > 0
+            assert "Coba" in answer.text or "coba" in answer.text
+    figures = f"peak RSS {peak:.0f} MB (from {before:.0f} MB); answers {seen}"
+    print(figures)  # shown with -s
+    assert peak < 500, figures
