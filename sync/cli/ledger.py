@@ -31,6 +31,7 @@ from state.ledger import LedgerEntry
 from sync.bootstrap import build_store
 from sync.cli.options import console, err_console
 from sync.cli.progress import progress_bars
+from sync.operations.known_periods import require_known
 from sync.operations.ledger_export import (
     CSV_COLUMNS,
     WIB,
@@ -149,7 +150,7 @@ def _filters(
 
 
 @contextmanager
-def _reading(ctx: typer.Context) -> Iterator[Session]:
+def _reading(ctx: typer.Context, period: str | None = None) -> Iterator[Session]:
     """A read-only session on the state store of the settings (one snapshot on PostgreSQL)."""
 
     settings = ctx.obj.settings()
@@ -157,6 +158,8 @@ def _reading(ctx: typer.Context) -> Iterator[Session]:
     # empty ledger "verifies"); see build_store.
     store = build_store(settings, create=False)
     try:
+        if period is not None:  # a period it does not know lists those it does, not "0 entries"
+            require_known(store, period)
         with Session(store.engine) as session:
             if store.engine.dialect.name == "postgresql":
                 session.connection().exec_driver_sql(
@@ -206,7 +209,7 @@ def show(
     Times are shown in WIB (Asia/Jakarta, UTC+7). --full adds each request and answer body.
     """
     filters = _filters(nip, npsn, period, since, until)
-    with _reading(ctx) as session:
+    with _reading(ctx, filters.period) as session:
         if as_json:
             out = typer.get_text_stream("stdout")
             out.write("[")
@@ -330,7 +333,7 @@ def export(
 
     filters = _filters(nip, npsn, period, since, until)
     with (
-        _reading(ctx) as session,
+        _reading(ctx, filters.period) as session,
         _open_output(output, bom=fmt is ExportFormat.CSV) as out,
         progress_bars(err_console) as progress,
     ):

@@ -14,6 +14,7 @@ from mappings.versions import DEFAULT_VERSIONS, MAPPING_VERSIONS
 from state.models import DeliveryKind
 from sync.bootstrap import build_store
 from sync.cli.options import check_period, console
+from sync.operations.known_periods import require_known
 from sync.operations.mapping_diff import (
     DiffStatus,
     FieldChange,
@@ -205,9 +206,9 @@ def mappings_diff(
             param_hint="--to",
         )
     settings = ctx.obj.settings()
-    diff = diff_period(
-        build_store(settings, create=False), period, MAPPING_VERSIONS[to], list(npsn or [])
-    )
+    store = build_store(settings, create=False)
+    require_known(store, period)
+    diff = diff_period(store, period, MAPPING_VERSIONS[to], list(npsn or []))
     active = settings.sync.mapping_for(kind)
     if as_json:
         console.print_json(json.dumps({"active": active, **diff.as_dict()}, ensure_ascii=False))

@@ -22,6 +22,7 @@ from sync.cli.output import EXIT_UNREACHABLE, fail
 from sync.cli.progress import progress_bars
 from sync.operations import actions
 from sync.operations.actions import failure_id
+from sync.operations.known_periods import require_known
 from sync.operations.ledger_export import wib_time
 from sync.operations.npsn import check_in_store
 from sync.pipeline.engine import ReplayOutcome
@@ -72,9 +73,12 @@ def parse_failure_id(value: str) -> tuple[str, str, DeliveryKind]:
         raise typer.BadParameter(f"{exc} (see `ekinerja-sync failures list`)") from None
 
 
-def _store(ctx: typer.Context) -> StateStore:
-
-    return build_store(ctx.obj.settings(), create=False)
+def _store(ctx: typer.Context, period: str | None = None) -> StateStore:
+    """The state store; with ``period``, one it knows (else an error listing those it does)."""
+    store = build_store(ctx.obj.settings(), create=False)
+    if period is not None:
+        require_known(store, period)
+    return store
 
 
 def _record_json(r: SyncRecord) -> dict[str, Any]:
@@ -101,7 +105,7 @@ def failures_list(
 ) -> None:
     """Dead (failed) and locked records, with the reason."""
 
-    rows = _store(ctx).failures(period=period, npsns=list(npsn or []), reason=reason)
+    rows = _store(ctx, period).failures(period=period, npsns=list(npsn or []), reason=reason)
     if as_json:
         console.print_json(json.dumps([_record_json(r) for r in rows]))
         return
@@ -128,7 +132,7 @@ def failures_show(
     """One failure: the record, the reason, the request as sent, every answer."""
 
     period, nip, kind = parse_failure_id(failure)
-    store = _store(ctx)
+    store = _store(ctx, period)
     record = store.record(period, nip, kind)
     if record is None:
         fail(f"No record {failure} in the state store.", 1)
@@ -232,11 +236,15 @@ def replay(
     who = actor or f"operator:{getpass.getuser()}"
     with build_app(settings, actor=who, create_store=False) as application:
         store = application.store
+        if period is not None:
+            require_known(store, period)
         check_in_store(store, list(npsn or []), period)
         if ids:
             targets = []
             for value in ids:
-                record = store.record(*parse_failure_id(value))
+                parsed = parse_failure_id(value)
+                require_known(store, parsed[0], value)
+                record = store.record(*parsed)
                 if record is None:
                     fail(f"No record {value} in the state store.", 1)
                 targets.append(record)
@@ -320,7 +328,7 @@ def quarantine_list(
     """Source records kept out for bad data, with the reason; fix them in PMM/Dapodik and the
     next run reads them again."""
 
-    rows: list[SourceRecord] = _store(ctx).quarantine(
+    rows: list[SourceRecord] = _store(ctx, period).quarantine(
         period=period, npsns=list(npsn or []), reason=reason
     )
     if as_json:
@@ -368,9 +376,9 @@ def discard(
 ) -> None:
     """Stop chasing a failed record without sending it (written to the ledger)."""
 
-    parse_failure_id(failure)
+    period = parse_failure_id(failure)[0]
     try:
-        row = actions.discard(_store(ctx), failure, user_name=_who(actor), why=why)
+        row = actions.discard(_store(ctx, period), failure, user_name=_who(actor), why=why)
     except actions.ActionRefused as exc:
         fail(exc.message, 1)
     console.print(f"{failure_id(row)}: {row.status.value} ({row.reason})", highlight=False)
@@ -388,8 +396,8 @@ def reset(
     the start (e.g. after PMM restored data); written to the ledger. Nothing is re-sent
     unless it changed."""
 
-    store = _store(ctx)
-    check_in_store(store, list(npsn or []), check_period(period))
+    store = _store(ctx, check_period(period))
+    check_in_store(store, list(npsn or []), period)
     schools = actions.reset_cursors(store, period, list(npsn or []), user_name=_who(actor))
     console.print(
         f"{period}: reading starts again from the beginning for {len(schools)} school(s)"

@@ -21,12 +21,13 @@ from mappings.periods import PeriodListingError
 from state.models import SourceRecord
 from sync.bootstrap import build_app, build_store
 from sync.cli.options import NpsnOption, PeriodOption, check_period, console, err_console, safe_url
-from sync.cli.output import EXIT_THROTTLED, EXIT_UNREACHABLE, fail, report_error
+from sync.cli.output import EXIT_THROTTLED, EXIT_UNREACHABLE, exit_code, fail, report_error
 from sync.cli.progress import progress_bars
 from sync.operations.deadline import DeadlineView, deadline_view, today_in_jakarta
+from sync.operations.known_periods import require_known
 from sync.operations.npsn import check_format, check_in_source, check_in_store
 from sync.pipeline.engine import MappingChoiceError, RunSummary
-from sync.pipeline.periods import fetch_listing, stored_period
+from sync.pipeline.periods import fetch_listing, stored_listing
 from sync.service.calendar import resolve_periods
 from sync.settings import Settings
 
@@ -206,13 +207,19 @@ def status(
         ) from None
     settings = ctx.obj.settings()
     store = build_store(settings, create=False)
+    require_known(store, period)  # offline: the periods PMM listed, those with records
     schools = list(npsn or [])
     check_in_store(store, schools, period)  # offline: what the store has read from PMM
     counts = store.status_counts(period, schools)
     failing = store.failing(period, schools)
     quarantined = store.quarantined(period, schools)
     noted = store.noted(period, schools)  # sent, but odd: for the school to check
-    deadline = deadline_view(stored_period(store, period), counts, today)
+    # The deadline is the source's batas_penilaian, never worked out from the code: a period
+    # PMM has not listed (records from before the listing was kept) has none to show.
+    listed = next((p for p in stored_listing(store) if p.code == period), None)
+    deadline = deadline_view(listed, counts, today) if listed is not None else None
+    # 1: something a person must act on is shown (the same for the table and for --json).
+    code = exit_code(needs_person=bool(failing or quarantined or not counts))
     if as_json:
         payload = {
             "period": period,
@@ -230,7 +237,7 @@ def status(
                 }
                 for r in failing
             ],
-            "deadline": deadline.as_dict(),
+            "deadline": deadline.as_dict() if deadline is not None else None,
             "quarantined": [
                 {
                     "source_id": q.id,
@@ -246,14 +253,14 @@ def status(
             ],
         }
         console.print_json(json.dumps(payload))
-        return
+        raise typer.Exit(code)
     if not counts:
         err_console.print(
             f"No records of {period} in the state store {safe_url(settings.state.url)}: "
             f"has `ekinerja-sync run --period {period}` run against it?",
             highlight=False,
         )
-        raise typer.Exit(1)
+        raise typer.Exit(code)
     table = Table(
         title=f"Status {period}: SKP and penilaian per school", title_justify="left", box=box.SIMPLE
     )
@@ -289,7 +296,15 @@ def status(
         console.print(attention)
     print_quarantine(quarantined)
     print_notes(noted)
-    print_deadline(deadline)
+    if deadline is not None:
+        print_deadline(deadline)
+    else:
+        console.print(
+            f"Deadline (batas penilaian): not known; PMM has not listed {period} since the "
+            "state store keeps its listing (`ekinerja-sync run` reads it)",
+            highlight=False,
+        )
+    raise typer.Exit(code)
 
 
 def print_deadline(view: DeadlineView, out: Console | None = None) -> None:

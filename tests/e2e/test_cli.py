@@ -66,9 +66,10 @@ def test_run_then_status(state_url: str, tmp_path: Path) -> None:
         assert table.exit_code == 0
         assert world.schools[0]["npsn"] in table.stdout
 
+        # A period neither listed by PMM nor in the store is an error, not an empty view.
         empty = runner.invoke(app, ["--config", str(config), "status", "--period", "2030-2"])
-        assert empty.exit_code == 1
-        assert "No records of 2030-2" in empty.output
+        assert empty.exit_code == 2
+        assert "unknown period 2030-2; known: 2025-1" in empty.stderr
 
 
 def test_bad_config_names_key_and_file(tmp_path: Path) -> None:
