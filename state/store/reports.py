@@ -24,11 +24,12 @@ from state.models import (
 
 
 def _reason_matches(code: str | None, text: str | None, wanted: str | None) -> bool:
-    """``wanted`` is the answer's code (e.g. NIP_TIDAK_DITEMUKAN) or a part of the reason."""
+    """``wanted`` is the answer's code (e.g. NIP_TIDAK_DITEMUKAN), a code's beginning
+    (``retries_exhausted`` also matches ``retries_exhausted_timeout``), or a part of the reason."""
     if not wanted:
         return True
     needle = wanted.lower()
-    return needle == (code or "").lower() or needle in (text or "").lower()
+    return (code or "").lower().startswith(needle) or needle in (text or "").lower()
 
 
 # Why a deliverable goes nowhere until a person acts (``waiting_on_people``), and who acts:
