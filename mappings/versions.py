@@ -10,8 +10,8 @@ from mappings import v2025_1, v2026_1, v2026_2
 from mappings.model import PerformanceRecord, PeriodKind
 
 __all__ = [
-    "DEFAULT_VERSION",
     "DEFAULT_VERSIONS",
+    "FIRST_VERSION",
     "MAPPING_VERSIONS",
     "MappingVersion",
     "get_mapping",
@@ -69,13 +69,19 @@ MAPPING_VERSIONS: dict[str, MappingVersion] = {
         period_kinds=frozenset(PeriodKind),
     ),
 }
-# The version of each period kind when the config names none. Semesters keep the version
-# their records went out with (a default that changed would remap every delivered SKP).
+# The version of each period kind for a period planned for the first time when the config
+# names none: 2026.2 for both, the one that counts months from tmt_jabatan, rounds to 3
+# decimals and keeps the local date (domain.md: a new installation uses it for a semester
+# too). A period keeps the version it was first planned with (``period.mapping_version``),
+# and one already delivered before that was recorded keeps the version its records went out
+# with (2025.1, this default's predecessor for semesters): a default that changed must never
+# remap a delivered SKP (sync.pipeline.periods.period_mapping).
 DEFAULT_VERSIONS: dict[PeriodKind, str] = {
-    PeriodKind.SEMESTER: v2025_1.VERSION,
+    PeriodKind.SEMESTER: v2026_2.VERSION,
     PeriodKind.ANNUAL: v2026_2.VERSION,
 }
-DEFAULT_VERSION = DEFAULT_VERSIONS[PeriodKind.SEMESTER]
+# The first released version: every later one answers for its golden cases (tests/golden).
+FIRST_VERSION = v2025_1.VERSION
 
 
 def get_mapping(name: str) -> MappingVersion:

@@ -82,10 +82,18 @@ def rate_limiter(
 
 
 def mapping_choice(settings: Settings) -> MappingChoice:
-    """The mapping version of each period kind, as the config picks them."""
+    """The mapping version of each period kind, as the config picks them; a kind it names
+    none for keeps, per period, the version the period was first planned with."""
+    sync = settings.sync
     return MappingChoice(
-        versions={k: get_mapping(settings.sync.mapping_for(k)) for k in PeriodKind},
-        settings={k: settings.sync.mapping_setting(k) for k in PeriodKind},
+        versions={k: get_mapping(sync.mapping_for(k)) for k in PeriodKind},
+        settings={k: sync.mapping_setting(k) for k in PeriodKind},
+        configured=frozenset(
+            k
+            for k in PeriodKind
+            if k in sync.mapping_versions
+            or (k is PeriodKind.SEMESTER and sync.mapping_version is not None)
+        ),
     )
 
 

@@ -32,6 +32,7 @@ from state.models import (
     SyncRecord,
 )
 from state.store.claims import _Claims
+from state.store.period_mappings import _PeriodMappings
 from state.store.rates import _RateSlots
 from state.store.reports import _Reports
 from state.store.rows import close_entries, insert_rows, mark_delivered, update_rows
@@ -115,7 +116,7 @@ class SourceHead:
     seen_at: dt.datetime
 
 
-class StateStore(_Claims, _Reports, _RateSlots):
+class StateStore(_Claims, _Reports, _RateSlots, _PeriodMappings):
     """Reads and writes the sync state. ``unit_of_work`` gives the one transaction of a batch."""
 
     def __init__(self, engine: Engine) -> None:

@@ -33,7 +33,7 @@ from state.store import PERIOD_WIDE, StateStore
 from sync.delivery.deliver import Deliverer, DeliveryResult, orphaned
 from sync.pipeline.audit import Audit, NullAudit
 from sync.pipeline.ingest import _Ingest
-from sync.pipeline.periods import fetch_listing
+from sync.pipeline.periods import fetch_listing, period_mapping
 from sync.pipeline.summary import MappingChoice, MappingChoiceError, ReplayOutcome, RunSummary
 
 __all__ = ["Engine", "MappingChoice", "MappingChoiceError", "ReplayOutcome", "RunSummary"]
@@ -93,7 +93,10 @@ class Engine(_Ingest):
             store = None if dry_run else self.store
             listing = fetch_listing(self.source, store, clock=self.clock)
         listed = find_period(listing, period)
-        mapping = self.mappings.for_period(listed.period)
+        # The period's own version (recorded when first planned; a dry run records nothing).
+        mapping = period_mapping(
+            self.store, self.mappings, listed.period, record=not dry_run, now=self.clock()
+        )
         summary = RunSummary(
             run_id=run_id,
             period=period,
@@ -242,7 +245,9 @@ class Engine(_Ingest):
         outcomes: list[ReplayOutcome] = []
         for period, npsns in sorted(by_period.items()):
             summary = RunSummary(run_id=run_id, period=period, dry_run=False)
-            mapping = self.mappings.for_period(Period.parse(period))
+            mapping = period_mapping(
+                self.store, self.mappings, Period.parse(period), record=True, now=self.clock()
+            )
             for npsn in sorted(npsns):
                 self._pull_school(period, mapping, npsn, summary, None, progress)
             chosen = [r for r in targets if r.period == period]

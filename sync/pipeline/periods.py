@@ -16,10 +16,12 @@ import structlog
 from connectors.pmm import PmmClient
 from mappings.model import ListedPeriod, Period, PeriodKind
 from mappings.periods import PeriodListing, read_periods
+from mappings.versions import MAPPING_VERSIONS, MappingVersion
 from state import models
 from state.store import StateStore
+from sync.pipeline.summary import MappingChoice, MappingChoiceError
 
-__all__ = ["fetch_listing", "stored_listing", "stored_period"]
+__all__ = ["fetch_listing", "period_mapping", "stored_listing", "stored_period"]
 
 log = structlog.get_logger("ekinerja_sync.periods")
 
@@ -53,6 +55,53 @@ def fetch_listing(
             ]
         )
     return listed
+
+
+def period_mapping(
+    store: StateStore,
+    choice: MappingChoice,
+    period: Period,
+    *,
+    record: bool,
+    now: dt.datetime,
+) -> MappingVersion:
+    """The mapping version of ``period``.
+
+    The config's for the period's kind, when it names one: the operator's switch. Else the
+    version recorded for the period when it was first planned. Else, planning it for the
+    first time: the version most of its delivered records went out with, if e-Kinerja holds
+    any (a store upgraded from a release whose semester default was 2025.1 keeps it), or
+    this release's default (``choice.versions``); kept for the period when ``record``.
+    """
+    kind = period.kind
+    if choice.fixed(kind):
+        return choice.for_period(period)
+    name = store.period_mapping(period.code)
+    if name is None:
+        delivered = store.delivered_mapping_versions(period.code)
+        usable = [
+            (n, version)
+            for version, n in delivered.items()
+            if version in MAPPING_VERSIONS and MAPPING_VERSIONS[version].maps(kind)
+        ]
+        name = max(usable)[1] if usable else choice.for_period(period).name
+        if record:
+            name = store.record_period_mapping(period.code, name, now) or name
+            log.info(
+                "periods.mapping_chosen",
+                period=period.code,
+                mapping=name,
+                why="its delivered records" if usable else "the default",
+            )
+    mapping = MAPPING_VERSIONS.get(name)
+    if mapping is None or not mapping.maps(kind):
+        setting = choice.settings.get(kind, f"[sync] mapping_versions.{kind.value}")
+        raise MappingChoiceError(
+            f"period {period.code} was first planned with mapping version {name}, which this "
+            f"release cannot map {kind.value} periods with: set {setting} to a version that "
+            "can (`ekinerja-sync mappings list`)"
+        )
+    return mapping
 
 
 def _from_row(row: models.ListedPeriod) -> ListedPeriod:

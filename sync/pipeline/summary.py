@@ -25,10 +25,23 @@ class MappingChoiceError(Exception):
 
 @dataclass(frozen=True)
 class MappingChoice:
-    """The mapping version of each period kind, and the setting that chose it (for errors)."""
+    """The mapping version of each period kind, and the setting that chose it (for errors).
+
+    ``configured``: the kinds whose version the config names (the operator's choice, for
+    every period of the kind). For the others, each period keeps the version it was first
+    planned with (``sync.pipeline.periods.period_mapping``), and ``versions`` holds the
+    default for a period planned for the first time. None: every kind is as ``versions``
+    says (tests, benchmarks).
+    """
 
     versions: dict[PeriodKind, MappingVersion]
     settings: dict[PeriodKind, str] = field(default_factory=dict)
+    configured: frozenset[PeriodKind] | None = None
+
+    def fixed(self, kind: PeriodKind) -> bool:
+        """Whether every period of ``kind`` uses ``versions[kind]``, whatever it was
+        planned with before."""
+        return self.configured is None or kind in self.configured
 
     @classmethod
     def single(cls, mapping: MappingVersion) -> MappingChoice:

@@ -80,7 +80,7 @@ def test_semester_reaches_target_exactly_once(state_url: str, schema_version: in
         assert sample.request_body is not None
         assert json.loads(sample.request_body)["nip"] == sample.nip
         assert sample.http_status == 201
-        assert sample.mapping_version == "2025.1"
+        assert sample.mapping_version == "2026.2"  # a new store's default (issue 23)
         assert sample.actor == "cli"
 
         # A rerun with no source change sends nothing.

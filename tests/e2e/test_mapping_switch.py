@@ -50,7 +50,8 @@ def _state(state_url: str) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]
 def test_switch_from_2025_1_to_2026_1(state_url: str, tmp_path: Path) -> None:
     world = generate_world(schools=4, teachers_per_school=8, seed=1, periods=[PERIOD])
     with running_sandbox(world) as box:
-        with app_for(box, state_url) as first:
+        # 2025.1 named, as a store that synced the semester before 2026.2 was the default.
+        with app_for(box, state_url, sync={"mapping_version": "2025.1"}) as first:
             assert first.engine.mappings.for_period(Period.parse(PERIOD)).name == "2025.1"
             first.engine.run(PERIOD)
         before = box.target.stats()
@@ -60,7 +61,8 @@ def test_switch_from_2025_1_to_2026_1(state_url: str, tmp_path: Path) -> None:
         config = tmp_path / "config.toml"
         config.write_text(
             f'[state]\nurl = "{state_url}"\n[source]\nbase_url = "{box.pmm_url}"\n'
-            f'[target]\nbase_url = "{box.ekinerja_url}"\nrate_limit_per_s = 0\n',
+            f'[target]\nbase_url = "{box.ekinerja_url}"\nrate_limit_per_s = 0\n'
+            '[sync]\nmapping_version = "2025.1"\n',
             encoding="utf-8",
         )
         listed = _cli(config, "mappings", "list", "--json")
@@ -163,7 +165,7 @@ def test_switch_from_2025_1_to_2026_1(state_url: str, tmp_path: Path) -> None:
 
         # 4. Against the active version now, nothing is left to change but the locked ones.
         config.write_text(
-            config.read_text(encoding="utf-8") + '[sync]\nmapping_version = "2026.1"\n',
+            config.read_text(encoding="utf-8").replace('"2025.1"', '"2026.1"'),
             encoding="utf-8",
         )
         now = _cli(config, "mappings", "diff", "--period", PERIOD, "--to", "2026.1", "--json")

@@ -84,7 +84,7 @@ def test_a_semester_arrives_exactly_once_and_a_rerun_sends_nothing(
         assert Counter(e.outcome for e in entries) == {"delivered": len(delivered)}
         sample = next(e for e in entries if e.kind == "skp")
         assert json.loads(sample.request_body or "{}")["nip"] == sample.nip
-        assert (sample.http_status, sample.mapping_version, sample.actor) == (201, "2025.1", "cli")
+        assert (sample.http_status, sample.mapping_version, sample.actor) == (201, "2026.2", "cli")
         # Penilai SKPs went before the SKPs they appraise, penilaian after their SKP.
         order = {(e.nip, e.kind): e.seq for e in entries}
         checked = 0
@@ -122,7 +122,8 @@ def test_a_dry_run_sends_nothing_and_writes_nothing(sandbox: Box, sqlite_url: st
 
 
 def test_a_year_and_a_semester_side_by_side_in_one_store(sandbox: Box, state_url: str) -> None:
-    """The two kinds of period in one store, each with its own mapping version."""
+    """The two kinds of period in one store, each with the version it was first planned with
+    (2026.2 for both in a new store, issue 23)."""
     year, semester = "2026", "2024-2"
     world = generate_world(schools=3, teachers_per_school=6, seed=31)
     expected = {p: expected_after_sync(world, p) for p in (year, semester)}
@@ -131,7 +132,7 @@ def test_a_year_and_a_semester_side_by_side_in_one_store(sandbox: Box, state_url
         first = app.engine.run(year)
         second = app.engine.run(semester)
         assert (first.kind, first.mapping_version) == ("tahunan", "2026.2")
-        assert (second.kind, second.mapping_version) == ("semester", "2025.1")
+        assert (second.kind, second.mapping_version) == ("semester", "2026.2")
         stats = box.target.stats()
         for period, want in expected.items():
             assert _created(stats, period, "skp") == want.skp
@@ -142,7 +143,11 @@ def test_a_year_and_a_semester_side_by_side_in_one_store(sandbox: Box, state_url
             "semester": len(expected[semester].skp),
         }
         made = {(e.period, e.mapping_version) for e in ledger_entries(app) if e.period}
-        assert made == {(year, "2026.2"), (semester, "2025.1")}
+        assert made == {(year, "2026.2"), (semester, "2026.2")}
+        assert (app.store.period_mapping(year), app.store.period_mapping(semester)) == (
+            "2026.2",
+            "2026.2",
+        )
         # The state of one period is its own: counts per period do not mix.
         with Session(app.store.engine) as session:
             per_period = Counter(

@@ -25,7 +25,8 @@ def test_a_switch_sends_changed_skps_as_updates_and_reports_locked_ones(
     period = "2026-1"  # kepala sekolah may pick two indicators from 2026 on
     world = generate_world(schools=4, teachers_per_school=8, seed=1, periods=[period])
     box = sandbox(world)
-    with app_for(box, sqlite_url) as first:
+    # 2025.1 named: a store that synced the semester before 2026.2 was the default.
+    with app_for(box, sqlite_url, sync={"mapping_version": "2025.1"}) as first:
         assert first.engine.run(period).mapping_version == "2025.1"
     before = box.target.stats()
     with app_for(box, sqlite_url, sync={"mapping_version": "2026.1"}) as second:

@@ -6,11 +6,11 @@ for it as a new record (what ``sync.plan.plan_record`` puts in the outbox), or `
 nothing is sent (plan not approved; penilaian not final). The comparison is exact, on the
 canonical JSON as sent: a number that turns from ``12.5`` into ``12.50`` or ``13`` fails.
 
-Every version holds every case of the default version, with the same source file: a new
-version answers for all the records the old ones did.
+Every version holds every case of the first version (2025.1), with the same source file: a
+new version answers for all the records the old ones did.
 
 To regenerate after a deliberate change (or to start the files of a new version, copied from
-the default version's sources)::
+the first version's sources)::
 
     UPDATE_GOLDEN=1 .venv/bin/pytest tests/unit/test_golden.py
 
@@ -31,7 +31,7 @@ import pytest
 
 from mappings.model import PerformanceRecord
 from mappings.source import read_record
-from mappings.versions import DEFAULT_VERSION, MAPPING_VERSIONS, MappingVersion
+from mappings.versions import FIRST_VERSION, MAPPING_VERSIONS, MappingVersion
 from sync.hashing import canonical_json
 from sync.pipeline.plan import plan_record
 
@@ -45,15 +45,15 @@ def _case_names(version: str) -> list[str]:
 
 
 def _ensure_version_dir(version: str) -> None:
-    """With UPDATE_GOLDEN=1, a new version starts from the default version's source files."""
+    """With UPDATE_GOLDEN=1, a new version starts from the first version's source files."""
     folder = GOLDEN / version
-    if not UPDATE or version == DEFAULT_VERSION:
+    if not UPDATE or version == FIRST_VERSION:
         return
     folder.mkdir(exist_ok=True)
-    for name in _case_names(DEFAULT_VERSION):
+    for name in _case_names(FIRST_VERSION):
         target = folder / f"{name}{SOURCE}"
         if not target.exists():
-            shutil.copyfile(GOLDEN / DEFAULT_VERSION / f"{name}{SOURCE}", target)
+            shutil.copyfile(GOLDEN / FIRST_VERSION / f"{name}{SOURCE}", target)
 
 
 for _version in MAPPING_VERSIONS:
@@ -104,24 +104,24 @@ def test_version_sends_exactly_the_golden_bodies(version: str, case: str) -> Non
 
 
 @pytest.mark.parametrize("version", sorted(MAPPING_VERSIONS))
-def test_every_version_answers_for_every_case_of_the_default(version: str) -> None:
+def test_every_version_answers_for_every_case_of_the_first(version: str) -> None:
     assert (GOLDEN / version).is_dir(), (
         f"no golden files for mapping version {version}: UPDATE_GOLDEN=1 starts them"
     )
-    default = _case_names(DEFAULT_VERSION)
+    default = _case_names(FIRST_VERSION)
     assert default, "the default version has golden cases"
     assert set(default) <= set(_case_names(version))
     for name in default:
         ours = (GOLDEN / version / f"{name}{SOURCE}").read_bytes()
-        assert ours == (GOLDEN / DEFAULT_VERSION / f"{name}{SOURCE}").read_bytes(), (
+        assert ours == (GOLDEN / FIRST_VERSION / f"{name}{SOURCE}").read_bytes(), (
             f"{version}/{name}{SOURCE} differs from the default version's: one source, one case"
         )
 
 
 def test_golden_cases_cover_both_schemas_both_roles_and_every_penilaian_state() -> None:
     records = []
-    for name in _case_names(DEFAULT_VERSION):
-        raw = json.loads((GOLDEN / DEFAULT_VERSION / f"{name}{SOURCE}").read_text("utf-8"))
+    for name in _case_names(FIRST_VERSION):
+        raw = json.loads((GOLDEN / FIRST_VERSION / f"{name}{SOURCE}").read_text("utf-8"))
         record = read_record(raw)
         assert isinstance(record, PerformanceRecord)
         records.append(record)

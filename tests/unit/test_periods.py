@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
-from mappings.model import Period, PeriodKind
+from mappings.model import PerformanceRecord, Period, PeriodKind
 from mappings.periods import PeriodListingError, active_periods, find_period, read_periods
 from mappings.rules import Grade, Predicate, credit_points
-from mappings.versions import MAPPING_VERSIONS, get_mapping
+from mappings.source import read_record
+from mappings.versions import DEFAULT_VERSIONS, MAPPING_VERSIONS, get_mapping
 from sync.pipeline.engine import MappingChoice, MappingChoiceError
 from sync.settings import ConfigError, load_settings
 
@@ -177,7 +180,8 @@ def test_each_mapping_version_says_which_kinds_it_maps() -> None:
 
 def test_settings_pick_a_version_per_kind_and_the_old_key_means_semester() -> None:
     settings = load_settings(None)
-    assert settings.sync.mapping_for(PeriodKind.SEMESTER) == "2025.1"
+    # The default of a period planned for the first time (each keeps its own afterwards).
+    assert settings.sync.mapping_for(PeriodKind.SEMESTER) == "2026.2"
     assert settings.sync.mapping_for(PeriodKind.ANNUAL) == "2026.2"
     old = load_settings(None, overrides={"sync": {"mapping_version": "2026.1"}})
     assert old.sync.mapping_for(PeriodKind.SEMESTER) == "2026.1"
@@ -223,3 +227,29 @@ def test_a_mapping_version_from_the_environment_is_named_in_the_error(
     monkeypatch.setenv("EKINERJA_SYNC_SYNC__MAPPING_VERSIONS__TAHUNAN", "2026.2")
     monkeypatch.setenv("EKINERJA_SYNC_SYNC__MAPPING_VERSIONS__SEMESTER", "2026.2")
     assert load_settings(None).sync.mapping_for(PeriodKind.SEMESTER) == "2026.2"
+
+
+def _golden(name: str) -> PerformanceRecord:
+    path = Path(__file__).resolve().parents[1] / "golden" / "2026.2" / f"{name}.source.json"
+    record = read_record(json.loads(path.read_text(encoding="utf-8")))
+    assert isinstance(record, PerformanceRecord)
+    return record
+
+
+def test_the_default_of_a_new_semester_is_2026_2_which_follows_the_rule() -> None:
+    """Issue 23: 2025.1, the semester default before, counts 6 months whatever tmt_jabatan
+    says, rounds to 2 decimals and moves a WITA date to the WIB day."""
+    assert DEFAULT_VERSIONS == {PeriodKind.SEMESTER: "2026.2", PeriodKind.ANNUAL: "2026.2"}
+    old, new = get_mapping("2025.1"), get_mapping("2026.2")
+    # Jabatan from 2 December: no whole month of the semester is left, so no angka kredit.
+    late = _golden("semester_guru_tmt_in_last_month_no_whole_month")
+    assert old.assessment(late)["angka_kredit"] == 1.56  # 12.5 x 25 % x 6/12, 2 decimals
+    assert "angka_kredit" not in new.assessment(late)
+    # Finalised at 00:30 WITA on 1 December; 37.5 x 75 % x 6/12 = 14.0625.
+    wita = _golden("semester_guru_finalised_in_wita_after_midnight")
+    before, after = old.assessment(wita), new.assessment(wita)
+    assert (before["tanggal_penilaian"], before["angka_kredit"]) == ("2024-11-30", 14.06)
+    assert (after["tanggal_penilaian"], after["angka_kredit"]) == ("2024-12-01", 14.063)
+    # A new CPNS from 1 April: April to June, 3 months.
+    april = new.assessment(_golden("semester_guru_new_cpns_tmt_first_of_april"))
+    assert (april["angka_kredit"], april["bulan_dinilai"]) == (3.125, 3)

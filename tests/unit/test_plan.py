@@ -21,13 +21,13 @@ from mappings.model import (
     School,
 )
 from mappings.rules import Grade, Predicate, Rating
-from mappings.versions import DEFAULT_VERSION, get_mapping
+from mappings.versions import FIRST_VERSION, get_mapping
 from state.models import DeliveryKind, OutboxAction, RecordStatus
 from sync.hashing import canonical_json, content_hash, idempotency_key
 from sync.pipeline.plan import Decision, Known, plan_cancellation, plan_record
 
 WIB = dt.timezone(dt.timedelta(hours=7))
-MAPPING = get_mapping(DEFAULT_VERSION)
+MAPPING = get_mapping(FIRST_VERSION)
 NIP = "198503152010012003"
 
 
