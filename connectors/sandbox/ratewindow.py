@@ -39,6 +39,9 @@ class RateWindow:
         self._lock = threading.Lock()
         self._clients: dict[str, _Client] = {}
         self._counts = {"accepted": 0, "refused": 0, "tokens": 0, "arrivals": 0}
+        self._first: float | None = None
+        self._last: float | None = None
+        self._seconds: list[int] = []  # arrivals in each second from the first arrival
 
     def arrive(self, client: str, limit: float, *, token: bool = False) -> float | None:
         """Count an arrival of ``client``: None to let it through, else the seconds until the
@@ -53,6 +56,11 @@ class RateWindow:
                 while kept and kept[0] <= now - _SPAN_S:
                     kept.popleft()
             state.arrivals.append(now)
+            self._first = now if self._first is None else self._first
+            self._last = now
+            second = int(now - self._first)
+            self._seconds.extend([0] * (second + 1 - len(self._seconds)))
+            self._seconds[second] += 1
             state.worst = max(state.worst, len(state.arrivals))
             self._counts["arrivals"] += 1
             if token:
@@ -68,16 +76,26 @@ class RateWindow:
     def stats(self) -> dict[str, Any]:
         """``accepted`` (API requests let through), ``refused`` (answered 429 by the limit),
         ``tokens`` (token requests), ``arrivals`` (all of them), ``worst_window`` (the most
-        arrivals of one client within one second)."""
+        arrivals of one client within one second), ``span_s`` (from the first arrival to the
+        last), ``per_second`` (the arrivals in each second from the first: the whole seconds
+        between the first and the last are what a client sustained)."""
         with self._lock:
             worst = max((c.worst for c in self._clients.values()), default=0)
-            return {**self._counts, "worst_window": worst}
+            span = 0.0 if self._first is None or self._last is None else self._last - self._first
+            return {
+                **self._counts,
+                "worst_window": worst,
+                "span_s": span,
+                "per_second": list(self._seconds),
+            }
 
     def reset(self) -> None:
         """Counters and windows back to nothing (a measurement starts)."""
         with self._lock:
             self._clients.clear()
             self._counts = dict.fromkeys(self._counts, 0)
+            self._first = self._last = None
+            self._seconds = []
 
 
 def retry_after_whole_s(seconds: float) -> float:

@@ -33,6 +33,8 @@ def test_a_sliding_window_not_a_bucket() -> None:
         "tokens": 0,
         "arrivals": 6,
         "worst_window": 5,  # 100.0 x3, 100.5, 100.99: refused ones arrived all the same
+        "span_s": pytest.approx(1.001),
+        "per_second": [5, 1],
     }
 
 
@@ -64,10 +66,13 @@ def test_no_limit_still_counts_and_reset_clears() -> None:
         assert window.arrive("a", 0) is None
         clock.now += 0.01
     assert window.stats()["worst_window"] == 50
+    assert window.stats()["per_second"] == [50]
     window.reset()
-    assert window.stats() == dict.fromkeys(
-        ("accepted", "refused", "tokens", "arrivals", "worst_window"), 0
-    )
+    assert window.stats() == {
+        **dict.fromkeys(("accepted", "refused", "tokens", "arrivals", "worst_window"), 0),
+        "span_s": 0.0,
+        "per_second": [],
+    }
 
 
 def test_retry_after_is_whole_seconds() -> None:
