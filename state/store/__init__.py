@@ -243,13 +243,16 @@ class StateStore(_Claims, _Reports, _RateSlots, _PeriodMappings):
     def nips_mapped_otherwise(
         session: Session, period: str, npsns: Sequence[str], version: str
     ) -> list[str]:
-        """Teachers whose planned payload was made by another mapping version."""
+        """Teachers whose planned payload was made by another mapping version. A refused
+        deliverable does not count: it waits for a replay whatever the mapping (the replay
+        plans it with the version active then), so a switch has nothing to plan for it."""
         query = (
             select(SyncRecord.nip)
             .where(
                 SyncRecord.period == period,
                 col(SyncRecord.mapping_version).is_not(None),
                 SyncRecord.mapping_version != version,
+                SyncRecord.status != RecordStatus.FAILED,
             )
             .distinct()
         )

@@ -113,6 +113,7 @@ def _change_text(change: FieldChange) -> tuple[str, str]:
 _STATUS_LABEL = {
     DiffStatus.CHANGED: "would be updated",
     DiffStatus.LOCKED: "locked: not sent",
+    DiffStatus.WAITS_FOR_REPLAY: "failed: waits for a replay",
     DiffStatus.NOT_MAPPED: "not compared",
 }
 
@@ -123,7 +124,12 @@ def _print_diff(diff: MappingDiff, active: str, setting: str) -> None:
     # What a switch sends first, then what it cannot send, then what it cannot compare.
     shown: list[RecordDiff] = [
         r
-        for status in (DiffStatus.CHANGED, DiffStatus.LOCKED, DiffStatus.NOT_MAPPED)
+        for status in (
+            DiffStatus.CHANGED,
+            DiffStatus.LOCKED,
+            DiffStatus.WAITS_FOR_REPLAY,
+            DiffStatus.NOT_MAPPED,
+        )
         for r in diff.records
         if r.status is status
     ]
@@ -160,6 +166,10 @@ def _print_diff(diff: MappingDiff, active: str, setting: str) -> None:
         (DiffStatus.LOCKED, "changed, but e-Kinerja has locked it: reported, not sent"),
         (DiffStatus.UNCHANGED, "unchanged"),
         (DiffStatus.NOT_DELIVERED, "not delivered yet: goes out as new"),
+        (
+            DiffStatus.WAITS_FOR_REPLAY,
+            "failed: waits for a replay (then goes with the version active then)",
+        ),
         (DiffStatus.NOT_MAPPED, "not compared (cancelled, quarantined, not ready)"),
     ):
         summary.add_row(

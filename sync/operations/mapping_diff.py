@@ -123,6 +123,7 @@ class DiffStatus(StrEnum):
     CHANGED = "changed"  # would be sent as an update of the SKP
     LOCKED = "locked"  # would change, but e-Kinerja takes no change any more: by hand
     NOT_DELIVERED = "not_delivered"  # nothing delivered yet: the version's body goes as new
+    WAITS_FOR_REPLAY = "waits_for_replay"  # refused by e-Kinerja: goes only once replayed
     NOT_MAPPED = "not_mapped"  # nothing to compare: see ``note``
 
 
@@ -258,7 +259,7 @@ def diff_period(
                 school = npsn or (state.npsn if state is not None else "")
                 if wanted and school not in wanted and (state is None or state.npsn not in wanted):
                     continue
-                diff = _diff_one(nip, school, kind, record, note, mapping, delivered, known)
+                diff = _diff_one(period, nip, school, kind, record, note, mapping, delivered, known)
                 if diff is not None:
                     result.records.append(diff)
     return result
@@ -268,6 +269,7 @@ _GOES_OUT_QUEUED = {RecordStatus.PENDING, RecordStatus.HELD}
 
 
 def _diff_one(
+    period: str,
     nip: str,
     npsn: str,
     kind: DeliveryKind,
@@ -290,6 +292,21 @@ def _diff_one(
     if mine is not None and mine.closed_by_operator:
         return not_compared(
             "closed by an operator (discarded): not sent by a switch, only when PMM changes it"
+        )
+    if mine is not None and mine.awaits_replay:
+        # A switch sends no dead letter again (nor does a run): the operator replays it,
+        # and the replay maps it with the version active then.
+        return RecordDiff(
+            nip,
+            npsn,
+            kind,
+            DiffStatus.WAITS_FOR_REPLAY,
+            name,
+            sent_version,
+            (),
+            "refused by e-Kinerja: it waits for a replay (after fixing its cause: "
+            f"ekinerja-sync replay {period}/{nip}/{kind.value}), then goes with the version "
+            "active then",
         )
     try:
         body = _body(record, mapping, kind)

@@ -21,6 +21,7 @@ __all__ = [
     "Decision",
     "Known",
     "Send",
+    "awaits_replay",
     "closed_by_operator",
     "effective_record",
     "known_of",
@@ -41,6 +42,10 @@ class Known:
     # Closed by an operator (discarded) and PMM has served no new version since: an
     # operator's decision holds against a mapping switch, a remap, a reset or a replay.
     closed_by_operator: bool = False
+    # Refused by e-Kinerja (failed) and PMM has served no new version since: it waits for an
+    # operator's replay, whatever the mapping (a switch does not send it again: README, "When
+    # things fail"). A new version from PMM is planned as usual (the fix is often made there).
+    awaits_replay: bool = False
 
     @property
     def delivered(self) -> bool:
@@ -92,6 +97,16 @@ def closed_by_operator(
     return source_seen_at is None or source_seen_at <= closed_at
 
 
+def awaits_replay(
+    status: RecordStatus, failed_at: dt.datetime, source_seen_at: dt.datetime | None
+) -> bool:
+    """A deliverable e-Kinerja refused waits for a replay until PMM serves a new version of
+    its record (stored after the refusal: ``source_seen_at`` later)."""
+    if status is not RecordStatus.FAILED:
+        return False
+    return source_seen_at is None or source_seen_at <= failed_at
+
+
 def known_of(row: SyncRecord | None, source_seen_at: dt.datetime | None = None) -> Known | None:
     """What the planner needs of a deliverable's row; ``source_seen_at``: when PMM's newest
     version of the teacher's record was stored (a discard holds until a newer one)."""
@@ -104,6 +119,7 @@ def known_of(row: SyncRecord | None, source_seen_at: dt.datetime | None = None) 
         row.skp_id,
         row.skp_version,
         closed_by_operator(row.reason_code, row.changed_at, source_seen_at),
+        awaits_replay(row.status, row.changed_at, source_seen_at),
     )
 
 
@@ -139,7 +155,7 @@ def _plan_skp(
     assessment_delivered: bool,
 ) -> Decision:
     kind = DeliveryKind.SKP
-    if known is not None and known.closed_by_operator:
+    if known is not None and (known.closed_by_operator or known.awaits_replay):
         return _KEEP_SKP
     if not record.plan_approved:
         if known is not None and known.delivered:
@@ -180,7 +196,7 @@ def _plan_assessment(
     skp_known: Known | None,
 ) -> Decision:
     kind = DeliveryKind.ASSESSMENT
-    if known is not None and known.closed_by_operator:
+    if known is not None and (known.closed_by_operator or known.awaits_replay):
         return _KEEP_ASSESSMENT
     if not record.assessment_final:
         if known is not None and known.delivered:

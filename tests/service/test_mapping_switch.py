@@ -6,14 +6,21 @@ of it from PMM reopens it."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from sqlmodel import Session, select
+from typer.testing import CliRunner
 
 from connectors.sandbox import Faults, generate_world
+from mappings.model import PerformanceRecord
+from mappings.source import read_record
+from mappings.versions import get_mapping
 from state.models import DISCARDED, DeliveryKind, OutboxEntry, OutboxState, RecordStatus, SyncRecord
+from sync.cli import app as cli
 from sync.operations.actions import discard
+from sync.operations.mapping_diff import DiffStatus, diff_period
 from tests.e2e.helpers import expected_after_sync
-from tests.service.harness import InProcessSandbox, app_for, ledger_entries, record_of
+from tests.service.harness import InProcessSandbox, app_for, ledger_entries, outbox_of, record_of
 
 SKP, ASSESSMENT = DeliveryKind.SKP, DeliveryKind.ASSESSMENT
 Box = Callable[..., InProcessSandbox]
@@ -123,3 +130,67 @@ def test_a_discarded_record_is_not_sent_by_a_switch_until_pmm_changes_it(
         switched.engine.run(period)
         assert sent() == 1
         assert record_of(switched, period, nip, SKP).status is RecordStatus.DELIVERED
+
+
+def test_a_failed_record_waits_for_a_replay_whatever_the_mapping(
+    sandbox: Box, sqlite_url: str, tmp_path: Path
+) -> None:
+    """Issue 23 item 8: a switch re-sent 20 refused SKPs, refused again, without a replay."""
+    period = "2026-1"
+    world = generate_world(schools=4, teachers_per_school=8, seed=1, periods=[period])
+    old, new = get_mapping("2025.1"), get_mapping("2026.1")
+    penilai = {r["penilai"]["nip"] for r in world.records(period)}
+    guru = next(
+        raw
+        for raw in world.records(period)
+        if isinstance(record := read_record(raw), PerformanceRecord)
+        and raw["pegawai"]["jenis_ptk"] == "guru"
+        and raw["pegawai"]["nip"] not in penilai
+        and not raw["dibatalkan"]
+        and record.plan_approved
+        and record.assessment_final  # its penilaian waits behind the refused SKP
+        and old.skp(record) != new.skp(record)  # the switch changes what it would send
+    )
+    nip = guru["pegawai"]["nip"]
+    faults = Faults(unknown_nips={nip})
+    box = sandbox(world, faults=faults)
+
+    def created() -> int:
+        return int(box.target.stats()["creates"]["skp"].get(f"{nip}/{period}", 0))
+
+    with app_for(box, sqlite_url, sync={"mapping_version": "2025.1"}) as first:
+        first.engine.run(period)
+        assert record_of(first, period, nip, SKP).status is RecordStatus.FAILED
+    faults.update({"unknown_nips": []})  # BKN would take it now: still the operator's call
+
+    with app_for(box, sqlite_url, sync={"mapping_version": "2026.1"}) as switched:
+        diff = diff_period(switched.store, period, new)
+        mine = next(r for r in diff.records if r.nip == nip and r.kind is SKP)
+        assert mine.status is DiffStatus.WAITS_FOR_REPLAY
+        assert "waits for a replay" in (mine.note or "")
+        config = tmp_path / "config.toml"
+        config.write_text(f'[state]\nurl = "{sqlite_url}"\n', encoding="utf-8")
+        shown = CliRunner().invoke(
+            cli, ["--config", str(config), "mappings", "diff", "-p", period, "--to", "2026.1"]
+        )
+        assert shown.exit_code == 0, shown.output
+        assert "failed: waits for a replay" in " ".join(shown.stdout.split())
+
+        switched.engine.run(period)
+        planned = outbox_of(switched, period, nip, ASSESSMENT)
+        switched.engine.run(period)  # and no new request for its penilaian run after run
+        assert outbox_of(switched, period, nip, ASSESSMENT) == planned
+        assert [e.state for e in outbox_of(switched, period, nip, SKP)] == [OutboxState.DEAD]
+        assert record_of(switched, period, nip, SKP).status is RecordStatus.FAILED
+        assert created() == 0
+
+        # The replay sends it, made by the mapping now active.
+        row = record_of(switched, period, nip, SKP)
+        (outcome,) = switched.engine.replay([row], actor="operator:ani")
+        assert outcome.after is RecordStatus.DELIVERED
+        sent = outbox_of(switched, period, nip, SKP)[-1]
+        assert (sent.state, sent.mapping_version) == (OutboxState.DONE, "2026.1")
+        assert created() == 1
+        # Its penilaian follows it, made by the new version too.
+        assessment = outbox_of(switched, period, nip, ASSESSMENT)[-1]
+        assert (assessment.state, assessment.mapping_version) == (OutboxState.DONE, "2026.1")
