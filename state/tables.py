@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlmodel import SQLModel
 
+import state.change_requests
 import state.lifecycle
 import state.login_throttle
 import state.models
@@ -21,7 +22,14 @@ from state import ledger
 __all__ = ["metadata"]
 
 # The modules above declared their tables on it; named here so nobody imports them for effect.
-TABLE_MODULES = (state.models, state.users, state.lifecycle, state.login_throttle, ledger)
+TABLE_MODULES = (
+    state.models,
+    state.users,
+    state.lifecycle,
+    state.change_requests,
+    state.login_throttle,
+    ledger,
+)
 # The school contacts and the messages that tell the schools (issue 25).
 SCHOOL_TABLE_MODULES = (state.schools, state.notices)
 metadata = SQLModel.metadata

@@ -11,15 +11,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from state import ledger
+from state.change_requests import ChangeAction, ChangeRequests, RequestState
 from state.ledger import LedgerEvent
-from state.lifecycle import (
-    ChangeAction,
-    Lifecycle,
-    LifecycleRefused,
-    PeriodState,
-    RequestState,
-    same_person,
-)
+from state.lifecycle import Lifecycle, LifecycleRefused, PeriodState, same_person
 from state.proof import build_proof, check_proof
 from state.seal import check_extends, generate_private_key_pem, load_private_key, verify_signature
 
@@ -88,29 +82,30 @@ def test_a_period_closes_once_and_says_who_why_and_when(engine: Engine) -> None:
 
 def test_a_request_needs_a_second_person(engine: Engine) -> None:
     lifecycle = Lifecycle(engine, clock=Clock())
+    requests = ChangeRequests(lifecycle)
     with pytest.raises(LifecycleRefused) as refused:
-        lifecycle.add_request(PERIOD, ChangeAction.RESET, [], by="ana", why="x")
+        requests.add(PERIOD, ChangeAction.RESET, [], by="ana", why="x")
     assert refused.value.code == "open"  # an open period needs no request
     lifecycle.close(PERIOD, by="ana", why="done")
-    request = lifecycle.add_request(
+    request = requests.add(
         PERIOD, ChangeAction.REPLAY, [f"{PERIOD}/{NIP}/skp"], by="ana", why="BKN fixed the NIP"
     )
     assert request.state == RequestState.PENDING
-    assert [r.id for r in lifecycle.requests()] == [request.id]
-    assert lifecycle.pending_counts() == {PERIOD: 1}
+    assert [r.id for r in requests.requests()] == [request.id]
+    assert requests.pending_counts() == {PERIOD: 1}
     assert request.id is not None
     for me in ("ana", "operator:ana", "Ana"):
         with pytest.raises(LifecycleRefused) as refused:
-            lifecycle.approve(request.id, by=me)
+            requests.approve(request.id, by=me)
         assert refused.value.code == "own_request"
-    approved = lifecycle.approve(request.id, by="citra")
+    approved = requests.approve(request.id, by="citra")
     assert (approved.state, approved.approved_by) == (RequestState.APPROVED, "citra")
     with pytest.raises(LifecycleRefused) as refused:
-        lifecycle.approve(request.id, by="dewi")  # once only
+        requests.approve(request.id, by="dewi")  # once only
     assert refused.value.code == "not_pending"
-    done = lifecycle.finish(request.id, ok=True, result="delivered")
+    done = requests.finish(request.id, ok=True, result="delivered")
     assert done.state == RequestState.DONE
-    assert lifecycle.requests() == []
+    assert requests.requests() == []
     actions = _entries(engine)
     assert [a[:2] for a in actions] == [
         ("operator:ana", "period_close"),
@@ -123,12 +118,13 @@ def test_a_request_needs_a_second_person(engine: Engine) -> None:
     assert "operator:ana" in (actions[3][3] or "")
     assert "operator:citra" in (actions[3][3] or "")
     with pytest.raises(LifecycleRefused) as refused:
-        lifecycle.approve(9999, by="citra")
+        requests.approve(9999, by="citra")
     assert refused.value.code == "unknown_request"
 
 
 def test_seal_reopen_and_seal_again_extends_the_first_seal(engine: Engine) -> None:
     lifecycle = Lifecycle(engine, clock=Clock())
+    requests = ChangeRequests(lifecycle)
     _deliveries(engine, 7)
     _deliveries(engine, 3, period=OTHER)
     with pytest.raises(LifecycleRefused) as refused:
@@ -148,15 +144,17 @@ def test_seal_reopen_and_seal_again_extends_the_first_seal(engine: Engine) -> No
     assert refused.value.code == "already_sealed"
     # Sealed: no change is even asked for, only a reopen.
     with pytest.raises(LifecycleRefused) as refused:
-        lifecycle.add_request(PERIOD, ChangeAction.DISCARD, ["x"], by="ana", why="x")
+        requests.add(PERIOD, ChangeAction.DISCARD, ["x"], by="ana", why="x")
     assert refused.value.code == "sealed"
     assert "reopen" in refused.value.message
 
-    reopen = lifecycle.add_request(PERIOD, ChangeAction.REOPEN, [], by="ana", why="koreksi")
+    reopen = requests.add(PERIOD, ChangeAction.REOPEN, [], by="ana", why="koreksi")
     assert reopen.id is not None
-    lifecycle.approve(reopen.id, by="budi")
-    opened = lifecycle.reopen(lifecycle.request(reopen.id))
-    lifecycle.finish(reopen.id, ok=True, result="reopened")
+    requests.approve(reopen.id, by="budi")
+    opened = lifecycle.reopen(
+        PERIOD, request_id=reopen.id, requested_by="ana", approved_by="budi", why="koreksi"
+    )
+    requests.finish(reopen.id, ok=True, result="reopened")
     assert opened.state is PeriodState.OPEN
     assert opened.seal == first
     _deliveries(engine, 2)
