@@ -9,7 +9,8 @@ a. engine: N source records through pull, validate, map, plan, state, outbox and
    state store (SQLite file, PostgreSQL database) and per N;
 b. end to end over loopback against the sandbox with latency L per target request and C
    delivery threads: achieved requests/s in the delivery phase against C/L, and against the
-   target's rate limit R when one is set;
+   target's rate limit R when one is set; under R also with 1, 2 and 4 worker processes on
+   one PostgreSQL (``bench.ratelimit_case``: accepted requests/s, 429s, the worst second);
 c. a rerun of the largest N with no source change: seconds and requests sent (must be 0);
 d. a naive baseline (a sequential httpx + tenacity loop pushing the same requests), in the
    settings of (a) and (b), and the ratio; in-process also the ceiling: the same loop, and
@@ -38,6 +39,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from bench.ratelimit_case import lines as ratelimit_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -219,6 +222,7 @@ def run_benchmark(args: argparse.Namespace, say: Callable[[str], None] = _say) -
         "workers": [],
         "naive_inprocess": [],
         "loopback": None,
+        "rate_limit": None,
         "profile": None,
         "targets": TARGETS,
     }
@@ -352,6 +356,14 @@ def run_benchmark(args: argparse.Namespace, say: Callable[[str], None] = _say) -
                 "db": loop_db,
                 **_worker("bench.loopback_case", argv, args.max_seconds * 3),
             }
+            save()
+        if not args.no_loopback and args.rate_limit > 0 and "postgres" in dbs:
+            say(f"(b) under R={args.rate_limit:g}/s, 1, 2 and 4 workers on PostgreSQL ...")
+            argv = ["--db-urls", ",".join(databases.new("postgres") for _ in range(3))]
+            argv += ["--rate-limit", str(args.rate_limit), "--latency-ms", str(args.latency_ms)]
+            argv += ["--concurrency", str(args.concurrency), "--schools", str(args.loop_schools)]
+            argv += ["--teachers", str(args.loop_teachers)]
+            report["rate_limit"] = _worker("bench.ratelimit_case", argv, args.max_seconds * 3)
             save()
         if not args.no_profile:
             n = args.profile_n or min(sizes)
@@ -636,6 +648,7 @@ def render(report: dict[str, Any]) -> str:
             )
     else:
         lines.append(f"(b) loopback: {report.get('loopback')}")
+    lines += ratelimit_lines(report.get("rate_limit"))
     lines.append("")
     if "c" in f:
         for r in f["c"]["rows"]:
