@@ -124,8 +124,11 @@ def add_notice(session: Session, notice: SchoolNotice) -> bool:
     return True
 
 
-def due_notices(session: Session, now: dt.datetime, periods: Sequence[str] = ()) -> list[int]:
-    """The ids of pending messages whose time has come, oldest first."""
+def due_notices(
+    session: Session, now: dt.datetime, periods: Sequence[str] = (), npsns: Sequence[str] = ()
+) -> list[int]:
+    """The ids of pending messages whose time has come (of some periods, schools), oldest
+    first."""
     query = (
         select(SchoolNotice.id)
         .where(
@@ -137,6 +140,8 @@ def due_notices(session: Session, now: dt.datetime, periods: Sequence[str] = ())
     )
     if periods:
         query = query.where(col(SchoolNotice.period).in_(list(periods)))
+    if npsns:
+        query = query.where(col(SchoolNotice.npsn).in_(list(npsns)))
     return [int(i) for i in session.exec(query) if i is not None]
 
 

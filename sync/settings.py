@@ -34,6 +34,7 @@ from sqlalchemy.exc import ArgumentError
 
 from mappings.model import Period, PeriodKind
 from mappings.versions import DEFAULT_VERSIONS, MAPPING_VERSIONS
+from sync.notify_settings import NotifySettings
 
 __all__ = [
     "SANDBOX_CLIENT_ID",
@@ -386,6 +387,7 @@ class Settings(BaseSettings):
     sync: SyncSettings = Field(default_factory=SyncSettings)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
 
     @classmethod
     def settings_customise_sources(

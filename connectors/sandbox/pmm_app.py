@@ -3,7 +3,8 @@
 Endpoints: ``POST /oauth/token``, ``GET /api/v1/periode``, ``GET /api/v1/sekolah``,
 ``GET /api/v1/kinerja``; admin endpoints (no token, never faulted) under ``/_sandbox/``:
 ``GET /_sandbox/defects``, ``GET|PATCH /_sandbox/kinerja/{id}``, ``POST /_sandbox/kinerja``,
-``GET|PUT /_sandbox/faults``, ``POST /_sandbox/tokens/revoke``.
+``GET|PUT /_sandbox/faults``, ``POST /_sandbox/tokens/revoke``, and
+``GET /_sandbox/contacts.csv`` (the schools' contacts, for ``schools contacts import``).
 
 Cursors are opaque: base64url JSON of the filters, the position (last ``(diperbarui_pada,
 id)`` served) and the issue time, signed with an HMAC so a forged or damaged cursor is refused.
@@ -26,9 +27,10 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from connectors.sandbox.contacts import contacts_csv
 from connectors.sandbox.faults import FaultMiddleware, Faults, admin_routes
 from connectors.sandbox.tokens import TokenRegistry, token_response, unauthorized
 from connectors.sandbox.world import SandboxWorld, parse_instant, to_v1
@@ -288,6 +290,9 @@ def create_pmm_app(
         except (ValueError, KeyError, TypeError) as exc:
             return JSONResponse({"error": "invalid_record", "detail": str(exc)}, status_code=400)
 
+    async def contacts(request: Request) -> Response:
+        return PlainTextResponse(contacts_csv(world), media_type="text/csv; charset=utf-8")
+
     return Starlette(
         routes=[
             Route("/oauth/token", token, methods=["POST"]),
@@ -295,6 +300,7 @@ def create_pmm_app(
             Route("/api/v1/sekolah", sekolah, methods=["GET"]),
             Route("/api/v1/kinerja", kinerja, methods=["GET"]),
             Route("/_sandbox/defects", defects, methods=["GET"]),
+            Route("/_sandbox/contacts.csv", contacts, methods=["GET"]),
             Route("/_sandbox/kinerja", add_record, methods=["POST"]),
             Route("/_sandbox/kinerja/{id}", get_record, methods=["GET"]),
             Route("/_sandbox/kinerja/{id}", patch_record, methods=["PATCH"]),

@@ -23,6 +23,7 @@ from sync.bootstrap import build_app, build_store
 from sync.cli.options import NpsnOption, PeriodOption, check_period, console, err_console, safe_url
 from sync.cli.output import EXIT_THROTTLED, EXIT_UNREACHABLE, exit_code, fail, report_error
 from sync.cli.progress import progress_bars
+from sync.cli.schools import print_told, schools_told
 from sync.operations.deadline import DeadlineView, deadline_view, today_in_jakarta
 from sync.operations.known_periods import require_known
 from sync.operations.npsn import check_format, check_in_source, check_in_store
@@ -218,6 +219,7 @@ def status(
     # PMM has not listed (records from before the listing was kept) has none to show.
     listed = next((p for p in stored_listing(store) if p.code == period), None)
     deadline = deadline_view(listed, counts, today) if listed is not None else None
+    told = schools_told(store, period, today, schools)  # when each school was last told
     # 1: something a person must act on is shown (the same for the table and for --json).
     code = exit_code(needs_person=bool(failing or quarantined or not counts))
     if as_json:
@@ -238,6 +240,7 @@ def status(
                 for r in failing
             ],
             "deadline": deadline.as_dict() if deadline is not None else None,
+            "schools_told": [t.as_dict() for t in told],
             "quarantined": [
                 {
                     "source_id": q.id,
@@ -296,6 +299,7 @@ def status(
         console.print(attention)
     print_quarantine(quarantined)
     print_notes(noted)
+    print_told(told)
     if deadline is not None:
         print_deadline(deadline)
     else:

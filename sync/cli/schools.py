@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import getpass
 import json
 import sys
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Annotated
 
 import typer
@@ -21,20 +20,15 @@ from rich import box
 from rich.table import Table
 from sqlmodel import Session
 
-from state.schools import webhook_fingerprint
+from state.notices import notices_of
 from state.store import StateStore
 from state.waiting import period_schools
 from sync.bootstrap import build_store
 from sync.cli.options import NpsnOption, PeriodOption, check_period, console, err_console
 from sync.cli.output import EXIT_FAILED, fail
-from sync.operations.contacts import (
-    MAX_FILE_BYTES,
-    ContactError,
-    all_contacts,
-    import_csv,
-    remove_contact,
-    set_contact,
-)
+from sync.cli.school_contacts import ActorOption, actor_name, contacts_app
+from sync.notify.build import build_notifier, channel_problems
+from sync.notify.told import Told, told
 from sync.operations.deadline import today_in_jakarta
 from sync.operations.ledger_export import safe_cell
 from sync.operations.npsn import check_in_store
@@ -47,6 +41,7 @@ from sync.operations.school_actions import (
     date_words,
     days_left_words,
 )
+from sync.settings import ConfigError
 from sync.who_acts import ACTOR_LABELS
 
 __all__ = ["schools_app"]
@@ -55,6 +50,7 @@ schools_app = typer.Typer(
     help="Each school's action list, its contacts, and the messages that told it.",
     no_args_is_help=True,
 )
+schools_app.add_typer(contacts_app, name="contacts")
 
 CSV_COLUMNS = (
     "period",
@@ -184,15 +180,33 @@ def actions(
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="the date to count the days left from (WIB)")
     ] = None,
+    send: Annotated[
+        bool,
+        typer.Option(
+            "--send",
+            help="tell each school whose list changed since its last message (e-mail, "
+            "webhook: [notify]); then send what waits in the outbox",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="with --send: say who would be told, send nothing")
+    ] = False,
+    actor: ActorOption = None,
 ) -> None:
     """What waits on each school (by who acts: guru, kepala sekolah as penilai, the school's
-    operator), the days left to batas_penilaian, and what waits on the dinas instead."""
+    operator), the days left to batas_penilaian, and what waits on the dinas instead.
+    With --send, each school whose list changed is told (once per change)."""
 
     period = check_period(period)
     if as_json and as_csv:
         raise typer.BadParameter("choose one of --json and --csv", param_hint="--csv")
+    if dry_run and not send:
+        raise typer.BadParameter("--dry-run goes with --send", param_hint="--dry-run")
     schools = list(npsn or [])
     store = _store(ctx, period, schools)
+    if send:
+        _send(ctx, store, period, schools, _today(as_of), actor=actor, dry_run=dry_run)
+        return
     report = action_report(store, period, _today(as_of), schools)
     if as_json:
         console.print_json(json.dumps(report.as_dict(), ensure_ascii=False))
@@ -212,155 +226,140 @@ def actions(
     print_dinas(report.dinas)
 
 
-# -- contacts ------------------------------------------------------------------------------
-
-contacts_app = typer.Typer(
-    help="Where each school's action list goes: e-mail addresses and a webhook URL per NPSN.",
-    no_args_is_help=True,
-)
-schools_app.add_typer(contacts_app, name="contacts")
-
-ActorOption = Annotated[
-    str | None, typer.Option("--actor", help="who makes the change (for the ledger); default: you")
-]
+# -- sending and who was told --------------------------------------------------------------
 
 
-def _actor(actor: str | None) -> str:
-    return f"operator:{(actor or getpass.getuser()).removeprefix('operator:')}"
-
-
-def _contacts_store(ctx: typer.Context) -> StateStore:
-    return build_store(ctx.obj.settings(), create=False)
-
-
-@contacts_app.command("import")
-def contacts_import(
+def _send(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="CSV with the header npsn,email[,webhook_url]")],
-    actor: ActorOption = None,
+    store: StateStore,
+    period: str,
+    schools: list[str],
+    today: dt.date,
+    *,
+    actor: str | None,
+    dry_run: bool,
 ) -> None:
-    """Load contacts from a CSV file (header npsn,email,webhook_url; the last column may be
-    left out; several addresses in a cell separated by ';'). Each school the file names gets
-    exactly its addresses; a bad row is refused with its line number and the rest loads
-    (exit code 1 then). Every change is written to the ledger."""
-
+    settings = ctx.obj.settings()
+    for problem in channel_problems(settings):
+        err_console.print(f"note: {problem}", highlight=False)
     try:
-        if file.stat().st_size > MAX_FILE_BYTES:
-            fail(f"{file} is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB: not a contacts file")
-        text = file.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        fail(f"{file} does not exist")
-    except UnicodeDecodeError:
-        fail(f"{file} is not UTF-8 text: save it as CSV UTF-8")
-    except OSError as exc:
-        fail(f"{file} cannot be read: {exc.strerror}")
-    store = _contacts_store(ctx)
-    try:
-        result = import_csv(store, text, actor=_actor(actor))
-    except ContactError as exc:
-        fail(f"{file}: {exc}")
+        with build_notifier(settings, store, actor=actor_name(actor)) as notifier:
+            if not notifier.channels:
+                fail("no channel to send by: set [notify.smtp] host, or the webhook secret")
+            plan = notifier.plan(period, today, schools, dry_run=dry_run)
+            sent = None if dry_run else notifier.send_due([period], schools)
+    except ConfigError as exc:
+        fail(str(exc))
+    verb = "would be told" if dry_run else "to tell"
     console.print(
-        f"contacts of {len(result.changes)} schools read from {file}: "
-        f"{result.count('added')} added, {result.count('changed')} changed, "
-        f"{result.count('unchanged')} unchanged",
+        f"{period}: {len(plan.messages)} messages {verb} (lists changed, emptied, or a reminder "
+        f"due); {plan.superseded} unsent ones replaced by newer lists",
         highlight=False,
     )
-    for row in result.refused:
-        err_console.print(f"line {row.line} refused: {row.why}", highlight=False)
-    if result.refused:
+    for npsn, channel, kind, recipient in plan.messages:
+        console.print(f"  {npsn}  {channel:<7}  {kind:<9}  {recipient}", highlight=False)
+    if plan.no_contact:
         err_console.print(
-            f"{len(result.refused)} rows refused; correct them and import the file again",
+            f"{len(plan.no_contact)} schools have something to fix but no contact: "
+            f"{', '.join(plan.no_contact)} (`ekinerja-sync schools contacts set NPSN --email ...`)",
+            highlight=False,
+        )
+    if sent is None:
+        return
+    parts = [f"{o} {n} by {c}" for (c, o), n in sorted(sent.counts.items())]
+    console.print(
+        f"sent: {', '.join(parts) or 'nothing was due'}; waiting for a later send: {sent.waiting}",
+        highlight=False,
+    )
+    if sent.total("failed") or sent.total("uncertain") or sent.waiting:
+        err_console.print(
+            "some messages did not go: `ekinerja-sync schools messages --period "
+            f"{period}` shows the answers; those waiting go with the next send (or the daemon)",
             highlight=False,
         )
         raise typer.Exit(EXIT_FAILED)
 
 
-@contacts_app.command("list")
-def contacts_list(
+@schools_app.command("messages")
+def messages(
     ctx: typer.Context,
+    period: PeriodOption,
     npsn: NpsnOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="print as JSON")] = False,
 ) -> None:
-    """Every school's contact (a webhook URL shown by its origin and a fingerprint: it may
-    hold a token)."""
+    """The messages the schools were sent (or are to be), newest first, with the answers."""
 
-    store = _contacts_store(ctx)
+    period = check_period(period)
+    store = build_store(ctx.obj.settings(), create=False)
     with Session(store.engine) as session:
-        rows = all_contacts(session, npsn or [])
+        rows = notices_of(session, period, list(npsn or []))
     if as_json:
         payload = [
             {
+                "id": r.id,
                 "npsn": r.npsn,
-                "emails": list(r.emails),
-                "webhook": webhook_fingerprint(r.webhook_url) if r.webhook_url else None,
-                "changed_at": r.changed_at.isoformat(),
-                "changed_by": r.changed_by,
+                "channel": r.channel,
+                "kind": r.kind,
+                "items": r.items,
+                "state": r.state,
+                "to": r.recipient,
+                "content_hash": r.list_hash,
+                "message_id": r.message_id,
+                "created_at": r.created_at.isoformat(),
+                "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+                "attempts": r.attempts,
+                "answer": r.last_answer,
             }
             for r in rows
         ]
         console.print_json(json.dumps(payload, ensure_ascii=False))
         return
     if not rows:
-        console.print("No school contacts yet: `ekinerja-sync schools contacts import FILE.csv`.")
+        console.print(f"No message to a school in {period} yet.")
         return
-    table = Table(title=f"School contacts ({len(rows)})", title_justify="left", box=box.SIMPLE)
-    for column in ("NPSN", "e-mail", "webhook", "changed (WIB)", "by"):
+    table = Table(title=f"Messages to schools, {period} ({len(rows)})", title_justify="left")
+    for column in ("time (WIB)", "NPSN", "channel", "kind", "items", "state", "to", "answer"):
         table.add_column(column, overflow="fold")
     for r in rows:
         table.add_row(
+            (r.finished_at or r.created_at).astimezone(WIB).strftime("%Y-%m-%d %H:%M"),
             r.npsn,
-            "\n".join(r.emails) or "-",
-            webhook_fingerprint(r.webhook_url) if r.webhook_url else "-",
-            r.changed_at.astimezone(WIB).strftime("%Y-%m-%d %H:%M"),
-            r.changed_by,
+            r.channel,
+            r.kind,
+            str(r.items),
+            r.state,
+            r.recipient,
+            (r.last_answer or "")[:80],
         )
     console.print(table)
 
 
-@contacts_app.command("set")
-def contacts_set(
-    ctx: typer.Context,
-    npsn: Annotated[str, typer.Argument(metavar="NPSN", help="the school")],
-    email: Annotated[
-        list[str] | None,
-        typer.Option("--email", help="an address (repeatable); replaces the school's addresses"),
-    ] = None,
-    webhook_url: Annotated[
-        str | None, typer.Option("--webhook-url", help="https URL that gets the list as JSON")
-    ] = None,
-    no_webhook: Annotated[bool, typer.Option("--no-webhook", help="drop the webhook URL")] = False,
-    remove: Annotated[bool, typer.Option("--remove", help="remove the school's contact")] = False,
-    actor: ActorOption = None,
-) -> None:
-    """Set one school's contact (what is not given is kept), or remove it. Written to the
-    ledger."""
+def schools_told(
+    store: StateStore, period: str, today: dt.date, npsns: Sequence[str] = ()
+) -> list[Told]:
+    """Per school: when it was last told, and what changed in its list since (``status``)."""
+    return told(store, action_report(store, period, today, npsns), npsns)
 
-    store = _contacts_store(ctx)
-    who = _actor(actor)
-    if remove:
-        if email or webhook_url or no_webhook:
-            raise typer.BadParameter("--remove takes no other option", param_hint="--remove")
-        if not remove_contact(store, npsn, actor=who):
-            fail(f"NPSN {npsn} has no contact", EXIT_FAILED)
-        console.print(f"contact of {npsn} removed")
+
+def print_told(rows: list[Told]) -> None:
+    """The table ``status`` ends with: when each school was last told, what changed since
+    (nothing when no school was ever messaged: the dinas does not use messages)."""
+    if not any(row.newest_state for row in rows):
         return
-    if webhook_url and no_webhook:
-        raise typer.BadParameter("give --webhook-url or --no-webhook", param_hint="--no-webhook")
-    if not email and not webhook_url and not no_webhook:
-        raise typer.BadParameter("give --email, --webhook-url, --no-webhook or --remove")
-    try:
-        change = set_contact(
-            store,
-            npsn,
-            emails=email or None,
-            webhook_url=webhook_url,
-            keep_webhook=not (webhook_url or no_webhook),
-            actor=who,
-        )
-    except ContactError as exc:
-        fail(str(exc))
-    hook = webhook_fingerprint(change.webhook_url) if change.webhook_url else "no webhook"
-    console.print(
-        f"contact of {npsn} {change.outcome}: {', '.join(change.emails) or 'no e-mail'}; {hook}",
-        highlight=False,
+    table = Table(
+        title="Schools told (their action lists: `ekinerja-sync schools actions`)",
+        title_justify="left",
     )
+    for column in ("NPSN", "last told (WIB)", "by", "on the list now", "since then", "newest"):
+        table.add_column(column)
+    for row in rows:
+        since = f"+{row.added} new, -{row.resolved} resolved" if row.changed else "no change"
+        table.add_row(
+            row.npsn,
+            row.last_at.astimezone(WIB).strftime("%Y-%m-%d %H:%M") if row.last_at else "never",
+            ", ".join(row.channels) or "-",
+            str(row.items_now),
+            since if row.last_at else "-",
+            row.newest_state or "-",
+        )
+    console.print(table)
