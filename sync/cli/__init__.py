@@ -27,6 +27,7 @@ from sync.cli.output import (
     report_error,
     set_json_errors,
 )
+from sync.cli.periods import actions_app, periods_app
 from sync.cli.run import run, status
 from sync.cli.sandbox import demo, sandbox
 from sync.cli.schools import schools_app
@@ -93,7 +94,9 @@ def _global(
 for command in (run, status, sandbox, demo, replay, discard, reset, web, daemon, reconcile):
     app.command()(command)
 app.add_typer(failures_app, name="failures")
+app.add_typer(actions_app, name="actions")
 app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(periods_app, name="periods")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(users_app, name="users")
 app.add_typer(mappings_app, name="mappings")

@@ -2,7 +2,8 @@
 
 Every command here only reads: ``show`` (a teacher's, a school's or a period's history),
 ``export`` (CSV for a spreadsheet, JSONL for tools), ``verify`` (the hash chain, optionally
-against a head written down earlier) and ``head`` (the hash and count to write down).
+against a head written down earlier) and ``head`` (the hash and count to write down);
+``prove`` and ``check-proof`` (one teacher's proof under a period's seal) are in ``proofs``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from state.ledger import LedgerEntry
 from sync.bootstrap import build_store
 from sync.cli.options import console, err_console
 from sync.cli.progress import progress_bars
+from sync.cli.proofs import check_proof_command, prove
 from sync.operations.known_periods import require_known
 from sync.operations.ledger_export import (
     CSV_COLUMNS,
@@ -451,3 +453,7 @@ def head(ctx: typer.Context) -> None:
     with _reading(ctx) as session:
         digest, count = ledger.head(session)
     typer.echo(f"{digest}@{count}")
+
+
+ledger_app.command("prove")(prove)
+ledger_app.command("check-proof")(check_proof_command)

@@ -10,6 +10,12 @@ transaction as the change, so the ledger and the state cannot disagree.
   ``cancelled`` with the reason ``discarded by <name>: <why>``, and the ledger gets a
   ``discard`` entry. Nothing is sent or deleted; when the record changes in PMM later, the
   next run plans it afresh like any other record.
+
+A closed period takes none of them from one operator alone, a sealed one none at all
+(invariant 9): each action asks ``require_changeable`` first, the one guard of every way in
+(the CLI's replay, discard and reset, the console's replay and discard, and what an approved
+change request carries out, with its ``Approval``). A refusal (``PeriodLocked``) says, in one
+line, how to ask for the change: ``ekinerja-sync actions request ...``.
 """
 
 from __future__ import annotations
@@ -18,8 +24,10 @@ import datetime as dt
 import re
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 
 from mappings.model import Period
+from state.lifecycle import Lifecycle, PeriodState
 from state.models import DISCARDED, DeliveryKind, RecordStatus, SyncRecord
 from state.store import StateStore
 from sync.bootstrap import App
@@ -30,12 +38,16 @@ from sync.settings import Settings
 
 __all__ = [
     "ActionRefused",
+    "Approval",
+    "PeriodLocked",
     "UnknownRecord",
     "discard",
     "failure_id",
     "operator_actor",
     "parse_failure_id",
     "replay",
+    "require_changeable",
+    "require_replayable",
     "reset_cursors",
 ]
 
@@ -67,6 +79,70 @@ class UnknownRecord(ActionRefused):
 
     def __init__(self, record_id: str) -> None:
         super().__init__("unknown", f"no record {record_id}", record_id=record_id)
+
+
+class PeriodLocked(ActionRefused):
+    """The period is closed (a change needs a second operator: ``period_closed``) or sealed
+    (no change until it is reopened: ``period_sealed``)."""
+
+
+@dataclass(frozen=True)
+class Approval:
+    """A change request a second operator approved: what it carries out may touch the closed
+    period. ``note`` names both people for the ledger."""
+
+    request_id: int
+    requested_by: str
+    approved_by: str
+
+    def note(self) -> str:
+        return (
+            f"request #{self.request_id} of {operator_actor(self.requested_by)}, approved by "
+            f"{operator_actor(self.approved_by)}"
+        )
+
+
+def require_changeable(
+    store: StateStore,
+    period: str,
+    action: str,
+    *,
+    request: str,
+    approval: Approval | None = None,
+) -> None:
+    """Refuse (``PeriodLocked``) a change to ``period`` when it is sealed, or closed and the
+    change was not approved by a second operator (``approval``). ``action`` names the change
+    (``replay``) and ``request`` the command's arguments to ask for it instead (``replay
+    2025-1/.../skp --why TEXT``), for the one-line message."""
+    status = Lifecycle(store.engine).status(period)
+    if status.state is PeriodState.SEALED:
+        raise PeriodLocked(
+            "period_sealed",
+            f"{period} is sealed: no {action} until two operators reopen it: "
+            f"`ekinerja-sync periods reopen {period} --why TEXT`, then another operator's "
+            "`ekinerja-sync actions approve ID`",
+            status=status.state.value,
+        )
+    if status.state is PeriodState.CLOSED and approval is None:
+        raise PeriodLocked(
+            "period_closed",
+            f"{period} is {status.since()}; a {action} there needs a second operator: "
+            f"`ekinerja-sync actions request {request}`, then another operator's "
+            "`ekinerja-sync actions approve ID`",
+            status=status.state.value,
+        )
+
+
+def require_replayable(
+    store: StateStore, targets: Sequence[SyncRecord], *, approval: Approval | None = None
+) -> None:
+    """``require_changeable`` for a replay of ``targets``, period by period."""
+    for period in sorted({record.period for record in targets}):
+        ids = [failure_id(r) for r in targets if r.period == period]
+        named = " ".join(ids) if len(ids) <= 3 else f"ID... (the {len(ids)} IDs of `failures list`)"
+        require_changeable(
+            store, period, "replay", request=f"replay {named} --why TEXT", approval=approval
+        )
 
 
 def operator_actor(user_name: str) -> str:
@@ -116,16 +192,20 @@ def replay(
     user_name: str,
     build: AppBuilder,
     dry_run: bool = False,
+    approval: Approval | None = None,
 ) -> list[ReplayOutcome]:
     """Replay the failed records named by ``ids`` as the operator ``user_name``.
 
     Refuses (``ActionRefused``) the whole request when an ID is unknown or its record is not
-    ``failed`` (a locked record cannot be helped by a replay): nothing is sent then.
+    ``failed`` (a locked record cannot be helped by a replay), or when a record's period is
+    closed without ``approval`` or sealed (``PeriodLocked``): nothing is sent then.
     ``build`` is ``sync.bootstrap.build_app`` (a seam for tests).
     """
     if not ids:
         raise ActionRefused("nothing_chosen", "no record chosen")
     targets = _records(store, ids)
+    if not dry_run:
+        require_replayable(store, targets, approval=approval)
     for record in targets:
         if record.status is not RecordStatus.FAILED:
             raise ActionRefused(
@@ -136,7 +216,9 @@ def replay(
             )
     actor = operator_actor(user_name)
     with build(settings, actor=actor) as application:
-        return application.engine.replay(targets, actor=actor, dry_run=dry_run)
+        return application.engine.replay(
+            targets, actor=actor, dry_run=dry_run, theirs_only=approval is not None
+        )
 
 
 def _clean_why(why: str) -> str:
@@ -164,18 +246,23 @@ def discard(
     user_name: str,
     why: str,
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    approval: Approval | None = None,
 ) -> SyncRecord:
     """Mark the failed record ``record_id`` as discarded by ``user_name`` because ``why``.
 
     The status becomes ``cancelled`` with the reason ``discarded by <name>: <why>`` and a
     ``discard`` ledger entry is written in the same transaction. ``ActionRefused`` when the
-    record is unknown, not ``failed``, or ``why`` is empty, too long or looks like a secret.
+    record is unknown, not ``failed``, or ``why`` is empty, too long or looks like a secret;
+    ``PeriodLocked`` when its period is closed without ``approval``, or sealed.
     """
     try:
         period, nip, kind = parse_failure_id(record_id)
     except ValueError as exc:
         raise ActionRefused("bad_id", str(exc)) from None
     reason = _clean_why(why)
+    require_changeable(
+        store, period, "discard", request=f"discard {record_id} --why TEXT", approval=approval
+    )
     actor = operator_actor(user_name)
     audit = LedgerAudit(actor=actor, clock=clock)
     try:
@@ -207,7 +294,10 @@ def discard(
                 nip=nip,
                 npsn=row.npsn,
                 kind=kind.value,
-                detail=f"{reason} (was failed, {was})"[:2000],
+                detail=(
+                    f"{reason} (was failed, {was})"
+                    + (f"; {approval.note()}" if approval is not None else "")
+                )[:2000],
             )
     except ValueError as exc:
         # The ledger refuses text that looks like a secret; nothing was written.
@@ -224,10 +314,20 @@ def reset_cursors(
     *,
     user_name: str,
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    approval: Approval | None = None,
 ) -> list[str]:
     """Forget the incremental read position of the period (some schools, or all): the next
     run reads their records from the start. Unchanged records are not sent again (their
-    content hash is known). One ``reset`` ledger entry per school."""
+    content hash is known). One ``reset`` ledger entry per school. ``PeriodLocked`` when the
+    period is closed without ``approval``, or sealed."""
+    schools_named = "".join(f" --npsn {npsn}" for npsn in npsns)
+    require_changeable(
+        store,
+        period,
+        "reset",
+        request=f"reset --period {period}{schools_named} --why TEXT",
+        approval=approval,
+    )
     actor = operator_actor(user_name)
     audit = LedgerAudit(actor=actor, clock=clock)
     with store.unit_of_work() as session:
@@ -241,6 +341,7 @@ def reset_cursors(
                 nip=None,
                 npsn=npsn,
                 kind=None,
-                detail="incremental read position forgotten: the next run reads from the start",
+                detail="incremental read position forgotten: the next run reads from the start"
+                + (f"; {approval.note()}" if approval is not None else ""),
             )
     return schools
