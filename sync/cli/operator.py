@@ -18,7 +18,7 @@ from state.models import DeliveryKind, RecordStatus, SourceRecord, SyncRecord
 from state.store import StateStore
 from sync.bootstrap import build_app, build_store
 from sync.cli.options import check_period, console, err_console
-from sync.cli.output import EXIT_UNREACHABLE, fail
+from sync.cli.output import EXIT_FAILED, EXIT_UNREACHABLE, fail
 from sync.cli.progress import progress_bars
 from sync.operations import actions
 from sync.operations.actions import failure_id
@@ -266,6 +266,11 @@ def replay(
         if not targets:
             console.print("Nothing to replay.")
             return
+        if not dry_run:
+            try:  # a closed period takes a replay from two operators, a sealed one none
+                actions.require_replayable(store, targets)
+            except actions.PeriodLocked as exc:
+                fail(exc.message, EXIT_FAILED)
         with progress_bars(err_console) as progress:
             try:
                 outcomes = application.engine.replay(
@@ -398,7 +403,10 @@ def reset(
 
     store = _store(ctx, check_period(period))
     check_in_store(store, list(npsn or []), period)
-    schools = actions.reset_cursors(store, period, list(npsn or []), user_name=_who(actor))
+    try:
+        schools = actions.reset_cursors(store, period, list(npsn or []), user_name=_who(actor))
+    except actions.PeriodLocked as exc:
+        fail(exc.message, EXIT_FAILED)
     console.print(
         f"{period}: reading starts again from the beginning for {len(schools)} school(s)"
         + (f": {', '.join(schools)}" if schools else ""),

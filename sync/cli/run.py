@@ -22,6 +22,7 @@ from state.models import SourceRecord
 from sync.bootstrap import build_app, build_store
 from sync.cli.options import NpsnOption, PeriodOption, check_period, console, err_console, safe_url
 from sync.cli.output import EXIT_THROTTLED, EXIT_UNREACHABLE, exit_code, fail, report_error
+from sync.cli.periods import open_only
 from sync.cli.progress import progress_bars
 from sync.cli.schools import print_told, schools_told
 from sync.operations.deadline import DeadlineView, deadline_view, today_in_jakarta
@@ -118,7 +119,8 @@ def run(
             # The source's periods asked once, for choosing the periods and for every run
             # (a dry run keeps nothing, not even the listing).
             listing = fetch_listing(application.source, None if dry_run else application.store)
-            for code in periods or _default_periods(settings, listing):
+            chosen = periods or _default_periods(settings, listing)
+            for code in open_only(application.store, chosen, dry_run=dry_run):
                 summaries.append(
                     application.engine.run(
                         code, schools=schools, dry_run=dry_run, progress=progress, listing=listing

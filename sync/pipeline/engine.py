@@ -225,12 +225,16 @@ class Engine(_Ingest):
         actor: str,
         dry_run: bool = False,
         progress: Callable[[str, int], None] | None = None,
+        theirs_only: bool = False,
     ) -> list[ReplayOutcome]:
         """Replay dead records: read their schools' source records again (the fix is usually
         made in PMM), re-plan, and send through the normal pipeline.
 
         A record whose source did not change is sent again as it is (same idempotency key
         when the body is the same: the target evaluates a refused request afresh).
+        ``theirs_only``: send the replayed teachers' deliverables alone, not whatever else
+        their schools have pending (an approved replay in a closed period, which sends
+        nothing else: invariant 9).
         """
         run_id = str(uuid.uuid4())
         before = {(r.nip, r.period, r.kind): r for r in targets}
@@ -272,7 +276,10 @@ class Engine(_Ingest):
                 session.flush()
                 self._plan(session, period, mapping, {r.nip for r in chosen})
             # The normal pipeline: whatever the schools now have pending goes out.
-            self.deliverer.deliver(period, sorted(npsns), run_id=run_id, progress=progress)
+            only = {(r.nip, kind) for r in chosen for kind in DeliveryKind} if theirs_only else None
+            self.deliverer.deliver(
+                period, sorted(npsns), run_id=run_id, progress=progress, only=only
+            )
             with self.store.unit_of_work() as session:
                 for r in chosen:
                     after = session.get(SyncRecord, (r.nip, r.period, r.kind))

@@ -9,6 +9,9 @@ APScheduler is):
   what a stop or a ``run`` left in the outbox goes out at once;
 - ``reconcile``: ``sync.reconcile`` of every active period (``reconcile_cron``; report only).
 
+A closed (or sealed) period is left out of the sync and retry jobs, and the log says so
+(``periods.closed_skipped``): nothing is sent to it automatically (``ekinerja-sync periods``).
+
 Active periods come from ``[sync] periods``, else from the calendar (``sync.calendar``): the
 periods the source lists as running or still inside their ``batas_penilaian``. The listing is
 asked again before every sync and reconcile job (and kept in the state store), so the daemon
@@ -50,6 +53,7 @@ from connectors.errors import SyncError, Unreachable
 from mappings.model import ListedPeriod
 from mappings.periods import PeriodListingError
 from state.db import require_existing
+from state.lifecycle import Lifecycle
 from sync.bootstrap import App, build_app
 from sync.delivery.deliver import Attempt
 from sync.operations.reconcile import reconcile_period
@@ -130,6 +134,7 @@ class Daemon:
         self._scheduler: Any = None
         self._listing: list[ListedPeriod] = []
         self._fresh = False  # whether ``_listing`` is the source's answer of this job
+        self._closed_said: dict[str, frozenset[str]] = {}  # per job: closed periods left out
 
     # -- what to sync ----------------------------------------------------------------------
 
@@ -163,13 +168,34 @@ class Daemon:
     def job_periods(self, name: str) -> list[str]:
         """The periods a job goes over: the active ones; for the retry job also every other
         period with requests in the outbox (``run --period 2025`` left them pending for "the
-        daemon's retry", or a period stopped being active before they went). Every job's
-        periods are chosen here and nowhere else."""
+        daemon's retry", or a period stopped being active before they went); a closed
+        period is no job's but reconcile's. Every job's periods are chosen here and nowhere
+        else."""
         periods = self.active_periods()
         if name == "retry":
             assert self._app is not None
             periods += [p for p in self._app.store.periods_with_pending() if p not in periods]
-        return periods
+        if name == "reconcile":  # it only reads e-Kinerja: a closed period is compared too
+            return periods
+        return self._open_only(name, periods)
+
+    def _open_only(self, name: str, periods: list[str]) -> list[str]:
+        """``periods`` without the closed and sealed ones: nothing is sent to them
+        automatically (invariant 9). Said once each time the set left out changes."""
+        assert self._app is not None
+        closed = Lifecycle(self._app.store.engine).not_sending(periods)
+        said = frozenset(closed)
+        if said != self._closed_said.get(name, frozenset()):
+            self._closed_said[name] = said
+            if closed:
+                log.info(
+                    "periods.closed_skipped",
+                    job=name,
+                    periods=sorted(closed),
+                    note="closed: nothing is sent automatically; a change needs two operators "
+                    "(ekinerja-sync actions request, then actions approve)",
+                )
+        return [p for p in periods if p not in closed]
 
     # -- running and stopping --------------------------------------------------------------
 
