@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Annotated, Any
 
@@ -12,8 +13,9 @@ from rich.table import Table
 from mappings.model import Period, PeriodKind
 from mappings.versions import DEFAULT_VERSIONS, MAPPING_VERSIONS
 from state.models import DeliveryKind
-from sync.bootstrap import build_store
+from sync.bootstrap import build_store, mapping_choice
 from sync.cli.options import check_period, console
+from sync.cli.output import fail
 from sync.operations.known_periods import require_known
 from sync.operations.mapping_diff import (
     DiffStatus,
@@ -22,6 +24,8 @@ from sync.operations.mapping_diff import (
     RecordDiff,
     diff_period,
 )
+from sync.pipeline.periods import period_mapping
+from sync.pipeline.summary import MappingChoiceError
 
 __all__ = ["mappings_app"]
 
@@ -29,6 +33,11 @@ mappings_app = typer.Typer(
     help="Mapping versions: which exist, which is active, what a switch would change.",
     no_args_is_help=True,
 )
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="print as JSON")]
 _KIND = {DeliveryKind.SKP: "SKP", DeliveryKind.ASSESSMENT: "penilaian"}
@@ -219,7 +228,13 @@ def mappings_diff(
     store = build_store(settings, create=False)
     require_known(store, period)
     diff = diff_period(store, period, MAPPING_VERSIONS[to], list(npsn or []))
-    active = settings.sync.mapping_for(kind)
+    # The period's own version: the config's, or the one it was first planned with.
+    try:
+        active = period_mapping(
+            store, mapping_choice(settings), Period.parse(period), record=False, now=_now()
+        ).name
+    except MappingChoiceError as exc:
+        fail(str(exc), 2, problem="mapping")
     if as_json:
         console.print_json(json.dumps({"active": active, **diff.as_dict()}, ensure_ascii=False))
         return

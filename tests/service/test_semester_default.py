@@ -7,8 +7,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
+
+from typer.testing import CliRunner
 
 from connectors.sandbox import generate_world
+from sync.cli import app as cli
 from tests.service.harness import InProcessSandbox, app_for, ledger_entries
 
 Box = Callable[..., InProcessSandbox]
@@ -46,7 +50,7 @@ def test_a_new_store_sends_a_semester_with_2026_2(sandbox: Box, sqlite_url: str)
 
 
 def test_a_store_that_delivered_a_semester_with_2025_1_keeps_it_until_the_switch(
-    sandbox: Box, sqlite_url: str
+    sandbox: Box, sqlite_url: str, tmp_path: Path
 ) -> None:
     world = generate_world(schools=3, teachers_per_school=6, seed=29, periods=[PERIOD])
     box = sandbox(world)
@@ -62,6 +66,24 @@ def test_a_store_that_delivered_a_semester_with_2025_1_keeps_it_until_the_switch
         assert again.requests_sent == 0
         assert app.store.period_mapping(PERIOD) == "2025.1"
     assert box.target.stats()["requests"] == before["requests"]
+    # `mappings diff` names the period's own version as the active one, not the default.
+    config = tmp_path / "config.toml"
+    config.write_text(f'[state]\nurl = "{sqlite_url}"\n', encoding="utf-8")
+    diff = CliRunner().invoke(
+        cli,
+        [
+            "--config",
+            str(config),
+            "mappings",
+            "diff",
+            "--period",
+            PERIOD,
+            "--to",
+            "2026.2",
+            "--json",
+        ],
+    )
+    assert json.loads(diff.stdout)["active"] == "2025.1", diff.output
     # The operator's switch: the config names 2026.2 for semesters.
     with app_for(box, sqlite_url, sync={"mapping_versions": {"semester": "2026.2"}}) as app:
         switched = app.engine.run(PERIOD)
