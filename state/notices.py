@@ -172,7 +172,7 @@ def finish(
             state=state.value,
             last_answer=answer[:2000],
             finished_at=now,
-            failures=_TABLE.c.failures + (0 if state is NoticeState.SENT else 1),
+            failures=_TABLE.c.failures + (1 if state is NoticeState.FAILED else 0),
         )
     )
 

@@ -404,7 +404,21 @@ class SchoolNotifier:
 
     def run(self, period: str, today: dt.date) -> tuple[PlanOutcome, SendOutcome]:
         """Plan the period's messages, then send what is due."""
-        return self.plan(period, today), self.send_due([period])
+        plan, sent = self.plan(period, today), self.send_due([period])
+        if plan.messages or sent.counts:
+            log.info(
+                "notify.done",
+                period=period,
+                written=plan.written,
+                sent={f"{c}.{o}": n for (c, o), n in sent.counts.items()},
+                waiting=sent.waiting,
+                no_contact=len(plan.no_contact),
+            )
+        return plan, sent
+
+    def run_today(self, period: str) -> tuple[PlanOutcome, SendOutcome]:
+        """``run`` on today's date in WIB (the daemon's job)."""
+        return self.run(period, today_in_jakarta(self.clock()))
 
 
 def _last_view(notice: SchoolNotice | None) -> LastMessage | None:

@@ -7,7 +7,8 @@ APScheduler is):
 - ``retry``: ``Engine.retry_due`` of every active period and of every other period with
   requests in the outbox (``job_periods``), every ``retry_every_s``, and once at start-up, so
   what a stop or a ``run`` left in the outbox goes out at once;
-- ``reconcile``: ``sync.reconcile`` of every active period (``reconcile_cron``; report only).
+- ``reconcile``: ``sync.reconcile`` of every active period (``reconcile_cron``; report only);
+- ``notify``: each school told once per change of its action list (``[notify] cron``, worker 1).
 
 A closed (or sealed) period is left out of the sync and retry jobs, and the log says so
 (``periods.closed_skipped``): nothing is sent to it automatically (``ekinerja-sync periods``).
@@ -56,6 +57,8 @@ from state.db import require_existing
 from state.lifecycle import Lifecycle
 from sync.bootstrap import App, build_app
 from sync.delivery.deliver import Attempt
+from sync.notify.build import build_notifier
+from sync.notify.notifier import SchoolNotifier
 from sync.operations.reconcile import reconcile_period
 from sync.pipeline.engine import MappingChoiceError
 from sync.pipeline.periods import fetch_listing, stored_listing
@@ -131,6 +134,7 @@ class Daemon:
         self._running = 0
         self._app: App | None = None
         self._metrics: DaemonMetrics | None = None
+        self._notifier: SchoolNotifier | None = None
         self._scheduler: Any = None
         self._listing: list[ListedPeriod] = []
         self._fresh = False  # whether ``_listing`` is the source's answer of this job
@@ -246,12 +250,19 @@ class Daemon:
                 raise DaemonError(f"the state store {safe_url} cannot be used: {cause}") from None
             metrics = DaemonMetrics(app.store)
             self._app, self._metrics = app, metrics
+            self._notifier = stack.enter_context(  # a ConfigError stops the start, in one line
+                build_notifier(settings, app.store, actor=ACTOR, sleep=self._sleep)
+            )
             # The listing kept by the last run, until the first sync job asks the source: a
             # start does not wait on the source.
             self._listing = stored_listing(app.store)
             try:
                 scheduler = declare_jobs(
-                    settings.daemon, self.timezone, worker=self.worker, job=self._job
+                    settings.daemon,
+                    self.timezone,
+                    worker=self.worker,
+                    job=self._job,
+                    notify_cron=settings.notify.cron,
                 )
             except ScheduleError as exc:
                 raise DaemonError(str(exc)) from None
@@ -378,7 +389,12 @@ class Daemon:
     def run_job(self, name: str) -> None:
         """Run one job (``sync``, ``retry``, ``reconcile``) over its periods (``job_periods``),
         after the job that is running ends; a retry is skipped instead of waiting."""
-        body = {"sync": self._sync, "retry": self._retry, "reconcile": self._reconcile}[name]
+        body = {
+            "sync": self._sync,
+            "retry": self._retry,
+            "reconcile": self._reconcile,
+            "notify": self._notify,
+        }[name]
         if self._stopping.is_set():
             return
         with self._idle:
@@ -466,3 +482,7 @@ class Daemon:
             should_stop=self._stopping.is_set,
         )
         self._metrics.discrepancies.set(period, report.counts())
+
+    def _notify(self, period: str) -> None:
+        assert self._notifier is not None
+        self._notifier.run_today(period)

@@ -39,6 +39,7 @@ from state.models import Run, SourceRecord, SourceStatus, SyncRecord
 from state.store import StateStore
 from state.store.reports import WAITING_REASONS
 from sync.delivery.deliver import Attempt
+from sync.notify.metrics import SchoolMessageCollector
 from sync.version import VERSION
 
 __all__ = ["DaemonMetrics", "HealthServer", "StoreCollector", "health_report", "last_successes"]
@@ -181,6 +182,7 @@ class DaemonMetrics:
         self.discrepancies = _LastReconcile()
         self.registry.register(StoreCollector(store))
         self.registry.register(self.discrepancies)
+        self.registry.register(SchoolMessageCollector(store))  # issue 25
 
     def observe_attempt(self, attempt: Attempt) -> None:
         """``build_app``'s ``on_attempt``: count every request and time it."""

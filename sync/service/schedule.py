@@ -8,7 +8,8 @@ store holds the service's state, the schedule is the config):
 - ``retry`` every ``retry_every_s``, and once at start-up, so what a stop (or a ``run``) left in
   the outbox goes out at once;
 - ``reconcile`` on ``reconcile_cron``, by worker 1 only (a report, read from e-Kinerja N
-  times over otherwise).
+  times over otherwise);
+- ``notify`` on ``[notify] cron``, by worker 1 only (each school told once per change).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def declare_jobs(
     *,
     worker: int,
     job: Callable[[str], Callable[[], None]],
+    notify_cron: str = "",
 ) -> Any:
     """A scheduler (not started) with the jobs of ``config``; ``job(name)`` is what runs."""
     scheduler = BackgroundScheduler(
@@ -87,6 +89,12 @@ def declare_jobs(
             id="reconcile",
             name="reconcile",
         )
+    # Worker 1 alone tells the schools (the outbox would keep two from sending one twice,
+    # but one sender is simpler to read in the logs).
+    if notify_cron and worker == 1:
+        scheduler.add_job(
+            job("notify"), _cron("notify.cron", notify_cron, timezone), id="notify", name="notify"
+        )
     return scheduler
 
 
@@ -95,7 +103,8 @@ def _cron(key: str, expression: str, timezone: ZoneInfo) -> Any:
         return CronTrigger.from_crontab(expression, timezone=timezone)
     except ValueError as exc:
         raise ScheduleError(
-            f"daemon.{key} = {expression!r} is not a cron expression: {exc}"
+            f"{key if '.' in key else 'daemon.' + key} = {expression!r} is not a cron "
+            f"expression: {exc}"
         ) from None
 
 
