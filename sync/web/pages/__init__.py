@@ -8,7 +8,7 @@ raise ``sync.web.guard.Problem`` for an error page) and one line in ``GROUPS``.
 from __future__ import annotations
 
 from sync.web.console import Page
-from sync.web.pages import actions, failures, ledger, overview, schools
+from sync.web.pages import actions, failures, ledger, overview, periods, school_actions, schools
 
 __all__ = ["GROUPS"]
 
@@ -18,4 +18,6 @@ GROUPS: tuple[tuple[Page, ...], ...] = (
     failures.PAGES,
     ledger.PAGES,
     actions.PAGES,
+    school_actions.PAGES,
+    periods.PAGES,
 )

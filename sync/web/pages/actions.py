@@ -50,6 +50,14 @@ def _refused(exc: ActionRefused) -> Problem:
             "Alasan itu tampak berisi rahasia (token atau kata sandi) dan tidak boleh "
             "ditulis ke ledger."
         ),
+        "period_closed": (
+            "Periodenya sudah ditutup: mengulangi atau menghentikan data di sana perlu dua "
+            "operator. Ajukan permintaannya di halaman Periode; operator lain menyetujuinya."
+        ),
+        "period_sealed": (
+            "Periodenya sudah disegel: tidak ada perubahan sampai dua operator membukanya "
+            "kembali (halaman Periode)."
+        ),
     }
     status = (
         400

@@ -8,6 +8,7 @@ from typing import Any
 from sqlmodel import Session
 from starlette.responses import Response
 
+from state.lifecycle import Lifecycle
 from state.models import DeliveryKind, RecordStatus
 from sync.operations.reconcile import last_reconcile
 from sync.pipeline.periods import stored_period
@@ -37,6 +38,7 @@ def overview(console: Console, view: View) -> Response:
     days_left = (listed.deadline - now.astimezone(WIB).date()).days
     unfinished = [row for row in data.schools if row.delivered < row.total or row.attention]
     context.update(
+        period_status=Lifecycle(console.store.engine).status(period),
         data=data,
         chart=chart,
         kind=listed.period.kind.value,
