@@ -3,7 +3,8 @@
 Every command here only reads: ``show`` (a teacher's, a school's or a period's history),
 ``export`` (CSV for a spreadsheet, JSONL for tools), ``verify`` (the hash chain, optionally
 against a head written down earlier) and ``head`` (the hash and count to write down);
-``prove`` and ``check-proof`` (one teacher's proof under a period's seal) are in ``proofs``.
+``prove``, ``check-proof`` and ``check-seal`` (one teacher's proof under a period's seal, a
+seal and the earlier one it extends) are in ``proofs``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from state.ledger import LedgerEntry
 from sync.bootstrap import build_store
 from sync.cli.options import console, err_console
 from sync.cli.progress import progress_bars
-from sync.cli.proofs import check_proof_command, prove
+from sync.cli.proofs import check_proof_command, check_seal_command, prove
 from sync.operations.known_periods import require_known
 from sync.operations.ledger_export import (
     CSV_COLUMNS,
@@ -457,3 +458,4 @@ def head(ctx: typer.Context) -> None:
 
 ledger_app.command("prove")(prove)
 ledger_app.command("check-proof")(check_proof_command)
+ledger_app.command("check-seal")(check_seal_command)

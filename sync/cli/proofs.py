@@ -1,8 +1,10 @@
-"""``ledger prove`` and ``ledger check-proof``: one teacher's proof file under a period's
-seal, and its check (issue 26; the file's format is ``state.proof``'s).
+"""``ledger prove``, ``ledger check-proof`` and ``ledger check-seal``: one teacher's proof
+file under a period's seal, its check, and the check of a seal (its signature; that it
+extends an earlier seal) (issue 26; the files' formats are ``state.proof``'s and
+``state.seal``'s).
 
-``prove`` needs the period's seal (``periods seal``) and reads the store; ``check-proof``
-reads nothing but its files: a teacher, an auditor or the Inspektorat run it anywhere, with
+``prove`` needs the period's seal (``periods seal``) and reads the store; the checks read
+nothing but their files: a teacher, an auditor or the Inspektorat run it anywhere, with
 the seal file the dinas kept and the public key it published. ``docs/auditors/
 verify_proof.py`` does the same with Python's standard library alone (not the signature).
 """
@@ -20,14 +22,22 @@ from rich.table import Table
 
 from state.lifecycle import Lifecycle
 from state.proof import ProofError, build_proof, check_proof, proof_to_json
-from state.seal import Seal, SealError, from_dict, from_json, load_public_key
+from state.seal import (
+    Seal,
+    SealError,
+    check_extends,
+    from_dict,
+    from_json,
+    load_public_key,
+    signature_problem,
+)
 from sync.bootstrap import build_store
 from sync.cli.options import check_period, console, err_console
 from sync.cli.output import EXIT_FAILED, EXIT_UNUSABLE, fail
 from sync.operations.known_periods import require_known
 from sync.operations.ledger_export import wib_time
 
-__all__ = ["check_proof_command", "prove"]
+__all__ = ["check_proof_command", "check_seal_command", "prove"]
 
 _NIP = re.compile(r"[0-9]{18}")
 
@@ -171,3 +181,58 @@ def check_proof_command(
             highlight=False,
         )
     _print_entries(proof)
+
+
+def check_seal_command(
+    file: Annotated[Path, typer.Argument(metavar="SEAL", help="a seal file (`periods seal`)")],
+    extends: Annotated[
+        Path | None,
+        typer.Option(
+            "--extends", metavar="OLD", help="an earlier seal of the period, kept outside"
+        ),
+    ] = None,
+    public_key: Annotated[
+        Path | None,
+        typer.Option("--public-key", metavar="KEY", help="the dinas's public key (PEM, or base64)"),
+    ] = None,
+) -> None:
+    """Check a seal file: with --public-key its signature (and the earlier seal's); with
+    --extends that it extends the earlier seal: the period's entries sealed then are the
+    first ones of this seal, unchanged (its consistency proof). Reads no database. Exit 1
+    when anything fails."""
+    key = None
+    try:
+        seal = from_json(_read(file, "seal file"))
+        old = from_json(_read(extends, "seal file")) if extends is not None else None
+        if public_key is not None:
+            key = load_public_key(_read(public_key, "public key file"))
+    except SealError as exc:
+        fail(str(exc), EXIT_FAILED)
+    problems = []
+    if key is not None:
+        for name, which in ((file, seal), (extends, old)):
+            if which is not None and (problem := signature_problem(which, key)) is not None:
+                problems.append(f"{name}: {problem}")
+    if old is not None:
+        problems += check_extends(old, seal)
+    if problems:
+        for problem in problems:
+            err_console.print(f"[red]FAILED:[/red] {problem}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_FAILED)
+    lines = [
+        f"OK: seal of {seal.period}: {seal.count} entries (#{seal.first_seq} to "
+        f"#{seal.last_seq}), root {seal.root}, sealed {seal.sealed_at}"
+    ]
+    if key is not None:
+        lines.append(f"signature good: key {seal.key_id}")
+    if old is not None:
+        lines.append(
+            f"extends {extends} ({old.count} entries, sealed {old.sealed_at}): those entries "
+            "are the first of this seal, unchanged"
+        )
+    elif seal.previous is not None:
+        lines.append(
+            f"it says it extends a seal of {seal.previous.count} entries (root "
+            f"{seal.previous.root[:16]}…): give that seal file with --extends to check it"
+        )
+    console.print("\n".join(lines), highlight=False, markup=False, soft_wrap=True)

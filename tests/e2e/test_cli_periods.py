@@ -220,6 +220,17 @@ def test_seal_prove_check_reopen_and_seal_again(tmp_path: Path) -> None:
         assert seal2.previous is not None
         assert seal2.previous.count == seal1.count
         assert check_extends(seal1, seal2) == []
+        said = _cli(config, "ledger", "check-seal", str(second), "--extends", str(first),
+                    "--public-key", str(public))  # fmt: skip
+        assert "signature good" in said
+        assert "those entries are the first of this seal, unchanged" in said
+        # A seal over a rewritten history does not extend the first one.
+        rewritten = json.loads(second.read_text(encoding="utf-8"))
+        rewritten["previous"]["consistency"][0] = "0" * 64
+        (tmp_path / "seal-x.json").write_text(json.dumps(rewritten), encoding="utf-8")
+        said = _cli(config, "ledger", "check-seal", str(tmp_path / "seal-x.json"),
+                    "--extends", str(first), code=1)  # fmt: skip
+        assert "history was rewritten" in said
         # The old proof is of the old seal; a new one is of the new seal.
         said = _cli(config, "ledger", "check-proof", str(proof), "--seal", str(second), code=1)
         assert "differs from the seal file" in said
