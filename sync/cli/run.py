@@ -21,10 +21,11 @@ from mappings.periods import PeriodListingError
 from state.models import SourceRecord
 from sync.bootstrap import build_app, build_store
 from sync.cli.options import NpsnOption, PeriodOption, check_period, console, err_console, safe_url
-from sync.cli.output import EXIT_THROTTLED, EXIT_UNREACHABLE, exit_code, fail, report_error
+from sync.cli.output import EXIT_UNREACHABLE, exit_code, fail, report_error
 from sync.cli.periods import open_only
 from sync.cli.progress import progress_bars
 from sync.cli.schools import print_told, schools_told
+from sync.operations.attention import discarded, needs_a_person
 from sync.operations.deadline import DeadlineView, deadline_view, today_in_jakarta
 from sync.operations.known_periods import require_known
 from sync.operations.npsn import check_format, check_in_source, check_in_store
@@ -43,6 +44,7 @@ _SUMMARY_ROWS = (
     ("failed", "failed: refused by e-Kinerja (see status)"),
     ("locked", "locked: changed after e-Kinerja locked it"),
     ("cancelled", "cancelled in PMM"),
+    ("discarded", "discarded by an operator: not sent"),
 )
 
 
@@ -110,22 +112,28 @@ def run(
     where = "--npsn" if npsn else "sync.schools"
     check_format(schools, where)
     summaries = []
+    # Per period: (failed or locked, quarantined) that this run added, for the exit code.
+    added: dict[str, tuple[int, int]] = {}
     with (
         build_app(settings, create_store=create_store) as application,
         progress_bars(err_console) as progress,
     ):
+        store = application.store
         try:
             check_in_source(application.source, schools, where)
             # The source's periods asked once, for choosing the periods and for every run
             # (a dry run keeps nothing, not even the listing).
-            listing = fetch_listing(application.source, None if dry_run else application.store)
+            listing = fetch_listing(application.source, None if dry_run else store)
             chosen = periods or _default_periods(settings, listing)
             for code in open_only(application.store, chosen, dry_run=dry_run):
-                summaries.append(
-                    application.engine.run(
-                        code, schools=schools, dry_run=dry_run, progress=progress, listing=listing
-                    )
+                before = None if dry_run else needs_a_person(store, code, schools)
+                summary = application.engine.run(
+                    code, schools=schools, dry_run=dry_run, progress=progress, listing=listing
                 )
+                summaries.append(summary)
+                if before is not None:
+                    added[code] = needs_a_person(store, code, schools).added_since(before)
+                    _count_discarded_apart(summary, discarded(store, code, schools))
         except FatalError as exc:
             fail(exc.message, 1)
         except (PeriodListingError, MappingChoiceError) as exc:
@@ -138,27 +146,54 @@ def run(
                 problem="source_unreachable",
             )
     if as_json:
-        payload: Any = (
-            summaries[0].as_dict() if len(summaries) == 1 else [s.as_dict() for s in summaries]
-        )
+        dicts = [s.as_dict() | {"added": _added(added.get(s.period))} for s in summaries]
+        payload: Any = dicts[0] if len(dicts) == 1 else dicts
         console.print_json(json.dumps(payload))
     else:
         for summary in summaries:
             print_summary(summary)
         for problem in summaries[0].listing_problems if summaries else ():
             err_console.print(f"The source's period listing: {problem}", highlight=False)
-    if any(s.target_unreachable for s in summaries):
+    for code, (refused, quarantined) in added.items():
+        if refused or quarantined:
+            err_console.print(
+                f"For a person: this run left {refused} new failed or locked record(s) and "
+                f"{quarantined} newly quarantined one(s) in {code}: ekinerja-sync failures list "
+                f"--period {code}; ekinerja-sync quarantine list --period {code}",
+                highlight=False,
+            )
+    unreachable = any(s.target_unreachable for s in summaries)
+    if unreachable:
         report_error(
             f"e-Kinerja ({settings.target.base_url}) was unreachable; what was not sent stays "
             "pending and goes on the next run (or the daemon's retry)",
             exit_code=EXIT_UNREACHABLE,
             problem="target_unreachable",
         )
-        raise typer.Exit(EXIT_UNREACHABLE)
-    if any(s.throttled for s in summaries):
-        # Done, nothing for a person, but e-Kinerja's 429/503 slowed the run (or left records
-        # pending). Comes after 3 (unreachable) and after 1 (needs a person).
-        raise typer.Exit(EXIT_THROTTLED)
+    # 3 unreachable, else 1 when the run left work for a person, else 4 when e-Kinerja's
+    # 429/503 slowed it (or left records pending), else 0.
+    raise typer.Exit(
+        exit_code(
+            unreachable=unreachable,
+            needs_person=any(r or q for r, q in added.values()),
+            throttled=any(s.throttled for s in summaries),
+        )
+    )
+
+
+def _added(counts: tuple[int, int] | None) -> dict[str, int]:
+    """What the run left for a person (JSON): new refusals (failed or locked), new quarantine."""
+    refused, quarantined = counts or (0, 0)
+    return {"refused": refused, "quarantined": quarantined}
+
+
+def _count_discarded_apart(summary: RunSummary, counts: dict[str, dict[str, int]]) -> None:
+    """Deliverables an operator discarded on their own line, out of "cancelled in PMM"."""
+    for kind in ("skp", "assessment"):
+        n = sum(by_kind.get(kind, 0) for by_kind in counts.values())
+        cancelled = summary.outcomes[(kind, "cancelled")]
+        summary.outcomes[(kind, "cancelled")] = max(cancelled - n, 0)
+        summary.outcomes[(kind, "discarded")] = n
 
 
 def _default_periods(settings: Settings, listing: Sequence[ListedPeriod]) -> list[str]:
@@ -187,6 +222,7 @@ _STATUS_COLUMNS = (
     ("failed", "failed"),
     ("locked", "locked"),
     ("cancelled", "cancel"),
+    ("discarded", "discarded"),
 )
 
 
@@ -222,14 +258,14 @@ def status(
     listed = next((p for p in stored_listing(store) if p.code == period), None)
     deadline = deadline_view(listed, counts, today) if listed is not None else None
     told = schools_told(store, period, today, schools)  # when each school was last told
+    thrown = discarded(store, period, schools)
     # 1: something a person must act on is shown (the same for the table and for --json).
     code = exit_code(needs_person=bool(failing or quarantined or not counts))
     if as_json:
         payload = {
             "period": period,
             "schools": {
-                school: {f"{k}.{s}": n for (k, s), n in sorted(c.items())}
-                for school, c in sorted(counts.items())
+                school: _apart(c, thrown.get(school, {})) for school, c in sorted(counts.items())
             },
             "attention": [
                 {
@@ -282,10 +318,13 @@ def status(
             "assessment": c.get(("assessment", "delivered"), 0),
         }
         for key, _label in _STATUS_COLUMNS:
-            # Deliverables of both kinds; "cancelled" includes those cancelled after delivery.
+            # Deliverables of both kinds; "cancelled" includes those cancelled after delivery
+            # (in PMM), not those an operator discarded (their own column).
             row[key] = sum(
                 n for (kind, status), n in c.items() if kind != "record" and status.startswith(key)
             )
+        row["discarded"] = sum(thrown.get(school, {}).values())
+        row["cancelled"] -= row["discarded"]
         row["quarantined"] = c.get(("record", "quarantined"), 0)
         totals.update(row)
         table.add_row(school, *(str(n) for n in row.values()))
@@ -311,6 +350,17 @@ def status(
             highlight=False,
         )
     raise typer.Exit(code)
+
+
+def _apart(counts: dict[tuple[str, str], int], thrown: dict[str, int]) -> dict[str, int]:
+    """A school's "kind.status" counts, with what an operator discarded out of "cancelled"."""
+    flat = {f"{k}.{s}": n for (k, s), n in sorted(counts.items())}
+    for kind, n in sorted(thrown.items()):
+        flat[f"{kind}.cancelled"] -= n
+        flat[f"{kind}.discarded"] = n
+        if not flat[f"{kind}.cancelled"]:
+            del flat[f"{kind}.cancelled"]
+    return flat
 
 
 def print_deadline(view: DeadlineView, out: Console | None = None) -> None:

@@ -446,7 +446,7 @@ def test_replay_with_pmm_unreachable_is_one_line(tmp_path: Path) -> None:
     state_url = f"sqlite:///{tmp_path / 's.db'}"
     with running_sandbox(world, faults=Faults(unknown_nips={nip})) as box:
         config = _sandbox_config(tmp_path / "c.toml", state_url, box.pmm_url, box.ekinerja_url)
-        assert runner.invoke(app, [*config, "run", "--create-store", "-p", PERIOD]).exit_code == 0
+        assert runner.invoke(app, [*config, "run", "--create-store", "-p", PERIOD]).exit_code == 1
         config = _sandbox_config(tmp_path / "c.toml", state_url, CLOSED, box.ekinerja_url)
         result = runner.invoke(app, [*config, "replay", "--all"])
     assert result.exit_code == 3, result.output

@@ -78,13 +78,14 @@ def test_killed_at_random_moments_loses_nothing_and_creates_nothing_twice(
                 kills += 1
             else:
                 finished_early += 1
-                assert process.exitcode == 0
+                # 1: it was the run that quarantined the world's bad records (issue 23)
+                assert process.exitcode in (0, 1)
                 if finished_early > 3:  # the machine is fast: slow the target down
                     faults.update({"latency_s": faults.latency_s * 2})
                     finished_early = 0
         final = _sync(config)
         final.join(timeout=120)
-        assert final.exitcode == 0
+        assert final.exitcode in (0, 1)  # 1: it quarantined what a killed run had not
         stats = box.target.stats()
     assert kills >= KILLS
     # Every record delivered, and not one created twice (a resend replays the first answer).

@@ -25,9 +25,9 @@ def _config(path: Path, state_url: str, pmm: str, target: str) -> list[str]:
     return ["--config", str(path)]
 
 
-def _cli(config: list[str], *args: str) -> Any:
+def _cli(config: list[str], *args: str, code: int = 0) -> Any:
     result = runner.invoke(app, [*config, *args])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == code, result.output
     return json.loads(result.stdout) if "--json" in args else result.stdout
 
 
@@ -48,7 +48,7 @@ def test_find_read_fix_in_pmm_replay(state_url: str, tmp_path: Path) -> None:
     faults = Faults(unknown_nips={wrong})  # BKN does not know the NIP PMM has
     with running_sandbox(world, faults=faults) as box:
         config = _config(tmp_path / "c.toml", state_url, box.pmm_url, box.ekinerja_url)
-        _cli(config, "run", "--create-store", "--period", PERIOD)
+        _cli(config, "run", "--create-store", "--period", PERIOD, code=1)
 
         # Find it.
         failures = _cli(config, "failures", "list", "--period", PERIOD, "--json")
@@ -94,7 +94,7 @@ def test_fixed_on_the_national_side_then_replay_by_reason(state_url: str, tmp_pa
     faults = Faults(unknown_nips={nip})
     with running_sandbox(world, faults=faults) as box:
         config = _config(tmp_path / "c.toml", state_url, box.pmm_url, box.ekinerja_url)
-        _cli(config, "run", "--create-store", "--period", PERIOD)
+        _cli(config, "run", "--create-store", "--period", PERIOD, code=1)
         assert len(_cli(config, "failures", "list", "--json")) == 1
         faults.update({"unknown_nips": []})  # BKN's register was corrected
         out = _cli(config, "replay", "--period", PERIOD, "--reason", "NIP_TIDAK_DITEMUKAN")
@@ -113,7 +113,7 @@ def test_quarantined_record_is_validated_again_when_fixed_in_pmm(
     defect = next(d for d in world.defects if d.kind == "wrong_indicator_family")
     with running_sandbox(world) as box:
         config = _config(tmp_path / "c.toml", state_url, box.pmm_url, box.ekinerja_url)
-        _cli(config, "run", "--create-store", "--period", PERIOD)
+        _cli(config, "run", "--create-store", "--period", PERIOD, code=1)
         listed = _cli(config, "quarantine", "list", "--period", PERIOD, "--json")
         assert {q["source_id"] for q in listed} == {d.source_id for d in world.defects}
         wrong_family = _cli(
@@ -141,7 +141,7 @@ def test_discard_and_reset_are_operator_actions_in_the_ledger(
     nip = guru["pegawai"]["nip"]
     with running_sandbox(world, faults=Faults(unknown_nips={nip})) as box:
         config = _config(tmp_path / "c.toml", state_url, box.pmm_url, box.ekinerja_url)
-        _cli(config, "run", "--create-store", "--period", PERIOD)
+        _cli(config, "run", "--create-store", "--period", PERIOD, code=1)
         failure = f"{PERIOD}/{nip}/skp"
 
         refused = runner.invoke(app, [*config, "discard", failure, "--why", " "])
