@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 from pathlib import Path
@@ -38,7 +39,17 @@ class StoreUnusable(Exception):
     """The state store cannot be opened; the message says where it looked and what to do."""
 
 
-_WHERE = "state.url in the config, or EKINERJA_SYNC_STATE__URL"
+_ENV = "EKINERJA_SYNC_STATE__URL"
+
+
+def _setting(url: str) -> str:
+    """The setting that gave ``url``, to name in a message: the environment wins over the
+    config file (sync/settings.py), so a URL equal to the variable's came from it."""
+    return _ENV if os.environ.get(_ENV) == url else "state.url"
+
+
+def _where(url: str) -> str:
+    return f"from {_ENV}" if _setting(url) == _ENV else f"state.url in the config, or {_ENV}"
 
 
 def safe_url(url: str) -> str:
@@ -65,7 +76,7 @@ def require_existing(url: str) -> None:
     path = sqlite_path(url)
     if path is not None and not path.exists():
         raise StoreUnusable(
-            f"no state store at {path.resolve()} ({_WHERE}): is this the right directory or "
+            f"no state store at {path.resolve()} ({_where(url)}): is this the right directory or "
             "URL? A new store is made only on request: `ekinerja-sync db upgrade` (or "
             "`run --create-store`)"
         )
@@ -83,7 +94,7 @@ def open_engine(url: str, *, create: bool = False) -> Engine:
         parsed = make_url(url)
     except ArgumentError:
         raise StoreUnusable(
-            f"state.url is not a database URL ({_WHERE}); e.g. sqlite:///ekinerja-sync.db "
+            f"{_setting(url)} is not a database URL; e.g. sqlite:///ekinerja-sync.db "
             "or postgresql+psycopg://user@host/db"
         ) from None
     path = sqlite_path(url)
@@ -98,7 +109,7 @@ def open_engine(url: str, *, create: bool = False) -> Engine:
             pass
     except DBAPIError as exc:
         engine.dispose()
-        raise StoreUnusable(_cannot_connect(parsed, path, exc)) from None
+        raise StoreUnusable(_cannot_connect(parsed, path, exc, _setting(url))) from None
     return engine
 
 
@@ -111,7 +122,7 @@ def _no_driver(url: URL, exc: Exception) -> str:
     return f"the state store {safe_url(str(url))} needs a database driver that is missing: {exc}"
 
 
-def _cannot_connect(url: URL, path: Path | None, exc: DBAPIError) -> str:
+def _cannot_connect(url: URL, path: Path | None, exc: DBAPIError, setting: str) -> str:
     shown = url.render_as_string(hide_password=True)
     if path is not None:
         return (
@@ -122,15 +133,18 @@ def _cannot_connect(url: URL, path: Path | None, exc: DBAPIError) -> str:
     said = " ".join((str(exc.orig).strip().splitlines() or [""])[0].split())
     server = f"{url.host or 'localhost'}:{url.port or 5432}"
     if "does not exist" in said and (found := re.search(r'database "([^"]+)"', said)):
+        # The server the URL names, so the command works from this machine as it is.
+        where = f"-h {url.host} " if url.host else ""
+        where += f"-p {url.port} " if url.port else ""
         return (
             f'the database "{found.group(1)}" does not exist on the PostgreSQL server at '
-            f"{server}: create it (createdb -O {url.username or 'USER'} {found.group(1)}), "
-            f"or correct state.url ({shown})"
+            f"{server}: create it (createdb {where}-O {url.username or 'USER'} "
+            f"{found.group(1)}), or correct {setting} ({shown})"
         )
     if "refused" in said or "resolve host" in said or "timeout" in said.lower():
         return (
             f"cannot reach PostgreSQL at {server} for the state store {shown}: "
-            f"{_last_words(said)}; start PostgreSQL, or correct state.url"
+            f"{_last_words(said)}; start PostgreSQL, or correct {setting}"
         )
     return f"the state store {shown} cannot be used: {_last_words(said)}"
 

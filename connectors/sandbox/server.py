@@ -27,9 +27,14 @@ from connectors.sandbox.pmm_app import create_pmm_app
 from connectors.sandbox.ratewindow import RateWindow
 from connectors.sandbox.world import SandboxWorld
 
-__all__ = ["Sandbox", "running_sandbox", "serve_forever"]
+__all__ = ["PortUnavailable", "Sandbox", "running_sandbox", "serve_forever"]
 
 _START_TIMEOUT_S = 10.0
+
+
+class PortUnavailable(OSError):
+    """A server's address cannot be listened on (most often: another program has the port);
+    the message names the address and why."""
 
 
 @dataclass
@@ -57,8 +62,14 @@ class _Thread:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.socket = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.socket.bind((host, port))
-        self.socket.listen(128)
+        try:
+            self.socket.bind((host, port))
+            self.socket.listen(128)
+        except OSError as exc:
+            self.socket.close()
+            raise PortUnavailable(
+                exc.errno, f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+            ) from None
         self.port = int(self.socket.getsockname()[1])
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{self.port}"
@@ -92,6 +103,9 @@ class _Thread:
 
     def stop(self) -> None:
         self.server.should_exit = True
+        if self.thread.ident is None:  # never started: a server after it failed to bind
+            self.socket.close()
+            return
         self.thread.join(timeout=10)
         if self.thread.is_alive():  # pragma: no cover - a stuck connection
             self.server.force_exit = True

@@ -8,9 +8,11 @@ from typing import Annotated, Any
 import typer
 
 from connectors.sandbox import Faults, generate_world, running_sandbox, serve_forever
+from connectors.sandbox.server import PortUnavailable
 from mappings.periods import PeriodListingError, find_period
 from sync.bootstrap import build_app
 from sync.cli.options import check_period, console, err_console
+from sync.cli.output import EXIT_UNUSABLE, fail
 from sync.cli.run import print_quarantine, print_summary
 from sync.logs import configure_logging
 from sync.pipeline.periods import fetch_listing
@@ -93,15 +95,23 @@ def sandbox(
         f"sandbox: PMM on http://{host}:{pmm_port}, e-Kinerja on http://{host}:{ekinerja_port}"
         f" ({len(world.records())} records, {len(world.defects)} deliberately bad); Ctrl-C stops"
     )
-    serve_forever(
-        world,
-        host=host,
-        pmm_port=pmm_port,
-        ekinerja_port=ekinerja_port,
-        faults=faults,
-        token_ttl_s=token_ttl_s,
-        schema_version=schema_version,
-    )
+    try:
+        serve_forever(
+            world,
+            host=host,
+            pmm_port=pmm_port,
+            ekinerja_port=ekinerja_port,
+            faults=faults,
+            token_ttl_s=token_ttl_s,
+            schema_version=schema_version,
+        )
+    except PortUnavailable as exc:
+        fail(
+            f"{exc.strerror}: stop what listens there (e.g. another `ekinerja-sync sandbox`), "
+            "or choose other ports with --pmm-port and --ekinerja-port",
+            EXIT_UNUSABLE,
+            problem="port",
+        )
 
 
 def demo(

@@ -261,3 +261,69 @@ def test_ctrl_c_on_run_says_what_became_of_the_work(monkeypatch: pytest.MonkeyPa
     assert result.exit_code == 130
     line = _one_line(result.stderr)
     assert "stopped by Ctrl-C; what was sent is recorded, run again to continue" in line
+
+
+# -- item 10: the state store's hints name where the URL came from; a taken port ------------
+
+
+PG_CLOSED = "postgresql+psycopg://postgres@127.0.0.1:1/ekinerja_no_such_db"
+
+
+def test_postgresql_hint_names_the_variable_the_url_came_from(tmp_path: Path) -> None:
+    from_env = runner.invoke(
+        app, ["status", "--period", "2026"], env={"EKINERJA_SYNC_STATE__URL": PG_CLOSED}
+    )
+    assert from_env.exit_code == 2
+    assert "start PostgreSQL, or correct EKINERJA_SYNC_STATE__URL" in _one_line(from_env.stderr)
+    config = tmp_path / "c.toml"
+    config.write_text(f'[state]\nurl = "{PG_CLOSED}"\n', encoding="utf-8")
+    from_file = runner.invoke(app, ["--config", str(config), "status", "--period", "2026"])
+    assert from_file.exit_code == 2
+    assert "start PostgreSQL, or correct state.url" in _one_line(from_file.stderr)
+
+
+def test_the_createdb_hint_names_the_server(pg_url: str) -> None:
+    from sqlalchemy.engine import make_url
+
+    missing = make_url(pg_url).set(database="ekinerja_test_never_created")
+    url = missing.render_as_string(hide_password=False)
+    result = runner.invoke(app, ["db", "check"], env={"EKINERJA_SYNC_STATE__URL": url})
+    assert result.exit_code == 2, result.output
+    line = _one_line(result.stderr)
+    port = f"-p {missing.port} " if missing.port else ""
+    assert (
+        f"createdb -h {missing.host} {port}-O {missing.username} ekinerja_test_never_created"
+        in line
+    )
+    assert "or correct EKINERJA_SYNC_STATE__URL" in line
+
+
+def test_a_taken_port_is_one_line_naming_it() -> None:
+    import socket
+
+    with socket.socket() as taken, socket.socket() as free:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        free.bind(("127.0.0.1", 0))
+        ports = [str(free.getsockname()[1]), str(taken.getsockname()[1])]
+        free.close()
+        result = runner.invoke(
+            app,
+            [
+                "sandbox",
+                "--schools",
+                "1",
+                "--teachers-per-school",
+                "2",
+                "--pmm-port",
+                ports[0],
+                "--ekinerja-port",
+                ports[1],
+            ],
+        )
+    assert result.exit_code == 2, result.output
+    error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1, result.stderr
+    assert f"cannot listen on 127.0.0.1:{ports[1]}: Address already in use" in error[0]
+    assert "cannot join thread" not in result.output
+    assert "Traceback" not in result.output
