@@ -13,7 +13,7 @@ import httpx
 
 from connectors._auth import ClientCredentialsAuth
 from connectors._http import check, data_list, error_from_exception, json_object, send
-from connectors.errors import FatalError
+from connectors._pagination import paginate
 
 __all__ = ["EkinerjaClient", "TargetAnswer"]
 
@@ -144,21 +144,13 @@ class EkinerjaClient:
             raise ValueError(f"page_size must be within 1..1000, not {page_size!r}")
         path = _SKP
         filters = {"npsn": npsn, **_period_params(year, semester, jenis)}
-        cursor: str | None = None
-        seen: set[str] = set()
-        while True:
-            params: dict[str, str | int] = {**filters, "limit": page_size}
-            if cursor is not None:
-                params["cursor"] = cursor
-            answer = self._send("GET", path, params=params)
-            yield from data_list(answer.body, "GET", path)
-            next_cursor = answer.body.get("next_cursor")
-            if next_cursor is None:
-                return
-            if not isinstance(next_cursor, str) or not next_cursor or next_cursor in seen:
-                raise FatalError(f"GET {path}: e-Kinerja sent an unusable or repeated next_cursor")
-            seen.add(next_cursor)
-            cursor = next_cursor
+        yield from paginate(
+            lambda params: self._send("GET", path, params=params).body,
+            path,
+            filters,
+            page_size=page_size,
+            server="e-Kinerja",
+        )
 
     def _write(
         self,

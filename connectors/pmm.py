@@ -11,6 +11,7 @@ import httpx
 
 from connectors._auth import ClientCredentialsAuth
 from connectors._http import Call, call_once, data_list, json_object, send
+from connectors._pagination import paginate
 from connectors.errors import FatalError, RecordRejected
 
 __all__ = ["PmmClient"]
@@ -92,23 +93,13 @@ class PmmClient:
         return self._walk("/api/v1/kinerja", params)
 
     def _walk(self, path: str, filters: Mapping[str, str]) -> Iterator[dict[str, Any]]:
-        # The cursor is sent with the same filters (the contract allows both ways).
-        cursor: str | None = None
-        seen: set[str] = set()
-        while True:
-            params: dict[str, str | int] = {**filters, "limit": self.page_size}
-            if cursor is not None:
-                params["cursor"] = cursor
-            body = self._get(path, params)
-            yield from data_list(body, "GET", path)
-            next_cursor = body.get("next_cursor")
-            if next_cursor is None:
-                return
-            if not isinstance(next_cursor, str) or not next_cursor or next_cursor in seen:
-                # A repeated cursor would loop forever: the source broke its contract.
-                raise FatalError(f"GET {path}: the source sent an unusable or repeated next_cursor")
-            seen.add(next_cursor)
-            cursor = next_cursor
+        yield from paginate(
+            lambda params: self._get(path, params),
+            path,
+            filters,
+            page_size=self.page_size,
+            server="the source",
+        )
 
     def _get(self, path: str, params: Mapping[str, str | int]) -> dict[str, Any]:
         try:
