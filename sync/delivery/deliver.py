@@ -2,7 +2,7 @@
 
 What one attempt does is in ``attempt.py``, how answers become state and ledger in
 ``answers.py``, how a page is claimed and spread over the threads in ``pages.py``, workers'
-names and dead owners in ``workers.py``.
+names and dead owners in ``sync.workers``.
 
 Order: SKPs of penilai first (a guru's SKP hangs under its kepala sekolah's), then the other
 SKPs, then penilaian (each after its SKP). Within a phase, requests go in parallel on up to
@@ -86,8 +86,8 @@ from sync.delivery.results import (
     _record_nothing,
 )
 from sync.delivery.retry import RetryPolicy
-from sync.delivery.workers import orphaned, worker_id
 from sync.hashing import idempotency_key
+from sync.workers import orphaned, worker_id
 
 __all__ = [
     "Attempt",
@@ -95,8 +95,6 @@ __all__ = [
     "Deliverer",
     "DeliveryResult",
     "PauseGate",
-    "orphaned",
-    "worker_id",
 ]
 
 log = structlog.get_logger("ekinerja_sync.deliver")

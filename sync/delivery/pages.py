@@ -16,7 +16,7 @@ from state.models import DeliveryKind, RecordStatus
 from state.store import OutboxHead, StateStore
 from sync.delivery.ratelimit import RateLimiter
 from sync.delivery.results import _ENTRY_CLOSED, DeliveryResult, _Context
-from sync.delivery.workers import orphaned
+from sync.workers import orphaned
 
 
 class _Pages:

@@ -30,11 +30,12 @@ from state.models import (
     SyncRecord,
 )
 from state.store import PERIOD_WIDE, StateStore
-from sync.delivery.deliver import Deliverer, DeliveryResult, orphaned
+from sync.delivery.deliver import Deliverer, DeliveryResult
 from sync.pipeline.audit import Audit, NullAudit
 from sync.pipeline.ingest import _Ingest
 from sync.pipeline.periods import fetch_listing, period_mapping
 from sync.pipeline.summary import MappingChoice, MappingChoiceError, ReplayOutcome, RunSummary
+from sync.workers import orphaned
 
 __all__ = ["Engine", "MappingChoice", "MappingChoiceError", "ReplayOutcome", "RunSummary"]
 

@@ -23,10 +23,11 @@ from state.models import (
     SourceStatus,
 )
 from state.store import PERIOD_WIDE, insert_rows, update_rows
-from sync.delivery.deliver import Deliverer, orphaned
+from sync.delivery.deliver import Deliverer
 from sync.hashing import content_hash
 from sync.pipeline.outbox import _Outbox
 from sync.pipeline.summary import RunSummary
+from sync.workers import orphaned
 
 log = structlog.get_logger("ekinerja_sync.engine")
 

@@ -3,7 +3,7 @@
 Each worker is the same command in a process of its own (``daemon --worker K``, hidden), the
 same config and environment, running its own ``Daemon``; they share the work on one
 PostgreSQL store by the outbox claims and the period leases, each under its own name
-(``sync.delivery.workers.worker_id``: host and pid). Worker 1 alone serves the endpoint.
+(``sync.workers.worker_id``: host and pid). Worker 1 alone serves the endpoint.
 
 Processes, not threads: each worker has its own interpreter (its own GIL), which is what
 makes more of them faster. Started by ``subprocess`` once worker 1 is up, so the store exists

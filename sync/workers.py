@@ -1,5 +1,8 @@
 """Workers on one state store: a process's name in claims and leases, and whether the owner
 of a claim is a process on this host that no longer runs (its claims are taken over at once).
+
+At the root of ``sync``: the pull (``pipeline``, the leases on reading a school) and delivery
+(the claims on outbox entries) both name a worker, and neither imports the other for it.
 """
 
 from __future__ import annotations
