@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from connectors.sandbox import Faults, generate_world, running_sandbox, serve_forever
+from connectors.sandbox.contacts import contacts_csv
+from connectors.sandbox.mailsink import MailSink, running_mail_sink
 from connectors.sandbox.server import PortUnavailable
 from mappings.periods import PeriodListingError, find_period
+from state.store import StateStore
 from sync.bootstrap import build_app
 from sync.cli.options import check_period, console, err_console
 from sync.cli.output import EXIT_UNUSABLE, fail
 from sync.cli.run import print_quarantine, print_summary
 from sync.logs import configure_logging
+from sync.notify.build import build_notifier
+from sync.operations.contacts import import_csv
+from sync.operations.deadline import today_in_jakarta
 from sync.pipeline.periods import fetch_listing
-from sync.settings import load_settings
+from sync.settings import Settings, load_settings
 
 
 def sandbox(
@@ -62,11 +69,19 @@ def sandbox(
     target_rate_limit: Annotated[
         float, typer.Option(help="target: requests per second per client, 429 beyond; 0: none")
     ] = 0.0,
+    smtp_port: Annotated[
+        int, typer.Option(help="the mail sink's SMTP port (school messages); 0: no mail sink")
+    ] = 8725,
+    mail_dir: Annotated[
+        Path, typer.Option(help="where the mail sink keeps each message as a .eml file")
+    ] = Path("sandbox-mail"),
 ) -> None:
-    """Serve both sandbox APIs on loopback with seeded synthetic data, until Ctrl-C.
+    """Serve both sandbox APIs on loopback with seeded synthetic data, until Ctrl-C; and a
+    mail sink (SMTP) that keeps the school messages as .eml files.
 
     Faults of the target are switched by the options (all off by default), and at run time
-    with `PUT /_sandbox/faults` on the target.
+    with `PUT /_sandbox/faults` on the target. The schools' contacts are served as CSV at
+    /_sandbox/contacts.csv on the PMM sandbox.
     """
 
     periods = [check_period(p) for p in period or []]
@@ -95,6 +110,36 @@ def sandbox(
         f"sandbox: PMM on http://{host}:{pmm_port}, e-Kinerja on http://{host}:{ekinerja_port}"
         f" ({len(world.records())} records, {len(world.defects)} deliberately bad); Ctrl-C stops"
     )
+    try:
+        sink = running_mail_sink(mail_dir, host=host, port=smtp_port) if smtp_port else None
+        with sink if sink is not None else contextlib.nullcontext() as mail:
+            if isinstance(mail, MailSink):
+                err_console.print(
+                    f"mail sink: {mail.address}, each message a .eml file in {mail_dir}/; the "
+                    f"schools' contacts: http://{host}:{pmm_port}/_sandbox/contacts.csv",
+                    highlight=False,
+                )
+            _serve(world, host, pmm_port, ekinerja_port, faults, token_ttl_s, schema_version)
+    except OSError as exc:
+        if isinstance(exc, PortUnavailable):
+            raise
+        fail(
+            f"the mail sink cannot listen on {host}:{smtp_port}: {exc.strerror or exc}; choose "
+            "another port with --smtp-port (0: none)",
+            EXIT_UNUSABLE,
+            problem="port",
+        )
+
+
+def _serve(
+    world: Any,
+    host: str,
+    pmm_port: int,
+    ekinerja_port: int,
+    faults: Faults,
+    token_ttl_s: int,
+    schema_version: int,
+) -> None:
     try:
         serve_forever(
             world,
@@ -125,8 +170,12 @@ def demo(
         str | None,
         typer.Option(help="the period to sync (default: the one the sandbox lists as running)"),
     ] = None,
+    mail_dir: Annotated[
+        Path, typer.Option(help="where the school messages are kept, as .eml files")
+    ] = Path("ekinerja-sync-demo-mail"),
 ) -> None:
-    """Sandbox up, the running period synced on SQLite, the summary printed, sandbox down."""
+    """Sandbox up, the running period synced on SQLite, the summary printed, each school told
+    its action list (the messages kept as .eml files), sandbox down."""
 
     if not ctx.obj.verbose:
         configure_logging(json=ctx.obj.log_json, level="ERROR")  # the tables tell the story
@@ -170,6 +219,7 @@ def demo(
             print_summary(summary)
             print_quarantine(application.store.quarantined(period))
             again = application.engine.run(period, listing=listing)
+            told = _tell_schools(world, settings, application.store, period, mail_dir)
         stats = box.target.stats()
     console.print(
         f"e-Kinerja sandbox holds {stats['skp_created']} SKP created, "
@@ -177,10 +227,40 @@ def demo(
         f"A second run sent {again.requests_sent} requests."
     )
     console.print(
-        f"sandbox down. The state is kept in {state_url}; to see it per school:\n"
-        f"  EKINERJA_SYNC_STATE__URL={state_url} .venv/bin/ekinerja-sync status --period {period}",
+        f"School messages: {told} schools with something to fix were told by e-mail; the "
+        f"sandbox's mail sink kept each message as a .eml file in {mail_dir}/ (open one with "
+        "any mail program).",
         highlight=False,
     )
+    console.print(
+        f"sandbox down. The state is kept in {state_url}; to see it per school, and who was "
+        f"told what:\n"
+        f"  EKINERJA_SYNC_STATE__URL={state_url} .venv/bin/ekinerja-sync status --period {period}\n"
+        f"  EKINERJA_SYNC_STATE__URL={state_url} .venv/bin/ekinerja-sync schools messages "
+        f"--period {period}",
+        highlight=False,
+    )
+
+
+def _tell_schools(
+    world: Any, settings: Settings, store: StateStore, period: str, mail_dir: Path
+) -> int:
+    """The sandbox's contacts imported, each school's action list sent to a mail sink that
+    keeps the messages in ``mail_dir``; how many schools were told."""
+    for old in mail_dir.glob("*.eml"):
+        old.unlink()
+    import_csv(store, contacts_csv(world), actor="cli")
+    with running_mail_sink(mail_dir) as sink:
+        config = settings.model_copy(
+            update={
+                "notify": settings.notify.model_copy(
+                    update={"smtp": settings.notify.smtp.model_copy(update={"port": sink.port})}
+                )
+            }
+        )
+        with build_notifier(config, store, actor="cli") as notifier:
+            notifier.run(period, today_in_jakarta())
+        return len(sink.received)
 
 
 def _ids(world: Any, period: str) -> set[str]:

@@ -250,10 +250,10 @@ def _send(
             sent = None if dry_run else notifier.send_due([period], schools)
     except ConfigError as exc:
         fail(str(exc))
-    verb = "would be told" if dry_run else "to tell"
+    said = "would be sent (a dry run: nothing written, nothing sent)" if dry_run else "to send"
     console.print(
-        f"{period}: {len(plan.messages)} messages {verb} (lists changed, emptied, or a reminder "
-        f"due); {plan.superseded} unsent ones replaced by newer lists",
+        f"{period}: {len(plan.messages)} new messages {said}: a school's list changed or "
+        f"emptied, or a reminder is due ({plan.superseded} unsent ones replaced)",
         highlight=False,
     )
     for npsn, channel, kind, recipient in plan.messages:

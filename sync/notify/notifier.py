@@ -192,10 +192,11 @@ class SchoolNotifier:
                         contact_changed_at=contact.changed_at,
                     )
                     if decision.supersede_last and previous is not None:
-                        previous.state = NoticeState.SUPERSEDED.value
-                        previous.finished_at = now
-                        session.add(previous)
                         outcome.superseded += 1
+                        if not dry_run:
+                            previous.state = NoticeState.SUPERSEDED.value
+                            previous.finished_at = now
+                            session.add(previous)
                     if decision.kind is None:
                         continue
                     notice = SchoolNotice(
@@ -213,7 +214,9 @@ class SchoolNotifier:
                         created_at=now,
                     )
                     notice.message_id = message_id(notice)
-                    if notices.add_notice(session, notice):
+                    # A dry run writes nothing at all (SQLite's driver commits a released
+                    # savepoint that began its transaction, whatever the rollback after it).
+                    if dry_run or notices.add_notice(session, notice):
                         kind = decision.kind.value
                         outcome.written[kind] = outcome.written.get(kind, 0) + 1
                         outcome.messages.append((npsn, channel, kind, notice.recipient))

@@ -76,6 +76,15 @@ def test_each_affected_school_is_told_once_and_a_fix_drops_the_record(
         lists = {s["npsn"]: s for s in json.loads(out)["schools"]}
         assert sorted(lists) == affected, "every other school has something to fix"
 
+        # A dry run says who would be told, and writes and sends nothing.
+        code, out = _cli(config, "schools", "actions", "--period", PERIOD, "--send", "--dry-run")
+        assert code == 0, out
+        assert f"{len(affected) + 1} new messages would be sent" in out
+        assert sink.received == []
+        assert (
+            json.loads(_cli(config, "schools", "messages", "--period", PERIOD, "--json")[1]) == []
+        )
+
         code, out = _cli(config, "schools", "actions", "--period", PERIOD, "--send")
         assert code == 0, out
         told = _per_school(sink, schools)
