@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from connectors.ekinerja import EkinerjaClient
 from connectors.pmm import PmmClient
+from mappings.choice import MappingChoice
 from mappings.model import PeriodKind
 from mappings.versions import get_mapping
 from state.db import open_engine, prepare_schema
@@ -22,7 +23,7 @@ from sync.delivery.deliver import Attempt, AttemptRecorder, Deliverer, PauseGate
 from sync.delivery.ratelimit import RateLimiter, SharedSchedule
 from sync.delivery.retry import RetryPolicy
 from sync.pipeline.audit import Audit, LedgerAudit
-from sync.pipeline.engine import Engine, MappingChoice
+from sync.pipeline.engine import Engine
 from sync.settings import Settings
 
 __all__ = ["App", "build_app", "build_store", "mapping_choice", "rate_limiter"]

@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from mappings.choice import MappingChoiceError
 from mappings.model import Period, PeriodKind
 from mappings.versions import DEFAULT_VERSIONS, MAPPING_VERSIONS
 from state.models import DeliveryKind
@@ -25,7 +26,6 @@ from sync.operations.mapping_diff import (
     diff_period,
 )
 from sync.pipeline.periods import period_mapping
-from sync.pipeline.summary import MappingChoiceError
 
 __all__ = ["mappings_app"]
 

@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from connectors.errors import FatalError, RetriableError
+from mappings.choice import MappingChoiceError
 from mappings.model import ListedPeriod
 from mappings.periods import PeriodListingError
 from state.models import SourceRecord
@@ -29,7 +30,7 @@ from sync.operations.attention import discarded, needs_a_person
 from sync.operations.deadline import DeadlineView, deadline_view, today_in_jakarta
 from sync.operations.known_periods import require_known
 from sync.operations.npsn import check_format, check_in_source, check_in_store
-from sync.pipeline.engine import MappingChoiceError, RunSummary
+from sync.pipeline.engine import RunSummary
 from sync.pipeline.periods import fetch_listing, stored_listing
 from sync.service.calendar import resolve_periods
 from sync.settings import Settings

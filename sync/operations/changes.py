@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from connectors.errors import SyncError
+from mappings.choice import MappingChoiceError
 from mappings.model import Period, PeriodKind
 from mappings.versions import MAPPING_VERSIONS
 from state.change_requests import ChangeAction, ChangeRequest, ChangeRequests
@@ -35,7 +36,7 @@ from state.store import StateStore
 from sync.operations import actions
 from sync.operations.actions import ActionRefused, AppBuilder, Approval
 from sync.operations.npsn import check_in_store
-from sync.pipeline.summary import MappingChoiceError, ReplayOutcome
+from sync.pipeline.summary import ReplayOutcome
 from sync.secrets_guard import secret_problem
 from sync.settings import Settings
 

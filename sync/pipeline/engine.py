@@ -20,6 +20,7 @@ import structlog
 from sqlmodel import Session
 
 from connectors.pmm import PmmClient
+from mappings.choice import MappingChoice
 from mappings.model import ListedPeriod, Period
 from mappings.periods import find_period
 from mappings.versions import MappingVersion
@@ -34,10 +35,10 @@ from sync.delivery.deliver import Deliverer, DeliveryResult
 from sync.pipeline.audit import Audit, NullAudit
 from sync.pipeline.ingest import _Ingest
 from sync.pipeline.periods import fetch_listing, period_mapping
-from sync.pipeline.summary import MappingChoice, MappingChoiceError, ReplayOutcome, RunSummary
+from sync.pipeline.summary import ReplayOutcome, RunSummary
 from sync.workers import orphaned
 
-__all__ = ["Engine", "MappingChoice", "MappingChoiceError", "ReplayOutcome", "RunSummary"]
+__all__ = ["Engine", "ReplayOutcome", "RunSummary"]
 
 log = structlog.get_logger("ekinerja_sync.engine")
 

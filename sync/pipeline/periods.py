@@ -14,12 +14,12 @@ from collections.abc import Callable
 import structlog
 
 from connectors.pmm import PmmClient
+from mappings.choice import MappingChoice, MappingChoiceError
 from mappings.model import ListedPeriod, Period, PeriodKind
 from mappings.periods import PeriodListing, read_periods
 from mappings.versions import MAPPING_VERSIONS, MappingVersion
 from state import models
 from state.store import StateStore
-from sync.pipeline.summary import MappingChoice, MappingChoiceError
 
 __all__ = ["fetch_listing", "period_mapping", "stored_listing", "stored_period"]
 

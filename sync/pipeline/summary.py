@@ -1,6 +1,4 @@
-"""What a run is told and what it tells: the mapping version of each period kind, the
-summary of a run, the outcome of a replay.
-"""
+"""What a run tells: the summary of a run, the outcome of a replay."""
 
 from __future__ import annotations
 
@@ -8,57 +6,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from mappings.model import Period, PeriodKind
-from mappings.versions import MappingVersion
 from state.models import (
     DeliveryKind,
     RecordStatus,
 )
 from sync.delivery.backpressure import Backpressure
 
-__all__ = ["MappingChoice", "MappingChoiceError", "ReplayOutcome", "RunSummary"]
-
-
-class MappingChoiceError(Exception):
-    """The mapping version set for a period kind cannot map that kind; names the setting."""
-
-
-@dataclass(frozen=True)
-class MappingChoice:
-    """The mapping version of each period kind, and the setting that chose it (for errors).
-
-    ``configured``: the kinds whose version the config names (the operator's choice, for
-    every period of the kind). For the others, each period keeps the version it was first
-    planned with (``sync.pipeline.periods.period_mapping``), and ``versions`` holds the
-    default for a period planned for the first time. None: every kind is as ``versions``
-    says (tests, benchmarks).
-    """
-
-    versions: dict[PeriodKind, MappingVersion]
-    settings: dict[PeriodKind, str] = field(default_factory=dict)
-    configured: frozenset[PeriodKind] | None = None
-
-    def fixed(self, kind: PeriodKind) -> bool:
-        """Whether every period of ``kind`` uses ``versions[kind]``, whatever it was
-        planned with before."""
-        return self.configured is None or kind in self.configured
-
-    @classmethod
-    def single(cls, mapping: MappingVersion) -> MappingChoice:
-        """One version for every kind it can map (tests, benchmarks)."""
-        return cls({kind: mapping for kind in mapping.period_kinds})
-
-    def for_period(self, period: Period) -> MappingVersion:
-        setting = self.settings.get(period.kind, f"[sync] mapping_versions.{period.kind.value}")
-        mapping = self.versions.get(period.kind)
-        if mapping is None or not mapping.maps(period.kind):
-            chosen = f" = {mapping.name!r} (it maps {mapping.kinds_label})" if mapping else ""
-            raise MappingChoiceError(
-                f"period {period.code} is {period.kind.value}, and {setting}{chosen} cannot map "
-                f"{period.kind.value} periods: set {setting} to a version that does "
-                "(`ekinerja-sync mappings list`)"
-            )
-        return mapping
+__all__ = ["ReplayOutcome", "RunSummary"]
 
 
 @dataclass

@@ -51,6 +51,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.errors import SyncError, Unreachable
+from mappings.choice import MappingChoiceError
 from mappings.model import ListedPeriod
 from mappings.periods import PeriodListingError
 from state.db import require_existing
@@ -60,7 +61,6 @@ from sync.delivery.deliver import Attempt
 from sync.notify.build import build_notifier
 from sync.notify.notifier import SchoolNotifier
 from sync.operations.reconcile import reconcile_period
-from sync.pipeline.engine import MappingChoiceError
 from sync.pipeline.periods import fetch_listing, stored_listing
 from sync.service.calendar import resolve_periods
 from sync.service.health import DaemonMetrics, HealthReport, HealthServer, health_report

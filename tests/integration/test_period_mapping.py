@@ -12,13 +12,13 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from mappings.choice import MappingChoice, MappingChoiceError
 from mappings.model import Period, PeriodKind
 from mappings.versions import get_mapping
 from state import models
 from state.models import DeliveryKind, RecordStatus, SyncRecord
 from state.store import StateStore
 from sync.pipeline.periods import period_mapping
-from sync.pipeline.summary import MappingChoice, MappingChoiceError
 
 T0 = dt.datetime(2026, 12, 7, 2, 0, tzinfo=dt.UTC)
 SEMESTER = Period.parse("2024-2")

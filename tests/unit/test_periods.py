@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from mappings.choice import MappingChoice, MappingChoiceError
 from mappings.model import PerformanceRecord, Period, PeriodKind
 from mappings.periods import PeriodListingError, active_periods, find_period, read_periods
 from mappings.rules import Grade, Predicate, credit_points
 from mappings.source import read_record
 from mappings.versions import DEFAULT_VERSIONS, MAPPING_VERSIONS, get_mapping
-from sync.pipeline.engine import MappingChoice, MappingChoiceError
 from sync.settings import ConfigError, load_settings
 
 
