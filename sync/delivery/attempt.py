@@ -18,7 +18,6 @@ from collections.abc import Callable
 
 import structlog
 
-from connectors.ekinerja import EkinerjaClient, TargetAnswer
 from connectors.errors import (
     RecordRejected,
     RetriableError,
@@ -34,6 +33,7 @@ from sync.delivery.breaker import CircuitBreaker
 from sync.delivery.ratelimit import RateLimiter
 from sync.delivery.results import Attempt, AttemptRecorder, DeliveryResult, _answer_text
 from sync.delivery.retry import LATER_STATUSES, RetryPolicy, asked_to_wait
+from sync.delivery.target import Target, TargetAnswer
 
 log = structlog.get_logger("ekinerja_sync.deliver")
 
@@ -96,7 +96,7 @@ class _Attempts:
     """The sending half of ``Deliverer`` (see ``sync.delivery.deliver``)."""
 
     store: StateStore
-    target: EkinerjaClient
+    target: Target
     retry: RetryPolicy
     rate_limiter: RateLimiter
     recorder: AttemptRecorder

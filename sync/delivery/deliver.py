@@ -47,7 +47,6 @@ from typing import Any
 
 import structlog
 
-from connectors.ekinerja import EkinerjaClient
 from connectors.errors import (
     Conflict,
     PreconditionFailed,
@@ -86,6 +85,7 @@ from sync.delivery.results import (
     _record_nothing,
 )
 from sync.delivery.retry import RetryPolicy
+from sync.delivery.target import Target
 from sync.hashing import idempotency_key
 from sync.workers import orphaned, worker_id
 
@@ -107,7 +107,7 @@ class Deliverer(_Pages, _Attempts, _Answers):
         self,
         *,
         store: StateStore,
-        target: EkinerjaClient,
+        target: Target,
         retry: RetryPolicy,
         rate_limiter: RateLimiter,
         concurrency: int = 1,

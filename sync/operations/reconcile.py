@@ -37,7 +37,6 @@ from typing import Any, TypeVar
 import structlog
 from sqlmodel import Session, col, select
 
-from connectors.ekinerja import EkinerjaClient
 from connectors.errors import FatalError, SyncError
 from mappings.model import Period
 from state.models import (
@@ -50,6 +49,7 @@ from state.models import (
 )
 from state.store import StateStore
 from sync.bootstrap import App
+from sync.delivery.target import Target
 
 __all__ = [
     "PROBLEMS",
@@ -221,7 +221,7 @@ def _compare(period: str, ours: _Delivered, held: list[dict[str, Any]]) -> list[
 
 def reconcile(
     store: StateStore,
-    target: EkinerjaClient,
+    target: Target,
     period: str,
     *,
     schools: Sequence[str] = (),
@@ -344,7 +344,7 @@ def _schools_of(session: Session, period: str) -> list[str]:
 
 
 def _drift(
-    target: EkinerjaClient,
+    target: Target,
     period: Period,
     npsn: str,
     ours: set[str],
