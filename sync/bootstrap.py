@@ -22,6 +22,7 @@ from sync.delivery.breaker import CircuitBreaker
 from sync.delivery.deliver import Attempt, AttemptRecorder, Deliverer, PauseGate
 from sync.delivery.ratelimit import RateLimiter, SharedSchedule
 from sync.delivery.retry import RetryPolicy
+from sync.delivery.target import Target
 from sync.pipeline.audit import Audit, LedgerAudit
 from sync.pipeline.engine import Engine
 from sync.settings import Settings
@@ -35,7 +36,7 @@ class App:
     store: StateStore
     engine: Engine
     source: PmmClient
-    target: EkinerjaClient
+    target: Target  # e-Kinerja's client (``EkinerjaClient``), below
 
 
 def build_store(settings: Settings, *, create: bool = True) -> StateStore:
