@@ -66,25 +66,8 @@ class _Ingest(_Outbox):
                 if progress is not None:
                     progress("pull", len(batch))
             return
-        worker = self.deliverer.worker
-        # The lease and the cursor in one transaction; each page renews the lease in its
-        # own; the release is the last: 2 + pages transactions per school.
-        with self.store.unit_of_work() as s:
-            leased = self.store.take_school(
-                s, period, npsn, worker, now=self.clock(), lease=_LEASE, orphaned=orphaned
-            )
-            since = self.store.cursor(s, period, npsn) if leased else None
-        if not leased:
+        if not self._leased_pull(period, mapping, npsn, summary, progress):
             log.info("pull.skipped", period=period, npsn=npsn, reason="another worker reads it")
-            return
-        try:
-            pages = self.source.performance_records(period, npsn=npsn, updated_since=since)
-            for batch in _batches(pages, self.batch_size):
-                self._ingest_page(period, mapping, npsn, batch, summary, worker)
-                if progress is not None:
-                    progress("pull", len(batch))
-        finally:
-            self.store.release_school(period, npsn, worker)
 
     def _pull_period(
         self,
@@ -99,24 +82,44 @@ class _Ingest(_Outbox):
         holding it walks it: this one goes on to delivery; returns False). Each page also
         moves the cursor of every school it carries, so a later ``--npsn`` run of one school
         reads on from there (the walk is in order of ``diperbarui_pada``, as a school's is)."""
+        if not self._leased_pull(period, mapping, PERIOD_WIDE, summary, progress, after_page):
+            log.info("pull.skipped", period=period, reason="another worker walks the period")
+            return False
+        return True
+
+    def _leased_pull(
+        self,
+        period: str,
+        mapping: MappingVersion,
+        npsn: str,
+        summary: RunSummary,
+        progress: Callable[[str, int], None] | None,
+        after_page: Callable[[], None] | None = None,
+    ) -> bool:
+        """Lease, cursor, pull, release: the pages of school ``npsn`` (``PERIOD_WIDE``: of
+        the whole period's walk) from its cursor, under its lease. The lease and the cursor
+        in one transaction; each page renews the lease in its own; the release is the last:
+        2 + pages transactions. False, having read nothing: another worker holds the lease."""
         worker = self.deliverer.worker
         with self.store.unit_of_work() as s:
             leased = self.store.take_school(
-                s, period, PERIOD_WIDE, worker, now=self.clock(), lease=_LEASE, orphaned=orphaned
+                s, period, npsn, worker, now=self.clock(), lease=_LEASE, orphaned=orphaned
             )
-            since = self.store.cursor(s, period, PERIOD_WIDE) if leased else None
+            since = self.store.cursor(s, period, npsn) if leased else None
         if not leased:
-            log.info("pull.skipped", period=period, reason="another worker walks the period")
             return False
         try:
-            pages = self.source.performance_records(period, updated_since=since)
+            pages = self.source.performance_records(
+                period, npsn=None if npsn == PERIOD_WIDE else npsn, updated_since=since
+            )
             for batch in _batches(pages, self.batch_size):
-                self._ingest_page(period, mapping, PERIOD_WIDE, batch, summary, worker)
+                self._ingest_page(period, mapping, npsn, batch, summary, worker)
                 if progress is not None:
                     progress("pull", len(batch))
-                after_page()
+                if after_page is not None:
+                    after_page()
         finally:
-            self.store.release_school(period, PERIOD_WIDE, worker)
+            self.store.release_school(period, npsn, worker)
         return True
 
     def _ingest_page(
