@@ -10,7 +10,9 @@ send schedule). The sandbox counts what arrived (``/_sandbox/stats``, ``rate_win
 - accepted requests/s: the requests it let through (token requests too) over the time from
   the first arrival to the last, and in the typical (median) whole second;
 - the share answered 429 (of the API requests);
-- the worst one-second window: the most arrivals in any one second, refused ones included.
+- the worst one-second window: the most arrivals in any one second, refused ones included;
+- the send slots the workers gave up because they were too late for them (a busy machine:
+  sent late, a request would crowd the next slots' ones).
 
 ``python -m bench.ratelimit_case --db-urls URL,URL,URL [--workers 1,2,4]`` prints JSON; the
 URLs are empty PostgreSQL databases, one per worker count (``bench.run`` makes and drops them).
@@ -60,28 +62,41 @@ def _work(args: argparse.Namespace) -> None:
     urls = {"pmm": args.pmm, "ekinerja": args.ekinerja}
     with build_app(_settings(args.db_url, urls, args.rate_limit, args.concurrency)) as app:
         app.engine.run(PERIOD)
+        limiter = app.engine.deliverer.rate_limiter
+    # What the parent reads: the send slots taken, and those given up late (a busy machine).
+    sys.stdout.write(json.dumps({"slots": limiter.slots, "unused": limiter.slots_unused}) + "\n")
 
 
-def _workers(count: int, db_url: str, urls: dict[str, Any], args: argparse.Namespace) -> list[int]:
-    """``count`` worker processes at once on ``db_url``; their exit codes."""
+def _workers(
+    count: int, db_url: str, urls: dict[str, Any], args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    """``count`` worker processes at once on ``db_url``; each one's exit code and slots."""
     from sync.bootstrap import build_store
 
     # The schema first, so the workers race on the work, not on creating tables.
     build_store(_settings(db_url, urls, args.rate_limit, args.concurrency)).engine.dispose()
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     argv = [
         sys.executable, "-m", "bench.ratelimit_case", "--work", "--db-url", db_url,
         "--pmm", urls["pmm"], "--ekinerja", urls["ekinerja"],
         "--rate-limit", str(args.rate_limit), "--concurrency", str(args.concurrency),
     ]  # fmt: skip
     procs = [
-        subprocess.Popen(argv, cwd=ROOT, env=env)  # noqa: S603 (our module, our arguments)
+        subprocess.Popen(  # noqa: S603 (our module, our arguments)
+            argv,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": path},
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(count)
     ]
-    return [proc.wait() for proc in procs]
+    done = []
+    for proc in procs:
+        out, _ = proc.communicate()
+        said = out.strip().splitlines()
+        done.append({"exit_code": proc.returncode, **(json.loads(said[-1]) if said else {})})
+    return done
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -92,7 +107,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             **world, latency_ms=args.latency_ms, rate_limit=args.rate_limit
         ) as urls:
             t0 = time.perf_counter()
-            codes = _workers(count, db_url, urls, args)
+            workers = _workers(count, db_url, urls, args)
             wall = time.perf_counter() - t0
             stats = _stats(urls["ekinerja"])
         window = stats["rate_window"]
@@ -105,7 +120,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         rows.append(
             {
                 "workers": count,
-                "exit_codes": codes,
+                "exit_codes": [w["exit_code"] for w in workers],
+                "slots": sum(w.get("slots", 0) for w in workers),
+                "slots_unused": sum(w.get("unused", 0) for w in workers),
                 "wall_seconds": wall,
                 "records_in_world": urls["records"],
                 "stored": stats["skp_created"] + stats["penilaian_created"] + stats["skp_updated"],
@@ -140,7 +157,7 @@ def lines(result: dict[str, Any] | None) -> list[str]:
         f"counted), W worker processes on one PostgreSQL, C={result['concurrency']} each, "
         f"L={result['latency_ms']:g} ms:",
         f"  {'W':>3}{'accepted/s':>12}{'of R':>7}{'median s':>10}{'429s':>7}{'worst 1 s':>11}"
-        f"{'requests':>10}{'dead':>6}",
+        f"{'requests':>10}{'dead':>6}{'slots unused':>14}",
     ]
     for row in result["rows"]:
         median = row["median_second"]
@@ -148,6 +165,7 @@ def lines(result: dict[str, Any] | None) -> list[str]:
             f"  {row['workers']:>3}{row['accepted_per_s']:>12.1f}{row['accepted_per_s'] / r:>7.0%}"
             f"{(f'{median:g}' if median is not None else '-'):>10}{row['share_429']:>7.1%}"
             f"{row['worst_window']:>11}{row['accepted'] + row['tokens']:>10,}{row['dead']:>6}"
+            f"{row['slots_unused'] / max(1, row['slots']):>14.1%}"
         )
     return out
 

@@ -139,6 +139,7 @@ def build_app(
         transport=target_transport,
         limits=httpx.Limits(max_connections=settings.target.concurrency),
     )
+    limiter: RateLimiter | None = None
     try:
         limiter = rate_limiter(settings, store, sleep)
         source = PmmClient(
@@ -183,4 +184,6 @@ def build_app(
     finally:
         source_http.close()
         target_http.close()
+        if limiter is not None:
+            limiter.close()
         store.engine.dispose()

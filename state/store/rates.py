@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import Engine, TextClause, text
+from sqlalchemy import Connection, Engine, TextClause, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
@@ -31,12 +31,11 @@ _NOW_PG = (
     "coalesce(CAST(:now AS double precision), "
     "CAST(extract(epoch FROM clock_timestamp()) AS double precision))"
 )
-# One statement per slot; ``t.now`` is the one instant the slot and the wait are measured from
-# (``{at}`` in RETURNING: SQLite's may not name the FROM table, so there it is the parameter).
-_TAKE = """WITH t AS (SELECT {now} AS now)
-UPDATE rate_slot SET next_at = {greatest}(rate_slot.next_at, t.now) + :margin / {rate}
-FROM t WHERE rate_slot.name = :name
-RETURNING rate_slot.next_at - :margin / {rate} - {at}, {rate}"""
+# One statement per slot. On PostgreSQL ``{now}`` is read where the row is held (a caller that
+# waited for another's lock is measured from when it got it), in SET and again in RETURNING.
+_TAKE = """UPDATE rate_slot SET next_at = {greatest}(rate_slot.next_at, {now}) + :margin / {rate}
+WHERE rate_slot.name = :name
+RETURNING rate_slot.next_at - :margin / {rate} - {now}, {rate}"""
 # A cut multiplies the rate by ``factor`` (not below ``floor``), at most once per ``hold_s``:
 # the 429s of the requests already in flight when the first came back do not cut it again.
 _CUT = """WITH t AS (SELECT {now} AS now)
@@ -70,10 +69,9 @@ class _RateSlots:
 
     def _sql(self, template: str) -> TextClause:
         if self._postgres():
-            words = {"least": "least", "greatest": "greatest", "now": _NOW_PG, "at": "t.now"}
+            words = {"least": "least", "greatest": "greatest", "now": _NOW_PG}
         else:
-            now = "CAST(:now AS REAL)"
-            words = {"least": "min", "greatest": "max", "now": now, "at": now}
+            words = {"least": "min", "greatest": "max", "now": "CAST(:now AS REAL)"}
         return text(template.format(rate=_RATE.format(**words), **words))
 
     def _now(self, now: float | None) -> float | None:
@@ -81,19 +79,40 @@ class _RateSlots:
         the wall clock on SQLite (one process writes)."""
         return time.time() if now is None and not self._postgres() else now
 
+    def rate_slot_connection(self) -> Connection:
+        """A connection of its own for ``take_rate_slot`` (the caller keeps it and closes it):
+        each slot is then one round trip, no pool check-out (a ping) and no transaction to
+        end (autocommit on PostgreSQL, where the row is held for the statement alone)."""
+        connection = self.engine.connect()
+        if self._postgres():
+            return connection.execution_options(isolation_level="AUTOCOMMIT")
+        return connection
+
     def take_rate_slot(
-        self, name: str, *, limit: float, margin: float, now: float | None = None
+        self,
+        name: str,
+        *,
+        limit: float,
+        margin: float,
+        now: float | None = None,
+        connection: Connection | None = None,
     ) -> tuple[float, float]:
         """Take the next send slot of ``name``: (seconds from now until it, the rate it was
         spaced by). Slots are ``margin / rate`` apart, the rate being the adapted one, at most
         ``limit``. ``now``: seconds since the epoch (tests); default the database's clock on
-        PostgreSQL, the wall clock on SQLite. Makes the row when there is none."""
+        PostgreSQL, the wall clock on SQLite. ``connection``: one of
+        ``rate_slot_connection`` (default: one from the pool, for this slot). Makes the row
+        when there is none."""
         if limit <= 0:
             raise ValueError("limit must be > 0")
         params = {"name": name, "limit": limit, "margin": margin, "now": self._now(now)}
         for _ in range(2):
-            with self.engine.begin() as connection:
+            if connection is not None:
                 row = connection.execute(self._sql(_TAKE), params).first()
+                connection.commit()  # a no-op in autocommit
+            else:
+                with self.rate_slot_connection() as own, own.begin():
+                    row = own.execute(self._sql(_TAKE), params).first()
             if row is not None:
                 return max(0.0, float(row[0])), float(row[1])
             self.ensure_rate_slot(name)

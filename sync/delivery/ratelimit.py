@@ -9,8 +9,10 @@ sleep, building the request, the network): if every arrival lands within ``J`` s
 its slot, a one-second window of arrivals holds requests of slots within ``1 + J`` seconds of
 one another, which is at most ``ceil((1 + J) / s)`` of them. Hence ``s = (1 + J) / R``: no
 window holds more than R, and the rate let through is ``R / (1 + J)`` (93 % of R with the
-``J`` of 0.08 s used here). A request whose sender wakes more than ``J / 2`` late takes a
-later slot instead of crowding the next ones.
+``J`` of 0.08 s used here). A sender that is more than ``J / 2`` past its slot when it could
+send (woken late, or the slot's answer took that long to come back) takes a later slot
+instead of crowding the next ones: what is left of ``J`` is for building and sending the
+request.
 
 Where the schedule lives: on PostgreSQL in the database (``SharedSchedule``: one row, one
 atomic UPDATE per slot, the database's clock), so the workers of one daemon and several
@@ -24,12 +26,15 @@ PostgreSQL the adapted rate lives in the same row, so every worker slows down to
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
 from typing import Protocol
 
 import structlog
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 
 from state.store import StateStore
 
@@ -43,15 +48,16 @@ CUT_HOLD_S = 1.0
 """After a cut, further 429s within this long (those of requests already in flight) do not
 cut again."""
 _NEAR = 1 - 1e-9  # a rate this close to the limit is the limit (float dust of the steps)
-_RETAKES = 3  # a sender that wakes late this often in a row sends at its last slot all the same
+_RETAKES = 3  # a sender late this often in a row sends at its last slot all the same
 
 
 class Schedule(Protocol):
     """Where the send slots and the adapted rate are kept."""
 
-    def take(self, limit: float, margin: float) -> tuple[float, float]:
-        """Take the next slot, ``margin / rate`` after the one before: (seconds until it, the
-        rate it was spaced by, at most ``limit``)."""
+    def take(self, limit: float, margin: float) -> tuple[float, float, float]:
+        """Take the next slot, ``margin / rate`` after the one before: (seconds until it from
+        an instant at most the third value before this answer, the rate it was spaced by, at
+        most ``limit``; that uncertainty)."""
         ...
 
     def cut(self, limit: float, floor: float) -> float | None:
@@ -74,13 +80,13 @@ class LocalSchedule:
         self._rate: float | None = None  # None: the configured one
         self._cut_at: float | None = None
 
-    def take(self, limit: float, margin: float) -> tuple[float, float]:
+    def take(self, limit: float, margin: float) -> tuple[float, float, float]:
         with self._lock:
             rate = limit if self._rate is None else min(self._rate, limit)
             now = self._clock()
             slot = now if self._next is None else max(self._next, now)
             self._next = slot + margin / rate
-            return slot - now, rate
+            return slot - now, rate, 0.0
 
     def cut(self, limit: float, floor: float) -> float | None:
         with self._lock:
@@ -102,21 +108,55 @@ class LocalSchedule:
 
 class SharedSchedule:
     """The schedule in the state store's ``rate_slot`` row ``name`` (PostgreSQL): every
-    worker process and thread on the database takes its slots there."""
+    worker process and thread on the database takes its slots there.
 
-    def __init__(self, store: StateStore, name: str = "target") -> None:
+    The slots of this process go through one connection of their own, one sender at a time:
+    one round trip each, timed, so a sender knows how far from its answer the database's
+    instant can be (the uncertainty of ``take``)."""
+
+    def __init__(
+        self, store: StateStore, name: str = "target", clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._store = store
         self._name = name
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._connection: Connection | None = None
         store.ensure_rate_slot(name)
 
-    def take(self, limit: float, margin: float) -> tuple[float, float]:
-        return self._store.take_rate_slot(self._name, limit=limit, margin=margin)
+    def take(self, limit: float, margin: float) -> tuple[float, float, float]:
+        with self._lock:
+            for attempt in range(2):
+                if self._connection is None:
+                    self._connection = self._store.rate_slot_connection()
+                started = self._clock()
+                try:
+                    wait, rate = self._store.take_rate_slot(
+                        self._name, limit=limit, margin=margin, connection=self._connection
+                    )
+                except DBAPIError:  # a connection the server closed: once more on a new one
+                    self.close(broken=True)
+                    if attempt:
+                        raise
+                    continue
+                return wait, rate, self._clock() - started
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def cut(self, limit: float, floor: float) -> float | None:
         return self._store.cut_rate(self._name, limit=limit, floor=floor, hold_s=CUT_HOLD_S)
 
     def raise_rate(self, limit: float, step: float) -> float:
         return self._store.raise_rate(self._name, limit=limit, step=step)
+
+    def close(self, *, broken: bool = False) -> None:
+        """Give the connection back (the application ends), or drop a ``broken`` one."""
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        with contextlib.suppress(DBAPIError):
+            if broken:
+                connection.invalidate()
+            connection.close()
 
 
 class RateLimiter:
@@ -150,6 +190,9 @@ class RateLimiter:
         self.floor = min(rate_per_s, max(0.5, rate_per_s / 20))
         # About 25 successes take half the rate back to the whole.
         self.step = rate_per_s / 50
+        # Slots taken, and those given up late (counted without a lock: a figure, not a gate).
+        self.slots = 0
+        self.slots_unused = 0
 
     @property
     def spacing_s(self) -> float:
@@ -160,16 +203,20 @@ class RateLimiter:
         """Wait for this sender's send slot; the request goes right after."""
         if self.rate <= 0:
             return
-        for _ in range(_RETAKES):
-            wait, self.current = self._schedule.take(self.rate, self._margin)
-            if wait <= 0:
+        for taken in range(1, _RETAKES + 1):
+            wait, self.current, uncertain = self._schedule.take(self.rate, self._margin)
+            answered = self._clock()
+            self.slots += 1
+            # The slot is ``wait`` after an instant at most ``uncertain`` before the answer:
+            # slept to from the answer (never early), late by at most that much more.
+            if wait > 0:
+                self._sleep(wait)
+            late = self._clock() - (answered + wait) + uncertain
+            if late <= self.jitter_s / 2 or taken == _RETAKES:
                 return
-            due = self._clock() + wait
-            self._sleep(wait)
-            if self._clock() - due <= self.jitter_s / 2:
-                return
-            # Woken late (a busy machine): sent now it would land among the next slots'
-            # requests. This slot goes unused; a later one is taken instead.
+            # Late (a busy machine, a slow answer from the database): sent now it would land
+            # among the next slots' requests. This slot goes unused; a later one is taken.
+            self.slots_unused += 1
 
     def throttled(self) -> None:
         """e-Kinerja answered 429 or 503: halve the rate (multiplicative decrease), once for
@@ -180,6 +227,12 @@ class RateLimiter:
         if rate is not None:
             self.current = rate
             log.info("deliver.rate_cut", rate_per_s=round(rate, 3), limit_per_s=self.rate)
+
+    def close(self) -> None:
+        """Let go of what the schedule holds (a database connection)."""
+        close = getattr(self._schedule, "close", None)
+        if close is not None:
+            close()
 
     def accepted(self) -> None:
         """e-Kinerja accepted a request: add a little back (additive increase), up to the

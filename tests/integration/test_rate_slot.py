@@ -9,9 +9,11 @@ import itertools
 import threading
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
+from state.db import create_schema, make_engine
 from state.store import StateStore
+from sync.delivery.ratelimit import SharedSchedule
 
 T0 = 1_800_000_000.0  # seconds since the epoch: the statements' clock, given by the test
 MARGIN = 1.08
@@ -91,3 +93,37 @@ def test_threads_on_their_own_connections_never_share_a_slot(store: StateStore) 
     taken.sort()
     assert taken == pytest.approx([i / 100 for i in range(100)])
     assert all(b - a > 0.009 for a, b in itertools.pairwise(taken))
+
+
+def test_the_shared_schedule_on_a_connection_of_its_own(store: StateStore) -> None:
+    schedule = SharedSchedule(store)
+    waits = [schedule.take(10, MARGIN) for _ in range(3)]
+    assert waits[0][0] == 0.0
+    assert all(rate == 10 for _, rate, _ in waits)
+    assert all(0 <= took < 5 for _, _, took in waits)  # the statement's round trip, timed
+    assert 0 < waits[2][0] <= 2 * MARGIN / 10  # the third slot, measured a moment later
+    assert schedule.cut(10, 0.5) == 5
+    assert schedule.raise_rate(10, 1) == 6
+    schedule.close()
+    schedule.close()  # twice is harmless
+    assert schedule.take(10, MARGIN)[1] == 6  # a new connection when needed
+
+
+def test_the_shared_schedule_outlives_a_dropped_connection(pg_url: str) -> None:
+    engine = make_engine(pg_url)
+    create_schema(engine)
+    try:
+        store = StateStore(engine)
+        schedule = SharedSchedule(store)
+        schedule.take(10, MARGIN)
+        with engine.connect() as other:  # the server ends the schedule's session
+            other.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        assert schedule.take(10, MARGIN)[1] == 10
+        schedule.close()
+    finally:
+        engine.dispose()

@@ -121,7 +121,7 @@ def test_threads_share_one_schedule() -> None:
 
     def sender() -> None:
         for _ in range(50):
-            wait, _ = schedule.take(10, 1 + JITTER_S)
+            wait, _, _ = schedule.take(10, 1 + JITTER_S)
             with lock:
                 waits.append(wait)
 
@@ -140,10 +140,46 @@ def test_a_sender_woken_late_takes_a_later_slot() -> None:
     limiter.acquire()
     # Slept to slot 2, woke late, took slot 3, late again, ... and sends at the last one.
     assert len(clock.sleeps) == 3
+    assert (limiter.slots, limiter.slots_unused) == (4, 2)
     on_time = FakeClock(late=JITTER_S / 4)  # within J / 2: goes at its slot
     limiter = limiter_on(on_time, 10)
     acquire_times(limiter, on_time, 3)
     assert len(on_time.sleeps) == 2
+
+
+class SlowSchedule(LocalSchedule):
+    """A schedule whose answer takes ``slow`` seconds to come back (a busy database): the
+    slot's instant may be anywhere in that time."""
+
+    def __init__(self, clock: FakeClock, slow: float) -> None:
+        super().__init__(clock)
+        self.clock = clock
+        self.slow = slow
+        self.takes = 0
+
+    def take(self, limit: float, margin: float) -> tuple[float, float, float]:
+        self.takes += 1
+        wait, rate, _ = super().take(limit, margin)
+        self.clock.now += self.slow
+        return wait, rate, self.slow
+
+
+def test_a_slot_whose_answer_came_back_late_is_not_used() -> None:
+    # Slept to from the answer (never early); a later slot taken when the answer took more
+    # than J / 2 (the slot may have been that long before it).
+    clock = FakeClock()
+    schedule = SlowSchedule(clock, slow=JITTER_S)
+    limiter = RateLimiter(10, clock=clock, sleep=clock.sleep, schedule=schedule)
+    limiter.acquire()
+    assert schedule.takes == 3  # given up on twice, sent at the third all the same
+    assert (limiter.slots, limiter.slots_unused) == (3, 2)
+    quick = SlowSchedule(FakeClock(), slow=0.001)
+    limiter = RateLimiter(10, clock=quick.clock, sleep=quick.clock.sleep, schedule=quick)
+    for _ in range(5):
+        limiter.acquire()
+    assert quick.takes == 5
+    # Each slept from its answer: 1 ms past its slot, which the next wait is measured from.
+    assert quick.clock.sleeps == [pytest.approx(0.107)] * 4
 
 
 def test_throttled_halves_once_per_burst_down_to_the_floor() -> None:
