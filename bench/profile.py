@@ -46,7 +46,7 @@ def group_of(key: tuple[str, int, str]) -> str:
         return "plan"
     if any(
         part in path
-        for part in ("/sync/delivery/", "/connectors/ekinerja.py", "/sync/pipeline/audit.py")
+        for part in ("/sync/delivery/", "/connectors/ekinerja.py", "/sync/ledger_writer.py")
     ):
         return "deliver"
     if "/state/ledger.py" in path:

@@ -19,11 +19,11 @@ from mappings.versions import get_mapping
 from state.db import open_engine, prepare_schema
 from state.store import StateStore
 from sync.delivery.breaker import CircuitBreaker
-from sync.delivery.deliver import Attempt, AttemptRecorder, Deliverer, PauseGate
+from sync.delivery.deliver import Attempt, AttemptLog, Deliverer, PauseGate
 from sync.delivery.ratelimit import RateLimiter, SharedSchedule
 from sync.delivery.retry import RetryPolicy
 from sync.delivery.target import Target
-from sync.pipeline.audit import Audit, LedgerAudit
+from sync.ledger_writer import LedgerWriter
 from sync.pipeline.engine import Engine
 from sync.settings import Settings
 
@@ -57,16 +57,17 @@ def build_store(settings: Settings, *, create: bool = True) -> StateStore:
     return StateStore(engine)
 
 
-def _recorder(audit: Audit, on_attempt: Callable[[Attempt], None] | None) -> AttemptRecorder:
-    if on_attempt is None:
-        return audit.attempts
+class _Observed:
+    """An attempt log whose attempts an observer sees too, once written (metrics)."""
 
-    def record(session: Session, attempts: Sequence[Attempt]) -> None:
-        audit.attempts(session, attempts)
+    def __init__(self, log: AttemptLog, observer: Callable[[Attempt], None]) -> None:
+        self._log = log
+        self._observer = observer
+
+    def attempts(self, session: Session, attempts: Sequence[Attempt]) -> None:
+        self._log.attempts(session, attempts)
         for attempt in attempts:
-            on_attempt(attempt)
-
-    return record
+            self._observer(attempt)
 
 
 def rate_limiter(
@@ -158,14 +159,14 @@ def build_app(
             # Token requests and the repeat after a 401 take a send slot too.
             before_request=limiter.acquire if limiter.rate > 0 else None,
         )
-        audit = LedgerAudit(actor=actor)
+        ledger = LedgerWriter(actor=actor)
         deliverer = Deliverer(
             store=store,
             target=target,
             retry=retry,
             rate_limiter=limiter,
             concurrency=settings.target.concurrency,
-            recorder=_recorder(audit, on_attempt),
+            attempt_log=ledger if on_attempt is None else _Observed(ledger, on_attempt),
             gate=PauseGate(sleep=sleep),
             breaker=CircuitBreaker(
                 threshold=settings.target.breaker_failures,
@@ -177,7 +178,7 @@ def build_app(
             source=source,
             deliverer=deliverer,
             mappings=mapping_choice(settings),
-            audit=audit,
+            audit=ledger,
             batch_size=settings.source.page_size,
         )
         yield App(settings, store, engine, source, target)

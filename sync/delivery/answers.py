@@ -27,7 +27,7 @@ from state.store import OutboxHead, StateStore, close_entries, mark_delivered
 from sync.advice import advice
 from sync.delivery.results import (
     Attempt,
-    AttemptRecorder,
+    AttemptLog,
     DeliveryResult,
     _Answer,
     _answer_text,
@@ -43,7 +43,7 @@ class _Answers:
     """The writing half of ``Deliverer`` (see ``sync.delivery.deliver``)."""
 
     store: StateStore
-    recorder: AttemptRecorder
+    attempt_log: AttemptLog
     clock: Callable[[], dt.datetime]
     flush_every: int
     _lock: threading.Lock
@@ -125,7 +125,7 @@ class _Answers:
                 close_entries(session, done_entries)
                 mark_delivered(session, delivered, at=now)
                 # Row locks first, the ledger's append lock last (see state/ledger.py).
-                self.recorder(
+                self.attempt_log.attempts(
                     session,
                     [
                         Attempt(
@@ -153,7 +153,7 @@ class _Answers:
             current.attempts += 1
             current.last_status, current.last_answer = exc.status, _answer_text(exc)
             session.add(current)
-            self.recorder(
+            self.attempt_log.attempts(
                 session,
                 [Attempt(run_id, entry, outcome, exc.status, _answer_text(exc), None)],
             )
@@ -190,7 +190,7 @@ class _Answers:
             row.reason_code = reason_code or exc.code
             row.changed_at = self.clock()
             session.add_all([row, current])
-            self.recorder(
+            self.attempt_log.attempts(
                 session,
                 [Attempt(run_id, entry, outcome, exc.status, _answer_text(exc), None, reason)],
             )

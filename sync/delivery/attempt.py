@@ -31,7 +31,7 @@ from sync.advice import advice
 from sync.delivery.backpressure import Backpressure
 from sync.delivery.breaker import CircuitBreaker
 from sync.delivery.ratelimit import RateLimiter
-from sync.delivery.results import Attempt, AttemptRecorder, DeliveryResult, _answer_text
+from sync.delivery.results import Attempt, AttemptLog, DeliveryResult, _answer_text
 from sync.delivery.retry import LATER_STATUSES, RetryPolicy, asked_to_wait
 from sync.delivery.target import Target, TargetAnswer
 
@@ -99,7 +99,7 @@ class _Attempts:
     target: Target
     retry: RetryPolicy
     rate_limiter: RateLimiter
-    recorder: AttemptRecorder
+    attempt_log: AttemptLog
     gate: PauseGate
     breaker: CircuitBreaker
     clock: Callable[[], dt.datetime]
@@ -249,7 +249,7 @@ class _Attempts:
                 current.attempts += 1
                 current.last_status, current.last_answer = exc.status, _answer_text(exc)
                 session.add(current)
-            self.recorder(
+            self.attempt_log.attempts(
                 session,
                 [Attempt(run_id, entry, outcome, exc.status, _answer_text(exc), duration)],
             )

@@ -74,7 +74,7 @@ from sync.delivery.results import (
     _PHASES,
     _SKP_UNANSWERED,
     Attempt,
-    AttemptRecorder,
+    AttemptLog,
     DeliveryResult,
     _Answer,
     _answer_text,
@@ -82,7 +82,6 @@ from sync.delivery.results import (
     _exhausted_code,
     _not_sent,
     _reason,
-    _record_nothing,
 )
 from sync.delivery.retry import RetryPolicy
 from sync.delivery.target import Target
@@ -91,7 +90,7 @@ from sync.workers import orphaned, worker_id
 
 __all__ = [
     "Attempt",
-    "AttemptRecorder",
+    "AttemptLog",
     "Deliverer",
     "DeliveryResult",
     "PauseGate",
@@ -111,7 +110,7 @@ class Deliverer(_Pages, _Attempts, _Answers):
         retry: RetryPolicy,
         rate_limiter: RateLimiter,
         concurrency: int = 1,
-        recorder: AttemptRecorder = _record_nothing,
+        attempt_log: AttemptLog,
         gate: PauseGate | None = None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
         monotonic: Callable[[], float] = time.monotonic,
@@ -129,7 +128,7 @@ class Deliverer(_Pages, _Attempts, _Answers):
         self.retry = retry
         self.rate_limiter = rate_limiter
         self.concurrency = concurrency
-        self.recorder = recorder
+        self.attempt_log = attempt_log
         self.gate = gate or PauseGate(clock=monotonic)
         self.clock = clock
         self.monotonic = monotonic
@@ -415,7 +414,7 @@ class Deliverer(_Pages, _Attempts, _Answers):
                 current.attempts += 1
                 current.last_status, current.last_answer = exc.status, _answer_text(exc)
                 session.add_all([row, current])
-                self.recorder(
+                self.attempt_log.attempts(
                     session,
                     [Attempt(run_id, entry, "held", exc.status, _answer_text(exc), None)],
                 )

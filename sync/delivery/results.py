@@ -36,14 +36,11 @@ class Attempt:
     detail: str | None = None
 
 
-class AttemptRecorder(Protocol):
-    """Writes attempts, in order, in the caller's transaction (the ledger, or nothing)."""
+class AttemptLog(Protocol):
+    """Where delivery's attempts go: written in order, in the caller's transaction, so each
+    one commits with the state change it explains (the ledger: ``sync.ledger_writer``)."""
 
-    def __call__(self, session: Session, attempts: Sequence[Attempt]) -> None: ...
-
-
-def _record_nothing(session: Session, attempts: Sequence[Attempt]) -> None:
-    return None
+    def attempts(self, session: Session, attempts: Sequence[Attempt]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

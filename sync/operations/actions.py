@@ -31,7 +31,7 @@ from state.lifecycle import Lifecycle, PeriodState
 from state.models import DISCARDED, DeliveryKind, RecordStatus, SyncRecord
 from state.store import StateStore
 from sync.bootstrap import App
-from sync.pipeline.audit import LedgerAudit
+from sync.ledger_writer import LedgerWriter
 from sync.pipeline.engine import ReplayOutcome
 from sync.secrets_guard import secret_problem
 from sync.settings import Settings
@@ -264,7 +264,7 @@ def discard(
         store, period, "discard", request=f"discard {record_id} --why TEXT", approval=approval
     )
     actor = operator_actor(user_name)
-    audit = LedgerAudit(actor=actor, clock=clock)
+    audit = LedgerWriter(actor=actor, clock=clock)
     try:
         with store.unit_of_work() as session:
             row = session.get(SyncRecord, (nip, period, kind))
@@ -329,7 +329,7 @@ def reset_cursors(
         approval=approval,
     )
     actor = operator_actor(user_name)
-    audit = LedgerAudit(actor=actor, clock=clock)
+    audit = LedgerWriter(actor=actor, clock=clock)
     with store.unit_of_work() as session:
         schools = store.reset_cursors(session, period, npsns)
         for npsn in schools:

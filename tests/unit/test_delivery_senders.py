@@ -25,6 +25,7 @@ def _deliverer(rate_per_s: float, concurrency: int = 16) -> Deliverer:
         retry=policy,
         rate_limiter=RateLimiter(rate_per_s),
         concurrency=concurrency,
+        attempt_log=cast(Any, None),
     )
 
 
