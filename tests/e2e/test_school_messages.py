@@ -182,3 +182,27 @@ def test_a_list_that_empties_gets_one_all_clear(state_url: str, tmp_path: Path) 
         # The kepala sekolah's own penilaian (assessed by the dinas's side) is not the school's.
         assert len(got) == 2, [m.message["Subject"] for m in got]
         assert "semua beres" in str(got[1].message["Subject"])
+
+
+def test_the_demo_ends_by_saying_where_the_school_messages_went(tmp_path: Path) -> None:
+    mail = tmp_path / "mail"
+    result = runner.invoke(
+        app,
+        [
+            "demo",
+            "--state-url",
+            f"sqlite:///{tmp_path / 'demo.db'}",
+            "--schools",
+            "3",
+            "--teachers-per-school",
+            "4",
+            "--mail-dir",
+            str(mail),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    files = sorted(mail.glob("*.eml"))
+    assert files
+    assert f"{len(files)} schools with something to fix were told by e-mail" in result.output
+    assert str(mail) in result.output.replace("\n", "")
+    assert "schools messages --period" in result.output
