@@ -1,12 +1,11 @@
-"""Claims and leases of several workers on one database (outbox entries, schools), and the
-read position (cursor) of each school in a period.
+"""Claims and leases of several workers on one database: on outbox entries (who sends a
+request) and on schools (who reads a school's records, or with ``PERIOD_WIDE`` the period).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Collection, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Collection
 
 from sqlalchemy import Engine, Table, delete, or_, update
 from sqlalchemy import select as sa_select
@@ -14,26 +13,22 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from state.models import (
-    Cursor,
-    OutboxEntry,
-    OutboxState,
-    SchoolLease,
-)
+from state.models import OutboxEntry, OutboxState, SchoolLease
+from state.store.unit_of_work import unit_of_work
+
+__all__ = ["Claims"]
 
 _LEASE: Table = SchoolLease.__table__  # type: ignore[attr-defined]
-_CURSOR: Table = Cursor.__table__  # type: ignore[attr-defined]
 
 
-class _Claims:
-    """The claims, leases and cursors of ``StateStore`` (see ``state.store``)."""
+class Claims:
+    """Who holds what among several workers on one database: atomic claims on outbox
+    entries and leases on reading schools."""
 
-    engine: Engine
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
 
-    def unit_of_work(self, *, commit: bool = True) -> AbstractContextManager[Session]:
-        raise NotImplementedError
-
-    # -- claims (several workers on one database) ----------------------------------------
+    # -- claims on outbox entries ----------------------------------------------------------
 
     def claim_entries(
         self,
@@ -54,7 +49,7 @@ class _Claims:
         ids = list(entry_ids)
         pending = (col(OutboxEntry.id).in_(ids), col(OutboxEntry.state) == OutboxState.PENDING)
         claim = update(OutboxEntry).values(claimed_by=worker, claimed_until=now + lease)
-        with self.unit_of_work() as session:
+        with unit_of_work(self.engine) as session:
             taken = session.execute(
                 claim.where(
                     *pending,
@@ -99,7 +94,7 @@ class _Claims:
         """Hand back the worker's claims on these entries (for the next round or worker)."""
         if not entry_ids:
             return
-        with self.unit_of_work() as session:
+        with unit_of_work(self.engine) as session:
             session.execute(
                 update(OutboxEntry)
                 .where(
@@ -108,6 +103,8 @@ class _Claims:
                 )
                 .values(claimed_by=None, claimed_until=None)
             )
+
+    # -- leases on reading a school -------------------------------------------------------
 
     def take_school(
         self,
@@ -170,7 +167,7 @@ class _Claims:
         """True while another live worker holds the lease on reading the school (or, for
         ``PERIOD_WIDE``, on walking the period)."""
         table = _LEASE
-        with self.unit_of_work() as session:
+        with unit_of_work(self.engine) as session:
             row = session.execute(
                 sa_select(table.c.owner, table.c.until).where(
                     table.c.period == period, table.c.npsn == npsn
@@ -181,7 +178,7 @@ class _Claims:
         return not orphaned(row.owner)
 
     def release_school(self, period: str, npsn: str, worker: str) -> None:
-        with self.unit_of_work() as session:
+        with unit_of_work(self.engine) as session:
             session.execute(
                 delete(SchoolLease).where(
                     col(SchoolLease.period) == period,
@@ -189,48 +186,3 @@ class _Claims:
                     col(SchoolLease.owner) == worker,
                 )
             )
-
-    # -- cursors -------------------------------------------------------------------------
-
-    @staticmethod
-    def cursor(session: Session, period: str, npsn: str) -> dt.datetime | None:
-        row = session.get(Cursor, (period, npsn))
-        return row.updated_since if row is not None else None
-
-    @staticmethod
-    def set_cursors(session: Session, period: str, positions: Mapping[str, dt.datetime]) -> None:
-        """Move the read positions of these schools (NPSN: newest ``diperbarui_pada`` read)
-        forward, never back; one upsert for the lot (a page of the period-wide walk carries
-        a few dozen schools)."""
-        if not positions:
-            return
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        statement = insert(_CURSOR).values(
-            [
-                {"period": period, "npsn": npsn, "updated_since": when}
-                for npsn, when in sorted(positions.items())
-            ]
-        )
-        # Datetimes compare in SQL as they do in Python: PostgreSQL's timestamptz, and SQLite's
-        # fixed-width UTC text (state/types.py).
-        session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["period", "npsn"],
-                set_={"updated_since": statement.excluded.updated_since},
-                where=_CURSOR.c.updated_since < statement.excluded.updated_since,
-            )
-        )
-
-    @staticmethod
-    def reset_cursors(session: Session, period: str, npsns: Sequence[str] = ()) -> list[str]:
-        """Delete the read positions of the period (some schools, or all); returns whose."""
-        # The period-wide position goes too, even for some schools: the next run of every
-        # school then walks the period from the start again (unchanged records are skipped
-        # by their content hash), so a reset school is read in full either way.
-        query = select(Cursor).where(Cursor.period == period)
-        if npsns:
-            query = query.where(col(Cursor.npsn).in_([*npsns, "*"]))
-        rows = list(session.exec(query))
-        for row in rows:
-            session.delete(row)
-        return sorted(row.npsn for row in rows if row.npsn != "*")

@@ -221,7 +221,7 @@ class Deliverer(_Pages, _Attempts, _Answers):
         with self.store.unit_of_work() as session:
             # Entries written during the round (a 412's replacement, sent at once) are not
             # read back.
-            horizon = self.store.last_outbox_id(session)
+            horizon = self.store.outbox.last_id(session)
         deferred = 0
         abort = threading.Event()  # a fatal error: in-flight requests end, none starts
 
@@ -249,7 +249,7 @@ class Deliverer(_Pages, _Attempts, _Answers):
                     after: int, kind: DeliveryKind = kind, assessors: bool | None = assessors
                 ) -> tuple[int, list[OutboxHead]] | None:
                     with self.store.unit_of_work() as session:
-                        page = self.store.pending_outbox_page(
+                        page = self.store.outbox.pending_page(
                             session,
                             period,
                             npsns,
@@ -281,7 +281,7 @@ class Deliverer(_Pages, _Attempts, _Answers):
     ) -> DeliveryResult | None:
         """Claim, prepare and send one entry now (a replacement request)."""
         # Invariant 6: only the worker holding the claim sends the entry.
-        if not self.store.claim_entry(
+        if not self.store.claims.claim_entry(
             entry.id, self.worker, now=self.clock(), lease=self.lease, orphaned=orphaned
         ):
             return None
@@ -292,7 +292,7 @@ class Deliverer(_Pages, _Attempts, _Answers):
             return result
         finally:
             if result is None or result.status not in _ENTRY_CLOSED:
-                self.store.release_entries([entry.id], self.worker)
+                self.store.claims.release_entries([entry.id], self.worker)
 
     def _deliver_claimed(
         self,

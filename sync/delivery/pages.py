@@ -66,7 +66,7 @@ class _Pages:
                     if result is not None and result.status is not RecordStatus.DELIVERED:
                         results.append(result)  # only these: a phase may send 100,000
                     if (pending := page.through_one()) is not None:
-                        self.store.release_entries(pending, self.worker)
+                        self.store.claims.release_entries(pending, self.worker)
             except BaseException:
                 queue.close()  # a fatal error: no more pages (and nobody waits for room)
                 raise
@@ -79,7 +79,7 @@ class _Pages:
             while go_on() and (read := pages(after)) is not None:
                 after, page = read
                 # Invariant 6: only the worker holding the claim sends the entry.
-                mine = self.store.claim_entries(
+                mine = self.store.claims.claim_entries(
                     [e.id for e in page],
                     self.worker,
                     now=self.clock(),
@@ -100,7 +100,7 @@ class _Pages:
             # The claims of pages not gone through (a stop, a fatal error) are handed back too.
             for page_claims in claims:
                 if (pending := page_claims.abandon()) is not None:
-                    self.store.release_entries(pending, self.worker)
+                    self.store.claims.release_entries(pending, self.worker)
         for task in tasks:
             if (error := task.exception()) is not None:
                 raise error
@@ -121,11 +121,11 @@ class _Pages:
             return {}
         period = entries[0].period
         with self.store.unit_of_work() as session:
-            known = self.store.deliverable_heads(session, period, {e.nip for e in entries})
+            known = self.store.deliverables.heads(session, period, {e.nip for e in entries})
             penilai = {
                 row.assessor_nip for (_nip, kind), row in known.items() if kind is DeliveryKind.SKP
             } - {nip for nip, _kind in known}
-            known.update(self.store.deliverable_heads(session, period, penilai))
+            known.update(self.store.deliverables.heads(session, period, penilai))
         contexts: dict[int, _Context] = {}
         for entry in entries:
             record = known.get((entry.nip, entry.kind))

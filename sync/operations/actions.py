@@ -284,7 +284,7 @@ def discard(
             row.reason_code = DISCARDED
             row.changed_at = clock()
             session.add(row)
-            store.supersede_pending(session, nip, period, kind)
+            store.outbox.supersede_pending(session, nip, period, kind)
             session.flush()
             audit.operator_action(
                 session,
@@ -331,7 +331,7 @@ def reset_cursors(
     actor = operator_actor(user_name)
     audit = LedgerWriter(actor=actor, clock=clock)
     with store.unit_of_work() as session:
-        schools = store.reset_cursors(session, period, npsns)
+        schools = store.cursors.reset(session, period, npsns)
         for npsn in schools:
             audit.operator_action(
                 session,

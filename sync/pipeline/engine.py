@@ -127,7 +127,7 @@ class Engine(_Ingest):
                 for npsn in npsns:
                     self._pull_school(period, mapping, npsn, summary, session, progress)
                 self._remap(period, mapping, npsns, session)
-                for entry, _record in self.store.pending_outbox(session, period, npsns):
+                for entry, _record in self.store.outbox.pending(session, period, npsns):
                     summary.outcomes[(entry.kind.value, "would_send")] += 1
                 self._tally(session, period, npsns, summary)
         else:
@@ -157,7 +157,7 @@ class Engine(_Ingest):
             while True:
                 # Another worker walking the period: deliver (shared by the claims) what it
                 # has planned so far, again and again until its walk is over, then once more.
-                walking = not walked and self.store.school_held_elsewhere(
+                walking = not walked and self.store.claims.school_held_elsewhere(
                     period, PERIOD_WIDE, self.deliverer.worker, now=self.clock(), orphaned=orphaned
                 )
                 self.deliver(period, npsns, summary, progress, read_elsewhere=walking)
@@ -205,7 +205,7 @@ class Engine(_Ingest):
         locked), unchanged ones stay."""
 
         def remap(s: Session) -> int:
-            nips = self.store.nips_mapped_otherwise(s, period, npsns, mapping.name)
+            nips = self.store.deliverables.nips_mapped_otherwise(s, period, npsns, mapping.name)
             for start in range(0, len(nips), self.batch_size):
                 self._plan(s, period, mapping, set(nips[start : start + self.batch_size]))
             return len(nips)
@@ -287,7 +287,7 @@ class Engine(_Ingest):
                     after = session.get(SyncRecord, (r.nip, r.period, r.kind))
                     assert after is not None  # deliverables are never deleted
                     reason = after.reason
-                    moved = self.store.source_records(session, [after.source_id]).get(
+                    moved = self.store.sources.records(session, [after.source_id]).get(
                         after.source_id
                     )
                     if moved is not None and moved.nip != r.nip:

@@ -58,7 +58,7 @@ class _Ingest(_Outbox):
         progress: Callable[[str, int], None] | None,
     ) -> None:
         if session is not None:  # a dry run: one transaction, rolled back; no lease needed
-            since = self.store.cursor(session, period, npsn)
+            since = self.store.cursors.position(session, period, npsn)
             pages = self.source.performance_records(period, npsn=npsn, updated_since=since)
             for batch in _batches(pages, self.batch_size):
                 self._ingest(session, period, mapping, npsn, batch, summary)
@@ -102,10 +102,10 @@ class _Ingest(_Outbox):
         2 + pages transactions. False, having read nothing: another worker holds the lease."""
         worker = self.deliverer.worker
         with self.store.unit_of_work() as s:
-            leased = self.store.take_school(
+            leased = self.store.claims.take_school(
                 s, period, npsn, worker, now=self.clock(), lease=_LEASE, orphaned=orphaned
             )
-            since = self.store.cursor(s, period, npsn) if leased else None
+            since = self.store.cursors.position(s, period, npsn) if leased else None
         if not leased:
             return False
         try:
@@ -119,7 +119,7 @@ class _Ingest(_Outbox):
                 if after_page is not None:
                     after_page()
         finally:
-            self.store.release_school(period, npsn, worker)
+            self.store.claims.release_school(period, npsn, worker)
         return True
 
     def _ingest_page(
@@ -139,7 +139,7 @@ class _Ingest(_Outbox):
                 with self.store.unit_of_work() as s:
                     self._ingest(s, period, mapping, npsn, batch, summary)
                     until = self.clock() + _LEASE
-                    self.store.renew_school(s, period, npsn, worker, until=until)
+                    self.store.claims.renew_school(s, period, npsn, worker, until=until)
             except IntegrityError:
                 if attempt == 2:
                     raise
@@ -161,7 +161,7 @@ class _Ingest(_Outbox):
         now = self.clock()
         # What is stored of these ids: (content_hash, nip); rows are written with one
         # multi-row INSERT (new) and one UPDATE by primary key (changed) per page.
-        stored = self.store.source_hashes(session, {str(raw.get("id")) for raw in batch})
+        stored = self.store.sources.hashes(session, {str(raw.get("id")) for raw in batch})
         fresh: dict[str, dict[str, Any]] = {}
         changed: dict[str, dict[str, Any]] = {}
         # Each record is validated once: the valid ones are handed to planning as read.
@@ -215,7 +215,7 @@ class _Ingest(_Outbox):
         positions = dict(newest_of) if npsn == PERIOD_WIDE else {}
         if newest is not None:
             positions[npsn] = newest
-        self.store.set_cursors(session, period, positions)
+        self.store.cursors.advance(session, period, positions)
 
     def _recheck_quarantine(
         self, period: str, mapping: MappingVersion, session: Session | None

@@ -71,11 +71,11 @@ class _Outbox:
         """Plan these teachers; ``validated``: records of the page just read, already
         validated (a record is validated once; others are read from the store)."""
         validated = validated or {}
-        sources = self.store.source_heads(session, period, nips)
+        sources = self.store.sources.heads(session, period, nips)
         effective_of: dict[str, tuple[SourceHead, bool]] = {}
         for nip, heads in sources.items():
             effective_of[nip] = effective_record(heads)
-        bodies = self.store.source_bodies(
+        bodies = self.store.sources.bodies(
             session,
             [
                 head.id
@@ -84,7 +84,7 @@ class _Outbox:
                 and (head.status is not SourceStatus.QUARANTINED or all_cancelled)
             ],
         )
-        current = self.store.sync_records(session, period, nips)
+        current = self.store.deliverables.records(session, period, nips)
         new = _NewRows()
         for nip in sorted(nips):
             rows = sources.get(nip)
@@ -211,7 +211,7 @@ class _Outbox:
             row.changed_at = now
             session.add(row)
             if may_have_pending:  # any unsent request for this deliverable is now out of date
-                self.store.supersede_pending(session, nip, period, decision.kind)
+                self.store.outbox.supersede_pending(session, nip, period, decision.kind)
         if decision.send is not None:
             send = decision.send
             new.requests.append(

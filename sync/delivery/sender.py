@@ -242,7 +242,7 @@ class _Attempts:
             error=exc.message,
         )
         assert entry.id is not None
-        self.store.claim_entry(entry.id, self.worker, now=self.clock(), lease=self.lease)
+        self.store.claims.claim_entry(entry.id, self.worker, now=self.clock(), lease=self.lease)
         with self.store.unit_of_work() as session:
             current = session.get(OutboxEntry, entry.id)
             if current is not None:
