@@ -22,6 +22,8 @@ from sqlmodel import Session
 
 from state.models import RateSlot
 
+__all__ = ["RateSlots"]
+
 # Written once for both databases: PostgreSQL's greatest/least are SQLite's two-argument
 # max/min; ``{now}`` is the database's clock on PostgreSQL unless a test gives one; ``{rate}``
 # the adapted rate, never above the limit. What ``_sql`` fills in are fixed SQL words; every
@@ -50,15 +52,16 @@ SET rate = CASE WHEN {rate} + :step >= :limit * 0.999999999 THEN NULL ELSE {rate
 WHERE rate_slot.name = :name RETURNING coalesce(rate_slot.rate, :limit)"""
 
 
-class _RateSlots:
-    """The shared rate schedule of ``StateStore`` (see ``state.store``)."""
+class RateSlots:
+    """The send schedules shared through the database, one ``rate_slot`` row per name."""
 
-    engine: Engine
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
 
     def _postgres(self) -> bool:
         return self.engine.dialect.name == "postgresql"
 
-    def ensure_rate_slot(self, name: str) -> None:
+    def ensure(self, name: str) -> None:
         """The row of the schedule ``name`` exists (made once, by whoever comes first)."""
         table = RateSlot.__table__  # type: ignore[attr-defined]
         insert = pg_insert if self._postgres() else sqlite_insert
@@ -79,8 +82,8 @@ class _RateSlots:
         the wall clock on SQLite (one process writes)."""
         return time.time() if now is None and not self._postgres() else now
 
-    def rate_slot_connection(self) -> Connection:
-        """A connection of its own for ``take_rate_slot`` (the caller keeps it and closes it):
+    def connect(self) -> Connection:
+        """A connection of its own for ``take`` (the caller keeps it and closes it):
         each slot is then one round trip, no pool check-out (a ping) and no transaction to
         end (autocommit on PostgreSQL, where the row is held for the statement alone)."""
         connection = self.engine.connect()
@@ -88,7 +91,7 @@ class _RateSlots:
             return connection.execution_options(isolation_level="AUTOCOMMIT")
         return connection
 
-    def take_rate_slot(
+    def take(
         self,
         name: str,
         *,
@@ -101,7 +104,7 @@ class _RateSlots:
         spaced by). Slots are ``margin / rate`` apart, the rate being the adapted one, at most
         ``limit``. ``now``: seconds since the epoch (tests); default the database's clock on
         PostgreSQL, the wall clock on SQLite. ``connection``: one of
-        ``rate_slot_connection`` (default: one from the pool, for this slot). Makes the row
+        ``connect`` (default: one from the pool, for this slot). Makes the row
         when there is none."""
         if limit <= 0:
             raise ValueError("limit must be > 0")
@@ -111,14 +114,14 @@ class _RateSlots:
                 row = connection.execute(self._sql(_TAKE), params).first()
                 connection.commit()  # a no-op in autocommit
             else:
-                with self.rate_slot_connection() as own, own.begin():
+                with self.connect() as own, own.begin():
                     row = own.execute(self._sql(_TAKE), params).first()
             if row is not None:
                 return max(0.0, float(row[0])), float(row[1])
-            self.ensure_rate_slot(name)
+            self.ensure(name)
         raise RuntimeError(f"rate_slot {name!r} cannot be made")  # pragma: no cover
 
-    def cut_rate(
+    def cut(
         self,
         name: str,
         *,
@@ -152,7 +155,7 @@ class _RateSlots:
             ).first()
         return limit if row is None else float(row[0])
 
-    def rate_slot(self, name: str) -> RateSlot | None:
+    def get(self, name: str) -> RateSlot | None:
         """The row of the schedule ``name`` as it is (reports, tests)."""
         with Session(self.engine) as session:
             found = session.get(RateSlot, name)

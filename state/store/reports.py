@@ -22,6 +22,8 @@ from state.models import (
     SyncRecord,
 )
 
+__all__ = ["WAITING_REASONS", "Reports"]
+
 
 def _reason_matches(code: str | None, text: str | None, wanted: str | None) -> bool:
     """``wanted`` is the answer's code (e.g. NIP_TIDAK_DITEMUKAN), a code's beginning
@@ -75,12 +77,12 @@ def _waiting_reason(
     return "plan_not_approved"  # its SKP waits for its plan, or has no row yet
 
 
-class _Reports:
-    """The reports of ``StateStore`` (see ``state.store``)."""
+class Reports:
+    """What operators, the console, the metrics and a run's summary read: counts, the
+    records that wait on a person, a deliverable's requests."""
 
-    engine: Engine
-
-    # -- reports ---
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
 
     @staticmethod
     def kind_status_counts(

@@ -6,29 +6,27 @@ Nothing here talks HTTP or knows the wire formats; the engine (``sync/``) drives
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Engine
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from state.models import ListedPeriod, Run
+from state.models import Run
 from state.store.claims import Claims
 from state.store.cursors import Cursors
 from state.store.deliverables import Deliverables
 from state.store.outbox import Outbox
-from state.store.period_mappings import _PeriodMappings
-from state.store.rates import _RateSlots
-from state.store.reports import _Reports
+from state.store.periods import Periods
+from state.store.rates import RateSlots
+from state.store.reports import Reports
 from state.store.sources import Sources
 from state.store.unit_of_work import unit_of_work
 
 __all__ = ["StateStore"]
 
 
-class StateStore(_Reports, _RateSlots, _PeriodMappings):
+class StateStore:
     """Reads and writes the sync state. ``unit_of_work`` gives the one transaction of a batch;
     the parts that take a ``session`` work in the caller's:
 
@@ -36,7 +34,10 @@ class StateStore(_Reports, _RateSlots, _PeriodMappings):
     - ``deliverables``: the deliverables (rows and plain heads);
     - ``outbox``: the unsent requests, a delivery page at a time;
     - ``claims``: claims on outbox entries and leases on schools, among several workers;
-    - ``cursors``: each school's read position.
+    - ``cursors``: each school's read position;
+    - ``reports``: what operators, the console and the metrics read;
+    - ``periods``: the source's period listing and each period's mapping version;
+    - ``rate_slots``: the send schedule shared through the database.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -46,6 +47,9 @@ class StateStore(_Reports, _RateSlots, _PeriodMappings):
         self.outbox = Outbox()
         self.claims = Claims(engine)
         self.cursors = Cursors()
+        self.reports = Reports(engine)
+        self.periods = Periods(engine)
+        self.rate_slots = RateSlots(engine)
 
     @contextmanager
     def unit_of_work(self, *, commit: bool = True) -> Iterator[Session]:
@@ -64,33 +68,6 @@ class StateStore(_Reports, _RateSlots, _PeriodMappings):
             return
         with self.engine.begin() as connection:
             connection.exec_driver_sql("ANALYZE source_record, sync_record, outbox")
-
-    # -- the source's period listing -----------------------------------------------------
-
-    def save_periods(self, rows: Sequence[ListedPeriod]) -> None:
-        """Keep the listing as the source gave it last (a period it no longer lists stays).
-
-        One upsert: several workers starting at once each write the listing, and a read
-        followed by an insert would collide."""
-        if not rows:
-            return
-        values = [row.model_dump() for row in rows]
-        dialect = self.engine.dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        statement = insert(ListedPeriod).values(values)
-        statement = statement.on_conflict_do_update(
-            index_elements=["code"],
-            set_={
-                name: statement.excluded[name]
-                for name in ("kind", "starts_on", "ends_on", "deadline", "running", "listed_at")
-            },
-        )
-        with self.unit_of_work() as session:
-            session.execute(statement)
-
-    def listed_periods(self) -> list[ListedPeriod]:
-        with self.unit_of_work() as session:
-            return list(session.exec(select(ListedPeriod).order_by(col(ListedPeriod.starts_on))))
 
     def save_run(self, run: Run) -> None:
         """Keep a run's summary row (made at its start, updated at its end)."""

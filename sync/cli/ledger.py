@@ -41,6 +41,7 @@ from sync.operations.ledger_export import (
     csv_row,
     export_record,
     jsonl_line,
+    pretty_json,
     wib_time,
 )
 
@@ -271,15 +272,6 @@ def _print_table(entries: list[LedgerEntry], filters: _Filters) -> None:
     console.print(table)
 
 
-def _pretty(body: str | None) -> str:
-    if body is None:
-        return "(none)"
-    try:
-        return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
-    except ValueError:
-        return body
-
-
 def _print_bodies(entry: LedgerEntry) -> None:
 
     lines = [
@@ -292,10 +284,10 @@ def _print_bodies(entry: LedgerEntry) -> None:
     if entry.detail:
         lines.append(f"  detail: {entry.detail}")
     lines.append("  request as sent:")
-    lines.append(_indent(_pretty(entry.request_body)))
+    lines.append(_indent(pretty_json(entry.request_body, missing="(none)")))
     status = f" (HTTP {entry.http_status})" if entry.http_status is not None else ""
     lines.append(f"  answer{status}:")
-    lines.append(_indent(_pretty(entry.answer_body)))
+    lines.append(_indent(pretty_json(entry.answer_body, missing="(none)")))
     console.print("\n".join(lines) + "\n", markup=False, highlight=False, soft_wrap=True)
 
 

@@ -105,7 +105,9 @@ def failures_list(
 ) -> None:
     """Dead (failed) and locked records, with the reason."""
 
-    rows = _store(ctx, period).failures(period=period, npsns=list(npsn or []), reason=reason)
+    rows = _store(ctx, period).reports.failures(
+        period=period, npsns=list(npsn or []), reason=reason
+    )
     if as_json:
         console.print_json(json.dumps([_record_json(r) for r in rows]))
         return
@@ -133,10 +135,10 @@ def failures_show(
 
     period, nip, kind = parse_failure_id(failure)
     store = _store(ctx, period)
-    record = store.record(period, nip, kind)
+    record = store.reports.record(period, nip, kind)
     if record is None:
         fail(f"No record {failure} in the state store.", 1)
-    requests = store.outbox_of(period, nip, kind)
+    requests = store.reports.outbox_of(period, nip, kind)
     attempts = _attempts(store, record)
     if as_json:
         payload = _record_json(record) | {
@@ -244,12 +246,12 @@ def replay(
             for value in ids:
                 parsed = parse_failure_id(value)
                 require_known(store, parsed[0], value)
-                record = store.record(*parsed)
+                record = store.reports.record(*parsed)
                 if record is None:
                     fail(f"No record {value} in the state store.", 1)
                 targets.append(record)
         else:
-            targets = store.failures(
+            targets = store.reports.failures(
                 period=period,
                 npsns=list(npsn or []),
                 reason=reason,
@@ -333,7 +335,7 @@ def quarantine_list(
     """Source records kept out for bad data, with the reason; fix them in PMM/Dapodik and the
     next run reads them again."""
 
-    rows: list[SourceRecord] = _store(ctx, period).quarantine(
+    rows: list[SourceRecord] = _store(ctx, period).reports.quarantine(
         period=period, npsns=list(npsn or []), reason=reason
     )
     if as_json:

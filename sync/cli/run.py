@@ -250,10 +250,10 @@ def status(
     require_known(store, period)  # offline: the periods PMM listed, those with records
     schools = list(npsn or [])
     check_in_store(store, schools, period)  # offline: what the store has read from PMM
-    counts = store.status_counts(period, schools)
-    failing = store.failing(period, schools)
-    quarantined = store.quarantined(period, schools)
-    noted = store.noted(period, schools)  # sent, but odd: for the school to check
+    counts = store.reports.status_counts(period, schools)
+    failing = store.reports.failing(period, schools)
+    quarantined = store.reports.quarantined(period, schools)
+    noted = store.reports.noted(period, schools)  # sent, but odd: for the school to check
     # The deadline is the source's batas_penilaian, never worked out from the code: a period
     # PMM has not listed (records from before the listing was kept) has none to show.
     listed = next((p for p in stored_listing(store) if p.code == period), None)

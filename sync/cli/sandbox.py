@@ -217,7 +217,7 @@ def demo(
             )
             summary = application.engine.run(period, listing=listing)
             print_summary(summary)
-            print_quarantine(application.store.quarantined(period))
+            print_quarantine(application.store.reports.quarantined(period))
             again = application.engine.run(period, listing=listing)
             told = _tell_schools(world, settings, application.store, period, mail_dir)
         stats = box.target.stats()

@@ -117,21 +117,21 @@ class SharedSchedule:
     def __init__(
         self, store: StateStore, name: str = "target", clock: Callable[[], float] = time.monotonic
     ) -> None:
-        self._store = store
+        self._slots = store.rate_slots
         self._name = name
         self._clock = clock
         self._lock = threading.Lock()
         self._connection: Connection | None = None
-        store.ensure_rate_slot(name)
+        self._slots.ensure(name)
 
     def take(self, limit: float, margin: float) -> tuple[float, float, float]:
         with self._lock:
             for attempt in range(2):
                 if self._connection is None:
-                    self._connection = self._store.rate_slot_connection()
+                    self._connection = self._slots.connect()
                 started = self._clock()
                 try:
-                    wait, rate = self._store.take_rate_slot(
+                    wait, rate = self._slots.take(
                         self._name, limit=limit, margin=margin, connection=self._connection
                     )
                 except DBAPIError:  # a connection the server closed: once more on a new one
@@ -143,10 +143,10 @@ class SharedSchedule:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def cut(self, limit: float, floor: float) -> float | None:
-        return self._store.cut_rate(self._name, limit=limit, floor=floor, hold_s=CUT_HOLD_S)
+        return self._slots.cut(self._name, limit=limit, floor=floor, hold_s=CUT_HOLD_S)
 
     def raise_rate(self, limit: float, step: float) -> float:
-        return self._store.raise_rate(self._name, limit=limit, step=step)
+        return self._slots.raise_rate(self._name, limit=limit, step=step)
 
     def close(self, *, broken: bool = False) -> None:
         """Give the connection back (the application ends), or drop a ``broken`` one."""

@@ -177,7 +177,7 @@ def _records(store: StateStore, ids: Sequence[str]) -> list[SyncRecord]:
             key = parse_failure_id(value)
         except ValueError as exc:
             raise ActionRefused("bad_id", str(exc)) from None
-        record = store.record(*key)
+        record = store.reports.record(*key)
         if record is None:
             raise UnknownRecord(value)
         found.append(record)

@@ -138,7 +138,7 @@ class Changes:
                 key = actions.parse_failure_id(value)
             except ValueError as exc:
                 raise ActionRefused("bad_id", str(exc)) from None
-            record = self.store.record(*key)
+            record = self.store.reports.record(*key)
             if record is None:
                 raise actions.UnknownRecord(value)
             if record.status is not RecordStatus.FAILED:

@@ -1,4 +1,4 @@
-"""How a ledger entry is exported, one place for the CLI and the web console alike.
+"""How a ledger entry is exported and shown, one place for the CLI and the web console alike.
 
 CSV opens cleanly in a spreadsheet (a cell a spreadsheet could run gets a leading apostrophe,
 per OWASP's CSV-injection guidance: ``safe_cell``; times in UTC as hashed and in WIB); JSONL
@@ -23,6 +23,7 @@ __all__ = [
     "export_record",
     "jsonl_line",
     "mask_name",
+    "pretty_json",
     "redact",
     "safe_cell",
     "wib_time",
@@ -59,6 +60,17 @@ def export_record(entry: LedgerEntry, *, redacted: bool = False) -> dict[str, An
 
 def wib_time(moment: dt.datetime) -> str:
     return moment.astimezone(WIB).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def pretty_json(text: str | None, *, missing: str = "") -> str:
+    """A stored request or answer body indented for a person (the CLI's ``ledger show``, the
+    console's teacher page); a body that is not JSON as it is, ``missing`` for none."""
+    if text is None:
+        return missing
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    except ValueError:
+        return text
 
 
 def _blank(char: str) -> bool:

@@ -76,7 +76,7 @@ def period_rows(store: StateStore, lifecycle: Lifecycle) -> list[PeriodRow]:
     rows = []
     for code in codes:
         counts: Counter[tuple[str, str]] = Counter()
-        for school in store.status_counts(code).values():
+        for school in store.reports.status_counts(code).values():
             counts.update(school)
         entry = listed.get(code)
         rows.append(

@@ -345,7 +345,7 @@ class Engine(_Ingest):
         self, session: Session, period: str, npsns: Sequence[str], summary: RunSummary
     ) -> None:
         """Fill the summary from the state of the period after the run."""
-        counts = Counter(self.store.kind_status_counts(session, period, npsns))
+        counts = Counter(self.store.reports.kind_status_counts(session, period, npsns))
         for kind in (DeliveryKind.SKP.value, DeliveryKind.ASSESSMENT.value):
             new = summary.outcomes.pop((kind, "sent_new"), 0)
             updated = summary.outcomes.pop((kind, "sent_updated"), 0)
@@ -358,4 +358,4 @@ class Engine(_Ingest):
             summary.outcomes[(kind, "cancelled")] = (
                 counts[(kind, "cancelled")] + counts[(kind, "cancelled_after_delivery")]
             )
-        summary.quarantined = self.store.quarantined_count(session, period, npsns)
+        summary.quarantined = self.store.reports.quarantined_count(session, period, npsns)

@@ -40,7 +40,7 @@ def fetch_listing(
         log.warning("periods.entry_broken", kode=problem.code, reason=str(problem))
     if store is not None:
         now = clock()
-        store.save_periods(
+        store.periods.save_listing(
             [
                 models.ListedPeriod(
                     code=p.code,
@@ -76,9 +76,9 @@ def period_mapping(
     kind = period.kind
     if choice.fixed(kind):
         return choice.for_period(period)
-    name = store.period_mapping(period.code)
+    name = store.periods.mapping(period.code)
     if name is None:
-        delivered = store.delivered_mapping_versions(period.code)
+        delivered = store.periods.delivered_mapping_versions(period.code)
         usable = [
             (n, version)
             for version, n in delivered.items()
@@ -86,7 +86,7 @@ def period_mapping(
         ]
         name = max(usable)[1] if usable else choice.for_period(period).name
         if record:
-            name = store.record_period_mapping(period.code, name, now) or name
+            name = store.periods.record_mapping(period.code, name, now) or name
             log.info(
                 "periods.mapping_chosen",
                 period=period.code,
@@ -113,7 +113,7 @@ def _from_row(row: models.ListedPeriod) -> ListedPeriod:
 
 def stored_listing(store: StateStore) -> list[ListedPeriod]:
     """The periods the source listed when last asked (empty before the first run)."""
-    return [_from_row(row) for row in store.listed_periods()]
+    return [_from_row(row) for row in store.periods.listing()]
 
 
 def stored_period(store: StateStore, code: str) -> ListedPeriod:

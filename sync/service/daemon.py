@@ -178,7 +178,9 @@ class Daemon:
         periods = self.active_periods()
         if name == "retry":
             assert self._app is not None
-            periods += [p for p in self._app.store.periods_with_pending() if p not in periods]
+            periods += [
+                p for p in self._app.store.reports.periods_with_pending() if p not in periods
+            ]
         if name == "reconcile":  # it only reads e-Kinerja: a closed period is compared too
             return periods
         return self._open_only(name, periods)

@@ -122,8 +122,8 @@ class StoreCollector(Collector):
                     .where(SourceRecord.status == SourceStatus.QUARANTINED)
                     .group_by(col(SourceRecord.period))
                 ).all()
-                sendable = self.store.sendable_depths(session)
-                stuck = self.store.waiting_on_people(session)
+                sendable = self.store.reports.sendable_depths(session)
+                stuck = self.store.reports.waiting_on_people(session)
                 successes = last_successes(session)
         except Exception as exc:  # the endpoint must answer even when the store does not
             log.warning("metrics.store_unavailable", error=type(exc).__name__)

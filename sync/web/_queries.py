@@ -130,7 +130,7 @@ class Overview:
 
 
 def overview(store: StateStore, period: str) -> Overview:
-    counts = store.status_counts(period)
+    counts = store.reports.status_counts(period)
     totals: Counter[tuple[str, str]] = Counter()
     rows: list[SchoolRow] = []
     with Session(store.engine) as session:
@@ -184,8 +184,8 @@ def school_teachers(
 ) -> tuple[str, list[TeacherRow], list[SourceRecord], dict[str, str]]:
     """The school's name, its teachers with their deliverables, its quarantined records, and
     the names of everyone in them (NIP -> name)."""
-    records = store.records(period, [npsn])
-    quarantined = store.quarantine(period=period, npsns=[npsn])
+    records = store.reports.records(period, [npsn])
+    quarantined = store.reports.quarantine(period=period, npsns=[npsn])
     by_nip: dict[str, dict[str, SyncRecord]] = defaultdict(dict)
     for r in records:
         by_nip[r.nip][r.kind.value] = r
@@ -241,7 +241,7 @@ def teacher(store: StateStore, nip: str, period: str | None) -> TeacherView | No
         schools = school_names(session, None, npsns)
         name = teacher_names(session, [nip]).get(nip, "")
     views = [
-        TeacherRecord(r, store.outbox_of(r.period, r.nip, r.kind), schools.get(r.npsn, ""))
+        TeacherRecord(r, store.reports.outbox_of(r.period, r.nip, r.kind), schools.get(r.npsn, ""))
         for r in records
     ]
     return TeacherView(nip, name, views, sources, entries, schools)

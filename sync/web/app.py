@@ -11,7 +11,6 @@ discard.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from functools import partial
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from state.store import StateStore
 from sync.bootstrap import build_app
 from sync.operations.actions import AppBuilder, failure_id
+from sync.operations.ledger_export import pretty_json
 from sync.settings import Settings
 from sync.web import login, pages
 from sync.web._words import explain, kind_label, status_label, wib
@@ -41,15 +41,6 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _pretty_json(text: str | None) -> str:
-    if text is None:
-        return ""
-    try:
-        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
-    except ValueError:
-        return text
-
-
 def _templates() -> Environment:
     env = Environment(
         loader=FileSystemLoader(_HERE / "templates"),
@@ -63,7 +54,7 @@ def _templates() -> Environment:
         explain=explain,
         wib=wib,
         failure_id=failure_id,
-        pretty_json=_pretty_json,
+        pretty_json=pretty_json,
     )
     return env
 

@@ -83,7 +83,7 @@ def test_a_year_and_a_semester_side_by_side_exactly_once(state_url: str) -> None
         # sends it with 2026.2 too (issue 23), and keeps that version for it.
         second = app.engine.run(SEMESTER)
         assert (second.kind, second.mapping_version) == ("semester", "2026.2")
-        assert app.store.period_mapping(SEMESTER) == "2026.2"
+        assert app.store.periods.mapping(SEMESTER) == "2026.2"
         stats = box.target.stats()
         _check_exactly_once(stats, SEMESTER, semester)
         _check_exactly_once(stats, YEAR, year)

@@ -59,7 +59,7 @@ def _gurus(world: SandboxWorld, n: int) -> list[str]:
 def _status(state_url: str, nip: str) -> RecordStatus:
     engine = make_engine(state_url)
     try:
-        record = StateStore(engine).record(PERIOD, nip, DeliveryKind.SKP)
+        record = StateStore(engine).reports.record(PERIOD, nip, DeliveryKind.SKP)
         assert record is not None
         return record.status
     finally:

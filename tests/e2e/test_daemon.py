@@ -263,7 +263,7 @@ def test_a_stop_ends_the_waits_between_retries_and_fails_no_record(tmp_path: Pat
     # The requests wait in the outbox for the next start; none was given up on.
     assert _pending(state_url) > 0
     with app_for(box, state_url) as application:
-        assert application.store.failures(period=PERIOD) == []
+        assert application.store.reports.failures(period=PERIOD) == []
 
 
 def test_health_is_unavailable_when_the_state_store_is_gone(tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ DEFAULTS = MappingChoice(
 @pytest.fixture
 def store(engine: Engine) -> StateStore:
     store = StateStore(engine)
-    store.save_periods(
+    store.periods.save_listing(
         [
             models.ListedPeriod(
                 code=code,
@@ -74,7 +74,7 @@ def _delivered(store: StateStore, period: str, version: str, nips: range) -> Non
 def test_a_semester_nothing_was_delivered_for_uses_2026_2_and_keeps_it(store: StateStore) -> None:
     chosen = period_mapping(store, DEFAULTS, SEMESTER, record=True, now=T0)
     assert chosen.name == "2026.2"
-    assert store.period_mapping("2024-2") == "2026.2"
+    assert store.periods.mapping("2024-2") == "2026.2"
     with Session(store.engine) as session:
         row = session.get(models.ListedPeriod, "2024-2")
         assert row is not None
@@ -85,7 +85,7 @@ def test_a_semester_nothing_was_delivered_for_uses_2026_2_and_keeps_it(store: St
     )
     assert period_mapping(store, later, SEMESTER, record=True, now=T0).name == "2026.2"
     # The listing written again (every run) leaves the choice alone.
-    store.save_periods(
+    store.periods.save_listing(
         [
             models.ListedPeriod(
                 code="2024-2",
@@ -98,7 +98,7 @@ def test_a_semester_nothing_was_delivered_for_uses_2026_2_and_keeps_it(store: St
             )
         ]
     )
-    assert store.period_mapping("2024-2") == "2026.2"
+    assert store.periods.mapping("2024-2") == "2026.2"
 
 
 def test_a_semester_already_delivered_with_2025_1_keeps_it(store: StateStore) -> None:
@@ -107,7 +107,7 @@ def test_a_semester_already_delivered_with_2025_1_keeps_it(store: StateStore) ->
     _delivered(store, "2024-2", "2025.1", range(1, 6))
     _delivered(store, "2024-2", "2026.1", range(6, 8))
     assert period_mapping(store, DEFAULTS, SEMESTER, record=True, now=T0).name == "2025.1"
-    assert store.period_mapping("2024-2") == "2025.1"
+    assert store.periods.mapping("2024-2") == "2025.1"
     # The other semester, with nothing delivered, takes the new default.
     first = Period.parse("2024-1")
     assert period_mapping(store, DEFAULTS, first, record=True, now=T0).name == "2026.2"
@@ -120,21 +120,21 @@ def test_the_config_is_the_operators_switch_and_records_nothing(store: StateStor
         configured=frozenset({PeriodKind.SEMESTER}),
     )
     assert period_mapping(store, switched, SEMESTER, record=True, now=T0).name == "2026.2"
-    assert store.period_mapping("2024-2") is None
+    assert store.periods.mapping("2024-2") is None
 
 
 def test_a_dry_run_records_nothing(store: StateStore) -> None:
     assert period_mapping(store, DEFAULTS, SEMESTER, record=False, now=T0).name == "2026.2"
-    assert store.period_mapping("2024-2") is None
+    assert store.periods.mapping("2024-2") is None
 
 
 def test_a_period_not_in_the_stored_listing_still_gets_its_version(store: StateStore) -> None:
     unlisted = Period.parse("2025-1")
     assert period_mapping(store, DEFAULTS, unlisted, record=True, now=T0).name == "2026.2"
-    assert store.period_mapping("2025-1") is None
+    assert store.periods.mapping("2025-1") is None
 
 
 def test_a_recorded_version_this_release_cannot_use_names_the_setting(store: StateStore) -> None:
-    store.record_period_mapping("2026", "2025.1", T0)  # a semester-only version for a year
+    store.periods.record_mapping("2026", "2025.1", T0)  # a semester-only version for a year
     with pytest.raises(MappingChoiceError, match=r"\[sync\] mapping_versions.tahunan"):
         period_mapping(store, DEFAULTS, Period.parse("2026"), record=True, now=T0)

@@ -26,51 +26,51 @@ def store(engine: Engine) -> StateStore:
 
 def test_slots_are_spaced_with_no_burst(store: StateStore) -> None:
     # Ten callers at the same instant: the first goes now, each next one margin/rate later.
-    waits = [store.take_rate_slot("target", limit=10, margin=MARGIN, now=T0)[0] for _ in range(10)]
+    waits = [store.rate_slots.take("target", limit=10, margin=MARGIN, now=T0)[0] for _ in range(10)]
     assert waits == pytest.approx([i * MARGIN / 10 for i in range(10)])
     # Idle time earns no credit: after a long pause the next slot is now, the one after, s.
     later = T0 + 3600
-    first, rate = store.take_rate_slot("target", limit=10, margin=MARGIN, now=later)
-    second, _ = store.take_rate_slot("target", limit=10, margin=MARGIN, now=later)
+    first, rate = store.rate_slots.take("target", limit=10, margin=MARGIN, now=later)
+    second, _ = store.rate_slots.take("target", limit=10, margin=MARGIN, now=later)
     assert (first, rate) == (0.0, 10.0)
     assert second == pytest.approx(MARGIN / 10)
-    slot = store.rate_slot("target")
+    slot = store.rate_slots.get("target")
     assert slot is not None
     assert slot.next_at == pytest.approx(later + 2 * MARGIN / 10)
 
 
 def test_a_name_has_its_own_schedule(store: StateStore) -> None:
-    store.take_rate_slot("target", limit=1, margin=1.0, now=T0)
-    assert store.take_rate_slot("source", limit=1, margin=1.0, now=T0) == (0.0, 1.0)
+    store.rate_slots.take("target", limit=1, margin=1.0, now=T0)
+    assert store.rate_slots.take("source", limit=1, margin=1.0, now=T0) == (0.0, 1.0)
 
 
 def test_a_cut_halves_once_per_hold_and_not_below_the_floor(store: StateStore) -> None:
-    store.ensure_rate_slot("target")
-    assert store.cut_rate("target", limit=20, floor=1, now=T0) == 10
+    store.rate_slots.ensure("target")
+    assert store.rate_slots.cut("target", limit=20, floor=1, now=T0) == 10
     # The 429s of the requests in flight at that moment do not cut again.
-    assert store.cut_rate("target", limit=20, floor=1, now=T0 + 0.5) is None
-    assert store.take_rate_slot("target", limit=20, margin=MARGIN, now=T0 + 0.5)[1] == 10
-    assert store.cut_rate("target", limit=20, floor=1, now=T0 + 1.5) == 5
+    assert store.rate_slots.cut("target", limit=20, floor=1, now=T0 + 0.5) is None
+    assert store.rate_slots.take("target", limit=20, margin=MARGIN, now=T0 + 0.5)[1] == 10
+    assert store.rate_slots.cut("target", limit=20, floor=1, now=T0 + 1.5) == 5
     for n in range(2, 8):
-        store.cut_rate("target", limit=20, floor=1, now=T0 + 1.5 * n)
-    assert store.take_rate_slot("target", limit=20, margin=MARGIN, now=T0 + 20)[1] == 1
+        store.rate_slots.cut("target", limit=20, floor=1, now=T0 + 1.5 * n)
+    assert store.rate_slots.take("target", limit=20, margin=MARGIN, now=T0 + 20)[1] == 1
 
 
 def test_raise_climbs_back_to_the_limit_and_no_further(store: StateStore) -> None:
-    store.ensure_rate_slot("target")
-    store.cut_rate("target", limit=10, floor=0.5, now=T0)  # 5
-    rates = [store.raise_rate("target", limit=10, step=2) for _ in range(4)]
+    store.rate_slots.ensure("target")
+    store.rate_slots.cut("target", limit=10, floor=0.5, now=T0)  # 5
+    rates = [store.rate_slots.raise_rate("target", limit=10, step=2) for _ in range(4)]
     assert rates == [7, 9, 10, 10]
-    slot = store.rate_slot("target")
+    slot = store.rate_slots.get("target")
     assert slot is not None
     assert slot.rate is None  # back to "the configured rate"
     # A lower limit configured later applies at once, whatever the row holds.
-    assert store.take_rate_slot("target", limit=4, margin=1.0, now=T0 + 9)[1] == 4
+    assert store.rate_slots.take("target", limit=4, margin=1.0, now=T0 + 9)[1] == 4
 
 
 def test_the_database_clock_when_no_instant_is_given(store: StateStore) -> None:
-    first, _ = store.take_rate_slot("target", limit=2, margin=1.0)
-    second, _ = store.take_rate_slot("target", limit=2, margin=1.0)
+    first, _ = store.rate_slots.take("target", limit=2, margin=1.0)
+    second, _ = store.rate_slots.take("target", limit=2, margin=1.0)
     assert first == 0.0
     assert 0.0 < second <= 0.5  # the slot 0.5 s after the first, measured a moment later
 
@@ -81,7 +81,7 @@ def test_threads_on_their_own_connections_never_share_a_slot(store: StateStore) 
 
     def worker() -> None:
         for _ in range(25):
-            wait, _ = store.take_rate_slot("target", limit=100, margin=1.0, now=T0)
+            wait, _ = store.rate_slots.take("target", limit=100, margin=1.0, now=T0)
             with lock:
                 taken.append(wait)
 

@@ -128,7 +128,7 @@ def test_a_minute_of_429_then_201_nothing_fails_and_the_run_says_it_waited(
         assert stats["creates"]["penilaian"] == expected.assessment
         for kind in ("skp", "assessment"):
             assert summary.count(kind, "failed") == summary.count(kind, "pending") == 0
-        assert not app.store.failures(period=PERIOD)
+        assert not app.store.reports.failures(period=PERIOD)
         outcomes = Counter(e.outcome for e in ledger_entries(app))
         assert set(outcomes) == {"retry", "delivered"}
         # The summary says the run waited on a rate limit, how often and how long.
@@ -185,7 +185,7 @@ def test_a_record_answered_only_429_stays_pending_and_a_later_run_delivers_it(
             print_summary(summary, out)
             assert "2 records left pending, sent on the next run" in out.export_text()
         assert {e.outcome for e in ledger_entries(app, nip=nip)} == {"retry"}
-        assert not app.store.failures(period=PERIOD)
+        assert not app.store.reports.failures(period=PERIOD)
 
         # e-Kinerja takes it again: the daemon's retry job (no read of PMM) delivers it.
         box.intercept(None)

@@ -172,9 +172,9 @@ def test_held_ones_go_by_retry_due_once_the_penilai_skp_is_made_by_hand(
     box = sandbox(world)
     with app_for(box, sqlite_url) as app:
         app.engine.run(PERIOD)
-        assert {r.nip for r in app.store.failing(PERIOD) if r.status is RecordStatus.HELD} == (
-            expected.held
-        )
+        assert {
+            r.nip for r in app.store.reports.failing(PERIOD) if r.status is RecordStatus.HELD
+        } == (expected.held)
         box.target.create_skp_by_hand(_skp_body(principal))
         pulled_before = len(box.api_requests)
         summary = app.engine.retry_due(PERIOD)

@@ -95,7 +95,7 @@ def test_nuptk_never_holds_a_record_back_and_status_shows_the_malformed_one(
             assert record_of(app, period, nip, SKP).status is RecordStatus.DELIVERED
             assert record_of(app, period, nip, ASSESSMENT).status is RecordStatus.DELIVERED
         assert _source_row(app, empty["id"]).note is None
-        noted = app.store.noted(period)
+        noted = app.store.reports.noted(period)
         assert [(n.id, n.nip) for n in noted] == [(short["id"], short["pegawai"]["nip"])]
         assert "NUPTK '320105120896000' is not 16 digits" in (noted[0].note or "")
 
@@ -127,7 +127,7 @@ def test_a_tmt_jabatan_after_the_period_is_sent_with_a_note_on_the_record(
         note = _source_row(app, late["id"]).note or ""
         assert "tmt_jabatan 2024-08-01 is after the period ended (2024-06-30)" in note
         assert "angka kredit" in note
-        assert [n.id for n in app.store.noted(period)] == [late["id"]]
+        assert [n.id for n in app.store.reports.noted(period)] == [late["id"]]
 
 
 def test_a_record_an_older_release_held_back_is_read_again_from_the_store(

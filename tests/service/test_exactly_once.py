@@ -144,7 +144,7 @@ def test_a_year_and_a_semester_side_by_side_in_one_store(sandbox: Box, state_url
         }
         made = {(e.period, e.mapping_version) for e in ledger_entries(app) if e.period}
         assert made == {(year, "2026.2"), (semester, "2026.2")}
-        assert (app.store.period_mapping(year), app.store.period_mapping(semester)) == (
+        assert (app.store.periods.mapping(year), app.store.periods.mapping(semester)) == (
             "2026.2",
             "2026.2",
         )

@@ -130,7 +130,7 @@ def test_retries_stop_at_max_attempts_and_the_record_is_dead_with_the_answer(
     sleeps = Sleeps()
     with app_for(box, sqlite_url, sleep=sleeps, retry={"max_attempts": 3}) as app:
         summary = app.engine.run(PERIOD)
-        failed = app.store.failures(period=PERIOD)
+        failed = app.store.reports.failures(period=PERIOD)
         assert failed
         assert summary.count("skp", "failed") == len(failed)
         assert not summary.throttled  # a server error is no "later"
@@ -328,7 +328,7 @@ def test_a_maintenance_longer_than_max_elapsed_ends_the_wait_and_the_records_sta
         summary = app.engine.run(PERIOD)
         # A 503 says "later", never "no": nothing fails (invariant 4), the run says so.
         assert summary.count("skp", "failed") == summary.count("assessment", "failed") == 0
-        assert not app.store.failures(period=PERIOD)
+        assert not app.store.reports.failures(period=PERIOD)
         assert summary.left_throttled > 0
         assert summary.busy > 0
         assert clock.now - 1_000 < 100 * 2 * (summary.left_throttled + 1)

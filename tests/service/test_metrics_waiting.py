@@ -72,7 +72,7 @@ def test_outbox_depth_counts_what_can_go_and_waiting_records_say_who_must_act(
         # Draft penilaian wait on their penilai: as many as the run reported waiting.
         drafts = sum(
             1
-            for r in app.store.records(PERIOD)
+            for r in app.store.reports.records(PERIOD)
             if r.kind is DeliveryKind.ASSESSMENT
             and r.status is RecordStatus.WAITING
             and r.nip != nip

@@ -34,7 +34,7 @@ def test_a_new_store_sends_a_semester_with_2026_2(sandbox: Box, sqlite_url: str)
     with app_for(box, sqlite_url) as app:
         summary = app.engine.run(PERIOD)
         assert (summary.kind, summary.mapping_version) == ("semester", "2026.2")
-        assert app.store.period_mapping(PERIOD) == "2026.2"
+        assert app.store.periods.mapping(PERIOD) == "2026.2"
         sent = {
             (e.nip, e.kind): json.loads(e.request_body or "{}")
             for e in ledger_entries(app, period=PERIOD)
@@ -58,13 +58,13 @@ def test_a_store_that_delivered_a_semester_with_2025_1_keeps_it_until_the_switch
     # (its default then; named here, since this release's default is 2026.2).
     with app_for(box, sqlite_url, sync={"mapping_versions": {"semester": "2025.1"}}) as app:
         assert app.engine.run(PERIOD).mapping_version == "2025.1"
-    assert app.store.period_mapping(PERIOD) is None  # nothing recorded for a configured kind
+    assert app.store.periods.mapping(PERIOD) is None  # nothing recorded for a configured kind
     before = box.target.stats()
     with app_for(box, sqlite_url) as app:  # upgraded, the config names no version
         again = app.engine.run(PERIOD)
         assert again.mapping_version == "2025.1"
         assert again.requests_sent == 0
-        assert app.store.period_mapping(PERIOD) == "2025.1"
+        assert app.store.periods.mapping(PERIOD) == "2025.1"
     assert box.target.stats()["requests"] == before["requests"]
     # `mappings diff` names the period's own version as the active one, not the default.
     config = tmp_path / "config.toml"

@@ -72,7 +72,7 @@ def _head(store: StateStore) -> tuple[str, int]:
 
 
 def _status(state: Synced) -> RecordStatus:
-    record = state.store.record(PERIOD, state.failing_nip, DeliveryKind.SKP)
+    record = state.store.reports.record(PERIOD, state.failing_nip, DeliveryKind.SKP)
     assert record is not None
     return record.status
 

@@ -182,7 +182,7 @@ def _open_overview_and_follow_the_failure(chrome: Any, base: str, state: Synced)
 
 
 def _status(state: Synced) -> RecordStatus:
-    record = state.store.record(PERIOD, state.failing_nip, DeliveryKind.SKP)
+    record = state.store.reports.record(PERIOD, state.failing_nip, DeliveryKind.SKP)
     assert record is not None
     return record.status
 

@@ -84,7 +84,7 @@ def _pages(state: Synced) -> list[str]:
 
 
 def _record_status(state: Synced) -> RecordStatus:
-    record = state.store.record(PERIOD, state.failing_nip, DeliveryKind.SKP)
+    record = state.store.reports.record(PERIOD, state.failing_nip, DeliveryKind.SKP)
     assert record is not None
     return record.status
 
@@ -593,7 +593,7 @@ def test_operator_discards_a_failure(state_url: str, clock: FakeClock) -> None:
         )
         assert answer.status_code == 200, answer.text
         assert "<b>Juni</b>" not in answer.text
-        record = state.store.record(PERIOD, state.failing_nip, DeliveryKind.SKP)
+        record = state.store.reports.record(PERIOD, state.failing_nip, DeliveryKind.SKP)
         assert record is not None
         assert record.status is RecordStatus.CANCELLED
         assert record.reason == f"discarded by ana: {why}"
@@ -605,7 +605,7 @@ def test_operator_discards_a_failure(state_url: str, clock: FakeClock) -> None:
         assert entries[-1].detail is not None
         assert why in entries[-1].detail
         assert _head(state)[1] == head[1] + 1
-        assert state.store.failures(period=PERIOD) == []
+        assert state.store.reports.failures(period=PERIOD) == []
         again = client.post(
             "/actions/discard", data={"csrf_token": token, "id": state.failure_id, "why": "x"}
         )

@@ -25,7 +25,7 @@ def failures(console: Console, view: View) -> Response:
     reason = view.param("reason", max_len=100)
     status = view.param("status", re.compile(r"failed|locked|held"), max_len=10)
     statuses = (RecordStatus(status),) if status else (RecordStatus.FAILED, RecordStatus.LOCKED)
-    rows = console.store.failures(
+    rows = console.store.reports.failures(
         period=period, npsns=[npsn] if npsn else [], reason=reason, statuses=statuses
     )
     shown = rows[:_SHOWN]
@@ -52,7 +52,9 @@ def quarantine(console: Console, view: View) -> Response:
     period = view.param("period", PERIOD, max_len=6)
     npsn = view.param("npsn", NPSN, max_len=16)
     reason = view.param("reason", max_len=100)
-    rows = console.store.quarantine(period=period, npsns=[npsn] if npsn else [], reason=reason)
+    rows = console.store.reports.quarantine(
+        period=period, npsns=[npsn] if npsn else [], reason=reason
+    )
     shown = rows[:_SHOWN]
     with Session(console.store.engine) as session:
         names = q.teacher_names(session, sorted({r.nip for r in shown if r.nip}))
