@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlmodel import SQLModel
 
 import state.change_requests
+import state.console_sessions
 import state.lifecycle
 import state.login_throttle
 import state.models
@@ -25,6 +26,7 @@ __all__ = ["metadata"]
 TABLE_MODULES = (
     state.models,
     state.users,
+    state.console_sessions,
     state.lifecycle,
     state.change_requests,
     state.login_throttle,

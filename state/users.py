@@ -1,13 +1,11 @@
-"""People who use the web console, and their sessions.
+"""People who use the web console: one ``User`` each, and the changes made to them.
 
 - ``User``: one console user: a unique name, a role (``auditor`` reads, exports and verifies;
   ``operator`` may also replay and discard), a slow salted password hash (made by
   ``sync.web.auth``, never by this module), and whether the account is disabled.
-- ``ConsoleSession``: one logged-in session. The row holds a keyed hash of the session id
-  (``sync.web.auth`` makes it with the console's key, which is never in this store), never
-  the id itself, so a copy of the database cannot be turned into a working cookie. Ending a
-  user's sessions is deleting their rows: disabling, a new password or a new role do it in
-  the same transaction as the change.
+- A user's logged-in sessions are ``state.console_sessions``; ``session_user`` here says which
+  enabled user a live session stands for. Disabling, a new password or a new role end the
+  user's sessions in the same transaction as the change.
 - The login throttle (``state.login_throttle``) is cleared for a name given a new password.
 
 Every change to a user (added, disabled, enabled, new role, new password) is written to the
@@ -22,24 +20,22 @@ import re
 from collections.abc import Callable
 from enum import StrEnum
 
-from sqlalchemy import Column, Engine, ForeignKey, Integer, delete, func
+from sqlalchemy import Column, Engine, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
 import state.models  # noqa: F401  (sets the metadata's naming convention before the tables)
 from state import ledger
+from state.console_sessions import ConsoleSession, delete_user_sessions, is_expired
 from state.login_throttle import clear_login_throttle
 from state.types import UTCDateTime
 
 __all__ = [
     "NAME_PATTERN",
-    "ConsoleSession",
     "Role",
     "User",
     "UserError",
     "add_user",
-    "create_session",
-    "delete_session",
     "end_sessions",
     "get_user",
     "list_users",
@@ -47,7 +43,6 @@ __all__ = [
     "set_disabled",
     "set_password",
     "set_role",
-    "sweep_sessions",
     "user_count",
 ]
 
@@ -83,21 +78,6 @@ class User(SQLModel, table=True):
     disabled: bool = False
 
 
-class ConsoleSession(SQLModel, table=True):
-    """A logged-in session: ``id_hash`` is HMAC-SHA256(console key, session id), in hex."""
-
-    __tablename__ = "console_session"
-
-    id_hash: str = Field(primary_key=True, min_length=64, max_length=64)
-    user_id: int = Field(
-        sa_column=Column(
-            Integer, ForeignKey("console_user.id", ondelete="CASCADE"), nullable=False, index=True
-        )
-    )
-    created_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
-    last_seen_at: dt.datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
-
-
 # -- users -------------------------------------------------------------------------------------
 
 
@@ -117,15 +97,6 @@ def _audit(session: Session, actor: str, action: str, detail: str, at: dt.dateti
         ledger.LedgerEvent(actor=actor, action=action, outcome="done", detail=detail),
         at=at,
     )
-
-
-def _end_sessions(session: Session, user_id: int | None) -> int:
-    if user_id is None:
-        return 0
-    result = session.connection().execute(
-        delete(ConsoleSession).where(col(ConsoleSession.user_id) == user_id)
-    )
-    return int(result.rowcount or 0)
 
 
 def add_user(
@@ -176,7 +147,7 @@ def _change(
             return user
         session.add(user)
         session.flush()
-        _end_sessions(session, user.id)
+        delete_user_sessions(session, user.id)
         _audit(session, actor, action, detail, clock())
         session.commit()
         return user
@@ -237,17 +208,7 @@ def user_count(engine: Engine) -> int:
         return int(session.exec(select(func.count()).select_from(User)).one())
 
 
-# -- sessions ----------------------------------------------------------------------------------
-
-
-def create_session(engine: Engine, id_hash: str, user: User, now: dt.datetime) -> None:
-    """Store a new session of ``user`` (its id's keyed hash only); expired ones are swept."""
-    assert user.id is not None
-    with Session(engine) as session:
-        session.add(
-            ConsoleSession(id_hash=id_hash, user_id=user.id, created_at=now, last_seen_at=now)
-        )
-        session.commit()
+# -- the user of a session ----------------------------------------------------------------------
 
 
 def session_user(
@@ -271,43 +232,21 @@ def session_user(
         if found is None:
             return None
         row, user = found
-        age = (now - row.created_at).total_seconds()
-        idle = (now - row.last_seen_at).total_seconds()
-        if age > max_age_s or idle > idle_s or age < -60 or user.disabled:
+        if user.disabled or is_expired(row, now, max_age_s=max_age_s, idle_s=idle_s):
             session.delete(row)
             session.commit()
             return None
-        if idle > touch_after_s:
+        if (now - row.last_seen_at).total_seconds() > touch_after_s:
             row.last_seen_at = now
             session.add(row)
             session.commit()
         return user
 
 
-def delete_session(engine: Engine, id_hash: str) -> None:
-    with Session(engine) as session:
-        session.connection().execute(
-            delete(ConsoleSession).where(col(ConsoleSession.id_hash) == id_hash)
-        )
-        session.commit()
-
-
 def end_sessions(engine: Engine, name: str) -> int:
     """End every session of the user ``name``; how many there were."""
     with Session(engine) as session:
         user = session.exec(select(User).where(User.name == name)).first()
-        count = _end_sessions(session, user.id if user else None)
+        count = delete_user_sessions(session, user.id if user else None)
         session.commit()
         return count
-
-
-def sweep_sessions(engine: Engine, now: dt.datetime, *, max_age_s: float, idle_s: float) -> None:
-    """Delete the sessions past their absolute or idle timeout."""
-    with Session(engine) as session:
-        session.connection().execute(
-            delete(ConsoleSession).where(
-                (col(ConsoleSession.created_at) < now - dt.timedelta(seconds=max_age_s))
-                | (col(ConsoleSession.last_seen_at) < now - dt.timedelta(seconds=idle_s))
-            )
-        )
-        session.commit()

@@ -7,12 +7,12 @@
   by the thread pool, took the console from 107 MB to 2.6 GB (issue 22). A few more wait
   their turn briefly; past that a login is refused as busy (429), and its attempt is given
   back to the throttle (its password was never checked).
-- Sessions are kept on the server (``state.users.ConsoleSession``). The cookie holds a random
-  session id (``s.<32 random bytes>``); the store holds only HMAC-SHA256(key, id), with the
-  console's key (``sync.web.keys``), which is never in the store: a copy of the database
-  gives neither a cookie nor the means to make one, and a row written into it by hand is
-  worth nothing without the key. A session ends at logout, when the user is disabled, gets a
-  new password or another role (their rows are deleted), after ``session_idle_s`` without a
+- Sessions are kept on the server (``state.console_sessions.ConsoleSession``). The cookie
+  holds a random session id (``s.<32 random bytes>``); the store holds only HMAC-SHA256(key,
+  id), with the console's key (``sync.web.keys``), which is never in the store: a copy of the
+  database gives neither a cookie nor the means to make one, and a row written into it by hand
+  is worth nothing without the key. A session ends at logout, when the user is disabled, gets
+  a new password or another role (their rows are deleted), after ``session_idle_s`` without a
   request and ``session_max_age_s`` after login, whichever comes first; a login starts a new
   id (no session fixation).
 - Before login the cookie holds a random nonce (``a.<...>``), only for the login form's CSRF
@@ -46,7 +46,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine
 
-from state import login_throttle, users
+from state import console_sessions, login_throttle, users
 from state.users import User
 from sync.web.keys import ConsoleKey
 
@@ -225,9 +225,12 @@ class Sessions:
     def start(self, user: User) -> Cookie:
         """A new session of ``user``: a fresh random id, stored as its keyed hash."""
         now = self.clock()
-        users.sweep_sessions(self.engine, now, max_age_s=self.max_age_s, idle_s=self.idle_s)
+        console_sessions.sweep_sessions(
+            self.engine, now, max_age_s=self.max_age_s, idle_s=self.idle_s
+        )
         session_id = secrets.token_urlsafe(32)
-        users.create_session(self.engine, self.id_hash(session_id), user, now)
+        assert user.id is not None  # a user read from the store
+        console_sessions.create_session(self.engine, self.id_hash(session_id), user.id, now)
         return Cookie("s." + session_id)
 
     def user(self, cookie: Cookie | None) -> User | None:
@@ -246,7 +249,7 @@ class Sessions:
     def end(self, cookie: Cookie | None) -> None:
         session_id = cookie.session_id if cookie else None
         if session_id is not None:
-            users.delete_session(self.engine, self.id_hash(session_id))
+            console_sessions.delete_session(self.engine, self.id_hash(session_id))
 
 
 class Devices:
