@@ -1,4 +1,8 @@
-"""HTTP clients for the source (PMM) and the target (e-Kinerja), and the errors they raise."""
+"""HTTP clients for the source (PMM) and the target (e-Kinerja), and the errors they raise.
+
+Also ``thread_server``: a uvicorn server in a thread, for the sandbox and the console alike
+(the sandbox may import nothing of ``sync``).
+"""
 
 from __future__ import annotations
 

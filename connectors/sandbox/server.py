@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import signal
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -26,15 +25,11 @@ from connectors.sandbox.generator import DEFAULT_PERIODS, generate_world
 from connectors.sandbox.pmm_app import create_pmm_app
 from connectors.sandbox.ratewindow import RateWindow
 from connectors.sandbox.world import SandboxWorld
+from connectors.thread_server import PortUnavailable, ThreadServer
 
 __all__ = ["PortUnavailable", "Sandbox", "running_sandbox", "serve_forever"]
 
 _START_TIMEOUT_S = 10.0
-
-
-class PortUnavailable(OSError):
-    """A server's address cannot be listened on (most often: another program has the port);
-    the message names the address and why."""
 
 
 @dataclass
@@ -53,64 +48,17 @@ class Sandbox:
     """The target's arrivals per client and second (``stats()``: accepted, refused, worst)."""
 
 
-class _Thread:
-    """One uvicorn server on a socket we bound ourselves (so port 0 gives a known port)."""
-
-    def __init__(self, app: Starlette, host: str, port: int, log_level: str) -> None:
-        # proto=IPPROTO_TCP so asyncio sets TCP_NODELAY on accepted connections (else every
-        # keep-alive answer waits ~40 ms for a delayed ACK).
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.socket = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            self.socket.bind((host, port))
-            self.socket.listen(128)
-        except OSError as exc:
-            self.socket.close()
-            raise PortUnavailable(
-                exc.errno, f"cannot listen on {host}:{port}: {exc.strerror or exc}"
-            ) from None
-        self.port = int(self.socket.getsockname()[1])
-        shown = f"[{host}]" if ":" in host else host
-        self.url = f"http://{shown}:{self.port}"
-        config = uvicorn.Config(
-            app,
-            log_level=log_level,
-            access_log=log_level == "info",
-            lifespan="off",
-            http="h11",
-            ws="none",
-            timeout_graceful_shutdown=2,
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True
-        )
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def wait_started(self, deadline: float) -> None:
-        while not self.server.started:
-            if not self.thread.is_alive():
-                raise RuntimeError(f"sandbox server on {self.url} did not start")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"sandbox server on {self.url} did not start in time")
-            time.sleep(0.01)
-
-    def request_stop(self) -> None:
-        self.server.should_exit = True
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        if self.thread.ident is None:  # never started: a server after it failed to bind
-            self.socket.close()
-            return
-        self.thread.join(timeout=10)
-        if self.thread.is_alive():  # pragma: no cover - a stuck connection
-            self.server.force_exit = True
-            self.thread.join(timeout=5)
-        self.socket.close()
+def _server(app: Starlette, host: str, port: int, log_level: str) -> ThreadServer:
+    config = uvicorn.Config(
+        app,
+        log_level=log_level,
+        access_log=log_level == "info",
+        lifespan="off",
+        http="h11",
+        ws="none",
+        timeout_graceful_shutdown=2,
+    )
+    return ThreadServer(config, host, port, label="sandbox server")
 
 
 @contextlib.contextmanager
@@ -137,10 +85,10 @@ def _serving(
     target_app = create_ekinerja_app(
         world, store, target_faults, token_ttl_s=token_ttl_s, window=window
     )
-    servers: list[_Thread] = []
+    servers: list[ThreadServer] = []
     try:
-        servers.append(_Thread(pmm_app, host, pmm_port, log_level))
-        servers.append(_Thread(target_app, host, ekinerja_port, log_level))
+        servers.append(_server(pmm_app, host, pmm_port, log_level))
+        servers.append(_server(target_app, host, ekinerja_port, log_level))
         for server in servers:
             server.start()
         deadline = time.monotonic() + _START_TIMEOUT_S

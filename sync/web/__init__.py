@@ -8,7 +8,8 @@ the pages share; ``pages`` holds one module per page group (a new page: a new mo
 and one line in ``pages.GROUPS``).
 
 May import: ``operations``, ``pipeline`` (the period listing), ``state``, ``mappings``,
-``connectors.errors`` (a replay that cannot reach PMM or e-Kinerja) and the root helpers
+``connectors.errors`` (a replay that cannot reach PMM or e-Kinerja),
+``connectors.thread_server`` (the console in a thread, as the sandbox runs) and the root helpers
 (``bootstrap`` builds a replay's engine); never ``cli`` or ``service``.
 """
 

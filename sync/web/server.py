@@ -9,15 +9,13 @@ proxies in ``web.trusted_proxies`` only.
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 
+from connectors.thread_server import ThreadServer
 from state.store import StateStore
 from sync.settings import Settings
 from sync.web.app import create_web_app
@@ -74,22 +72,8 @@ def serve(
     uvicorn.Server(config).run()
 
 
-@dataclass
-class RunningConsole:
-    """A console served from a background thread; ``stop()`` ends it."""
-
-    url: str
-    server: uvicorn.Server
-    thread: threading.Thread
-    socket: socket.socket
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        if self.thread.is_alive():  # pragma: no cover - a stuck connection
-            self.server.force_exit = True
-            self.thread.join(timeout=5)
-        self.socket.close()
+# A console served from a background thread: ``url`` says where, ``stop()`` ends it.
+RunningConsole = ThreadServer
 
 
 def start_in_thread(
@@ -110,25 +94,18 @@ def start_in_thread(
     bind_host = host or settings.web.host
     bind_port = settings.web.port if port is None else port
     prepared = _app(settings, store, app, bind_host)  # before binding: it may refuse
-    family = socket.AF_INET6 if ":" in bind_host else socket.AF_INET
-    # Bound here so port 0 gives a known port; IPPROTO_TCP so uvicorn sets TCP_NODELAY.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((bind_host, bind_port))
-    sock.listen(128)
-    actual = int(sock.getsockname()[1])
-    server = uvicorn.Server(_config(prepared, host=bind_host, port=actual, log_level=log_level))
-    # uvicorn installs signal handlers only in the main thread; here it runs in another one.
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name="web-console", daemon=True
+    served = ThreadServer(
+        _config(prepared, host=bind_host, port=bind_port, log_level=log_level),
+        bind_host,
+        bind_port,
+        label="the web console",
+        thread_name="web-console",
     )
-    thread.start()
-    deadline = time.monotonic() + _START_TIMEOUT_S
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            sock.close()
-            raise RuntimeError(f"the web console on {bind_host}:{actual} did not start")
-        time.sleep(0.01)
-    shown = f"[{bind_host}]" if ":" in bind_host else bind_host
-    return RunningConsole(f"http://{shown}:{actual}", server, thread, sock)
+    served.start()
+    try:
+        served.wait_started(time.monotonic() + _START_TIMEOUT_S)
+    except (RuntimeError, TimeoutError):
+        served.request_stop()
+        served.socket.close()
+        raise
+    return served
