@@ -339,7 +339,7 @@ def request_path(args: argparse.Namespace, requests: list[tuple[str, str, str]])
             source_transport=PmmMock(LeanWorld(1)).transport(),
             target_transport=target.transport(),
         ) as app:
-            call, client = app.engine.deliverer.retry.call, app.target
+            call, client = app.retry.call, app.target
             t0 = time.perf_counter()
             for i, (action, nip, body) in enumerate(requests):
                 key = f"path-{i}-{action}-{nip}"

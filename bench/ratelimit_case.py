@@ -62,7 +62,7 @@ def _work(args: argparse.Namespace) -> None:
     urls = {"pmm": args.pmm, "ekinerja": args.ekinerja}
     with build_app(_settings(args.db_url, urls, args.rate_limit, args.concurrency)) as app:
         app.engine.run(PERIOD)
-        limiter = app.engine.deliverer.rate_limiter
+        limiter = app.rate_limiter
     # What the parent reads: the send slots taken, and those given up late (a busy machine).
     sys.stdout.write(json.dumps({"slots": limiter.slots, "unused": limiter.slots_unused}) + "\n")
 

@@ -18,14 +18,20 @@ from mappings.model import PeriodKind
 from mappings.versions import get_mapping
 from state.db import open_engine, prepare_schema
 from state.store import StateStore
+from sync.delivery.answers import AnswerWriter
 from sync.delivery.breaker import CircuitBreaker
-from sync.delivery.deliver import Attempt, AttemptLog, Deliverer, PauseGate
+from sync.delivery.claims import OutboxClaims
+from sync.delivery.deliver import Deliverer
+from sync.delivery.pages import OutboxPages
 from sync.delivery.ratelimit import RateLimiter, SharedSchedule
+from sync.delivery.results import Attempt, AttemptLog
 from sync.delivery.retry import RetryPolicy
+from sync.delivery.sender import PauseGate, Sender
 from sync.delivery.target import Target
 from sync.ledger_writer import LedgerWriter
 from sync.pipeline.engine import Engine
 from sync.settings import Settings
+from sync.workers import worker_id
 
 __all__ = ["App", "build_app", "build_store", "mapping_choice", "rate_limiter"]
 
@@ -37,6 +43,8 @@ class App:
     engine: Engine
     source: PmmClient
     target: Target  # e-Kinerja's client (``EkinerjaClient``), below
+    retry: RetryPolicy  # what every request to either side is retried by
+    rate_limiter: RateLimiter  # the one rate limit of everything sent to e-Kinerja
 
 
 def build_store(settings: Settings, *, create: bool = True) -> StateStore:
@@ -107,13 +115,16 @@ def build_app(
     source_transport: httpx.BaseTransport | None = None,
     target_transport: httpx.BaseTransport | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
     actor: str = "cli",
     on_attempt: Callable[[Attempt], None] | None = None,
     create_store: bool = True,
 ) -> Iterator[App]:
     """Build the application from settings; its HTTP clients close when the block ends.
 
-    The transports are a seam for tests and benchmarks (``httpx.MockTransport``).
+    The transports are a seam for tests and benchmarks (``httpx.MockTransport``), and so
+    is time: ``sleep`` (every wait) and ``monotonic`` (the delivery's pause gate and the
+    time its retries have taken).
     ``actor`` is who the ledger names for what this application does ("daemon", "cli",
     "operator:<name>"); ``on_attempt`` sees every request to the target (metrics).
     ``create_store``: see ``build_store``'s ``create``. Credentials are checked first
@@ -160,18 +171,31 @@ def build_app(
             before_request=limiter.acquire if limiter.rate > 0 else None,
         )
         ledger = LedgerWriter(actor=actor)
-        deliverer = Deliverer(
-            store=store,
+        # Delivery: the pages of the outbox, claimed as this worker, each entry sent by the
+        # sender, what came of it written by the writer (state and ledger).
+        claims = OutboxClaims(store, worker=worker_id())
+        attempt_log: AttemptLog = ledger if on_attempt is None else _Observed(ledger, on_attempt)
+        writer = AnswerWriter(store=store, claims=claims, attempt_log=attempt_log)
+        gate = PauseGate(clock=monotonic, sleep=sleep)
+        sender = Sender(
             target=target,
             retry=retry,
             rate_limiter=limiter,
-            concurrency=settings.target.concurrency,
-            attempt_log=ledger if on_attempt is None else _Observed(ledger, on_attempt),
-            gate=PauseGate(sleep=sleep),
+            gate=gate,
             breaker=CircuitBreaker(
                 threshold=settings.target.breaker_failures,
                 reset_s=settings.target.breaker_reset_s,
             ),
+            writer=writer,
+            monotonic=monotonic,
+        )
+        deliverer = Deliverer(
+            pages=OutboxPages(store=store, claims=claims),
+            sender=sender,
+            writer=writer,
+            claims=claims,
+            gate=gate,
+            concurrency=settings.target.concurrency,
         )
         engine = Engine(
             store=store,
@@ -181,7 +205,7 @@ def build_app(
             audit=ledger,
             batch_size=settings.source.page_size,
         )
-        yield App(settings, store, engine, source, target)
+        yield App(settings, store, engine, source, target, retry=retry, rate_limiter=limiter)
     finally:
         source_http.close()
         target_http.close()

@@ -1,6 +1,6 @@
-"""Answers into state and ledger: a 2xx answer is kept and written in batches (the batch
-writer); a final failure closes its entry and tells the record why; a replaced entry is
-closed as superseded. Each write goes with its ledger entries in one transaction.
+"""Answers into state and ledger: a 2xx answer is kept and written in batches; a retried
+attempt, a held record, a final failure, a replaced entry are written at once. Each write goes
+with its ledger entries (``AttemptLog``) in one transaction.
 """
 
 from __future__ import annotations
@@ -9,12 +9,10 @@ import datetime as dt
 import threading
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from connectors.ekinerja import TargetAnswer
-from connectors.errors import (
-    SyncError,
-)
+from connectors.errors import SyncError
 from state.models import (
     DeliveryKind,
     OutboxAction,
@@ -25,32 +23,59 @@ from state.models import (
 )
 from state.store import OutboxHead, StateStore, close_entries, mark_delivered
 from sync.advice import advice
+from sync.delivery.claims import OutboxClaims
 from sync.delivery.results import (
     Attempt,
     AttemptLog,
     DeliveryResult,
-    _Answer,
-    _answer_text,
-    _json,
-    _reason,
+    answer_json,
+    answer_text,
+    target_reason,
 )
+from sync.delivery.target import TargetAnswer
+from sync.hashing import idempotency_key
+
+__all__ = ["BACKLOG_BATCHES", "AnswerWriter"]
 
 # How many batches of answers may wait to be written before a sending thread waits to write.
-_BACKLOG_BATCHES = 10
+BACKLOG_BATCHES = 10
 
 
-class _Answers:
-    """The writing half of ``Deliverer`` (see ``sync.delivery.deliver``)."""
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """A 2xx answer not yet written (``AnswerWriter.flush`` writes them in batches)."""
 
-    store: StateStore
-    attempt_log: AttemptLog
-    clock: Callable[[], dt.datetime]
-    flush_every: int
-    _lock: threading.Lock
-    _answers: list[_Answer]
-    _write_lock: threading.Lock
+    entry: OutboxHead
+    run_id: str | None
+    answer: TargetAnswer
+    duration_ms: int
 
-    def _delivered(
+
+class AnswerWriter:
+    """Writes what each request came to: the outbox entry, the deliverable, the ledger."""
+
+    def __init__(
+        self,
+        *,
+        store: StateStore,
+        claims: OutboxClaims,
+        attempt_log: AttemptLog,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        flush_every: int = 100,
+    ) -> None:
+        self.store = store
+        self.claims = claims
+        self.attempt_log = attempt_log
+        self.clock = clock
+        # Answers are written ``flush_every`` at a time, in one transaction.
+        self.flush_every = flush_every
+        self._lock = threading.Lock()
+        self._answers: list[_Answer] = []  # delivered, not yet written (see ``flush``)
+        self._write_lock = threading.Lock()
+
+    # -- 2xx answers, in batches ---------------------------------------------------------
+
+    def delivered(
         self,
         entry: OutboxHead,
         run_id: str | None,
@@ -58,6 +83,7 @@ class _Answers:
         duration_ms: int,
         counts: Counter[tuple[str, str]],
     ) -> None:
+        """Keep a 2xx answer to be written with the next batch; ``counts`` gets it."""
         outcome = "sent_updated" if entry.action is OutboxAction.UPDATE_SKP else "sent_new"
         with self._lock:
             counts[(entry.kind.value, outcome)] += 1
@@ -70,9 +96,9 @@ class _Answers:
             # sending outruns the writing by several batches, it waits its turn: the backlog
             # (memory, and what a crash would send again) stays bounded. Without it, 20,000
             # records on PostgreSQL left 6,000 answers waiting, RSS 241 MB at 100,000.
-            self._write_answers(wait=unwritten >= _BACKLOG_BATCHES * self.flush_every)
+            self.flush(wait=unwritten >= BACKLOG_BATCHES * self.flush_every)
 
-    def _write_answers(self, *, wait: bool = True) -> None:
+    def flush(self, *, wait: bool = True) -> None:
         """Write the 2xx answers not yet written, in one transaction: each entry done, its
         deliverable delivered, one ledger entry each.
 
@@ -89,7 +115,7 @@ class _Answers:
             if not answers:
                 return
             now = self.clock()
-            texts = [_json(a.answer.body) for a in answers]  # as stored and as audited
+            texts = [answer_json(a.answer.body) for a in answers]  # as stored and as audited
             done_entries: list[dict[str, Any]] = []
             delivered: list[dict[str, Any]] = []
             for a, text in zip(answers, texts, strict=True):
@@ -142,7 +168,79 @@ class _Answers:
         finally:
             self._write_lock.release()
 
-    def _finish_entry(
+    # -- written at once -----------------------------------------------------------------
+
+    def retried(
+        self,
+        entry: OutboxHead,
+        run_id: str | None,
+        outcome: str,
+        exc: SyncError,
+        duration_ms: int,
+    ) -> None:
+        """An attempt that will be tried again (``retry``, ``paused``), in its own small
+        transaction; the claim is renewed first (the retries may outlast its lease)."""
+        assert entry.id is not None
+        self.claims.renew(entry.id)
+        with self.store.unit_of_work() as session:
+            current = session.get(OutboxEntry, entry.id)
+            if current is not None:
+                current.attempts += 1
+                current.last_status, current.last_answer = exc.status, answer_text(exc)
+                session.add(current)
+            self.attempt_log.attempts(
+                session,
+                [Attempt(run_id, entry, outcome, exc.status, answer_text(exc), duration_ms)],
+            )
+
+    def held(self, entry: OutboxHead, run_id: str | None, exc: SyncError) -> DeliveryResult:
+        """409 PENILAI_BELUM_ADA_SKP: the record waits for its penilai's SKP."""
+        with self.store.unit_of_work() as session:
+            row = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
+            current = session.get(OutboxEntry, entry.id)
+            assert row is not None
+            assert current is not None
+            row.status, row.reason_code = RecordStatus.HELD, exc.code
+            row.reason = (
+                f"held: its penilai (NIP {row.assessor_nip}) has no SKP for {entry.period} "
+                "on e-Kinerja yet; sent again once it has"
+            )
+            current.attempts += 1
+            current.last_status, current.last_answer = exc.status, answer_text(exc)
+            session.add_all([row, current])
+            self.attempt_log.attempts(
+                session,
+                [Attempt(run_id, entry, "held", exc.status, answer_text(exc), None)],
+            )
+            return DeliveryResult.of(entry, RecordStatus.HELD, row.reason)
+
+    def waiting(self, entry: OutboxHead, reason: str) -> DeliveryResult:
+        """A penilaian whose SKP is not delivered (and not on its way): it waits for it."""
+        with self.store.unit_of_work() as session:
+            row = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
+            if row is not None and row.status is not RecordStatus.WAITING:
+                row.status, row.reason = RecordStatus.WAITING, reason
+                session.add(row)
+        return DeliveryResult.of(entry, RecordStatus.WAITING, reason)
+
+    def kept_pending(self, entry: OutboxHead, reason: str, code: str) -> DeliveryResult:
+        """The record stays pending for the next run, and says why."""
+        with self.store.unit_of_work() as session:
+            row = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
+            if row is not None and row.status is RecordStatus.PENDING:
+                row.reason, row.reason_code = reason, code
+                session.add(row)
+        return DeliveryResult.of(entry, RecordStatus.PENDING, reason)
+
+    def adopt_skp_id(self, entry: OutboxHead, skp_id: str) -> None:
+        """The target holds an SKP for this NIP and period already: its id is the record's."""
+        with self.store.unit_of_work() as session:
+            row = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
+            assert row is not None
+            row.skp_id = skp_id
+            session.add(row)
+
+    def superseded(
         self, entry: OutboxHead, run_id: str | None, outcome: str, exc: SyncError
     ) -> None:
         """Close an entry that a follow-up request replaces (409 SKP_SUDAH_ADA, 412)."""
@@ -151,14 +249,38 @@ class _Answers:
             assert current is not None
             current.state, current.finished_at = OutboxState.SUPERSEDED, self.clock()
             current.attempts += 1
-            current.last_status, current.last_answer = exc.status, _answer_text(exc)
+            current.last_status, current.last_answer = exc.status, answer_text(exc)
             session.add(current)
             self.attempt_log.attempts(
                 session,
-                [Attempt(run_id, entry, outcome, exc.status, _answer_text(exc), None)],
+                [Attempt(run_id, entry, outcome, exc.status, answer_text(exc), None)],
             )
 
-    def _finish(
+    def update_instead(self, entry: OutboxHead, version: int) -> OutboxHead:
+        """A new entry that updates the SKP the target holds at ``version`` with the same
+        body (the caller sends it at once); the record keeps the version."""
+        with self.store.unit_of_work() as session:
+            row = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
+            assert row is not None
+            row.skp_version = version
+            replacement = OutboxEntry(
+                nip=entry.nip,
+                period=entry.period,
+                kind=entry.kind,
+                action=OutboxAction.UPDATE_SKP,
+                body=entry.body,
+                payload_hash=entry.payload_hash,
+                idempotency_key=idempotency_key(
+                    OutboxAction.UPDATE_SKP.value, entry.nip, entry.period, entry.body, version
+                ),
+                if_match=version,
+                mapping_version=entry.mapping_version,
+                created_at=self.clock(),
+            )
+            session.add_all([row, replacement])
+        return OutboxHead.of(replacement, entry.npsn)
+
+    def failed(
         self,
         entry: OutboxHead,
         run_id: str | None,
@@ -174,7 +296,7 @@ class _Answers:
         what = "SKP" if entry.kind is DeliveryKind.SKP else "penilaian"
         reason = (
             f"NIP {entry.nip} ({what} {entry.period}, NPSN {entry.npsn}): "
-            f"{reason or _reason(exc)}. "
+            f"{reason or target_reason(exc)}. "
             f"What to do: {advice(reason_code or exc.code, replay_id=failure)}"
         )
         with self.store.unit_of_work() as session:
@@ -185,17 +307,13 @@ class _Answers:
             current.state, current.finished_at = OutboxState.DEAD, self.clock()
             if outcome != "failed":  # a give-up's attempts were counted one by one
                 current.attempts += 1
-            current.last_status, current.last_answer = exc.status, _answer_text(exc)
+            current.last_status, current.last_answer = exc.status, answer_text(exc)
             row.status, row.reason = status, reason
             row.reason_code = reason_code or exc.code
             row.changed_at = self.clock()
             session.add_all([row, current])
             self.attempt_log.attempts(
                 session,
-                [Attempt(run_id, entry, outcome, exc.status, _answer_text(exc), None, reason)],
+                [Attempt(run_id, entry, outcome, exc.status, answer_text(exc), None, reason)],
             )
-        return self._result(entry, status, reason)
-
-    @staticmethod
-    def _result(entry: OutboxHead, status: RecordStatus, reason: str | None) -> DeliveryResult:
-        return DeliveryResult(entry.nip, entry.period, entry.kind, entry.action, status, reason)
+        return DeliveryResult.of(entry, status, reason)

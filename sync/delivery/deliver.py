@@ -1,19 +1,21 @@
-"""The delivery loop: which outbox entries go, in what order, claimed by whom.
+"""The delivery loop: which outbox entries go, in what order, and what each answer leads to.
 
-What one attempt does is in ``attempt.py``, how answers become state and ledger in
-``answers.py``, how a page is claimed and spread over the threads in ``pages.py``, workers'
-names and dead owners in ``sync.workers``.
+``Deliverer`` decides; its collaborators, passed in by ``sync.bootstrap``, do the rest:
+``OutboxPages`` (``pages.py``) reads, claims and queues the outbox a page at a time,
+``Sender`` (``sender.py``) sends one entry with its retries, ``AnswerWriter``
+(``answers.py``) writes what came of it to the state and the ledger, ``OutboxClaims``
+(``claims.py``) holds this worker's claims (``sync.workers``: workers' names, dead owners).
 
 Order: SKPs of penilai first (a guru's SKP hangs under its kepala sekolah's), then the other
 SKPs, then penilaian (each after its SKP). Within a phase, requests go in parallel on up to
 ``concurrency`` threads under a shared client-side rate limit (fewer when the rate limit
-cannot keep more busy: ``Deliverer._senders``).
+cannot keep more busy: ``Sender.useful_threads``).
 
 Cost: each phase reads the outbox a page at a time, claims the page in one statement and
 reads what its entries need in two queries, while the threads send the page before (they
 wait only at the end of a phase: ``pages.py``). Their 2xx answers are written in batches
-(``_write_answers``), so delivery costs a few statements per hundred requests, not a few per
-request, and memory does not grow with the semester.
+(``AnswerWriter.flush``), so delivery costs a few statements per hundred requests, not a few
+per request, and memory does not grow with the semester.
 
 Failures are handled by what the caller can do next (invariant 4):
 - ``RetriableError`` (429, 5xx, timeouts, dropped connections): retried by the policy, with
@@ -23,7 +25,7 @@ Failures are handled by what the caller can do next (invariant 4):
   (``retries_exhausted_*``, see ``sync.advice``). Without any answer at all (the connection
   failed every time) it stays pending too: "later" and silence never make a record fail.
 - ``Unreachable`` (no connection, timeouts): also counted by the circuit breaker
-  (``sync.breaker``); once it opens, no request starts, the rest stays pending, and
+  (``sync.delivery.breaker``); once it opens, no request starts, the rest stays pending, and
   ``Deliverer.outage`` says why (the run reports e-Kinerja unreachable).
 - ``TargetPaused`` (503 + Retry-After, maintenance): every thread waits it out; no attempt is
   burnt, but ``max_elapsed_s`` still bounds the wait (then the record stays pending).
@@ -37,9 +39,7 @@ Failures are handled by what the caller can do next (invariant 4):
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -47,46 +47,24 @@ from typing import Any
 
 import structlog
 
-from connectors.errors import (
-    Conflict,
-    PreconditionFailed,
-    RecordRejected,
-)
+from connectors.errors import Conflict, PreconditionFailed, RecordRejected
 from mappings.model import Role
-from state.models import (
-    DeliveryKind,
-    OutboxAction,
-    OutboxEntry,
-    RecordStatus,
-    SyncRecord,
-)
-from state.store import OutboxHead, StateStore
-from sync.delivery.answers import _Answers
-from sync.delivery.attempt import PauseGate, _Attempts, _GaveUp, _Outage
+from state.models import DeliveryKind, OutboxAction, RecordStatus
+from state.store import OutboxHead
+from sync.delivery.answers import AnswerWriter
 from sync.delivery.backpressure import Backpressure
-from sync.delivery.breaker import CircuitBreaker
-from sync.delivery.pages import _Pages
-from sync.delivery.ratelimit import RateLimiter
+from sync.delivery.claims import OutboxClaims
+from sync.delivery.pages import OutboxPages, Phase
 from sync.delivery.results import (
-    _DEFERRED,
-    _ENTRY_CLOSED,
-    _PENILAI_UNANSWERED,
-    _PHASES,
-    _SKP_UNANSWERED,
+    ENTRY_CLOSED,
     Attempt,
     AttemptLog,
+    DeliveryContext,
     DeliveryResult,
-    _Answer,
-    _answer_text,
-    _Context,
-    _exhausted_code,
-    _not_sent,
-    _reason,
+    exhausted_code,
+    target_reason,
 )
-from sync.delivery.retry import RetryPolicy
-from sync.delivery.target import Target
-from sync.hashing import idempotency_key
-from sync.workers import orphaned, worker_id
+from sync.delivery.sender import GaveUp, Outage, PauseGate, Sender
 
 __all__ = [
     "Attempt",
@@ -98,53 +76,45 @@ __all__ = [
 
 log = structlog.get_logger("ekinerja_sync.deliver")
 
+# (kind, penilai or not) of the phases, in order: penilai SKPs, the other SKPs, penilaian.
+_PHASES: tuple[tuple[DeliveryKind, bool | None], ...] = (
+    (DeliveryKind.SKP, True),
+    (DeliveryKind.SKP, False),
+    (DeliveryKind.ASSESSMENT, None),
+)
+_DEFERRED = "deferred: its penilai's SKP is being sent"
+_PENILAI_UNANSWERED = "its penilai's SKP got no answer"
+_SKP_UNANSWERED = "its SKP got no answer"
 
-class Deliverer(_Pages, _Attempts, _Answers):
+
+def _not_sent(why: str) -> str:
+    return f"not sent: e-Kinerja cannot be reached ({why}); sent again on the next run"
+
+
+class Deliverer:
     """Sends pending outbox entries and records each answer with the state change."""
 
     def __init__(
         self,
         *,
-        store: StateStore,
-        target: Target,
-        retry: RetryPolicy,
-        rate_limiter: RateLimiter,
+        pages: OutboxPages,
+        sender: Sender,
+        writer: AnswerWriter,
+        claims: OutboxClaims,
+        gate: PauseGate,
         concurrency: int = 1,
-        attempt_log: AttemptLog,
-        gate: PauseGate | None = None,
-        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
-        monotonic: Callable[[], float] = time.monotonic,
-        default_pause_s: float = 30.0,
-        worker: str | None = None,
-        lease_s: float = 300.0,
         max_rounds: int = 40,
         round_wait_s: float = 0.25,
-        page_size: int = 500,
-        flush_every: int = 100,
-        breaker: CircuitBreaker | None = None,
     ) -> None:
-        self.store = store
-        self.target = target
-        self.retry = retry
-        self.rate_limiter = rate_limiter
+        self.pages = pages
+        self.sender = sender
+        self.writer = writer
+        self.claims = claims
+        self.gate = gate  # the sender's: a round waits on it too, as the engine does
         self.concurrency = concurrency
-        self.attempt_log = attempt_log
-        self.gate = gate or PauseGate(clock=monotonic)
-        self.clock = clock
-        self.monotonic = monotonic
-        self.default_pause_s = default_pause_s
-        # Who holds claims on outbox entries, and for how long a claim outlives its worker.
-        self.worker = worker or worker_id()
-        self.lease = dt.timedelta(seconds=lease_s)
         self.max_rounds = max_rounds
         self.round_wait_s = round_wait_s
-        # Outbox entries are read, claimed and prepared a page at a time (bounded memory);
-        # answers are written ``flush_every`` at a time, in one transaction.
-        self.page_size = page_size
-        self.flush_every = flush_every
         self.stop = threading.Event()  # set: no new request starts (clean shutdown)
-        # Consecutive outages open it: no request starts, the outbox keeps what is left.
-        self.breaker = breaker or CircuitBreaker()
         # Deliverables the running ``deliver`` call leaves to the next run: their request got
         # no answer at all, or only "later" (429, 503), or the SKP they hang under did.
         self._left_for_next_run: set[tuple[str, DeliveryKind]] = set()
@@ -152,15 +122,20 @@ class Deliverer(_Pages, _Attempts, _Answers):
         # Why the last ``deliver`` left requests unsent for want of e-Kinerja (None: it did
         # not): the breaker opened, or a request got no answer at all, however often tried.
         self.outage: str | None = None
-        self.backpressure = Backpressure()  # the last ``deliver``'s 429s and 503s
-        self._lock = threading.Lock()
-        self._answers: list[_Answer] = []  # delivered, not yet written (see _write_answers)
-        self._write_lock = threading.Lock()
-        self.latency_s: float | None = None  # how long an answer takes, a running mean
         # The logger of the running ``deliver`` call, bound once: structlog's module-level
         # proxy builds a new logger at every call (about as much as the rest of the
         # bookkeeping of a request), even for a line its level drops.
         self._log: Any = log
+
+    @property
+    def worker(self) -> str:
+        """This process's name in the claims it holds (``sync.workers.worker_id``)."""
+        return self.claims.worker
+
+    @property
+    def backpressure(self) -> Backpressure:
+        """The last ``deliver``'s 429s and 503s, and the time waited on them."""
+        return self.sender.backpressure
 
     # -- the phases ----------------------------------------------------------------------
 
@@ -190,7 +165,7 @@ class Deliverer(_Pages, _Attempts, _Answers):
         results: list[DeliveryResult] = []
         counts = counts if counts is not None else Counter()
         self.outage = None
-        self.backpressure = Backpressure()
+        self.sender.begin()
         self._left_for_next_run = set()
         self._log = log.bind()
         self._read_elsewhere = read_elsewhere
@@ -203,9 +178,9 @@ class Deliverer(_Pages, _Attempts, _Answers):
                     break
                 self.gate.sleep(self.round_wait_s)
         finally:
-            self._write_answers()  # what went is recorded, however the round ended
-        if self.outage is None and self.breaker.blocks():
-            self.outage = self.breaker.reason or "e-Kinerja cannot be reached"
+            self.writer.flush()  # what went is recorded, however the round ended
+        if self.outage is None:
+            self.outage = self.sender.unreachable()
         return [r for r in results if r.reason != _DEFERRED]
 
     def _deliver_round(
@@ -218,17 +193,18 @@ class Deliverer(_Pages, _Attempts, _Answers):
         progress: Callable[[str, int], None] | None,
         results: list[DeliveryResult],
     ) -> int:
-        with self.store.unit_of_work() as session:
-            # Entries written during the round (a 412's replacement, sent at once) are not
-            # read back.
-            horizon = self.store.outbox.last_id(session)
+        # Entries written during the round (a 412's replacement, sent at once) are not read
+        # back.
+        horizon = self.pages.horizon()
         deferred = 0
         abort = threading.Event()  # a fatal error: in-flight requests end, none starts
 
         def go_on() -> bool:
-            return not (self.stop.is_set() or abort.is_set() or self.breaker.blocks())
+            return not (
+                self.stop.is_set() or abort.is_set() or self.sender.unreachable() is not None
+            )
 
-        def one(entry: OutboxHead, context: _Context | None) -> DeliveryResult | None:
+        def one(entry: OutboxHead, context: DeliveryContext | None) -> DeliveryResult | None:
             if not go_on():
                 return None  # not sent: stays pending, its claim is handed back
             if (entry.nip, entry.kind) in self._left_for_next_run:
@@ -244,31 +220,14 @@ class Deliverer(_Pages, _Attempts, _Answers):
 
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="deliver") as pool:
             for kind, assessors in _PHASES:
-
-                def pages(
-                    after: int, kind: DeliveryKind = kind, assessors: bool | None = assessors
-                ) -> tuple[int, list[OutboxHead]] | None:
-                    with self.store.unit_of_work() as session:
-                        page = self.store.outbox.pending_page(
-                            session,
-                            period,
-                            npsns,
-                            kind=kind,
-                            assessors=assessors,
-                            after_id=after,
-                            up_to_id=horizon,
-                            limit=self.page_size,
-                        )
-                    if not page:
-                        return None
-                    return page[-1].id, [e for e in page if only is None or (e.nip, e.kind) in only]
-
-                for result in self._deliver_phase(pool, pages, one, go_on=go_on):
+                phase = Phase(period, npsns, kind, assessors, horizon, only)
+                senders = self.sender.useful_threads(self.concurrency)
+                for result in self.pages.send_phase(pool, phase, one, senders=senders, go_on=go_on):
                     results.append(result)
                     deferred += result.reason == _DEFERRED
                 # Written before the next phase: it reads what this one delivered (SKP ids,
                 # penilai's SKPs), and so do other workers.
-                self._write_answers()
+                self.writer.flush()
         return deferred
 
     # -- one entry -----------------------------------------------------------------------
@@ -281,18 +240,16 @@ class Deliverer(_Pages, _Attempts, _Answers):
     ) -> DeliveryResult | None:
         """Claim, prepare and send one entry now (a replacement request)."""
         # Invariant 6: only the worker holding the claim sends the entry.
-        if not self.store.claims.claim_entry(
-            entry.id, self.worker, now=self.clock(), lease=self.lease, orphaned=orphaned
-        ):
+        if not self.claims.claim(entry.id):
             return None
         result = None
         try:
-            context = self._contexts([entry]).get(entry.id)
+            context = self.pages.contexts([entry]).get(entry.id)
             result = self._deliver_claimed(entry, run_id, counts, depth, context)
             return result
         finally:
-            if result is None or result.status not in _ENTRY_CLOSED:
-                self.store.claims.release_entries([entry.id], self.worker)
+            if result is None or result.status not in ENTRY_CLOSED:
+                self.claims.release([entry.id])
 
     def _deliver_claimed(
         self,
@@ -300,7 +257,7 @@ class Deliverer(_Pages, _Attempts, _Answers):
         run_id: str | None,
         counts: Counter[tuple[str, str]],
         depth: int,
-        context: _Context | None,
+        context: DeliveryContext | None,
     ) -> DeliveryResult | None:
         if context is None:
             return None
@@ -315,8 +272,10 @@ class Deliverer(_Pages, _Attempts, _Answers):
             # unless that one got no answer in this call (then the next run sends both).
             if (assessor.nip, DeliveryKind.SKP) in self._left_for_next_run:
                 self._left_for_next_run.add((entry.nip, entry.kind))
-                return self._result(entry, RecordStatus.PENDING, _not_sent(_PENILAI_UNANSWERED))
-            return self._result(entry, RecordStatus.PENDING, _DEFERRED)
+                return DeliveryResult.of(
+                    entry, RecordStatus.PENDING, _not_sent(_PENILAI_UNANSWERED)
+                )
+            return DeliveryResult.of(entry, RecordStatus.PENDING, _DEFERRED)
         if (
             assessor is None
             and self._read_elsewhere
@@ -325,34 +284,31 @@ class Deliverer(_Pages, _Attempts, _Answers):
             and context.record.assessor_nip != entry.nip
         ):
             # Its kepala sekolah's record may still come from the walk (``deliver``).
-            return self._result(entry, RecordStatus.PENDING, _DEFERRED)
+            return DeliveryResult.of(entry, RecordStatus.PENDING, _DEFERRED)
         if entry.kind is DeliveryKind.ASSESSMENT and (skp is None or skp.delivered_hash is None):
             if skp is not None and skp.status is RecordStatus.PENDING:
                 # Its SKP is on its way (another worker's, perhaps answered and not yet
                 # written): after it, unless it got no answer in this call.
                 if (entry.nip, DeliveryKind.SKP) in self._left_for_next_run:
-                    return self._result(entry, RecordStatus.PENDING, _not_sent(_SKP_UNANSWERED))
-                return self._result(entry, RecordStatus.PENDING, _DEFERRED)
+                    return DeliveryResult.of(
+                        entry, RecordStatus.PENDING, _not_sent(_SKP_UNANSWERED)
+                    )
+                return DeliveryResult.of(entry, RecordStatus.PENDING, _DEFERRED)
             reason = "waiting for its SKP to be delivered"
-            with self.store.unit_of_work() as session:
-                row = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
-                if row is not None and row.status is not RecordStatus.WAITING:
-                    row.status, row.reason = RecordStatus.WAITING, reason
-                    session.add(row)
-            return self._result(entry, RecordStatus.WAITING, reason)
+            return self.writer.waiting(entry, reason)
         skp_id = skp.skp_id if skp is not None else None
         # The record's fields on every line below (a dict: binding a logger per request costs
         # as much as the rest of the bookkeeping).
         where = {"run_id": run_id, "period": entry.period, "npsn": entry.npsn, "nip": entry.nip}
         try:
-            answer, duration_ms = self._send(entry, skp_id, run_id)
-        except _Outage as outage:
+            answer, duration_ms = self.sender.send(entry, skp_id, run_id)
+        except Outage as outage:
             # Not sent (or not answered) and the breaker is open: it stays pending, as the
             # entries no thread reached do; the run reports why (``outage``).
             self.outage = outage.reason
             self._log.info("deliver.not_sent", **where, kind=entry.kind.value, reason=outage.reason)
             return None
-        except _GaveUp as gave_up:
+        except GaveUp as gave_up:
             exc = gave_up.last
             if exc.status is None:  # never an answer: an outage, not a refusal
                 self.outage = exc.message
@@ -362,22 +318,26 @@ class Deliverer(_Pages, _Attempts, _Answers):
                 self._log.warning(
                     "deliver.no_answer", **where, kind=entry.kind.value, error=exc.message
                 )
-                return self._result(entry, RecordStatus.PENDING, _not_sent(exc.message))
+                return DeliveryResult.of(entry, RecordStatus.PENDING, _not_sent(exc.message))
             if gave_up.only_later:  # "later", never "no": the next run sends it
                 self._left_for_next_run.add((entry.nip, entry.kind))
                 return self._keep_pending(entry, gave_up)
-            reason = f"gave up after {gave_up.attempts} attempts: {_reason(exc)}"
+            reason = f"gave up after {gave_up.attempts} attempts: {target_reason(exc)}"
             self._log.warning("deliver.gave_up", **where, kind=entry.kind.value, error=exc.message)
-            code = _exhausted_code(exc.status)
-            return self._finish(entry, run_id, RecordStatus.FAILED, "failed", exc, reason, code)
+            code = exhausted_code(exc.status)
+            return self.writer.failed(
+                entry, run_id, RecordStatus.FAILED, "failed", exc, reason, code
+            )
         except Conflict as exc:
             return self._on_conflict(entry, run_id, exc, counts, depth)
         except PreconditionFailed as exc:
             version = exc.answer.get("versi")
             if depth == 0 and isinstance(version, int):
-                self._finish_entry(entry, run_id, "superseded", exc)
-                return self._requeue_update(entry, run_id, version, counts, depth)
-            return self._finish(entry, run_id, RecordStatus.FAILED, "rejected", exc)
+                self.writer.superseded(entry, run_id, "superseded", exc)
+                return self._deliver_one(
+                    self.writer.update_instead(entry, version), run_id, counts, depth + 1
+                )
+            return self.writer.failed(entry, run_id, RecordStatus.FAILED, "rejected", exc)
         except RecordRejected as exc:
             self._log.warning(
                 "deliver.rejected",
@@ -386,10 +346,10 @@ class Deliverer(_Pages, _Attempts, _Answers):
                 status=exc.status,
                 reason_code=exc.code,
             )
-            return self._finish(entry, run_id, RecordStatus.FAILED, "rejected", exc)
-        self._delivered(entry, run_id, answer, duration_ms, counts)
+            return self.writer.failed(entry, run_id, RecordStatus.FAILED, "rejected", exc)
+        self.writer.delivered(entry, run_id, answer, duration_ms, counts)
         self._log.info("deliver.ok", **where, kind=entry.kind.value, action=entry.action.value)
-        return self._result(entry, RecordStatus.DELIVERED, None)
+        return DeliveryResult.of(entry, RecordStatus.DELIVERED, None)
 
     def _on_conflict(
         self,
@@ -401,66 +361,33 @@ class Deliverer(_Pages, _Attempts, _Answers):
     ) -> DeliveryResult | None:
         code = exc.code
         if code == "PENILAI_BELUM_ADA_SKP":
-            with self.store.unit_of_work() as session:
-                row = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
-                current = session.get(OutboxEntry, entry.id)
-                assert row is not None
-                assert current is not None
-                row.status, row.reason_code = RecordStatus.HELD, code
-                row.reason = (
-                    f"held: its penilai (NIP {row.assessor_nip}) has no SKP for {entry.period} "
-                    "on e-Kinerja yet; sent again once it has"
-                )
-                current.attempts += 1
-                current.last_status, current.last_answer = exc.status, _answer_text(exc)
-                session.add_all([row, current])
-                self.attempt_log.attempts(
-                    session,
-                    [Attempt(run_id, entry, "held", exc.status, _answer_text(exc), None)],
-                )
-                return self._result(entry, RecordStatus.HELD, row.reason)
+            return self.writer.held(entry, run_id, exc)
         if code == "SKP_SUDAH_ADA" and entry.action is OutboxAction.CREATE_SKP and depth == 0:
             # The target holds an SKP for this NIP and period made from another body (e.g. a
             # send whose answer was lost before the content changed): update it instead.
             skp_id, version = exc.answer.get("id_skp"), exc.answer.get("versi")
             if isinstance(skp_id, str) and isinstance(version, int):
-                with self.store.unit_of_work() as session:
-                    row = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
-                    assert row is not None
-                    row.skp_id = skp_id
-                    session.add(row)
-                self._finish_entry(entry, run_id, "superseded", exc)
-                return self._requeue_update(entry, run_id, version, counts, depth)
+                self.writer.adopt_skp_id(entry, skp_id)
+                self.writer.superseded(entry, run_id, "superseded", exc)
+                return self._deliver_one(
+                    self.writer.update_instead(entry, version), run_id, counts, depth + 1
+                )
         if code in {"SKP_TERKUNCI", "PENILAIAN_SUDAH_ADA"}:
-            return self._finish(entry, run_id, RecordStatus.LOCKED, "locked", exc)
-        return self._finish(entry, run_id, RecordStatus.FAILED, "rejected", exc)
+            return self.writer.failed(entry, run_id, RecordStatus.LOCKED, "locked", exc)
+        return self.writer.failed(entry, run_id, RecordStatus.FAILED, "rejected", exc)
 
-    def _requeue_update(
-        self,
-        entry: OutboxHead,
-        run_id: str | None,
-        version: int,
-        counts: Counter[tuple[str, str]],
-        depth: int,
-    ) -> DeliveryResult | None:
-        """Replace the entry by an update against ``version`` and send that right away."""
-        with self.store.unit_of_work() as session:
-            row = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
-            assert row is not None
-            row.skp_version = version
-            replacement = OutboxEntry(
-                nip=entry.nip,
-                period=entry.period,
-                kind=entry.kind,
-                action=OutboxAction.UPDATE_SKP,
-                body=entry.body,
-                payload_hash=entry.payload_hash,
-                idempotency_key=idempotency_key(
-                    OutboxAction.UPDATE_SKP.value, entry.nip, entry.period, entry.body, version
-                ),
-                if_match=version,
-                mapping_version=entry.mapping_version,
-                created_at=self.clock(),
-            )
-            session.add_all([row, replacement])
-        return self._deliver_one(OutboxHead.of(replacement, entry.npsn), run_id, counts, depth + 1)
+    def _keep_pending(self, entry: OutboxHead, gave_up: GaveUp) -> DeliveryResult:
+        """The retries ran out on "later" answers only: the record stays pending, with why,
+        for the next run or the daemon's retry job (never a dead letter: invariant 4)."""
+        code, reason = gave_up.why_pending()
+        self.sender.backpressure.left()
+        log.warning(
+            "deliver.asked_to_wait",
+            nip=entry.nip,
+            period=entry.period,
+            npsn=entry.npsn,
+            kind=entry.kind.value,
+            attempts=gave_up.attempts,
+            status=gave_up.last.status,
+        )
+        return self.writer.kept_pending(entry, reason, code)

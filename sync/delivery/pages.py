@@ -1,59 +1,77 @@
 """One phase of delivery on the pool: the outbox read, claimed and prepared a page at a
-time, the entries queued for as many sending threads as can be kept busy.
+time, the entries queued for as many sending threads as the caller says can be kept busy.
 """
 
 from __future__ import annotations
 
 import contextvars
-import datetime as dt
-import math
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
 
 from state.models import DeliveryKind, RecordStatus
 from state.store import OutboxHead, StateStore
-from sync.delivery.ratelimit import RateLimiter
-from sync.delivery.results import _ENTRY_CLOSED, DeliveryResult, _Context
-from sync.workers import orphaned
+from sync.delivery.claims import OutboxClaims
+from sync.delivery.results import ENTRY_CLOSED, DeliveryContext, DeliveryResult
+
+__all__ = ["OutboxPages", "PageClaims", "Phase", "SendQueue"]
 
 
-class _Pages:
-    """The page half of ``Deliverer`` (see ``sync.delivery.deliver``)."""
+@dataclass(frozen=True, slots=True)
+class Phase:
+    """The outbox entries one phase sends: a kind (SKPs of penilai or of the others, or
+    penilaian) of a period, of some schools (none: all), up to an entry id, optionally only
+    some deliverables."""
 
-    store: StateStore
-    rate_limiter: RateLimiter
-    concurrency: int
-    worker: str
-    lease: dt.timedelta
-    clock: Callable[[], dt.datetime]
-    latency_s: float | None
-    page_size: int
+    period: str
+    npsns: Sequence[str]
+    kind: DeliveryKind
+    assessors: bool | None
+    up_to_id: int
+    only: set[tuple[str, DeliveryKind]] | None
 
-    def _deliver_phase(
+
+class OutboxPages:
+    """Reads a phase's outbox a page at a time, claims the page (``OutboxClaims``), reads
+    what its entries need of the state, and queues them for the sending threads."""
+
+    def __init__(self, *, store: StateStore, claims: OutboxClaims, page_size: int = 500) -> None:
+        self.store = store
+        self.claims = claims
+        # Outbox entries are read, claimed and prepared a page at a time (bounded memory).
+        self.page_size = page_size
+
+    def horizon(self) -> int:
+        """The newest outbox entry now: a round reads none written after it (a 412's
+        replacement is sent at once, not read back)."""
+        with self.store.unit_of_work() as session:
+            return self.store.outbox.last_id(session)
+
+    def send_phase(
         self,
         pool: ThreadPoolExecutor,
-        pages: Callable[[int], tuple[int, list[OutboxHead]] | None],
-        one: Callable[[OutboxHead, _Context | None], DeliveryResult | None],
+        phase: Phase,
+        one: Callable[[OutboxHead, DeliveryContext | None], DeliveryResult | None],
         *,
+        senders: int,
         go_on: Callable[[], bool],
     ) -> list[DeliveryResult]:
-        """Send every entry ``pages`` gives on the pool; hand back the claims of those that
-        stay pending; return the results of those not delivered. ``pages(after_id)``: the id
-        of the last entry read and the entries to send of the next page (None at the end).
+        """Send every entry of ``phase`` on the pool with ``one``, on ``senders`` threads;
+        hand back the claims of those that stay pending; return the results of those not
+        delivered.
 
         The entries of a phase do not depend on each other, so the threads never wait for a
         page's end: while they send, this thread claims the next page (one statement), reads
         what its entries need (two queries) and queues it once fewer than ``low_water`` are
-        left. Each of at most ``concurrency`` threads takes the next queued entry until the
-        queue is closed and empty (one task per thread, not one per entry: a task costs
-        about as much as a request to a fast target)."""
-        senders = self._senders()
+        left. Each of the ``senders`` threads takes the next queued entry until the queue is
+        closed and empty (one task per thread, not one per entry: a task costs about as much
+        as a request to a fast target)."""
         # Half a page left: time enough to claim and prepare the next one, which competes for
         # the GIL with every sending thread.
-        queue = _Queue(low_water=max(2 * senders, self.page_size // 2))
-        claims: list[_PageClaims] = []
+        queue = SendQueue(low_water=max(2 * senders, self.page_size // 2))
+        claims: list[PageClaims] = []
         results: list[DeliveryResult] = []
 
         def drain() -> None:
@@ -61,12 +79,12 @@ class _Pages:
                 while (item := queue.take()) is not None:
                     entry, context, page = item
                     result = one(entry, context)
-                    if result is not None and result.status in _ENTRY_CLOSED:
+                    if result is not None and result.status in ENTRY_CLOSED:
                         page.close(entry.id)
                     if result is not None and result.status is not RecordStatus.DELIVERED:
                         results.append(result)  # only these: a phase may send 100,000
                     if (pending := page.through_one()) is not None:
-                        self.store.claims.release_entries(pending, self.worker)
+                        self.claims.release(pending)
             except BaseException:
                 queue.close()  # a fatal error: no more pages (and nobody waits for room)
                 raise
@@ -76,21 +94,15 @@ class _Pages:
         tasks = [pool.submit(contextvars.copy_context().run, drain) for _ in range(senders)]
         try:
             after = 0
-            while go_on() and (read := pages(after)) is not None:
+            while go_on() and (read := self._page(phase, after)) is not None:
                 after, page = read
                 # Invariant 6: only the worker holding the claim sends the entry.
-                mine = self.store.claims.claim_entries(
-                    [e.id for e in page],
-                    self.worker,
-                    now=self.clock(),
-                    lease=self.lease,
-                    orphaned=orphaned,
-                )
+                mine = self.claims.claim_page([e.id for e in page])
                 entries = [e for e in page if e.id in mine]
                 if not entries:
                     continue
-                claims.append(page_claims := _PageClaims(mine))
-                contexts = self._contexts(entries)
+                claims.append(page_claims := PageClaims(mine))
+                contexts = self.contexts(entries)
                 if not queue.put([(e, contexts.get(e.id), page_claims) for e in entries]):
                     break  # closed by a fatal error
                 queue.wait_for_room()
@@ -100,22 +112,32 @@ class _Pages:
             # The claims of pages not gone through (a stop, a fatal error) are handed back too.
             for page_claims in claims:
                 if (pending := page_claims.abandon()) is not None:
-                    self.store.claims.release_entries(pending, self.worker)
+                    self.claims.release(pending)
         for task in tasks:
             if (error := task.exception()) is not None:
                 raise error
         return results
 
-    def _senders(self) -> int:
-        """How many threads send: ``concurrency``, but under a rate limit no more than can be
-        busy at once (Little's law: the rate times how long an answer takes, as seen so far,
-        plus one), so that idle threads do not wait in line for the rate limit's tokens."""
-        rate, latency = self.rate_limiter.rate, self.latency_s
-        if rate <= 0 or latency is None:
-            return self.concurrency
-        return max(1, min(self.concurrency, math.ceil(rate * latency) + 1))
+    def _page(self, phase: Phase, after: int) -> tuple[int, list[OutboxHead]] | None:
+        """The id of the last entry read and the entries to send of the page after
+        ``after`` (None at the end)."""
+        with self.store.unit_of_work() as session:
+            page = self.store.outbox.pending_page(
+                session,
+                phase.period,
+                phase.npsns,
+                kind=phase.kind,
+                assessors=phase.assessors,
+                after_id=after,
+                up_to_id=phase.up_to_id,
+                limit=self.page_size,
+            )
+        if not page:
+            return None
+        only = phase.only
+        return page[-1].id, [e for e in page if only is None or (e.nip, e.kind) in only]
 
-    def _contexts(self, entries: Sequence[OutboxHead]) -> dict[int, _Context]:
+    def contexts(self, entries: Sequence[OutboxHead]) -> dict[int, DeliveryContext]:
         """The state each entry's delivery needs, in two queries for the lot."""
         if not entries:
             return {}
@@ -126,7 +148,7 @@ class _Pages:
                 row.assessor_nip for (_nip, kind), row in known.items() if kind is DeliveryKind.SKP
             } - {nip for nip, _kind in known}
             known.update(self.store.deliverables.heads(session, period, penilai))
-        contexts: dict[int, _Context] = {}
+        contexts: dict[int, DeliveryContext] = {}
         for entry in entries:
             record = known.get((entry.nip, entry.kind))
             if record is None:
@@ -136,13 +158,13 @@ class _Pages:
                 if entry.kind is DeliveryKind.SKP
                 else None
             )
-            contexts[entry.id] = _Context(
+            contexts[entry.id] = DeliveryContext(
                 record, known.get((entry.nip, DeliveryKind.SKP)), assessor
             )
         return contexts
 
 
-class _PageClaims:
+class PageClaims:
     """The claims of one page: those still pending are handed back as soon as its last entry
     is through (not at the end of the phase: a phase may claim 100,000)."""
 
@@ -173,10 +195,10 @@ class _PageClaims:
 
 
 # An entry as queued: what its delivery needs, and the claims of its page.
-_Item = tuple[OutboxHead, _Context | None, _PageClaims]
+_Item = tuple[OutboxHead, DeliveryContext | None, PageClaims]
 
 
-class _Queue:
+class SendQueue:
     """Entries queued for the sending threads: ``put`` a page, ``take`` one at a time;
     ``wait_for_room`` returns once fewer than ``low_water`` are left (or it is closed)."""
 

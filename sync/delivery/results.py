@@ -1,5 +1,6 @@
-"""What delivery hands on: an attempt for the ledger, a result for the run, and the texts of
-an answer (as stored, as audited, as an operator reads it).
+"""What delivery hands on: an attempt for the ledger (through the ``AttemptLog`` it owns), a
+result for the run, what delivering one entry needs of the state, and the texts of an answer
+(as stored, as audited, as an operator reads it).
 """
 
 from __future__ import annotations
@@ -11,16 +12,21 @@ from typing import Any, Protocol
 
 from sqlmodel import Session
 
-from connectors.ekinerja import TargetAnswer
-from connectors.errors import (
-    SyncError,
-)
-from state.models import (
-    DeliveryKind,
-    OutboxAction,
-    RecordStatus,
-)
+from connectors.errors import SyncError
+from state.models import DeliveryKind, OutboxAction, RecordStatus
 from state.store import DeliverableHead, OutboxHead
+
+__all__ = [
+    "ENTRY_CLOSED",
+    "Attempt",
+    "AttemptLog",
+    "DeliveryContext",
+    "DeliveryResult",
+    "answer_json",
+    "answer_text",
+    "exhausted_code",
+    "target_reason",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +58,13 @@ class DeliveryResult:
     status: RecordStatus
     reason: str | None
 
+    @classmethod
+    def of(cls, entry: OutboxHead, status: RecordStatus, reason: str | None) -> DeliveryResult:
+        return cls(entry.nip, entry.period, entry.kind, entry.action, status, reason)
+
 
 @dataclass(frozen=True, slots=True)
-class _Context:
+class DeliveryContext:
     """What delivering one entry needs of the state: its deliverable, the SKP of the same
     teacher (a penilaian is sent under it) and, for an SKP, its penilai's SKP."""
 
@@ -63,34 +73,11 @@ class _Context:
     assessor: DeliverableHead | None
 
 
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    """A 2xx answer not yet written (``Deliverer._write_answers`` writes them in batches)."""
-
-    entry: OutboxHead
-    run_id: str | None
-    answer: TargetAnswer
-    duration_ms: int
-
-
-# (kind, penilai or not) of the phases, in order: penilai SKPs, the other SKPs, penilaian.
-_PHASES: tuple[tuple[DeliveryKind, bool | None], ...] = (
-    (DeliveryKind.SKP, True),
-    (DeliveryKind.SKP, False),
-    (DeliveryKind.ASSESSMENT, None),
-)
-_DEFERRED = "deferred: its penilai's SKP is being sent"
-_PENILAI_UNANSWERED = "its penilai's SKP got no answer"
-_SKP_UNANSWERED = "its SKP got no answer"
 # Outcomes after which the outbox entry is done or dead (not pending any more).
-_ENTRY_CLOSED = {RecordStatus.DELIVERED, RecordStatus.FAILED, RecordStatus.LOCKED}
+ENTRY_CLOSED = frozenset({RecordStatus.DELIVERED, RecordStatus.FAILED, RecordStatus.LOCKED})
 
 
-def _not_sent(why: str) -> str:
-    return f"not sent: e-Kinerja cannot be reached ({why}); sent again on the next run"
-
-
-def _exhausted_code(status: int | None) -> str:
+def exhausted_code(status: int | None) -> str:
     """The reason code of a record whose retries ran out on ``status``: it names the cause,
     so the advice can (``sync.advice``; ``retries_exhausted`` alone is the code of older
     rows)."""
@@ -103,17 +90,20 @@ def _exhausted_code(status: int | None) -> str:
     return "retries_exhausted_server_error"
 
 
-def _json(value: Any) -> str:
-    # Not canonical JSON (", " and ": " separators), and stored and hashed as it is (last_answer,
-    # the ledger's answer_body): it stays json.dumps, which orjson cannot write.
+def answer_json(value: Any) -> str:
+    """An answer's body as stored (``last_answer``) and as audited (the ledger's
+    ``answer_body``)."""
+    # Not canonical JSON (", " and ": " separators), and stored and hashed as it is: it stays
+    # json.dumps, which orjson cannot write.
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-def _answer_text(exc: SyncError) -> str:
-    return _json(exc.answer) if exc.answer else exc.message
+def answer_text(exc: SyncError) -> str:
+    """What a refusal or a failure answered, as stored and audited (its message if no body)."""
+    return answer_json(exc.answer) if exc.answer else exc.message
 
 
-def _reason(exc: SyncError) -> str:
+def target_reason(exc: SyncError) -> str:
     """What e-Kinerja answered, with the fields it named (422 VALIDASI), in one line."""
     pesan = exc.answer.get("pesan") or exc.message
     errors = exc.answer.get("errors")

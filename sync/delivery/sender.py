@@ -1,16 +1,17 @@
-"""One attempt: send one outbox entry with the retry policy, through the pause gate (a
+"""One request: send one outbox entry with the retry policy, through the pause gate (a
 maintenance pause of the whole target), the circuit breaker and the client-side rate limit;
-an attempt that will be tried again is noted in the ledger at once.
+an attempt that will be tried again is written at once (``AnswerWriter.retried``).
 
 e-Kinerja's "later" (429, 503) is backpressure, not failure: each one slows the
 installation's rate (``RateLimiter.throttled``; each success lets it climb back,
 ``accepted``), is counted with the time waited on it (``Backpressure``), and a record that got
-nothing but "later" (or no answer) when its retries ran out stays pending (``_keep_pending``).
+nothing but "later" (or no answer) when its retries ran out stays pending (``GaveUp``,
+``Deliverer``).
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import math
 import threading
 import time
 from collections import Counter
@@ -25,15 +26,17 @@ from connectors.errors import (
     TargetPaused,
     Unreachable,
 )
-from state.models import OutboxAction, OutboxEntry, RecordStatus, SyncRecord
-from state.store import OutboxHead, StateStore
+from state.models import OutboxAction
+from state.store import OutboxHead
 from sync.advice import advice
+from sync.delivery.answers import AnswerWriter
 from sync.delivery.backpressure import Backpressure
 from sync.delivery.breaker import CircuitBreaker
 from sync.delivery.ratelimit import RateLimiter
-from sync.delivery.results import Attempt, AttemptLog, DeliveryResult, _answer_text
 from sync.delivery.retry import LATER_STATUSES, RetryPolicy, asked_to_wait
 from sync.delivery.target import Target, TargetAnswer
+
+__all__ = ["GaveUp", "Outage", "PauseGate", "Sender"]
 
 log = structlog.get_logger("ekinerja_sync.deliver")
 
@@ -68,7 +71,7 @@ class PauseGate:
             slept += left
 
 
-class _Outage(Exception):
+class Outage(Exception):
     """e-Kinerja cannot be reached (the breaker is open): the request was not sent."""
 
     def __init__(self, reason: str) -> None:
@@ -76,7 +79,7 @@ class _Outage(Exception):
         self.reason = reason
 
 
-class _GaveUp(Exception):
+class GaveUp(Exception):
     """The retries ran out; ``answered``: how often each status came (None: no answer)."""
 
     def __init__(self, last: RetriableError, attempts: int, answered: Counter[int | None]) -> None:
@@ -91,28 +94,75 @@ class _GaveUp(Exception):
         statuses = set(self.answered)
         return bool(statuses & LATER_STATUSES) and statuses <= {*LATER_STATUSES, None}
 
+    def why_pending(self) -> tuple[str, str]:
+        """The reason code and the reason of a record left pending on "later" answers only,
+        for the next run or the daemon's retry job."""
+        limited = 429 in self.answered
+        code = "rate_limited" if limited else "target_busy"
+        asked = "rate limited, 429" if limited else "busy or in maintenance, 503"
+        times = self.answered[429] + self.answered[503]
+        reason = (
+            f"not sent yet: e-Kinerja asked to wait {times} times ({asked}) until this run's "
+            "retries ran out; sent again on the next run or the daemon's retry. "
+            f"What to do: {advice(code)}"
+        )
+        return code, reason
 
-class _Attempts:
-    """The sending half of ``Deliverer`` (see ``sync.delivery.deliver``)."""
 
-    store: StateStore
-    target: Target
-    retry: RetryPolicy
-    rate_limiter: RateLimiter
-    attempt_log: AttemptLog
-    gate: PauseGate
-    breaker: CircuitBreaker
-    clock: Callable[[], dt.datetime]
-    monotonic: Callable[[], float]
-    default_pause_s: float
-    worker: str
-    lease: dt.timedelta
-    latency_s: float | None
-    backpressure: Backpressure
+class Sender:
+    """Sends one entry to the target: retried by the policy, each try through the pause
+    gate, the circuit breaker and the rate limit; retried tries written by ``writer``."""
 
-    def _send(
+    def __init__(
+        self,
+        *,
+        target: Target,
+        retry: RetryPolicy,
+        rate_limiter: RateLimiter,
+        gate: PauseGate,
+        breaker: CircuitBreaker,
+        writer: AnswerWriter,
+        monotonic: Callable[[], float] = time.monotonic,
+        default_pause_s: float = 30.0,
+    ) -> None:
+        self.target = target
+        self.retry = retry
+        self.rate_limiter = rate_limiter
+        self.gate = gate
+        # Consecutive outages open it: no request starts, the outbox keeps what is left.
+        self.breaker = breaker
+        self.writer = writer
+        self.monotonic = monotonic
+        self.default_pause_s = default_pause_s
+        self.backpressure = Backpressure()  # the running ``deliver`` call's 429s and 503s
+        self.latency_s: float | None = None  # how long an answer takes, a running mean
+
+    def begin(self) -> None:
+        """A new ``deliver`` call: its 429s and 503s are counted afresh."""
+        self.backpressure = Backpressure()
+
+    def unreachable(self) -> str | None:
+        """Why no request starts now (the circuit breaker is open), or None."""
+        if not self.breaker.blocks():
+            return None
+        return self.breaker.reason or "e-Kinerja cannot be reached"
+
+    def useful_threads(self, concurrency: int) -> int:
+        """How many threads to send on: ``concurrency``, but under a rate limit no more than
+        can be busy at once (Little's law: the rate times how long an answer takes, as seen
+        so far, plus one), so that idle threads do not wait in line for the rate limit's
+        tokens."""
+        rate, latency = self.rate_limiter.rate, self.latency_s
+        if rate <= 0 or latency is None:
+            return concurrency
+        return max(1, min(concurrency, math.ceil(rate * latency) + 1))
+
+    def send(
         self, entry: OutboxHead, skp_id: str | None, run_id: str | None
     ) -> tuple[TargetAnswer, int]:
+        """The target's 2xx answer and how long it took (ms). Raises ``Outage`` (not sent:
+        the breaker is open), ``GaveUp`` (the retries ran out) or the target's refusal
+        (``Conflict``, ``PreconditionFailed``, ``RecordRejected``, ``FatalError``)."""
         body = entry.body  # the canonical JSON the outbox keeps goes on the wire as it is
         started = self.monotonic()
         attempts = 0
@@ -123,7 +173,7 @@ class _Attempts:
             while True:
                 self.gate.wait()
                 if not self.breaker.allow():
-                    raise _Outage(self.breaker.reason or "e-Kinerja cannot be reached")
+                    raise Outage(self.breaker.reason or "e-Kinerja cannot be reached")
                 self.rate_limiter.acquire()
                 t0 = self.monotonic()
                 try:
@@ -132,7 +182,7 @@ class _Attempts:
                     attempts += 1
                     self._note(entry, run_id, "retry", exc, t0)
                     if self.breaker.failure(exc.message):
-                        raise _Outage(exc.message) from exc
+                        raise Outage(exc.message) from exc
                     raise
                 except TargetPaused as exc:
                     self.breaker.success()  # it answered
@@ -160,8 +210,9 @@ class _Attempts:
                 self.breaker.success()
                 self.rate_limiter.accepted()  # climbs back towards the configured rate
                 took = self.monotonic() - t0
-                # A running mean of how long an answer takes (sizes the senders, deliver.py);
-                # updated without a lock: a lost update only makes the estimate a bit older.
+                # A running mean of how long an answer takes (sizes the senders: see
+                # ``useful_threads``); updated without a lock: a lost update only makes the
+                # estimate a bit older.
                 seen = self.latency_s
                 self.latency_s = took if seen is None else 0.9 * seen + 0.1 * took
                 return answer, int(took * 1000)
@@ -169,7 +220,7 @@ class _Attempts:
         try:
             return self.retry.call(attempt, on_wait=self._waited)
         except RetriableError as exc:  # TargetPaused too
-            raise _GaveUp(exc, attempts, answered) from exc
+            raise GaveUp(exc, attempts, answered) from exc
 
     def _later(self, exc: RetriableError) -> None:
         """e-Kinerja said "later" (429, 503): the whole installation slows down."""
@@ -179,37 +230,6 @@ class _Attempts:
     def _waited(self, seconds: float, error: BaseException | None) -> None:
         if asked_to_wait(error):
             self.backpressure.waiting(self.monotonic(), seconds)
-
-    def _keep_pending(self, entry: OutboxHead, gave_up: _GaveUp) -> DeliveryResult:
-        """The retries ran out on "later" answers only: the record stays pending, with why,
-        for the next run or the daemon's retry job (never a dead letter: invariant 4)."""
-        limited = 429 in gave_up.answered
-        code = "rate_limited" if limited else "target_busy"
-        asked = "rate limited, 429" if limited else "busy or in maintenance, 503"
-        times = gave_up.answered[429] + gave_up.answered[503]
-        reason = (
-            f"not sent yet: e-Kinerja asked to wait {times} times ({asked}) until this run's "
-            "retries ran out; sent again on the next run or the daemon's retry. "
-            f"What to do: {advice(code)}"
-        )
-        self.backpressure.left()
-        log.warning(
-            "deliver.asked_to_wait",
-            nip=entry.nip,
-            period=entry.period,
-            npsn=entry.npsn,
-            kind=entry.kind.value,
-            attempts=gave_up.attempts,
-            status=gave_up.last.status,
-        )
-        with self.store.unit_of_work() as session:
-            row = session.get(SyncRecord, (entry.nip, entry.period, entry.kind))
-            if row is not None and row.status is RecordStatus.PENDING:
-                row.reason, row.reason_code = reason, code
-                session.add(row)
-        return DeliveryResult(
-            entry.nip, entry.period, entry.kind, entry.action, RecordStatus.PENDING, reason
-        )
 
     def _request(self, entry: OutboxHead, skp_id: str | None, body: str) -> TargetAnswer:
         key = entry.idempotency_key
@@ -230,7 +250,7 @@ class _Attempts:
         exc: SyncError,
         t0: float,
     ) -> None:
-        """Record an attempt that will be tried again (its own small transaction)."""
+        """Log and write an attempt that will be tried again."""
         duration = int((self.monotonic() - t0) * 1000)
         log.info(
             "deliver.attempt_failed",
@@ -241,15 +261,4 @@ class _Attempts:
             status=exc.status,
             error=exc.message,
         )
-        assert entry.id is not None
-        self.store.claims.claim_entry(entry.id, self.worker, now=self.clock(), lease=self.lease)
-        with self.store.unit_of_work() as session:
-            current = session.get(OutboxEntry, entry.id)
-            if current is not None:
-                current.attempts += 1
-                current.last_status, current.last_answer = exc.status, _answer_text(exc)
-                session.add(current)
-            self.attempt_log.attempts(
-                session,
-                [Attempt(run_id, entry, outcome, exc.status, _answer_text(exc), duration)],
-            )
+        self.writer.retried(entry, run_id, outcome, exc, duration)

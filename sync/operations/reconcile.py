@@ -407,15 +407,14 @@ def reconcile_period(
     should_stop: Callable[[], bool] = lambda: False,
 ) -> ReconcileReport:
     """``reconcile`` with the application's target client, retry policy and rate limit."""
-    deliverer = app.engine.deliverer
     started = dt.datetime.now(dt.UTC)
     report = reconcile(
         app.store,
         app.target,
         period,
         schools=schools,
-        call=deliverer.retry.call,
-        before_request=deliverer.rate_limiter.acquire,
+        call=app.retry.call,
+        before_request=app.rate_limiter.acquire,
         concurrency=app.settings.target.concurrency,
         should_stop=should_stop,
     )

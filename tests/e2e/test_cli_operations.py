@@ -432,7 +432,7 @@ def test_no_answer_however_often_tried_is_not_a_failure(tmp_path: Path) -> None:
         app_for(box, f"sqlite:///{tmp_path / 's.db'}", retry={"max_attempts": 2}) as application,
     ):
         summary = application.engine.run(PERIOD)
-        assert application.engine.deliverer.breaker.state == "closed"
+        assert application.engine.deliverer.sender.breaker.state == "closed"
     assert summary.target_unreachable is not None
     assert summary.count("skp", "failed") == 0
     assert summary.count("skp", "pending") > 0

@@ -13,6 +13,7 @@ application built by ``sync.bootstrap.build_app`` on them, and small tools for t
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -153,10 +154,12 @@ def app_for(
     state_url: str,
     *,
     sleep: Callable[[float], None] | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
     **sections: dict[str, Any],
 ) -> Iterator[App]:
     """The application over ``box``'s transports on the store at ``state_url``; ``sections``
-    override settings like a config file would (``target={"concurrency": 4}``)."""
+    override settings like a config file would (``target={"concurrency": 4}``). ``sleep`` and
+    ``monotonic``: virtual time (``VirtualClock``) for the waits and the delivery's clock."""
     overrides: dict[str, dict[str, Any]] = {
         "state": {"url": state_url},
         "source": {"base_url": PMM_URL, "page_size": 50},
@@ -170,6 +173,7 @@ def app_for(
         source_transport=box.source_transport,
         target_transport=box.target_transport,
         sleep=sleep if sleep is not None else Sleeps(),
+        monotonic=monotonic,
     ) as app:
         yield app
 

@@ -28,7 +28,6 @@ from sqlmodel import Session, select
 from connectors.errors import AuthError
 from connectors.sandbox import Faults, SandboxWorld, generate_world
 from state.models import DeliveryKind, OutboxEntry, OutboxState, RecordStatus, Run, SyncRecord
-from sync.delivery.deliver import PauseGate
 from tests.e2e.helpers import expected_after_sync
 from tests.service.harness import (
     InProcessSandbox,
@@ -236,7 +235,7 @@ def test_the_breaker_stops_knocking_after_breaker_failures(sandbox: Box, sqlite_
         # max_attempts would allow two more and other SKPs wait.
         assert len(box.api_requests) == 3
         assert summary.target_unreachable is not None
-        assert app.engine.deliverer.breaker.blocks()
+        assert app.engine.deliverer.sender.breaker.blocks()
         assert {r.status for r in _rows(app) if r.kind is SKP} == {RecordStatus.PENDING}
         assert {e.state for e in _outbox(app)} == {OutboxState.PENDING}
         assert sum(e.attempts for e in _outbox(app)) == 3
@@ -280,14 +279,6 @@ def _maintenance(clock: VirtualClock, until: float) -> Callable[[httpx.Request],
     return answer
 
 
-def _virtual_time(app: Any, clock: VirtualClock) -> None:
-    """The pause gate and the deliverer's elapsed time on ``clock``: a maintenance window of
-    minutes passes at once, and deterministically."""
-    deliverer = app.engine.deliverer
-    deliverer.gate = PauseGate(clock=clock.monotonic, sleep=clock.sleep)
-    deliverer.monotonic = clock.monotonic
-
-
 def test_maintenance_pauses_every_thread_without_spending_attempts(
     sandbox: Box, sqlite_url: str
 ) -> None:
@@ -297,8 +288,15 @@ def test_maintenance_pauses_every_thread_without_spending_attempts(
     clock = VirtualClock()
     box.intercept(_maintenance(clock, until=clock.now + 45))  # two pauses of 30 s
     # Two attempts only: a pause that spent attempts would leave records dead.
-    with app_for(box, sqlite_url, retry={"max_attempts": 2, "max_elapsed_s": 600}) as app:
-        _virtual_time(app, clock)
+    # The waits and the delivery's clock on ``clock``: a maintenance window of minutes passes
+    # at once, and deterministically.
+    with app_for(
+        box,
+        sqlite_url,
+        sleep=clock.sleep,
+        monotonic=clock.monotonic,
+        retry={"max_attempts": 2, "max_elapsed_s": 600},
+    ) as app:
         summary = app.engine.run(PERIOD)
         assert summary.count("skp", "failed") == summary.count("assessment", "failed") == 0
         assert box.target.stats()["creates"]["skp"] == expected.skp
@@ -321,10 +319,11 @@ def test_a_maintenance_longer_than_max_elapsed_ends_the_wait_and_the_records_sta
     with app_for(
         box,
         sqlite_url,
+        sleep=clock.sleep,
+        monotonic=clock.monotonic,
         target={"concurrency": 1},
         retry={"max_attempts": 2, "max_elapsed_s": 100},
     ) as app:
-        _virtual_time(app, clock)
         summary = app.engine.run(PERIOD)
         # A 503 says "later", never "no": nothing fails (invariant 4), the run says so.
         assert summary.count("skp", "failed") == summary.count("assessment", "failed") == 0

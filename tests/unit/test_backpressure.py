@@ -13,10 +13,10 @@ import pytest
 
 from connectors.errors import RetriableError, TargetPaused
 from sync.advice import TARGET_CODES, advice
-from sync.delivery.attempt import _GaveUp
 from sync.delivery.backpressure import Backpressure
-from sync.delivery.results import _exhausted_code
+from sync.delivery.results import exhausted_code
 from sync.delivery.retry import RetryPolicy, asked_to_wait
+from sync.delivery.sender import GaveUp
 from sync.pipeline.summary import RunSummary
 from sync.web._words import explain
 
@@ -170,7 +170,7 @@ def test_the_summary_adds_the_deliveries_up_and_says_it_in_one_line() -> None:
 def test_only_later_answers_keep_a_record_pending(
     answered: dict[int | None, int], later: bool
 ) -> None:
-    gave_up = _GaveUp(RetriableError("x"), sum(answered.values()), Counter(answered))
+    gave_up = GaveUp(RetriableError("x"), sum(answered.values()), Counter(answered))
     assert gave_up.only_later is later
 
 
@@ -186,7 +186,7 @@ def test_only_later_answers_keep_a_record_pending(
     ],
 )
 def test_the_advice_of_a_give_up_names_its_cause(status: int, code: str, named: str) -> None:
-    assert _exhausted_code(status) == code
+    assert exhausted_code(status) == code
     text = advice(code, replay_id="2025-1/198503152010012003/skp")
     assert named in text
     assert "`ekinerja-sync replay 2025-1/198503152010012003/skp`" in text
