@@ -71,7 +71,9 @@ def require_owner_only(path: Path, what: str, instead: str = "") -> None:
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Each field's docstring is its description: the generated configuration reference
+    # (docs/reference/configuration.md) shows it, so the code is the one place it is written.
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 def is_loopback_url(url: str) -> bool:
@@ -117,7 +119,16 @@ class _ApiSection(_Section):
 
     base_url: str
     client_id: str | None = None
+    """OAuth2 client id. Unset: the sandbox's, and only when `base_url` is this machine's loopback
+    (`localhost`, 127.0.0.0/8, `[::1]`, any port: the bundled sandbox, the demo's and the
+    tests'); any other `base_url` without it stops with exit code 2 naming the variable to set,
+    and the sandbox's own id (`sandbox`) is refused for it even when given on purpose.
+    """
     client_secret: SecretStr | None = None
+    """OAuth2 client secret, given in the environment (`..._CLIENT_SECRET`). Unset: as for
+    `client_id`; the sandbox's own (`sandbox-secret`) is refused for a `base_url` that is not
+    this machine.
+    """
 
     @field_validator("base_url")
     @classmethod
@@ -173,6 +184,10 @@ def _refuse_sandbox(is_sandbox: bool, what: str, info: ValidationInfo) -> None:
 
 class StateSettings(_Section):
     url: str = "sqlite:///ekinerja-sync.db"
+    """The state store: a SQLite file (`sqlite:///path`, relative to the working directory) or
+    PostgreSQL (`postgresql+psycopg://user@host/db`, with the `postgres` extra installed; the
+    database must exist). A new store is made only by `db upgrade` (or `--create-store`).
+    """
 
     @field_validator("url")
     @classmethod
@@ -191,37 +206,75 @@ class StateSettings(_Section):
 
 class SourceSettings(_ApiSection):
     base_url: str = "http://127.0.0.1:8701"
+    """The PMM-like API: an `http://` or `https://` URL with a host (checked when the config is
+    read).
+    """
     schema_version: int = Field(default=2, ge=1, le=2)
+    """Which `versi_skema` to ask PMM for (1 or 2); records of both are read."""
     page_size: int = Field(default=500, ge=1, le=1000)
+    """Records per page asked of PMM (1..1000)."""
     timeout_s: float = Field(default=10, gt=0)
+    """Seconds per request to PMM."""
 
 
 class TargetSettings(_ApiSection):
     base_url: str = "http://127.0.0.1:8702"
+    """The e-Kinerja-like API: an `http://` or `https://` URL with a host."""
     scope: str = "skp.write"
+    """The OAuth2 scope asked for with the target's token."""
     timeout_s: float = Field(default=5, gt=0)
+    """Seconds per request to e-Kinerja."""
     concurrency: int = Field(default=16, ge=1, le=256)
+    """Requests in flight to e-Kinerja at most (1..256); penilai SKPs still go first."""
     rate_limit_per_s: float = Field(default=10, ge=0)
-    # The circuit breaker (sync/breaker.py): this many connection failures or timeouts in a
-    # row and no request starts for breaker_reset_s; the outbox keeps the rest.
+    """Requests per second e-Kinerja sees from the whole installation at most (every worker, thread
+    and token request); `0`: no limit.
+    """
     breaker_failures: int = Field(default=5, ge=1)
+    """The circuit breaker: after this many connections that cannot be made or requests that time
+    out in a row, no request starts; what is left stays pending.
+    """
     breaker_reset_s: float = Field(default=60, gt=0)
+    """While the breaker is open, one request is tried again after this many seconds; an answer
+    closes it.
+    """
 
 
 class RetrySettings(_Section):
     max_attempts: int = Field(default=8, ge=1)
+    """Attempts per request, for 429, 5xx, timeouts and dropped connections only; a record that
+    used them up on 429/503 alone stays pending for the next run.
+    """
     initial_backoff_s: float = Field(default=0.5, ge=0)
+    """The first wait between attempts; it doubles (exponential backoff with full jitter) up to
+    `max_backoff_s`.
+    """
     max_backoff_s: float = Field(default=60, ge=0)
+    """The longest wait between attempts; after a 429/503 the wait is `Retry-After` or the backoff
+    (half of it sure, half jitter), whichever is longer, so it grows while e-Kinerja keeps
+    saying "later".
+    """
     max_elapsed_s: float = Field(default=3600, gt=0)
+    """Give up on a request after this many seconds."""
 
 
 class SyncSettings(_Section):
     periods: list[str] = Field(default_factory=list)
+    """Period codes to sync (`2026`, `2024-2`); empty: the periods the source lists as running, or
+    whose `batas_penilaian` has not passed yet.
+    """
     schools: list[str] = Field(default_factory=list)
-    # One mapping version per period kind: {semester = "2025.1", tahunan = "2026.2"}.
+    """NPSNs to sync; empty: every school the source serves."""
     mapping_versions: dict[PeriodKind, str] = Field(default_factory=dict)
-    # The older single key: it still means the semester one.
+    """The mapping version per period kind (`{ semester = "2026.2", tahunan = "2026.2" }`;
+    `mappings list` shows which kinds each maps), for every period of the kind; a kind left out
+    keeps, per period, the version it was first planned with (`2026.2` for a new one). A version
+    that cannot map the kind is refused.
+    """
     mapping_version: str | None = None
+    """The older single key: it still means the semester version (`mapping_versions.semester`);
+    keep `mapping_versions` only.
+    """
 
     @field_validator("periods")
     @classmethod
@@ -287,19 +340,31 @@ class WebSettings(_Section):
     """The web console (``ekinerja-sync web``; inside the daemon when ``enabled``)."""
 
     enabled: bool = False
+    """`true`: the daemon serves the web console too (in a thread, next to `/healthz`)."""
     host: str = "127.0.0.1"
+    """Where the console listens (`ekinerja-sync web --host` wins); beyond loopback, put it behind
+    HTTPS and give it a key.
+    """
     port: int = Field(default=8080, ge=0, le=65535)
+    """The console's port (`ekinerja-sync web --port` wins)."""
     session_max_age_s: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
-    # A session ends after this long without a request (and at the latest session_max_age_s).
+    """A console login lasts this many seconds at most (60..604800), then the user logs in again."""
     session_idle_s: int = Field(default=1800, ge=60, le=7 * 24 * 3600)
-    # The console's key (keys the stored session ids and the CSRF tokens). Never kept in the
-    # state store: from EKINERJA_SYNC_WEB__SECRET_KEY, or from secret_key_file (made, 0600,
-    # on first start when absent). Neither: a key for this process only (loopback only).
+    """A console session ends after this many seconds without a request (60..604800)."""
     secret_key: SecretStr | None = None
+    """The console's key (keys the stored session ids, the CSRF tokens and the device cookies), at
+    least 32 characters; give it as `EKINERJA_SYNC_WEB__SECRET_KEY`. Never kept in the state
+    store; in the config file only when the file is readable by its owner alone.
+    """
     secret_key_file: str = ""
-    # Proxies (IPs or CIDRs) whose X-Forwarded-For / X-Forwarded-Proto are believed; empty:
-    # the client is the connection's peer, whatever the headers say.
+    """A file holding the key instead: made (0600, a random key) on first start when absent; a file
+    others may read is refused. Neither set: a key for the process only, and the console serves
+    on loopback only.
+    """
     trusted_proxies: list[str] = Field(default_factory=list)
+    """IPs or networks of reverse proxies whose `X-Forwarded-For` / `X-Forwarded-Proto` are
+    believed (e.g. `["127.0.0.1"]`); empty: the client is the connection's peer.
+    """
 
     @field_validator("secret_key")
     @classmethod
@@ -325,18 +390,35 @@ class DaemonSettings(_Section):
     """``ekinerja-sync daemon``: its schedules, stop, endpoint and logs (sync/daemon.py)."""
 
     timezone: str = "Asia/Jakarta"
+    """Time zone of the cron expressions and of the period deadlines."""
     sync_cron: str = "*/30 6-20 * * *"
+    """When the daemon syncs the active periods (5-field cron); `""`: never."""
     sync_every_s: float = Field(default=0, ge=0)
+    """Above 0: sync every N seconds from start-up instead of the cron (trials, tests)."""
     retry_every_s: float = Field(default=60, gt=0)
+    """How often, in seconds, the daemon sends again what is due (without reading PMM)."""
     reconcile_cron: str = "0 2 * * *"
-    # Days a period stays active after its batas_penilaian (late penilaian still go out).
+    """When the daemon reconciles with e-Kinerja (5-field cron); `""`: never."""
     previous_period_grace_days: int = Field(default=0, ge=0, le=183)
+    """Days a period is still synced after its `batas_penilaian` (with `sync.periods` empty),
+    0..183.
+    """
     http_bind: str = "127.0.0.1:9464"
-    # Worker processes on one PostgreSQL store (``daemon --workers`` wins); SQLite: 1 only.
+    """Address (`host:port`) of `/healthz` and `/metrics`; `""`: no endpoint."""
     workers: int = Field(default=1, ge=1, le=32)
+    """Worker processes of the daemon (1..32; more than 1 needs PostgreSQL); `daemon --workers N`
+    wins.
+    """
     stop_grace_s: float = Field(default=30, gt=0)
+    """On SIGTERM/SIGINT, how long in seconds in-flight work may take to end (keep systemd's
+    `TimeoutStopSec` above it).
+    """
     log_format: Literal["auto", "json", "console"] = "auto"
+    """`json`, `console`, or `auto` (JSON unless stderr is a terminal); `--log-json` / `--log-
+    console` win.
+    """
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """`DEBUG`, `INFO`, `WARNING` or `ERROR` (`-v` gives `DEBUG`)."""
 
     @field_validator("timezone")
     @classmethod

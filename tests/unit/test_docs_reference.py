@@ -9,7 +9,7 @@ from types import ModuleType
 
 import pytest
 from prometheus_client import generate_latest
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from typer.testing import CliRunner
 
 from sync.settings import Settings
@@ -106,3 +106,35 @@ def test_an_unknown_marker_is_an_error_not_a_blank() -> None:
 @pytest.mark.parametrize("page", sorted((ROOT / "docs/reference").glob("*.md")))
 def test_each_reference_page_asks_for_a_generated_table(page: Path) -> None:
     assert "<!-- reference: " in page.read_text(encoding="utf-8")
+
+
+def test_every_setting_has_a_description() -> None:
+    # The reference is where a dinas IT engineer learns what a key does: a field without a
+    # docstring (or ``Field(description=...)``) would be a blank cell there.
+    rows = list(reference.settings_rows())
+    assert len(rows) > 40
+    blank = [key for key, field in rows if not (field.description or "").strip()]
+    assert not blank, f"settings without a description (add a docstring under the field): {blank}"
+    table = reference.settings_table()
+    for key, field in rows:
+        first_words = " ".join((field.description or "").split()[:3])
+        assert first_words in table, key
+
+
+def test_a_field_without_a_description_would_fail(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The check above can fail: a section with an undocumented field is caught.
+    from sync import settings as settings_module
+
+    class Bare(BaseModel):
+        model_config = ConfigDict(use_attribute_docstrings=True)
+
+        documented: int = 1
+        """It has words."""
+        bare: int = 2
+
+    class WithBare(settings_module.Settings):
+        bare: Bare = Bare()
+
+    monkeypatch.setattr(settings_module, "Settings", WithBare)
+    blank = [k for k, f in reference.settings_rows() if not (f.description or "").strip()]
+    assert blank == ["bare.bare"]
