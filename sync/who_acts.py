@@ -13,6 +13,9 @@ penilaian still ``belum`` or ``draf``) or from its status (``held``, ``locked``,
 - **what to do** (``school_text``), in plain Bahasa Indonesia, for the school's own action
   list and its messages. It says nothing a school cannot do (no replay, no command).
 
+``desk(code)`` files the same codes for the dinas's console (issue 27): the school, the dinas,
+BKD / BKPSDM (``BKD_CODES``: a unit kerja or a NIP at BKN), or nobody (it goes by itself).
+
 ``who_acts(code, assessor_role=...)`` is the public entry: a penilai's step falls to the dinas
 when the penilai is not the school's kepala sekolah (a pengawas sekolah or the Kepala Dinas
 assesses a kepala sekolah). A code this table does not know goes to the dinas, never to a
@@ -27,9 +30,14 @@ from enum import StrEnum
 __all__ = [
     "ACTOR_LABELS",
     "ACTOR_ORDER",
+    "BKD_CODES",
     "CODES",
+    "DESK_LABELS",
+    "DESK_ORDER",
     "Actor",
+    "Desk",
     "Who",
+    "desk",
     "school_text",
     "waiting_code",
     "who_acts",
@@ -190,8 +198,6 @@ CODES: dict[str, Who] = {
             "retries_exhausted_timeout",
             "retries_exhausted_rate_limited",
             "retries_exhausted_busy",
-            "rate_limited",
-            "target_busy",
             "held",
             "locked",
             "cancelled_after_delivery",
@@ -200,6 +206,9 @@ CODES: dict[str, Who] = {
     # -- on no list: it goes by itself, or an operator closed it ----------------------------
     "waiting_for_skp": Who(Actor.NOBODY),
     "DISCARDED": Who(Actor.NOBODY),
+    # e-Kinerja asked to wait (429) or was busy (503): the next run sends it again.
+    "rate_limited": Who(Actor.NOBODY),
+    "target_busy": Who(Actor.NOBODY),
 }
 
 # The reasons planning and delivery give a waiting record (sync.pipeline.plan,
@@ -235,3 +244,38 @@ def who_acts(code: str | None, *, assessor_role: str | None = None) -> Actor:
 def school_text(code: str | None) -> str | None:
     """What the school does about ``code``, in Bahasa Indonesia (None: not the school's)."""
     return CODES.get(code or "", Who(Actor.DINAS)).text
+
+
+class Desk(StrEnum):
+    """Who acts, as the dinas's console groups what is open (issue 27): the school (its
+    teachers, its penilai, its operator), the dinas, BKD / BKPSDM (a unit kerja or a NIP at
+    BKN, which neither a school nor the dinas changes), or nobody (it goes by itself)."""
+
+    SCHOOL = "school"
+    DINAS = "dinas"
+    BKD = "bkd"
+    AUTO = "auto"
+
+
+DESK_ORDER = (Desk.DINAS, Desk.BKD, Desk.SCHOOL, Desk.AUTO)
+DESK_LABELS: dict[Desk, str] = {
+    Desk.SCHOOL: "Sekolah / penilai",
+    Desk.DINAS: "Dinas",
+    Desk.BKD: "BKD / BKPSDM",
+    Desk.AUTO: "Berjalan otomatis",
+}
+
+# The codes only BKD / BKPSDM can clear: the school's unit kerja in SIASN, a NIP BKN does not
+# know. A school may have to check its Dapodik first (its list says so), but the fix is BKN's.
+BKD_CODES = frozenset({"UNOR_TIDAK_AKTIF", "NIP_TIDAK_DITEMUKAN"})
+
+
+def desk(code: str | None, *, assessor_role: str | None = None) -> Desk:
+    """Where the dinas's console files ``code``: ``who_acts`` folded into the four desks, with
+    the unit kerja and NIP matters of ``BKD_CODES`` at BKD / BKPSDM."""
+    if code in BKD_CODES:
+        return Desk.BKD
+    actor = who_acts(code, assessor_role=assessor_role)
+    if actor is Actor.NOBODY:
+        return Desk.AUTO
+    return Desk.DINAS if actor is Actor.DINAS else Desk.SCHOOL

@@ -78,3 +78,21 @@ def test_the_refusals_only_the_school_can_mend_are_the_schools() -> None:
     assert who_acts("UNOR_TIDAK_AKTIF") is Actor.SCHOOL_OPERATOR
     assert who_acts("PREDIKAT_TIDAK_SESUAI") is Actor.ASSESSOR
     assert "NIP" in (school_text("NIP_TIDAK_DITEMUKAN") or "")
+
+
+def test_the_consoles_desks() -> None:
+    """Issue 27: the console files unit kerja and NIP matters at BKD / BKPSDM, a penilai's
+    step at the school (or the dinas when the penilai is outside it), and what goes by itself
+    (a 429, a busy e-Kinerja, a penilaian waiting for its SKP) with nobody."""
+    from sync.who_acts import Desk, desk
+
+    assert desk("UNOR_TIDAK_AKTIF") is Desk.BKD
+    assert desk("NIP_TIDAK_DITEMUKAN") is Desk.BKD
+    assert desk("plan_not_approved") is Desk.SCHOOL
+    assert desk("assessment_draft", assessor_role="supervisor") is Desk.DINAS
+    assert desk("invalid_nip") is Desk.SCHOOL
+    assert desk("held") is Desk.DINAS
+    assert desk("SOMETHING_NEW") is Desk.DINAS
+    for code in ("rate_limited", "target_busy", "waiting_for_skp"):
+        assert who_acts(code) is Actor.NOBODY
+        assert desk(code) is Desk.AUTO
