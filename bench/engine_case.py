@@ -48,7 +48,8 @@ TOKEN_FORM = {
 }
 
 
-def _quiet_logs() -> None:
+def quiet_logs() -> None:
+    """Only critical log lines, as JSON: a measurement's output is its figures."""
     from sync.logs import configure_logging
 
     configure_logging(json=True, level="CRITICAL")
@@ -90,7 +91,7 @@ def _settings(db_url: str, concurrency: int, page_size: int) -> Any:
     )
 
 
-class _Phases:
+class Phases:
     """Wall-clock marks of the pull and delivery phases, from the engine's progress hook;
     with ``progress_file``, the counts so far are written there every 2 s (so a run stopped
     for taking too long still says how far it got)."""
@@ -187,7 +188,7 @@ def _engine_run(args: argparse.Namespace, *, profile: bool = False) -> dict[str,
     target = TargetMock()
     with _app(args, world, target) as (app, source):
         rss_before = _max_rss_mb()
-        phases = _Phases(args.progress_file)
+        phases = Phases(args.progress_file)
         profiler = _ThreadProfiles() if profile else None
         if args.tracemalloc:
             tracemalloc.start()
@@ -457,7 +458,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--progress-file")
     parser.add_argument("--pstats-out", help="with --mode profile: the merged cProfile data")
     args = parser.parse_args(argv)
-    _quiet_logs()
+    quiet_logs()
     if args.mode == "naive":
         result = _naive(args)
     else:

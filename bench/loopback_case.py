@@ -32,11 +32,11 @@ import httpx
 
 from bench.engine_case import (
     TOKEN_FORM,
-    _Phases,
-    _quiet_logs,
+    Phases,
     delivered_requests,
     ledger_rows,
     naive_push,
+    quiet_logs,
 )
 
 PERIOD = "2025-1"
@@ -110,7 +110,8 @@ def sandbox_process(
             proc.wait()
 
 
-def _stats(url: str) -> dict[str, Any]:
+def sandbox_stats(url: str) -> dict[str, Any]:
+    """The target sandbox's counts (``/_sandbox/stats``): answers, their time, the rate window."""
     return httpx.get(url + "/_sandbox/stats", timeout=10).json()  # type: ignore[no-any-return]
 
 
@@ -135,13 +136,13 @@ def _engine(args: argparse.Namespace, urls: dict[str, Any], rate_limit: float) -
             "retry": {"initial_backoff_s": 0.05, "max_backoff_s": 2, "max_attempts": 8},
         },
     )
-    phases = _Phases()
+    phases = Phases()
     with build_app(settings) as app:
-        before = _stats(urls["ekinerja"])
+        before = sandbox_stats(urls["ekinerja"])
         t0 = time.perf_counter()
         summary = app.engine.run(PERIOD, progress=phases)
         seconds = time.perf_counter() - t0
-        after = _stats(urls["ekinerja"])
+        after = sandbox_stats(urls["ekinerja"])
     marks = phases.marks
     pull_end = marks.get("pull_last", t0)
     deliver_s = marks.get("deliver_last", pull_end) - pull_end
@@ -203,7 +204,7 @@ def bare_threads(url: str, concurrency: int, per_thread: int) -> dict[str, Any]:
     state, no retries, no ledger."""
     token = httpx.post(url + "/oauth/token", data=TOKEN_FORM, timeout=30).json()["access_token"]
     query = {"tahun": 2025, "jenis": "semester", "semester": 1}
-    before = _stats(url)
+    before = sandbox_stats(url)
     with httpx.Client(
         base_url=url,
         headers={"Authorization": f"Bearer {token}"},
@@ -223,7 +224,7 @@ def bare_threads(url: str, concurrency: int, per_thread: int) -> dict[str, Any]:
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
             waited = sum(pool.map(one_thread, range(concurrency)))
         seconds = time.perf_counter() - t0
-    served = _stats(url)["answer_s"] - before["answer_s"]
+    served = sandbox_stats(url)["answer_s"] - before["answer_s"]
     requests = concurrency * per_thread
     return {
         "requests": requests,
@@ -235,7 +236,7 @@ def bare_threads(url: str, concurrency: int, per_thread: int) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace) -> dict[str, Any]:
-    _quiet_logs()
+    quiet_logs()
     world = {"schools": args.schools, "teachers": args.teachers, "seed": args.seed}
     out: dict[str, Any] = {}
     with sandbox_process(**world, latency_ms=args.latency_ms, rate_limit=0) as urls:
@@ -253,7 +254,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
             per_thread = max(5, out["unlimited"]["requests"] // args.concurrency)
             out["bare_threads"] = bare_threads(urls["ekinerja"], args.concurrency, per_thread)
             sent, seconds = naive_push(client, requests)
-            stats = _stats(urls["ekinerja"])
+            stats = sandbox_stats(urls["ekinerja"])
         out["naive"] = {
             "requests": sent,
             "seconds": seconds,

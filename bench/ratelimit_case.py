@@ -30,8 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.engine_case import _quiet_logs, ledger_rows
-from bench.loopback_case import PERIOD, _stats, sandbox_process
+from bench.engine_case import ledger_rows, quiet_logs
+from bench.loopback_case import PERIOD, sandbox_process, sandbox_stats
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,7 +58,7 @@ def _work(args: argparse.Namespace) -> None:
     """One worker process: sync the period, as a daemon's worker would."""
     from sync.bootstrap import build_app
 
-    _quiet_logs()
+    quiet_logs()
     urls = {"pmm": args.pmm, "ekinerja": args.ekinerja}
     with build_app(_settings(args.db_url, urls, args.rate_limit, args.concurrency)) as app:
         app.engine.run(PERIOD)
@@ -109,7 +109,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             t0 = time.perf_counter()
             workers = _workers(count, db_url, urls, args)
             wall = time.perf_counter() - t0
-            stats = _stats(urls["ekinerja"])
+            stats = sandbox_stats(urls["ekinerja"])
         window = stats["rate_window"]
         let_through = window["accepted"] + window["tokens"]
         api = window["accepted"] + window["refused"]
