@@ -57,8 +57,6 @@ from sync.delivery.claims import OutboxClaims
 from sync.delivery.pages import OutboxPages, Phase
 from sync.delivery.results import (
     ENTRY_CLOSED,
-    Attempt,
-    AttemptLog,
     DeliveryContext,
     DeliveryResult,
     exhausted_code,
@@ -66,13 +64,7 @@ from sync.delivery.results import (
 )
 from sync.delivery.sender import GaveUp, Outage, PauseGate, Sender
 
-__all__ = [
-    "Attempt",
-    "AttemptLog",
-    "Deliverer",
-    "DeliveryResult",
-    "PauseGate",
-]
+__all__ = ["Deliverer", "DeliveryResult"]
 
 log = structlog.get_logger("ekinerja_sync.deliver")
 

@@ -57,7 +57,7 @@ from mappings.periods import PeriodListingError
 from state.db import require_existing
 from state.lifecycle import Lifecycle
 from sync.bootstrap import App, build_app
-from sync.delivery.deliver import Attempt
+from sync.delivery.results import Attempt
 from sync.notify.build import build_notifier
 from sync.notify.notifier import SchoolNotifier
 from sync.operations.reconcile import reconcile_period

@@ -38,7 +38,7 @@ from sqlmodel import Session, col, func, select
 from state.models import Run, SourceRecord, SourceStatus, SyncRecord
 from state.store import StateStore
 from state.store.reports import WAITING_REASONS
-from sync.delivery.deliver import Attempt
+from sync.delivery.results import Attempt
 from sync.notify.metrics import SchoolMessageCollector
 from sync.version import VERSION
 
