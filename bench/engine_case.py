@@ -23,7 +23,6 @@ import argparse
 import cProfile
 import json
 import resource
-import sys
 import tempfile
 import threading
 import time
@@ -36,6 +35,7 @@ from typing import Any
 import httpx
 
 from bench.mocks import FreeTarget, PmmMock, TargetMock
+from bench.result import write_result
 from bench.world import LeanWorld
 
 PERIOD = "2025-1"
@@ -464,12 +464,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         result = _engine_run(args, profile=args.mode == "profile")
         result["mode"] = args.mode
-    text = json.dumps(result)
-    if args.json_out:
-        with open(args.json_out, "w", encoding="utf-8") as fh:
-            fh.write(text)
-    else:
-        sys.stdout.write(text + "\n")
+    write_result(result, args.json_out)
 
 
 if __name__ == "__main__":

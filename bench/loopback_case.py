@@ -38,6 +38,7 @@ from bench.engine_case import (
     naive_push,
     quiet_logs,
 )
+from bench.result import write_result
 
 PERIOD = "2025-1"
 
@@ -291,12 +292,7 @@ def main(argv: list[str] | None = None) -> None:
         _serve(args)
         return
     result = _run(args)
-    text = json.dumps(result)
-    if args.json_out:
-        with open(args.json_out, "w", encoding="utf-8") as fh:
-            fh.write(text)
-    else:
-        sys.stdout.write(text + "\n")
+    write_result(result, args.json_out)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from typing import Any
 
 from bench.engine_case import ledger_rows, quiet_logs
 from bench.loopback_case import PERIOD, sandbox_process, sandbox_stats
+from bench.result import write_result
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -191,11 +192,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     args.workers = [int(w) for w in args.workers.split(",")]
     args.db_urls = args.db_urls.split(",")
-    text = json.dumps(measure(args))
-    if args.json_out:
-        Path(args.json_out).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text + "\n")
+    write_result(measure(args), args.json_out)
 
 
 if __name__ == "__main__":
