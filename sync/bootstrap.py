@@ -30,6 +30,9 @@ from sync.delivery.sender import PauseGate, Sender
 from sync.delivery.target import Target
 from sync.ledger_writer import LedgerWriter
 from sync.pipeline.engine import Engine
+from sync.pipeline.ingest import Ingester
+from sync.pipeline.outbox import OutboxWriter
+from sync.pipeline.planner import Planner
 from sync.settings import Settings
 from sync.workers import worker_id
 
@@ -197,9 +200,24 @@ def build_app(
             gate=gate,
             concurrency=settings.target.concurrency,
         )
+        # One record's way: the ingester reads its page, validates it and hands it to the
+        # planner; the outbox writer writes the plan; the deliverer sends the outbox.
+        planner = Planner(store)
+        outbox_writer = OutboxWriter(store)
+        ingester = Ingester(
+            store=store,
+            source=source,
+            planner=planner,
+            outbox_writer=outbox_writer,
+            worker=deliverer.worker,
+            batch_size=settings.source.page_size,
+        )
         engine = Engine(
             store=store,
             source=source,
+            ingester=ingester,
+            planner=planner,
+            outbox_writer=outbox_writer,
             deliverer=deliverer,
             mappings=mapping_choice(settings),
             audit=ledger,

@@ -1,9 +1,13 @@
-"""The engine: one ``run`` of a period, from pull to delivery.
+"""The engine: one ``run`` of a period, from pull to delivery, by its collaborators.
 
-    pull (per school, incremental)  -> for each page, in ONE transaction (``ingest.py``):
-        store source records, validate (quarantine), choose each teacher's effective record,
-        map + plan, write the outbox (``outbox.py``), move the cursor
-    deliver the outbox (penilai SKPs first, then other SKPs, then penilaian)
+    ingester.recheck_quarantine   what an older release held back, validated again
+    ingester.pull_period          per page, in ONE transaction: store the source records,
+      (or pull_school)            validate each once (quarantine), planner.plan (new, changed,
+                                  unchanged), outbox_writer.write (statuses and requests),
+                                  the cursor
+    planner.plan, then            again for the teachers an older mapping version planned
+      outbox_writer.write         (remap)
+    deliverer.deliver             penilai SKPs first, then other SKPs, then penilaian
 
 A crash between pages loses nothing: a page's records, decisions and cursor commit together,
 and unsent outbox entries are delivered by the next run with the same idempotency keys.
@@ -33,8 +37,10 @@ from state.models import (
 from state.store import PERIOD_WIDE, StateStore
 from sync.delivery.deliver import Deliverer, DeliveryResult
 from sync.pipeline.audit import Audit, NullAudit
-from sync.pipeline.ingest import _Ingest
+from sync.pipeline.ingest import Ingester
+from sync.pipeline.outbox import OutboxWriter
 from sync.pipeline.periods import fetch_listing, period_mapping
+from sync.pipeline.planner import Planner
 from sync.pipeline.summary import ReplayOutcome, RunSummary
 from sync.workers import orphaned
 
@@ -54,14 +60,21 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class Engine(_Ingest):
-    """Runs the sync of a period. Built by ``sync.bootstrap``; everything is passed in."""
+class Engine:
+    """Runs the sync of a period. Built by ``sync.bootstrap``; everything is passed in:
+    the ``ingester`` reads the source (and hands each page to the ``planner`` and the
+    ``outbox_writer``), the ``planner`` and the ``outbox_writer`` also plan again after a
+    mapping switch and for a replay, the ``deliverer`` sends the outbox, the ``audit``
+    records an operator's replay in the ledger."""
 
     def __init__(
         self,
         *,
         store: StateStore,
         source: PmmClient,
+        ingester: Ingester,
+        planner: Planner,
+        outbox_writer: OutboxWriter,
         deliverer: Deliverer,
         mappings: MappingChoice,
         audit: Audit | None = None,
@@ -70,6 +83,9 @@ class Engine(_Ingest):
     ) -> None:
         self.store = store
         self.source = source
+        self.ingester = ingester
+        self.planner = planner
+        self.outbox_writer = outbox_writer
         self.deliverer = deliverer
         self.mappings = mappings
         self.audit: Audit = audit or NullAudit()
@@ -123,9 +139,11 @@ class Engine(_Ingest):
             # Everything in one transaction that is rolled back at the end, and the would-be
             # requests handed to nobody: a dry run writes nothing and sends nothing.
             with self.store.unit_of_work(commit=False) as session:
-                self._recheck_quarantine(period, mapping, session)
+                self.ingester.recheck_quarantine(period, mapping, session)
                 for npsn in npsns:
-                    self._pull_school(period, mapping, npsn, summary, session, progress)
+                    self.ingester.pull_school(
+                        period, mapping, npsn, summary, progress, session=session
+                    )
                 self._remap(period, mapping, npsns, session)
                 for entry, _record in self.store.outbox.pending(session, period, npsns):
                     summary.outcomes[(entry.kind.value, "would_send")] += 1
@@ -141,16 +159,16 @@ class Engine(_Ingest):
                     self.store.refresh_statistics()
                     analyzed_at = summary.pulled
 
-            self._recheck_quarantine(period, mapping, None)
+            self.ingester.recheck_quarantine(period, mapping)
             walked = True
             if schools:
                 for npsn in npsns:
-                    self._pull_school(period, mapping, npsn, summary, None, progress)
+                    self.ingester.pull_school(period, mapping, npsn, summary, progress)
                     analyze()
             else:
                 # Every school: one incremental walk of the whole period, not one per school,
                 # so a rerun costs what changed, not the number of schools.
-                walked = self._pull_period(period, mapping, summary, progress, analyze)
+                walked = self.ingester.pull_period(period, mapping, summary, progress, analyze)
             self._remap(period, mapping, npsns, None)
             if summary.pulled > analyzed_at:
                 self.store.refresh_statistics()
@@ -191,7 +209,7 @@ class Engine(_Ingest):
         self.deliver(period, list(schools), summary)
         return summary
 
-    # -- pull, validate, map, plan -------------------------------------------------------
+    # -- plan again after a mapping switch ------------------------------------------------
 
     def _remap(
         self,
@@ -207,7 +225,8 @@ class Engine(_Ingest):
         def remap(s: Session) -> int:
             nips = self.store.deliverables.nips_mapped_otherwise(s, period, npsns, mapping.name)
             for start in range(0, len(nips), self.batch_size):
-                self._plan(s, period, mapping, set(nips[start : start + self.batch_size]))
+                batch = set(nips[start : start + self.batch_size])
+                self.outbox_writer.write(s, self.planner.plan(s, period, mapping, batch))
             return len(nips)
 
         if session is not None:
@@ -255,7 +274,7 @@ class Engine(_Ingest):
                 self.store, self.mappings, Period.parse(period), record=True, now=self.clock()
             )
             for npsn in sorted(npsns):
-                self._pull_school(period, mapping, npsn, summary, None, progress)
+                self.ingester.pull_school(period, mapping, npsn, summary, progress)
             chosen = [r for r in targets if r.period == period]
             with self.store.unit_of_work() as session:
                 for r in chosen:
@@ -276,7 +295,8 @@ class Engine(_Ingest):
                         run_id=run_id,
                     )
                 session.flush()
-                self._plan(session, period, mapping, {r.nip for r in chosen})
+                plan = self.planner.plan(session, period, mapping, {r.nip for r in chosen})
+                self.outbox_writer.write(session, plan)
             # The normal pipeline: whatever the schools now have pending goes out.
             only = {(r.nip, kind) for r in chosen for kind in DeliveryKind} if theirs_only else None
             self.deliverer.deliver(

@@ -1,6 +1,7 @@
-"""The ingest of source rows: pull a school's pages (under its lease, from its cursor),
-store each page, validate each record (quarantine bad ones with a reason), plan the teachers
-it touches and move the cursor, all of a page in one transaction.
+"""The ingester: pull a school's or the whole period's pages (under the lease, from the
+cursor), store each page, validate each record once (a bad one quarantined with a reason),
+hand the valid ones to the planner and the plan to the outbox writer, and move the cursor,
+all of a page in one transaction.
 """
 
 from __future__ import annotations
@@ -22,14 +23,19 @@ from state.models import (
     SourceRecord,
     SourceStatus,
 )
-from state.store import PERIOD_WIDE, insert_rows, update_rows
-from sync.delivery.deliver import Deliverer
+from state.store import PERIOD_WIDE, StateStore, insert_rows, update_rows
 from sync.hashing import content_hash
-from sync.pipeline.outbox import _Outbox
+from sync.pipeline.outbox import OutboxWriter
+from sync.pipeline.planner import Planner
 from sync.pipeline.summary import RunSummary
 from sync.workers import orphaned
 
+__all__ = ["Ingester"]
+
 log = structlog.get_logger("ekinerja_sync.engine")
+
+Clock = Callable[[], dt.datetime]
+Progress = Callable[[str, int], None]
 
 # How long a worker's lease on reading a school lasts without renewal (renewed every page).
 _LEASE = dt.timedelta(minutes=5)
@@ -41,22 +47,50 @@ def _batches(items: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[s
         yield batch
 
 
-class _Ingest(_Outbox):
-    """The pulling half of ``Engine`` (see ``sync.pipeline.engine``)."""
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
-    source: PmmClient
-    deliverer: Deliverer
-    batch_size: int
 
-    def _pull_school(
+class Ingester:
+    """Reads the source into the store: each page stored, each record validated once and,
+    if valid, planned (``planner``) and written to the outbox (``outbox_writer``) as read.
+
+    ``worker``: who holds the leases this ingester takes (``sync.workers.worker_id``); the
+    deliverer claims outbox entries under the same name.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: StateStore,
+        source: PmmClient,
+        planner: Planner,
+        outbox_writer: OutboxWriter,
+        worker: str,
+        batch_size: int = 500,
+        clock: Clock = _utcnow,
+    ) -> None:
+        self.store = store
+        self.source = source
+        self.planner = planner
+        self.outbox_writer = outbox_writer
+        self.worker = worker
+        self.batch_size = batch_size
+        self.clock = clock
+
+    def pull_school(
         self,
         period: str,
         mapping: MappingVersion,
         npsn: str,
         summary: RunSummary,
-        session: Session | None,
-        progress: Callable[[str, int], None] | None,
+        progress: Progress | None = None,
+        *,
+        session: Session | None = None,
     ) -> None:
+        """The school's records changed since its cursor, under its lease (another worker
+        holding it reads them: skipped). ``session``: a dry run's, rolled back at its end;
+        no lease is taken."""
         if session is not None:  # a dry run: one transaction, rolled back; no lease needed
             since = self.store.cursors.position(session, period, npsn)
             pages = self.source.performance_records(period, npsn=npsn, updated_since=since)
@@ -69,12 +103,12 @@ class _Ingest(_Outbox):
         if not self._leased_pull(period, mapping, npsn, summary, progress):
             log.info("pull.skipped", period=period, npsn=npsn, reason="another worker reads it")
 
-    def _pull_period(
+    def pull_period(
         self,
         period: str,
         mapping: MappingVersion,
         summary: RunSummary,
-        progress: Callable[[str, int], None] | None,
+        progress: Progress | None,
         after_page: Callable[[], None],
     ) -> bool:
         """Every school of the period in one incremental walk (``diperbarui_sejak`` without
@@ -93,14 +127,14 @@ class _Ingest(_Outbox):
         mapping: MappingVersion,
         npsn: str,
         summary: RunSummary,
-        progress: Callable[[str, int], None] | None,
+        progress: Progress | None,
         after_page: Callable[[], None] | None = None,
     ) -> bool:
         """Lease, cursor, pull, release: the pages of school ``npsn`` (``PERIOD_WIDE``: of
         the whole period's walk) from its cursor, under its lease. The lease and the cursor
         in one transaction; each page renews the lease in its own; the release is the last:
         2 + pages transactions. False, having read nothing: another worker holds the lease."""
-        worker = self.deliverer.worker
+        worker = self.worker
         with self.store.unit_of_work() as s:
             leased = self.store.claims.take_school(
                 s, period, npsn, worker, now=self.clock(), lease=_LEASE, orphaned=orphaned
@@ -184,7 +218,7 @@ class _Ingest(_Outbox):
                 continue
             if existing is not None and existing[1]:
                 touched.add(existing[1])  # the NIP may have been corrected: re-plan the old one
-            row = self._source_row(raw, checked, digest, period, now)
+            row = _source_row(raw, checked, digest, period, now)
             if row is None:
                 continue
             source_id = checked.source_id
@@ -211,14 +245,16 @@ class _Ingest(_Outbox):
                 touched.add(row["nip"])
         insert_rows(session, SourceRecord, list(fresh.values()))
         update_rows(session, SourceRecord, ("id",), list(changed.values()))
-        self._plan(session, period, mapping, touched, validated)
+        self.outbox_writer.write(
+            session, self.planner.plan(session, period, mapping, touched, validated)
+        )
         positions = dict(newest_of) if npsn == PERIOD_WIDE else {}
         if newest is not None:
             positions[npsn] = newest
         self.store.cursors.advance(session, period, positions)
 
-    def _recheck_quarantine(
-        self, period: str, mapping: MappingVersion, session: Session | None
+    def recheck_quarantine(
+        self, period: str, mapping: MappingVersion, session: Session | None = None
     ) -> None:
         """Validate the period's quarantined records again, from their stored bodies, with
         this release's rules: PMM serves a record again only when it changes, so one held
@@ -254,7 +290,7 @@ class _Ingest(_Outbox):
                 checked.code == stored.reason_code or stored.reason_code == "mapping_failed"
             ):
                 continue  # held for the same reason (or by the mapping: planning says again)
-            row = self._source_row(stored.body, checked, stored.content_hash, period, now)
+            row = _source_row(stored.body, checked, stored.content_hash, period, now)
             if row is None:
                 continue
             row["seen_at"] = stored.seen_at  # not a new version from PMM (a discard holds)
@@ -264,55 +300,57 @@ class _Ingest(_Outbox):
                 touched.update(filter(None, (stored.nip, row["nip"])))
         update_rows(session, SourceRecord, ("id",), changed)
         if touched:
-            self._plan(session, period, mapping, touched, validated)
+            self.outbox_writer.write(
+                session, self.planner.plan(session, period, mapping, touched, validated)
+            )
             log.info("quarantine.released", period=period, records=len(validated))
 
-    @staticmethod
-    def _source_row(
-        raw: dict[str, Any],
-        checked: PerformanceRecord | Rejection,
-        digest: str,
-        period: str,
-        now: dt.datetime,
-    ) -> dict[str, Any] | None:
-        """The row of a source record as stored (valid, or quarantined with the reason)."""
-        if isinstance(checked, Rejection):
-            if checked.source_id == "?":
-                log.error("record.unidentifiable", period=period, reason=checked.reason)
-                return None
-            updated = raw.get("diperbarui_pada")
-            try:
-                updated_at = dt.datetime.fromisoformat(str(updated))
-                if updated_at.tzinfo is None:
-                    raise ValueError
-            except ValueError:
-                updated_at = now
-            values: dict[str, Any] = {
-                "period": checked.period or period,
-                "npsn": (checked.npsn or "")[:64],
-                "nip": (checked.nip or "")[:64],
-                "schema_version": raw.get("versi_skema")
-                if isinstance(raw.get("versi_skema"), int)
-                else None,
-                "updated_at": updated_at,
-                "cancelled": raw.get("dibatalkan") is True,
-                "status": SourceStatus.QUARANTINED,
-                "reason_code": checked.code,
-                "reason": checked.reason,
-                "note": None,
-            }
-        else:
-            values = {
-                "period": checked.period.code,
-                "npsn": checked.school.npsn,
-                "nip": checked.employee.nip,
-                "schema_version": checked.schema_version,
-                "updated_at": checked.updated_at,
-                "cancelled": checked.cancelled,
-                "status": SourceStatus.VALID,
-                "reason_code": None,
-                "reason": None,
-                "note": "; ".join(checked.notes) or None,
-            }
-        values.update(id=checked.source_id, content_hash=digest, body=raw, seen_at=now)
-        return values
+
+def _source_row(
+    raw: dict[str, Any],
+    checked: PerformanceRecord | Rejection,
+    digest: str,
+    period: str,
+    now: dt.datetime,
+) -> dict[str, Any] | None:
+    """The row of a source record as stored (valid, or quarantined with the reason)."""
+    if isinstance(checked, Rejection):
+        if checked.source_id == "?":
+            log.error("record.unidentifiable", period=period, reason=checked.reason)
+            return None
+        updated = raw.get("diperbarui_pada")
+        try:
+            updated_at = dt.datetime.fromisoformat(str(updated))
+            if updated_at.tzinfo is None:
+                raise ValueError
+        except ValueError:
+            updated_at = now
+        values: dict[str, Any] = {
+            "period": checked.period or period,
+            "npsn": (checked.npsn or "")[:64],
+            "nip": (checked.nip or "")[:64],
+            "schema_version": raw.get("versi_skema")
+            if isinstance(raw.get("versi_skema"), int)
+            else None,
+            "updated_at": updated_at,
+            "cancelled": raw.get("dibatalkan") is True,
+            "status": SourceStatus.QUARANTINED,
+            "reason_code": checked.code,
+            "reason": checked.reason,
+            "note": None,
+        }
+    else:
+        values = {
+            "period": checked.period.code,
+            "npsn": checked.school.npsn,
+            "nip": checked.employee.nip,
+            "schema_version": checked.schema_version,
+            "updated_at": checked.updated_at,
+            "cancelled": checked.cancelled,
+            "status": SourceStatus.VALID,
+            "reason_code": None,
+            "reason": None,
+            "note": "; ".join(checked.notes) or None,
+        }
+    values.update(id=checked.source_id, content_hash=digest, body=raw, seen_at=now)
+    return values

@@ -1,154 +1,70 @@
-"""Planning applied to the state: for a set of teachers, read their source records and
-deliverables, plan (``plan.py``, pure), and write the deliverables' changes and the outbox
-entries in the caller's transaction (one multi-row INSERT each).
+"""The outbox writer: a ``Plan`` (``planner.py``) written in the caller's transaction, so
+the state change and the requests it calls for commit together or not at all: each
+deliverable's new status, the stored records planning held back (quarantined), and the
+outbox entries, new rows in one multi-row INSERT each.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import structlog
 from sqlalchemy import update
 from sqlmodel import Session, col
 
 from mappings.model import PerformanceRecord
-from mappings.source import Rejection, read_record
-from mappings.versions import MappingVersion
 from state.models import (
-    DeliveryKind,
     OutboxEntry,
     RecordStatus,
     SourceRecord,
     SourceStatus,
     SyncRecord,
 )
-from state.store import SourceHead, StateStore, insert_rows
-from sync.advice import advice
+from state.store import StateStore, insert_rows
 from sync.hashing import idempotency_key
-from sync.pipeline.plan import (
-    Decision,
-    effective_record,
-    known_of,
-    plan_cancellation,
-    plan_record,
-)
+from sync.pipeline.plan import Decision
+from sync.pipeline.planner import Plan, TeacherPlan
 
-log = structlog.get_logger("ekinerja_sync.engine")
+__all__ = ["OutboxWriter"]
 
 Clock = Callable[[], dt.datetime]
 
 _QUEUED = {RecordStatus.PENDING, RecordStatus.HELD, RecordStatus.WAITING}
 
 
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
 @dataclass
 class _NewRows:
-    """Rows a planning pass creates, inserted together at its end."""
+    """Rows a plan creates, inserted together at its end."""
 
     records: list[dict[str, Any]] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
 
 
-_NIP_GONE = "not in PMM under this NIP any more (NIP corrected?)"
+class OutboxWriter:
+    """Writes what planning decided: deliverables' statuses and outbox entries."""
 
+    def __init__(self, store: StateStore, *, clock: Clock = _utcnow) -> None:
+        self.store = store
+        self.clock = clock
 
-class _Outbox:
-    """The planning half of ``Engine`` (see ``sync.pipeline.engine``)."""
-
-    store: StateStore
-    clock: Clock
-
-    def _plan(
-        self,
-        session: Session,
-        period: str,
-        mapping: MappingVersion,
-        nips: set[str],
-        validated: Mapping[str, PerformanceRecord] | None = None,
-    ) -> None:
-        """Plan these teachers; ``validated``: records of the page just read, already
-        validated (a record is validated once; others are read from the store)."""
-        validated = validated or {}
-        sources = self.store.sources.heads(session, period, nips)
-        effective_of: dict[str, tuple[SourceHead, bool]] = {}
-        for nip, heads in sources.items():
-            effective_of[nip] = effective_record(heads)
-        bodies = self.store.sources.bodies(
-            session,
-            [
-                head.id
-                for head, all_cancelled in effective_of.values()
-                if head.id not in validated
-                and (head.status is not SourceStatus.QUARANTINED or all_cancelled)
-            ],
-        )
-        current = self.store.deliverables.records(session, period, nips)
+    def write(self, session: Session, plan: Plan) -> None:
+        """Write ``plan`` in ``session`` (the caller's unit of work)."""
+        for held in plan.held:
+            session.execute(
+                update(SourceRecord)
+                .where(col(SourceRecord.id) == held.source_id)
+                .values(status=SourceStatus.QUARANTINED, reason_code=held.code, reason=held.reason)
+            )
         new = _NewRows()
-        for nip in sorted(nips):
-            rows = sources.get(nip)
-            skp_row = current.get((nip, DeliveryKind.SKP))
-            assessment_row = current.get((nip, DeliveryKind.ASSESSMENT))
-            if not rows:
-                # No source record carries this NIP any more (corrected in PMM).
-                gone = plan_cancellation(
-                    known_of(skp_row), known_of(assessment_row), reason=_NIP_GONE
-                )
-                for decision, row in zip(gone, (skp_row, assessment_row), strict=True):
-                    self._apply(session, period, mapping, nip, None, decision, row, new)
-                continue
-            effective, all_cancelled = effective_of[nip]
-            if effective.status is SourceStatus.QUARANTINED and not all_cancelled:
-                continue  # the record that counts is bad data: it waits in quarantine
-            record = validated.get(effective.id)
-            if record is None and effective.id in bodies:
-                checked = read_record(bodies[effective.id])
-                if isinstance(checked, Rejection) and not all_cancelled:
-                    # Stored as valid by an older release whose rules it now breaks (a
-                    # release can add a provable check): quarantined like a record read now.
-                    session.execute(
-                        update(SourceRecord)
-                        .where(col(SourceRecord.id) == effective.id)
-                        .values(
-                            status=SourceStatus.QUARANTINED,
-                            reason_code=checked.code,
-                            reason=checked.reason,
-                        )
-                    )
-                    log.warning("record.quarantined", period=period, nip=nip, reason=checked.reason)
-                    continue
-                record = checked if isinstance(checked, PerformanceRecord) else None
-            seen = max(r.seen_at for r in rows)  # the newest version PMM served of this NIP
-            if all_cancelled:
-                decisions = plan_cancellation(
-                    known_of(skp_row, seen), known_of(assessment_row, seen)
-                )
-            else:
-                assert record is not None  # a valid, live effective record
-                try:
-                    decisions = plan_record(
-                        record, known_of(skp_row, seen), known_of(assessment_row, seen), mapping
-                    )
-                except ValueError as exc:
-                    # The mapping refused what validation let through: a gap in validation,
-                    # kept from the batch like any bad record, with the mapping's words.
-                    session.execute(
-                        update(SourceRecord)
-                        .where(col(SourceRecord.id) == effective.id)
-                        .values(
-                            status=SourceStatus.QUARANTINED,
-                            reason_code="mapping_failed",
-                            reason=(
-                                f"mapping {mapping.name} cannot map this record: {exc}. "
-                                f"What to do: {advice('mapping_failed')}"
-                            )[:2000],
-                        )
-                    )
-                    log.error("record.mapping_failed", period=period, nip=nip, error=str(exc))
-                    continue
-            for decision, row in zip(decisions, (skp_row, assessment_row), strict=True):
-                self._apply(session, period, mapping, nip, record, decision, row, new)
+        for teacher in plan.teachers:
+            for decision, row in zip(teacher.decisions, teacher.rows, strict=True):
+                self._apply(session, plan, teacher, decision, row, new)
         # New deliverables and requests go in one multi-row INSERT each (ORM bulk insert):
         # an ORM object per row was most of the ingest's time.
         insert_rows(session, SyncRecord, new.records)
@@ -157,14 +73,14 @@ class _Outbox:
     def _apply(
         self,
         session: Session,
-        period: str,
-        mapping: MappingVersion,
-        nip: str,
-        record: PerformanceRecord | None,
+        plan: Plan,
+        teacher: TeacherPlan,
         decision: Decision,
         row: SyncRecord | None,
         new: _NewRows,
     ) -> None:
+        """One deliverable's decision: its row changed (or a new one), a request queued."""
+        period, mapping, nip, record = plan.period, plan.mapping, teacher.nip, teacher.record
         if decision.keep:
             if row is not None and record is not None:
                 _take_source_fields(row, record)

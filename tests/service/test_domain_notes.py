@@ -192,7 +192,8 @@ def test_a_stored_record_this_release_refuses_is_quarantined_when_planned_again(
         assert record_of(app, period, nip, ASSESSMENT).status is RecordStatus.DELIVERED
         # Planned again (a remap, a replay, another record of the NIP) with today's rules.
         with app.store.unit_of_work() as session:
-            app.engine._plan(session, period, get_mapping("2026.2"), {nip})
+            plan = app.engine.planner.plan(session, period, get_mapping("2026.2"), {nip})
+            app.engine.outbox_writer.write(session, plan)
         row = _source_row(app, early["id"])
         assert (row.status, row.reason_code) == (
             SourceStatus.QUARANTINED,
