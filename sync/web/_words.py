@@ -7,13 +7,12 @@ import datetime as dt
 
 __all__ = [
     "KIND_LABELS",
-    "MONTHS",
     "STATUS_LABELS",
     "explain",
+    "explain_or_none",
     "kind_label",
     "status_label",
     "wib",
-    "wib_date",
 ]
 
 WIB = dt.timezone(dt.timedelta(hours=7), "WIB")
@@ -32,23 +31,8 @@ STATUS_LABELS: dict[str, str] = {
 
 KIND_LABELS: dict[str, str] = {"skp": "SKP", "assessment": "penilaian"}
 
-MONTHS = (
-    "Januari",
-    "Februari",
-    "Maret",
-    "April",
-    "Mei",
-    "Juni",
-    "Juli",
-    "Agustus",
-    "September",
-    "Oktober",
-    "November",
-    "Desember",
-)
-
-_REPLAY = "lalu ulangi (replay) dari konsol ini"
-_BY_HAND = "ulangi (replay) tidak akan membantu"
+_REPLAY = "lalu ulangi dari konsol ini"
+_BY_HAND = "mengulangi tidak akan membantu"
 
 _EXPLAINED: dict[str, str] = {
     # e-Kinerja's answers
@@ -105,8 +89,8 @@ _EXPLAINED: dict[str, str] = {
     ),
     "retries_exhausted_rate_limited": (
         "Batas laju e-Kinerja (429) menjawab terakhir, setelah galat server di antara "
-        "percobaannya. Bila 429 sering muncul, turunkan target.rate_limit_per_s (berlaku "
-        f"untuk seluruh instalasi) atau jumlah worker, {_REPLAY}."
+        "percobaannya. Bila 429 sering muncul, minta TI dinas menurunkan batas laju "
+        f"pengiriman (berlaku untuk seluruh instalasi) atau jumlah proses kirim, {_REPLAY}."
     ),
     "retries_exhausted_busy": (
         "e-Kinerja sedang sibuk atau dalam pemeliharaan (503) pada percobaan terakhir, "
@@ -115,7 +99,7 @@ _EXPLAINED: dict[str, str] = {
     "rate_limited": (
         "Belum terkirim: batas laju e-Kinerja (429) meminta menunggu. Tidak perlu tindakan: "
         "dikirim lagi otomatis pada sinkronisasi berikutnya. Bila terjadi setiap kali, "
-        "turunkan target.rate_limit_per_s atau jumlah worker."
+        "minta TI dinas menurunkan batas laju pengiriman atau jumlah proses kirim."
     ),
     "target_busy": (
         "Belum terkirim: e-Kinerja sedang sibuk atau dalam pemeliharaan (503). Tidak perlu "
@@ -185,7 +169,10 @@ _EXPLAINED: dict[str, str] = {
         "PMM mengirim data yang tidak sesuai kontraknya. Laporkan ke helpdesk PMM dengan ID "
         "sumbernya."
     ),
-    "unknown_schema_version": "PMM memakai versi skema yang belum dikenal. Perbarui ekinerja-sync.",
+    "unknown_schema_version": (
+        "PMM memakai versi skema yang belum dikenal. Minta TI dinas memperbarui aplikasi "
+        "sinkronisasi."
+    ),
     "mapping_failed": (
         "Versi pemetaan aktif tidak dapat memetakan data ini (celah di pemetaan, bukan data "
         "yang salah). Laporkan ke TI dinas dengan ID sumbernya."
@@ -203,6 +190,11 @@ def explain(code: str | None) -> str:
     return _EXPLAINED.get(code or "", _FALLBACK)
 
 
+def explain_or_none(code: str | None) -> str | None:
+    """``explain``, or None for a code it has no words of its own for."""
+    return _EXPLAINED.get(code or "")
+
+
 def status_label(status: str) -> str:
     return STATUS_LABELS.get(status, status)
 
@@ -216,7 +208,3 @@ def wib(moment: dt.datetime | None) -> str:
     if moment is None:
         return "-"
     return moment.astimezone(WIB).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def wib_date(day: dt.date) -> str:
-    return f"{day.day} {MONTHS[day.month - 1]} {day.year}"
