@@ -26,6 +26,15 @@ from sync.operations.actions import AppBuilder, failure_id
 from sync.operations.ledger_export import pretty_json
 from sync.settings import Settings
 from sync.web import login, pages
+from sync.web._labels import (
+    actor_label,
+    cause_label,
+    ledger_action,
+    ledger_outcome,
+    outbox_state,
+    period_label,
+    request_state,
+)
 from sync.web._words import explain, kind_label, status_label, wib
 from sync.web.auth import Clock, Devices, LoginLimiter, LoginPolicy, Passwords, Sessions
 from sync.web.console import Console, Page
@@ -55,6 +64,13 @@ def _templates() -> Environment:
         wib=wib,
         failure_id=failure_id,
         pretty_json=pretty_json,
+        cause_label=cause_label,
+        ledger_action=ledger_action,
+        ledger_outcome=ledger_outcome,
+        outbox_state=outbox_state,
+        request_state=request_state,
+        actor_label=actor_label,
+        period_label=period_label,
     )
     return env
 
