@@ -46,20 +46,20 @@ def _pg_version(pg_url: str) -> str | None:
         return None
 
 
-def _git() -> str:
+def _git(*args: str) -> str:
+    return subprocess.run(  # noqa: S603 (our own arguments)
+        ["git", *args],  # noqa: S607
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
+def _code() -> str:
+    """The commit measured, and whether the work tree differed from it."""
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],  # noqa: S607
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
+        head = _git("rev-parse", "--short", "HEAD")
+        dirty = _git("status", "--porcelain", "--untracked-files=no")
         return head + (" (+ uncommitted changes)" if dirty else "")
     except OSError:
         return "?"
@@ -75,6 +75,6 @@ def machine_info(pg_url: str | None) -> dict[str, Any]:
         "sqlite": sqlite3.sqlite_version,
         "postgresql": _pg_version(pg_url) if pg_url else None,
         "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
-        "code": _git(),
+        "code": _code(),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
