@@ -1,7 +1,8 @@
 """The reference pages, generated from the code at every ``mkdocs build`` so they cannot drift.
 
 A page asks for a table with a marker line, e.g. ``<!-- reference: settings -->``; this hook
-(``mkdocs.yml``: ``hooks:``) replaces the marker with the table built from the code:
+(``mkdocs.yml``: ``hooks:``) puts the table built from the code after the marker, at every
+build, and ends it with ``<!-- end reference: settings -->``:
 
 - ``settings``: every field of ``Settings``, with its type, default and environment variable;
 - ``cli``: every command of the Typer app, with its help and options;
@@ -9,6 +10,12 @@ A page asks for a table with a marker line, e.g. ``<!-- reference: settings -->`
 - ``exit-codes``: the exit codes of ``sync.cli.output``.
 
 ``tests/unit/test_docs_reference.py`` checks that each table covers everything it should.
+
+A page may also keep the table in the repository, between the two markers, so that it reads
+the same on GitHub and in the copy installed with the service (the configuration, metrics and
+exit codes pages do; the command line's help changes too often). The build replaces the kept
+table with a fresh one all the same, and the test fails when the kept one is not current:
+``.venv/bin/python docs/hooks/reference.py`` rewrites them.
 """
 
 from __future__ import annotations
@@ -24,7 +31,11 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-_MARKER = re.compile(r"^<!-- reference: ([a-z-]+) -->$", re.MULTILINE)
+# A marker line, and the table kept after it up to its end marker, if the page keeps one.
+_MARKER = re.compile(
+    r"^<!-- reference: ([a-z-]+) -->$(?:.*?^<!-- end reference: \1 -->$)?", re.MULTILINE | re.DOTALL
+)
+ROOT = Path(__file__).resolve().parents[2]
 ENV_PREFIX = "EKINERJA_SYNC_"
 
 
@@ -158,7 +169,7 @@ def exit_codes() -> list[tuple[int, str, str]]:
     found: list[tuple[int, str, str]] = [(0, "EXIT_OK", "done, nothing needs a person")]
     comment: list[str] = []
     for line in source.splitlines():
-        match = re.match(r"^(EXIT_[A-Z]+) = (\d+)\s*(?:#\s*(.*))?$", line)
+        match = re.match(r"^(EXIT_[A-Z_]+) = (\d+)\s*(?:#\s*(.*))?$", line)
         if match:
             name, code, tail = match.groups()
             meaning = " ".join([*comment, tail or ""]).strip()
@@ -187,17 +198,37 @@ TABLES: dict[str, Callable[[], str]] = {
 
 
 def render(markdown: str) -> str:
-    """The page with every reference marker replaced by its table."""
+    """The page with a fresh table after every reference marker (a kept one replaced)."""
 
     def table(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in TABLES:
             raise ValueError(f"unknown reference table {name!r}; known: {', '.join(TABLES)}")
-        return TABLES[name]()
+        return f"<!-- reference: {name} -->\n\n{TABLES[name]()}\n\n<!-- end reference: {name} -->"
 
     return _MARKER.sub(table, markdown)
+
+
+def kept_pages() -> list[Path]:
+    """The reference pages that keep their table in the repository (an end marker)."""
+    return sorted(
+        page
+        for page in (ROOT / "docs").rglob("*.md")
+        if "<!-- end reference: " in page.read_text(encoding="utf-8")
+    )
 
 
 def on_page_markdown(markdown: str, **_kwargs: Any) -> str:
     """mkdocs' hook: fill the reference markers of a page."""
     return render(markdown)
+
+
+if __name__ == "__main__":
+    # Rewrite the tables the pages keep in the repository (run after changing a setting, a
+    # metric or an exit code; the docs test says when).
+    for page in kept_pages():
+        text = page.read_text(encoding="utf-8")
+        fresh = render(text)
+        if fresh != text:
+            page.write_text(fresh, encoding="utf-8")
+            print(f"rewrote {page.relative_to(ROOT)}")

@@ -138,3 +138,24 @@ def test_a_field_without_a_description_would_fail(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(settings_module, "Settings", WithBare)
     blank = [k for k, f in reference.settings_rows() if not (f.description or "").strip()]
     assert blank == ["bare.bare"]
+
+
+def test_the_tables_kept_in_the_repository_are_current() -> None:
+    # The configuration, metrics and exit codes pages keep their table in the repository, so
+    # that the README's link shows it on GitHub and in the copy installed with the service.
+    kept = reference.kept_pages()
+    assert {page.name for page in kept} >= {"configuration.md", "metrics.md", "exit-codes.md"}
+    stale = [
+        str(page.relative_to(ROOT))
+        for page in kept
+        if reference.render(page.read_text(encoding="utf-8")) != page.read_text(encoding="utf-8")
+    ]
+    assert not stale, f"{stale}: run .venv/bin/python docs/hooks/reference.py to rewrite them"
+
+
+def test_a_kept_table_is_replaced_not_repeated() -> None:
+    page = "# T\n\n<!-- reference: exit-codes -->\n| old |\n<!-- end reference: exit-codes -->\n"
+    once = reference.render(page)
+    assert "| old |" not in once
+    assert reference.render(once) == once
+    assert once.count("| `130` |") == 1
