@@ -12,8 +12,10 @@ saying what to do, exit code 2, never a traceback. Any other exception is one li
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import os
 import sys
 import traceback
 from typing import Any, NoReturn
@@ -32,6 +34,7 @@ from sync.operations.npsn import NpsnError
 from sync.settings import ConfigError
 
 __all__ = [
+    "EXIT_BROKEN_PIPE",
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
     "EXIT_THROTTLED",
@@ -58,6 +61,7 @@ EXIT_UNREACHABLE = 3  # PMM or e-Kinerja did not answer: records stay pending fo
 # Done, nothing for a person, but e-Kinerja answered "later" (429/503) and the run waited on
 # it, or left records pending for the next run: the installation may be above its share.
 EXIT_THROTTLED = 4
+EXIT_BROKEN_PIPE = 141  # the output's reader went away (`| head`): stopped quietly, as on SIGPIPE
 EXIT_INTERRUPTED = 130  # stopped by Ctrl-C: what was sent is recorded; run again to go on
 
 # When several apply, the first of these wins: a wrapper (cron, systemd) reads the worst.
@@ -153,6 +157,12 @@ class CliGroup(TyperGroup):
             fail(f"stopped by Ctrl-C{said}", EXIT_INTERRUPTED, problem="interrupted")
         except (ClickException, typer.Exit, typer.Abort):
             raise
+        except BrokenPipeError:
+            # The reader went away (`schools actions --csv | head`): as other tools do, stop
+            # quietly; stdout is pointed at nothing so the interpreter's flush cannot fail too.
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(EXIT_BROKEN_PIPE) from None
         except Exception as exc:
             # A bug, whatever the input: one line (with --log-json the trace goes in it).
             # `--verbose` shows the trace instead, for the report.
