@@ -198,7 +198,8 @@ class Ingester:
         stored = self.store.sources.hashes(session, {str(raw.get("id")) for raw in batch})
         fresh: dict[str, dict[str, Any]] = {}
         changed: dict[str, dict[str, Any]] = {}
-        # Each record is validated once: the valid ones are handed to planning as read.
+        # Each record is validated once: every valid one of the page is handed to planning as
+        # read, and the planner reads no stored body of it again.
         validated: dict[str, PerformanceRecord] = {}
         touched: set[str] = set()
         newest: dt.datetime | None = None
@@ -215,6 +216,10 @@ class Ingester:
                     continue  # not asked for: the source broke its contract; ignore the row
             existing = stored.get(checked.source_id)
             if existing is not None and existing[0] == digest:
+                if isinstance(checked, PerformanceRecord):
+                    # Nothing to store, but the model travels on: a changed record of the same
+                    # teacher may leave this one the record that counts.
+                    validated[checked.source_id] = checked
                 continue
             if existing is not None and existing[1]:
                 touched.add(existing[1])  # the NIP may have been corrected: re-plan the old one

@@ -75,8 +75,11 @@ class Planner:
         nips: set[str],
         validated: Mapping[str, PerformanceRecord] | None = None,
     ) -> Plan:
-        """Plan these teachers. ``validated``: records already validated, by source id (the
-        page just read); the others are read from their stored bodies."""
+        """Plan these teachers. ``validated``: the records this pass has validated, by source
+        id (the page just read, the quarantine just checked again), planned as they are. A
+        record that counts and is not among them (a teacher's record from an earlier page or
+        run: a remap, a replay) is read from its stored body and validated with this
+        release's rules, which may now refuse it (``Held``)."""
         validated = validated or {}
         sources = self.store.sources.heads(session, period, nips)
         effective_of: dict[str, tuple[SourceHead, bool]] = {}
