@@ -41,7 +41,9 @@ __all__ = [
     "Approval",
     "PeriodLocked",
     "UnknownRecord",
+    "choose_failed",
     "discard",
+    "discard_many",
     "failure_id",
     "operator_actor",
     "parse_failure_id",
@@ -221,6 +223,23 @@ def replay(
         )
 
 
+def choose_failed(
+    store: StateStore,
+    *,
+    period: str,
+    npsns: Sequence[str] = (),
+    reason: str | None = None,
+    code: str | None = None,
+) -> list[SyncRecord]:
+    """The failed records of ``period`` (optionally some schools) as ``replay --period
+    [--npsn] [--reason]`` chooses them: ``reason`` matches a code's beginning or words of the
+    reason; ``code`` (the console's groups) is exactly that code."""
+    found = store.reports.failures(
+        period=period, npsns=list(npsns), reason=reason, statuses=(RecordStatus.FAILED,)
+    )
+    return [r for r in found if code is None or r.reason_code == code]
+
+
 def _clean_why(why: str) -> str:
     text = _CONTROL.sub(" ", why).strip()
     if not text:
@@ -305,6 +324,34 @@ def discard(
             "refused_by_ledger", f"the reason cannot be written to the ledger: {exc}"
         ) from None
     return row
+
+
+def discard_many(
+    store: StateStore,
+    ids: Sequence[str],
+    *,
+    user_name: str,
+    why: str,
+    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+) -> list[SyncRecord]:
+    """``discard`` each of ``ids`` with the one reason ``why`` (the console's bulk discard).
+
+    The reason is checked and every period asked (``require_changeable``) before the first
+    record changes, so a bad reason or a closed period changes nothing; then each record is
+    discarded in its own transaction with its own ledger entry, as one by one."""
+    if not ids:
+        raise ActionRefused("nothing_chosen", "no record chosen")
+    reason = _clean_why(why)
+    periods: dict[str, list[str]] = {}
+    for value in ids:
+        try:
+            periods.setdefault(parse_failure_id(value)[0], []).append(value)
+        except ValueError as exc:
+            raise ActionRefused("bad_id", str(exc)) from None
+    for period, chosen in sorted(periods.items()):
+        named = " ".join(chosen) if len(chosen) <= 3 else f"ID... (the {len(chosen)} IDs)"
+        require_changeable(store, period, "discard", request=f"discard {named} --why TEXT")
+    return [discard(store, i, user_name=user_name, why=reason, clock=clock) for i in ids]
 
 
 def reset_cursors(
