@@ -4,9 +4,10 @@ The token request is yielded from ``auth_flow`` itself, so it goes through the c
 ``httpx.Client`` (its transport, timeouts and limits). One lock per auth object makes the
 fetch single-flight: threads that need a token while another fetches it wait for that one.
 
-``before_request`` (optional) is called right before every request this auth sends or
-repeats: the token request, and the repeat after a 401. The caller's rate limit counts them
-so (e-Kinerja counts every request that arrives); a connector knows nothing more of it.
+``before_request`` (optional) is called right before every request goes on the wire: the
+token request, the request itself (in ``auth_flow``) and its repeat after a 401. The
+caller's rate limit counts them there, as late as it can (e-Kinerja counts every request as
+it arrives); a connector knows nothing more of it.
 """
 
 from __future__ import annotations
@@ -108,25 +109,15 @@ class ClientCredentialsAuth(httpx.Auth):
             f"client_id={self._client_id!r}, client_secret='***', scope={self._scope!r})"
         )
 
-    def ready(self) -> bool:
-        """Whether a usable token is cached: a request can go without waiting for one."""
-        cached = self._token
-        return cached is not None and self._clock() < cached.expires_at
-
     def before_request(self) -> None:
         """What the owner gave to run before each request (its rate limit), or nothing."""
         if self._before is not None:
             self._before()
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        # The caller took a send slot for this request before it came here. A request that
-        # then waited for a token (fetched here or by another thread) takes a fresh one: sent
-        # at its old slot's time, long past, it would land among the next slots' requests.
-        ready = self.ready()
         token = yield from self._valid_token(stale=None)
-        if not ready:
-            self.before_request()
         request.headers["Authorization"] = f"Bearer {token.reveal()}"
+        self.before_request()
         response = yield request
         if response.status_code != 401:
             return
@@ -190,9 +181,10 @@ class ClientCredentialsAuth(httpx.Auth):
             ):
                 return cached.value
             self._token = None
+            request = self._token_request()
             self.before_request()  # the token request counts as any other
             sent_at = self._clock()
-            response = yield self._token_request()
+            response = yield request
             value, expires_in = self._read_token(response)
             lifetime = expires_in - min(_EARLY_REFRESH_S, expires_in / 10)
             self._token = _Token(value=value, expires_at=sent_at + lifetime)

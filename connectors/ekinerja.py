@@ -41,10 +41,8 @@ class EkinerjaClient:
     refresh after a 401. Non-2xx answers raise the errors of ``connectors.errors``,
     carrying ``status``, ``answer`` and ``retry_after_s``. Safe to share between threads.
 
-    ``before_request`` (the engine's rate limit) is called before each request the client
-    sends on its own: a token request, the repeat after a 401, and a request that waited for
-    a token (its caller's send slot has passed meanwhile). The caller takes the slot of each
-    request it asks for.
+    ``before_request`` (the engine's rate limit) is called right before each request goes
+    on the wire: a token request, a write or a read, the repeat after a 401.
     """
 
     def __init__(
@@ -182,14 +180,10 @@ class EkinerjaClient:
         ]
         url = self._parsed.get(path) or self._root + path
         try:
-            ready = self._auth.ready()
             bearer = self._auth.bearer(self._http.send)
-            if not ready:  # waited for a token: a fresh send slot (see the class)
-                self._auth.before_request()
             response = self._exchange(method, url, headers, content, bearer)
             if response.status_code == 401:
                 bearer = self._auth.bearer(self._http.send, stale=bearer)
-                self._auth.before_request()
                 response = self._exchange(method, url, headers, content, bearer)
         except httpx.RequestError as exc:
             raise error_from_exception(exc, method, path) from exc
@@ -221,6 +215,7 @@ class EkinerjaClient:
             stream=httpx.ByteStream(content),
             extensions={"timeout": self._timeout},
         )
+        self._auth.before_request()  # the last moment before the wire (the rate limit)
         response = self._handle(request)
         response.request = request
         try:

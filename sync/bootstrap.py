@@ -170,8 +170,8 @@ def build_app(
             client_id=target_id,
             client_secret=target_secret,
             scope=settings.target.scope,
-            # Token requests and the repeat after a 401 take a send slot too.
-            before_request=limiter.acquire if limiter.rate > 0 else None,
+            # Every request on the wire uses a send slot (token requests and repeats too).
+            before_request=limiter.confirm if limiter.rate > 0 else None,
         )
         ledger = LedgerWriter(actor=actor)
         # Delivery: the pages of the outbox, claimed as this worker, each entry sent by the

@@ -4,15 +4,18 @@ whole installation (every worker process, thread and token request together).
 e-Kinerja counts the requests that *arrive* within any sliding one-second window. So the
 limit is a schedule of send slots with no burst at all (GCRA with a tolerance of zero: the
 next slot is ``max(next slot, now) + s``, idle time earns no credit), and a request goes at
-its slot. Between taking a slot and the request arriving lies some jitter (waking from the
-sleep, building the request, the network): if every arrival lands within ``J`` seconds after
-its slot, a one-second window of arrivals holds requests of slots within ``1 + J`` seconds of
-one another, which is at most ``ceil((1 + J) / s)`` of them. Hence ``s = (1 + J) / R``: no
-window holds more than R, and the rate let through is ``R / (1 + J)`` (93 % of R with the
-``J`` of 0.08 s used here). A sender that is more than ``J / 2`` past its slot when it could
-send (woken late, or the slot's answer took that long to come back) takes a later slot
-instead of crowding the next ones: what is left of ``J`` is for building and sending the
-request.
+its slot: ``acquire`` takes one and waits for it, and ``confirm``, called by the connectors
+right before a request goes on the wire, lets it go if its slot is still on time, else takes
+a fresh one (none held: a token request; or it passed while the request waited).
+
+Between a slot and the request's arrival lies some jitter (waking from the sleep, building
+the request, the network): if every arrival lands within ``J`` seconds after its slot, a
+one-second window of arrivals holds requests of slots within ``1 + J`` seconds of one
+another, which is at most ``ceil((1 + J) / s)`` of them. Hence ``s = (1 + J) / R``: no window
+holds more than R, and the rate let through is ``R / (1 + J)`` (93 % of R with the ``J`` of
+0.08 s used here). A slot more than ``J / 2`` behind (woken late on a busy machine, or the
+slot's answer took that long to come back) is given up for a later one; the other half of
+``J`` is for sending the request.
 
 Where the schedule lives: on PostgreSQL in the database (``SharedSchedule``: one row, one
 atomic UPDATE per slot, the database's clock), so the workers of one daemon and several
@@ -27,6 +30,7 @@ PostgreSQL the adapted rate lives in the same row, so every worker slows down to
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -193,16 +197,28 @@ class RateLimiter:
         # Slots taken, and those given up late (counted without a lock: a figure, not a gate).
         self.slots = 0
         self.slots_unused = 0
-
-    @property
-    def spacing_s(self) -> float:
-        """Seconds between two slots at the current rate."""
-        return self._margin / self.current if self.current > 0 else 0.0
+        self._held = threading.local()  # ``until`` of the slot this thread holds
 
     def acquire(self) -> None:
-        """Wait for this sender's send slot; the request goes right after."""
+        """Wait for a send slot for this thread's next request (``confirm`` uses it)."""
         if self.rate <= 0:
             return
+        self._held.until = self._take()
+
+    def confirm(self) -> None:
+        """Right before a request goes on the wire (the connectors call it): it goes at this
+        thread's slot if that is still on time, else at a fresh one, taken and waited for now
+        (no slot held, or it passed while the request waited: for a token, say). Each request
+        on the wire uses one slot, however it came there."""
+        if self.rate <= 0:
+            return
+        until = getattr(self._held, "until", None)
+        self._held.until = None
+        if until is None or self._clock() > until:
+            self._take()
+
+    def _take(self) -> float:
+        """Take a slot and wait for it; until when (on ``clock``) a request may still go."""
         for taken in range(1, _RETAKES + 1):
             wait, self.current, uncertain = self._schedule.take(self.rate, self._margin)
             answered = self._clock()
@@ -211,12 +227,15 @@ class RateLimiter:
             # slept to from the answer (never early), late by at most that much more.
             if wait > 0:
                 self._sleep(wait)
-            late = self._clock() - (answered + wait) + uncertain
-            if late <= self.jitter_s / 2 or taken == _RETAKES:
-                return
+            until = answered + wait - uncertain + self.jitter_s / 2
+            if self._clock() <= until:
+                return until
+            if taken == _RETAKES:  # late each time: this one goes, late or not
+                return math.inf
             # Late (a busy machine, a slow answer from the database): sent now it would land
             # among the next slots' requests. This slot goes unused; a later one is taken.
             self.slots_unused += 1
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def throttled(self) -> None:
         """e-Kinerja answered 429 or 503: halve the rate (multiplicative decrease), once for

@@ -1,7 +1,6 @@
-"""EkinerjaClient's ``before_request`` (the engine's rate limit): every request e-Kinerja
-sees takes a send slot: the token request, the repeat after a 401, and a request that waited
-for a token (its caller's slot has passed meanwhile); a request with a token at hand takes
-none of its own (its caller took it). Against a respx-mocked target."""
+"""EkinerjaClient's ``before_request`` (the engine's rate limit, ``RateLimiter.confirm``) is
+called right before every request goes on the wire: the token request, each write and read,
+and the repeat after a 401, and nowhere else. Against a respx-mocked target."""
 
 from __future__ import annotations
 
@@ -63,24 +62,22 @@ def client(events: Events) -> Iterator[EkinerjaClient]:
         yield EkinerjaClient(http, client_id="c", client_secret="s", before_request=events.slot)
 
 
-def test_a_write_that_waited_for_a_token_takes_a_fresh_slot(
+def test_each_write_and_its_token_request_use_a_slot(
     client: EkinerjaClient, events: Events
 ) -> None:
     client.create_skp(BODY, idempotency_key="a")
     assert events.seen == ["slot", "token", "slot", "POST"]
     events.seen.clear()
-    client.create_skp(BODY, idempotency_key="b")  # a token at hand: the caller's slot
-    assert events.seen == ["POST"]
+    client.create_skp(BODY, idempotency_key="b")  # a token at hand
+    assert events.seen == ["slot", "POST"]
 
 
-def test_a_read_that_waited_for_a_token_takes_a_fresh_slot(
-    client: EkinerjaClient, events: Events
-) -> None:
+def test_each_read_and_its_token_request_use_a_slot(client: EkinerjaClient, events: Events) -> None:
     client.find_skps("198503152010012003", 2025, 1)
     assert events.seen == ["slot", "token", "slot", "GET"]
     events.seen.clear()
     client.find_skps("198503152010012003", 2025, 1)
-    assert events.seen == ["GET"]
+    assert events.seen == ["slot", "GET"]
 
 
 def test_the_repeat_after_a_401_takes_a_slot(events: Events) -> None:
@@ -103,4 +100,4 @@ def test_the_repeat_after_a_401_takes_a_slot(events: Events) -> None:
         client.create_skp(BODY, idempotency_key="a")
         events.seen.clear()
         client.create_skp(BODY, idempotency_key="b")
-    assert events.seen == ["POST", "slot", "token", "slot", "POST"]
+    assert events.seen == ["slot", "POST", "slot", "token", "slot", "POST"]

@@ -182,6 +182,43 @@ def test_a_slot_whose_answer_came_back_late_is_not_used() -> None:
     assert quick.clock.sleeps == [pytest.approx(0.107)] * 4
 
 
+def test_confirm_uses_the_slot_held_while_it_is_on_time() -> None:
+    clock = FakeClock()
+    limiter = limiter_on(clock, 10)
+    limiter.acquire()
+    limiter.confirm()  # at once: the slot acquire took
+    assert limiter.slots == 1
+    limiter.acquire()  # slept to the second slot
+    clock.now += JITTER_S / 4
+    limiter.confirm()
+    assert limiter.slots == 2
+
+
+def test_confirm_takes_a_fresh_slot_when_none_is_held_or_it_passed() -> None:
+    clock = FakeClock()
+    limiter = limiter_on(clock, 10)
+    limiter.confirm()  # none held (a token request): one taken now
+    limiter.confirm()  # used: another, 0.108 s on
+    assert limiter.slots == 2
+    assert clock.now == pytest.approx(1000.108)
+    limiter.acquire()
+    clock.now += 0.5  # the request waited (for a token another thread fetched)
+    limiter.confirm()
+    assert limiter.slots == 4
+    times = [clock.now]
+    limiter.acquire()
+    limiter.confirm()
+    times.append(clock.now)
+    assert times[1] - times[0] == pytest.approx(0.108)
+
+
+def test_confirm_costs_nothing_without_a_limit() -> None:
+    clock = FakeClock()
+    limiter = limiter_on(clock, 0)
+    limiter.confirm()
+    assert (limiter.slots, clock.sleeps) == (0, [])
+
+
 def test_throttled_halves_once_per_burst_down_to_the_floor() -> None:
     clock = FakeClock()
     limiter = limiter_on(clock, 20)
