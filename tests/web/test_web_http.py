@@ -534,7 +534,9 @@ def test_ledger_verify_page(shared: Synced, clock: FakeClock) -> None:
     assert "Ledger utuh (OK)" in page
     assert f"{digest}@{count}" in page
     wrong = client.get("/ledger/verify", params={"against": f"{'0' * 64}@{count}"}).text
-    assert "RUSAK" in wrong
+    # A mistyped head is the head's problem, not the chain's (issue 27).
+    assert f"head yang dimasukkan tidak cocok dengan entri #{count}" in wrong
+    assert "Ledger utuh (OK)" in wrong
 
 
 def test_ledger_search_and_paging(shared: Synced, clock: FakeClock) -> None:

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlmodel import Session
+from sqlalchemy import func
+from sqlmodel import Session, select
 from starlette.responses import Response, StreamingResponse
 
 from state import ledger as ledger_chain
@@ -20,6 +21,7 @@ from state.ledger import LedgerEntry
 from state.store import StateStore
 from sync.operations.ledger_export import CSV_COLUMNS, csv_row, jsonl_line
 from sync.web import _queries as q
+from sync.web._periods import chosen_period, period_choices
 from sync.web._words import WIB, wib
 from sync.web.console import Console, Page
 from sync.web.guard import NIP, NPSN, PERIOD, View, bad
@@ -36,14 +38,16 @@ LAST_DAY = dt.date(9999, 12, 30)
 
 
 def _day(value: str | None, name: str, *, end_of_day: bool) -> dt.datetime | None:
+    """The day ``value`` (YYYY-MM-DD) as the start of that day (or of the next) in WIB;
+    ``FieldError`` when it is not a day the ledger can be searched by."""
     if value is None:
         return None
     try:
         day = dt.date.fromisoformat(value)
     except ValueError:
-        raise bad(name, "bukan tanggal (YYYY-MM-DD)") from None
+        raise FieldError(name, "bukan tanggal (YYYY-MM-DD)") from None
     if not FIRST_DAY <= day <= LAST_DAY:
-        raise bad(
+        raise FieldError(
             name,
             f"di luar rentang yang dapat dicari ({FIRST_DAY.isoformat()} sampai "
             f"{LAST_DAY.isoformat()})",
@@ -53,24 +57,51 @@ def _day(value: str | None, name: str, *, end_of_day: bool) -> dt.datetime | Non
     return dt.datetime.combine(day, dt.time(), WIB)
 
 
-def _filters(view: View) -> q.LedgerFilters:
-    since = view.param("since", _DATE, max_len=10)
-    until = view.param("until", _DATE, max_len=10)
+class FieldError(Exception):
+    """A filter field that cannot be used: its name and why, in Indonesian."""
+
+    def __init__(self, name: str, why: str) -> None:
+        super().__init__(why)
+        self.name = name
+        self.why = why
+
+
+def _filters(view: View, errors: dict[str, str] | None = None) -> q.LedgerFilters:
+    """The page's filters. A bad date goes into ``errors`` (shown beside its field) when
+    given, else it ends the request with a 400 page (the export)."""
+    days: dict[str, dt.datetime | None] = {}
+    for name in ("since", "until"):
+        text = view.request.query_params.get(name, "").strip() or None
+        try:
+            if text is not None and not _DATE.fullmatch(text):
+                raise FieldError(name, "bukan tanggal (YYYY-MM-DD)")
+            days[name] = _day(text, name, end_of_day=name == "until")
+        except FieldError as exc:
+            if errors is None:
+                raise bad(name, exc.why) from None
+            errors[name] = f"Tanggal {exc.why}."
+            days[name] = None
     return q.LedgerFilters(
         nip=view.param("nip", NIP, max_len=18),
         npsn=view.param("npsn", NPSN, max_len=16),
         period=view.param("period", PERIOD, max_len=6),
-        since=_day(since, "since", end_of_day=False),
-        until=_day(until, "until", end_of_day=True),
+        since=days["since"],
+        until=days["until"],
         text=view.param("q", max_len=100),
     )
 
 
 def ledger(console: Console, view: View) -> Response:
-    filters = _filters(view)
+    errors: dict[str, str] = {}
+    filters = _filters(view, errors)
     before_text = view.param("before", re.compile(r"[0-9]{1,12}"), max_len=12)
     before = int(before_text) if before_text else None
-    entries, total = q.ledger_page(console.store.engine, filters, before=before, size=LEDGER_PAGE)
+    entries: list[LedgerEntry] = []
+    total = 0
+    if not errors:
+        entries, total = q.ledger_page(
+            console.store.engine, filters, before=before, size=LEDGER_PAGE
+        )
     raw = {
         name: view.request.query_params.get(name, "")
         for name in ("nip", "npsn", "period", "since", "until", "q")
@@ -79,17 +110,22 @@ def ledger(console: Console, view: View) -> Response:
     more = None
     if len(entries) == LEDGER_PAGE:
         more = "/ledger?" + urlencode({**query, "before": entries[-1].seq})
+    choices = period_choices(console.store)
     return console.render(
         "ledger.html",
         {
             "entries": entries,
             "total": total,
             "f": raw,
+            "errors": errors,
+            "choices": choices,
+            "choice": chosen_period(view, choices, required=False),
             "export_query": urlencode(query),
             "more": more,
             "nav": "ledger",
         },
         view=view,
+        status=400 if errors else 200,
     )
 
 
@@ -109,26 +145,60 @@ def ledger_export(console: Console, view: View) -> Response:
     )
 
 
+def _head_check(session: Session, against: tuple[str, int], count: int) -> tuple[str, str]:
+    """How the head an auditor typed compares with the ledger: ("match" | "mismatch" |
+    "missing", in words). Apart from the chain's own check: a mistyped head says nothing
+    about the chain."""
+    digest, n = against
+    if n == 0:
+        ok = digest == ledger_chain.GENESIS_HASH
+        return (
+            ("match", "")
+            if ok
+            else (
+                "mismatch",
+                "head yang dimasukkan tidak cocok dengan awal ledger (head entri #0: 64 nol)",
+            )
+        )
+    recorded = session.exec(select(LedgerEntry.hash).where(LedgerEntry.seq == n)).first()
+    if recorded is None:
+        return (
+            "missing",
+            f"head yang dimasukkan menyebut entri #{n}, tetapi ledger hanya berisi {count} entri",
+        )
+    if recorded != digest:
+        return ("mismatch", f"head yang dimasukkan tidak cocok dengan entri #{n}")
+    return ("match", f"head yang dimasukkan cocok dengan entri #{n}")
+
+
 def ledger_verify(console: Console, view: View) -> Response:
-    against_text = view.param("against", _HEAD, max_len=80)
+    typed = view.request.query_params.get("against", "").strip()
     against = None
-    if against_text:
-        match = _HEAD.fullmatch(against_text)
-        assert match is not None
-        against = (match[1].lower(), int(match[2]))
+    error = None
+    if typed:
+        match = _HEAD.fullmatch(typed) if len(typed) <= 80 else None
+        if match is None:
+            error = "Bentuk head: 64 huruf heksadesimal, @, nomor entri (HASH@N)."
+        else:
+            against = (match[1].lower(), int(match[2]))
     started = time.monotonic()
     with Session(console.store.engine) as session:
-        result = ledger_chain.verify(session, against=against)
+        result = ledger_chain.verify(session)
+        count = int(session.exec(select(func.count()).select_from(LedgerEntry)).one())
+        head = _head_check(session, against, count) if against is not None else None
     return console.render(
         "verify.html",
         {
             "result": result,
-            "against": against_text,
+            "against": typed,
+            "head": head,
+            "errors": {"against": error} if error else {},
             "seconds": round(time.monotonic() - started, 2),
             "checked_at": wib(console.clock()),
             "nav": "verify",
         },
         view=view,
+        status=400 if error else 200,
     )
 
 

@@ -33,9 +33,9 @@ __all__ = ["PAGES"]
 _ID = re.compile(r"[0-9]{1,9}")
 STATE_LABELS = {"open": "terbuka", "closed": "ditutup", "sealed": "disegel"}
 ACTION_LABELS = {
-    "replay": "ulangi (replay)",
-    "discard": "hentikan (discard)",
-    "reset": "baca ulang dari awal (reset)",
+    "replay": "ulangi",
+    "discard": "hentikan",
+    "reset": "baca ulang dari awal",
     "mapping": "ganti versi pemetaan",
     "reopen": "buka kembali periode",
 }
@@ -54,6 +54,17 @@ def _changes(console: Console) -> Changes:
 
 
 def periods(console: Console, view: View) -> Response:
+    return _page(console, view)
+
+
+def _page(
+    console: Console,
+    view: View,
+    *,
+    status: int = 200,
+    form: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+) -> Response:
     lifecycle = Lifecycle(console.store.engine, clock=console.clock)
     requests = ChangeRequests(lifecycle)
     rows = period_rows(console.store, lifecycle)
@@ -73,9 +84,12 @@ def periods(console: Console, view: View) -> Response:
             "closed": [r.period for r in rows if r.status.state is not PeriodState.OPEN],
             "sealed": [r.period for r in rows if r.status.seal is not None],
             "max_why": MAX_WHY,
+            "form": form or {},
+            "errors": errors or {},
             "nav": "periods",
         },
         view=view,
+        status=status,
     )
 
 
@@ -99,35 +113,52 @@ def _refused(exc: ActionRefused | LifecycleRefused) -> Problem:
         ),
         "nothing_chosen": "Sebutkan data, sekolah atau periode yang dimaksud.",
         "not_failed": f"{getattr(exc, 'record_id', '')} bukan data yang gagal.",
+        "bad_id": "ID data tidak sah (bentuknya <periode>/<NIP>/<skp|assessment>).",
     }
     status = 409 if exc.code in ("own_request", "not_pending", "sealed", "open") else 400
     return Problem(
         status,
         "Tidak dapat dilakukan",
-        words.get(exc.code, exc.message) + " Tidak ada yang diubah.",
+        words.get(exc.code, "Permintaan ini ditolak.") + " Tidak ada yang diubah.",
     )
 
 
 def request_change(console: Console, view: View) -> Response:
-    action_text = view.field("action", max_len=16)
+    form = {
+        name: view.field(name, max_len=4000 if name == "target" else 2000)
+        for name in ("action", "period", "target", "why")
+    }
     try:
-        action = ChangeAction(action_text)
+        action = ChangeAction(form["action"])
     except ValueError:
-        raise bad("action", "tindakan tidak dikenal") from None
-    period = view.field("period", max_len=6).strip() or None
+        return _page(console, view, status=400, form=form, errors={"action": "Pilih tindakan."})
+    period = form["period"].strip() or None
     if period is not None and not PERIOD.fullmatch(period):
-        raise bad("period", "bentuknya tidak dikenal")
-    targets = view.field("target", max_len=4000).split()
+        return _page(console, view, status=400, form=form, errors={"period": "Pilih periode."})
     try:
         request = _changes(console).request(
             action,
             by=view.user.name,
-            why=view.field("why", max_len=2000),
+            why=form["why"],
             period=period,
-            targets=targets,
+            targets=form["target"].split(),
         )
     except (ActionRefused, LifecycleRefused) as exc:
-        raise _refused(exc) from None
+        problem = _refused(exc)
+        field = (
+            "why"
+            if exc.code in ("why_missing", "why_too_long", "refused_by_ledger")
+            else (
+                "target"
+                if exc.code in ("nothing_chosen", "not_failed", "bad_id", "unknown")
+                else "form"
+            )
+        )
+        if exc.code == "refused_by_ledger":
+            form["why"] = ""  # never echo what looks like a secret
+        return _page(
+            console, view, status=problem.status, form=form, errors={field: problem.message}
+        )
     return RedirectResponse(f"/periods?{urlencode({'made': request.id})}#requests", 303)
 
 

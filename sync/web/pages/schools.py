@@ -7,8 +7,9 @@ from starlette.responses import Response
 
 from sync.operations import actions as operator_actions
 from sync.web import _queries as q
+from sync.web._periods import chosen_period, period_choices
 from sync.web.console import Console, Page
-from sync.web.guard import NIP, NPSN, PERIOD, Problem, View, period_or_latest
+from sync.web.guard import NIP, NPSN, PERIOD, Problem, View
 
 __all__ = ["PAGES"]
 
@@ -17,10 +18,11 @@ def school(console: Console, view: View) -> Response:
     npsn = view.request.path_params["npsn"]
     if not NPSN.fullmatch(npsn):
         raise Problem(404, "Sekolah tidak ditemukan", "NPSN itu tidak dikenal.")
-    known = q.periods(console.store.engine)
-    period = period_or_latest(view, known)
-    if period is None:
+    choices = period_choices(console.store)
+    choice = chosen_period(view, choices)
+    if choice is None:
         raise Problem(404, "Sekolah tidak ditemukan", f"Tidak ada data untuk NPSN {npsn}.")
+    period = choice.code
     name, teachers, quarantined, names = q.school_teachers(console.store, period, npsn)
     if not teachers and not quarantined:
         raise Problem(
@@ -34,7 +36,8 @@ def school(console: Console, view: View) -> Response:
             "npsn": npsn,
             "name": name,
             "period": period,
-            "periods": known,
+            "choices": choices,
+            "choice": choice,
             "teachers": teachers,
             "quarantined": quarantined,
             "names": names,
