@@ -59,7 +59,11 @@ class OutboxWriter:
             session.execute(
                 update(SourceRecord)
                 .where(col(SourceRecord.id) == held.source_id)
-                .values(status=SourceStatus.QUARANTINED, reason_code=held.code, reason=held.reason)
+                .values(
+                    status=SourceStatus.QUARANTINED,
+                    reason_code=held.reason_code,
+                    reason=held.reason,
+                )
             )
         new = _NewRows()
         for teacher in plan.teachers:

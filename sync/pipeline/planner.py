@@ -31,10 +31,10 @@ _NIP_GONE = "not in PMM under this NIP any more (NIP corrected?)"
 @dataclass(frozen=True, slots=True)
 class Held:
     """A stored record planning cannot use (this release's rules refuse it, or the mapping
-    cannot map it): it goes to the quarantine with ``code`` and ``reason``."""
+    cannot map it): it goes to the quarantine with ``reason_code`` and ``reason``."""
 
     source_id: str
-    code: str
+    reason_code: str
     reason: str
 
 
@@ -117,7 +117,7 @@ class Planner:
                 if isinstance(checked, Rejection) and not all_cancelled:
                     # Stored as valid by an older release whose rules it now breaks (a
                     # release can add a provable check): quarantined like a record read now.
-                    held.append(Held(effective.id, checked.code, checked.reason))
+                    held.append(Held(effective.id, reason_code=checked.code, reason=checked.reason))
                     log.warning("record.quarantined", period=period, nip=nip, reason=checked.reason)
                     continue
                 record = checked if isinstance(checked, PerformanceRecord) else None
@@ -139,7 +139,7 @@ class Planner:
                         f"mapping {mapping.name} cannot map this record: {exc}. "
                         f"What to do: {advice('mapping_failed')}"
                     )[:2000]
-                    held.append(Held(effective.id, "mapping_failed", reason))
+                    held.append(Held(effective.id, reason_code="mapping_failed", reason=reason))
                     log.error("record.mapping_failed", period=period, nip=nip, error=str(exc))
                     continue
             teachers.append(TeacherPlan(nip, record, decisions, (skp_row, assessment_row)))
