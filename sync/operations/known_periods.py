@@ -2,9 +2,10 @@
 ones it does, never an empty answer ("No failures.", a deadline worked out from the code)
 that reads like good news.
 
-A period is known when the source listed it (the listing every run keeps, ``period`` table)
-or the store holds records of it (read from PMM, or planned for e-Kinerja). The commands
-that work offline (``status``, ``failures``, ``quarantine``, ``replay``, ``reset``,
+A period is known when the source listed it (the listing every run keeps, ``period`` table),
+the store holds records of it (read from PMM, or planned for e-Kinerja), or the ledger has
+entries of it (an auditor's store may keep the ledger of a period whose records are gone).
+The commands that work offline (``status``, ``failures``, ``quarantine``, ``replay``, ``reset``,
 ``ledger``, ``mappings diff``, ``reconcile``) ask here; ``run`` asks the source itself.
 """
 
@@ -14,6 +15,7 @@ from sqlalchemy import union
 from sqlmodel import Session, col, select
 
 from mappings.model import Period
+from state.ledger import LedgerEntry
 from state.models import ListedPeriod, SourceRecord, SyncRecord
 from state.store import StateStore
 
@@ -33,11 +35,13 @@ def _oldest_first(code: str) -> tuple[int, int, str]:
 
 
 def known_periods(store: StateStore) -> list[str]:
-    """Every period the source listed or the store holds records of, oldest first."""
+    """Every period the source listed, the store holds records of or the ledger names, oldest
+    first."""
     query = union(
         select(col(ListedPeriod.code)),
         select(col(SyncRecord.period)).distinct(),
         select(col(SourceRecord.period)).distinct(),
+        select(col(LedgerEntry.period)).where(col(LedgerEntry.period).is_not(None)).distinct(),
     )
     with Session(store.engine) as session:
         found = {str(row[0]) for row in session.execute(query)}
