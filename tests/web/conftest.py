@@ -149,3 +149,63 @@ def clear_throttle(store: StateStore) -> None:
     with Session(store.engine) as session:
         session.connection().execute(delete(LoginThrottle))
         session.commit()
+
+
+# -- issue 27: a busy year -----------------------------------------------------------------------
+
+BUSY_PERIOD = "2026"  # the running year, synced
+UNSYNCED_PERIOD = "2025"  # listed by PMM, never synced
+
+
+@dataclass
+class Busy:
+    """A year synced against the sandbox with every kind of open problem: one school's unit
+    kerja inactive (its 19 SKPs failed with UNOR_TIDAK_AKTIF), one kepala sekolah whose NIP
+    BKN does not know (their SKP failed, their gurus' SKPs held behind it), quarantined
+    records, records waiting on the schools; 2025 listed by PMM but never synced."""
+
+    world: SandboxWorld
+    box: Sandbox
+    faults: Faults
+    settings: Settings
+    store: StateStore
+    passwords: Passwords
+    inactive_npsn: str
+    blocked_npsn: str
+    principal_nip: str
+
+
+@contextmanager
+def busy(state_url: str) -> Iterator[Busy]:
+    world = generate_world(
+        schools=3, teachers_per_school=20, seed=3, periods=[UNSYNCED_PERIOD, BUSY_PERIOD]
+    )
+    npsns = sorted(school["npsn"] for school in world.schools)
+    principal = next(
+        r["pegawai"]["nip"]
+        for r in world.records(BUSY_PERIOD)
+        if r["sekolah"]["npsn"] == npsns[1] and r["pegawai"]["jenis_ptk"] == "kepala_sekolah"
+    )
+    faults = Faults(inactive_npsns={npsns[0]}, unknown_nips={principal})
+    with running_sandbox(world, faults=faults) as box:
+        settings = load_settings(
+            None,
+            overrides={
+                "state": {"url": state_url},
+                "source": {"base_url": box.pmm_url, "page_size": 50},
+                "target": {"base_url": box.ekinerja_url, "rate_limit_per_s": 0},
+                "retry": {"initial_backoff_s": 0.01, "max_backoff_s": 0.1, "max_attempts": 3},
+            },
+        )
+        with build_app(settings, actor="cli") as app:
+            app.engine.run(BUSY_PERIOD)
+        store = build_store(settings)
+        passwords = cheap_passwords()
+        for (name, password), role in ((OPERATOR, Role.OPERATOR), (AUDITOR, Role.AUDITOR)):
+            add_user(store.engine, name, role, passwords.hash(password))
+        try:
+            yield Busy(
+                world, box, faults, settings, store, passwords, npsns[0], npsns[1], principal
+            )
+        finally:
+            store.engine.dispose()
