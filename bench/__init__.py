@@ -1,1 +1,1 @@
-"""The benchmark of ekinerja-sync (issue #7): ``python -m bench.run``; see README, Performance."""
+"""The benchmark of ekinerja-sync (issue #7): ``python -m bench.run``; see docs/performance.md."""

@@ -1,5 +1,5 @@
 """The benchmark of ekinerja-sync (issue #7): how fast a semester syncs, how cost grows, and
-against what limit. ``.venv/bin/python -m bench.run`` (see README, "Performance").
+against what limit. ``.venv/bin/python -m bench.run`` (see docs/performance.md).
 
 Prints four figures and the machine they were measured on:
 

@@ -2,7 +2,8 @@
 
 The wire models below keep the contract's Indonesian names; nothing outside ``mappings`` and
 ``connectors`` sees them. ``read_record`` never raises on bad data: it returns a ``Rejection``
-with a reason a person can act on, so the batch goes on (design.md, "Bad input").
+with a reason a person can act on, so the batch goes on (docs/design.md, invariant 1; what is
+refused: docs/operators/periods.md).
 """
 
 from __future__ import annotations

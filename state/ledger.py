@@ -1,5 +1,5 @@
 """The audit ledger: every delivery attempt and its answer, and every operator action,
-append-only and hash-chained (invariant 5 of design.md).
+append-only and hash-chained (invariant 5 of docs/design.md).
 
 One row of ``ledger_entry`` per event. Entries are numbered ``seq`` = 1, 2, 3, ... with no
 gaps, and each one carries the hash of the one before it (``prev_hash``) and its own

@@ -323,7 +323,7 @@ def export(
     CSV opens cleanly in a spreadsheet: UTF-8 with a BOM, a header row, one row per entry,
     times in UTC (`at`, as hashed) and WIB (`time_wib`); a cell that a spreadsheet would run
     as a formula starts with an apostrophe. JSONL holds each entry exactly as hashed, so an
-    export can be checked with another tool (see the README, For auditors).
+    export can be checked with another tool (docs/auditors/index.md, "Checking with your own tool").
     """
 
     filters = _filters(nip, npsn, period, since, until)

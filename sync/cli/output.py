@@ -75,7 +75,7 @@ def exit_code(
     needs_person: bool = False,
     throttled: bool = False,
 ) -> int:
-    """A command's exit code from what happened: 2 > 3 > 1 > 4 > 0 (README, "Exit codes")."""
+    """A command's exit code from what happened: 2 > 3 > 1 > 4 > 0 (docs/operators/failures.md)."""
     happened = {
         EXIT_UNUSABLE: unusable,
         EXIT_UNREACHABLE: unreachable,

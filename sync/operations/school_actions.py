@@ -1,6 +1,6 @@
 """A school's action list: every record of a period that waits on someone at the school,
 grouped by who acts, with what to do in Bahasa Indonesia and the days left to the period's
-``batas_penilaian`` (design.md, invariant 8).
+``batas_penilaian`` (docs/design.md, invariant 8).
 
 Computed from the state store (``state.waiting``), never from PMM: what the last run read.
 Who acts and the school's words come from ``sync.who_acts``; what waits on the dinas (a

@@ -2,7 +2,7 @@
 
 Given the effective source record (or the news that every record was cancelled) and what the
 state store knows of the two deliverables (SKP, penilaian), decide each one's new status and
-whether a request goes into the outbox. The rules are design.md's "When something is sent".
+whether a request goes into the outbox. The rules are docs/design.md's "When something is sent".
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ class Known:
     # operator's decision holds against a mapping switch, a remap, a reset or a replay.
     closed_by_operator: bool = False
     # Refused by e-Kinerja (failed) and PMM has served no new version since: it waits for an
-    # operator's replay, whatever the mapping (a switch does not send it again: README, "When
-    # things fail"). A new version from PMM is planned as usual (the fix is often made there).
+    # operator's replay, whatever the mapping (a switch does not send it again: docs/operators/
+    # failures.md). A new version from PMM is planned as usual (the fix is often made there).
     awaits_replay: bool = False
 
     @property

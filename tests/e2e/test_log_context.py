@@ -1,6 +1,7 @@
 """Every delivery line of a `run` from the command line names its job (issue 23 item 5): the
-README promises `job` on every event, and `jq 'select(.job=="run")'` must find the `deliver.*`
-lines, which are written on the sending threads."""
+dinas IT guide (docs/dinas-it/service.md, Logs) promises `job` on every event, and
+`jq 'select(.job=="run")'` must find the `deliver.*` lines, which are written on the sending
+threads."""
 
 from __future__ import annotations
 

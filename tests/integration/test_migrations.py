@@ -3,7 +3,7 @@
 The first test is the drift guard: the migrations run from an empty database must give
 exactly the schema of the models. It fails when someone changes a model (a table, a column,
 a type, an index) without adding a migration; the fix is
-``python -m state.migrations revision --autogenerate -m "what changed"`` (README, Developing).
+``python -m state.migrations revision --autogenerate -m "what changed"`` (docs/developers.md).
 
 Then: the ledger's guards come with the migration, down to base and up again, a schema that is
 behind (or ahead, or older than migrations) is refused by ``build_store`` with the message

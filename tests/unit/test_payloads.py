@@ -317,7 +317,7 @@ def test_assessment_payload_of_an_unfinished_record_raises(change: dict[str, Any
 def test_assessment_payload_of_a_complete_but_unfinal_record_raises(
     status: AssessmentStatus,
 ) -> None:
-    # Draft data is never sent as a penilaian (design.md), even when every value is filled in.
+    # Draft data is never sent as a penilaian (docs/design.md), even when every value is filled in.
     with pytest.raises(ValueError, match="src-1"):
         v2025_1.assessment_payload(make_record(status=status))
 

@@ -1,4 +1,5 @@
-"""sync.plan and sync.hashing: what is sent for one record (design.md, "When something is sent")."""
+"""sync.plan and sync.hashing: what is sent for one record (docs/design.md, "When something is
+sent")."""
 
 from __future__ import annotations
 
