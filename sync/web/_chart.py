@@ -108,7 +108,7 @@ def _spread(wanted: list[float]) -> list[float]:
     for y in wanted:
         y = max(y, TOP + 8, placed[-1] + _LABEL_GAP if placed else 0)
         placed.append(y)
-    overflow = placed[-1] - (TOP + _PLOT_H + 4) if placed else 0
+    overflow = placed[-1] - (TOP + _PLOT_H - 2) if placed else 0
     if overflow > 0:
         placed = [y - overflow for y in placed]
     return placed
@@ -116,7 +116,7 @@ def _spread(wanted: list[float]) -> list[float]:
 
 def _short(name: str, npsn: str) -> str:
     text = name or npsn
-    return text if len(text) <= 22 else text[:21] + "…"
+    return text if len(text) <= 18 else text[:17] + "…"
 
 
 def progress_chart(

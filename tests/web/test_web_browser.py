@@ -7,8 +7,8 @@ no replay button, and is refused when posting a replay anyway; an operator does 
 fixes the cause on the sandbox's side, replays in the browser and sees the record delivered;
 wrong passwords make a name wait, and a session cookie put back after logout opens nothing.
 
-Screenshots of the main pages go to ``test-artifacts/`` (and the overview to
-``docs/console-overview.png`` when ``UPDATE_SCREENSHOTS=1``). Without Chromium the tests are
+Screenshots of the main pages go to ``test-artifacts/`` (the README's overview is taken by
+``test_console_browser``, of the running year). Without Chromium the tests are
 skipped with the reason, except in CI (``CI=true``), where they fail.
 """
 
@@ -310,10 +310,8 @@ def test_overview_of_a_semester_in_progress(driver: Any, tmp_path: Path) -> None
                 "return document.documentElement.scrollWidth - window.innerWidth"
             )
             assert overflow <= 0
-            overview = _screenshot(driver, "overview")
-            if os.environ.get("UPDATE_SCREENSHOTS") == "1":
-                (ROOT / "docs").mkdir(exist_ok=True)
-                shutil.copyfile(overview, ROOT / "docs" / "console-overview.png")
+            # The README's screenshot is the running year's (test_console_browser).
+            _screenshot(driver, "overview")
         finally:
             running.stop()
             store.engine.dispose()
