@@ -6,6 +6,7 @@ groups, every code's Indonesian name, the period names, the status badges' contr
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterator
 from html.parser import HTMLParser
@@ -311,3 +312,19 @@ def test_status_badges_are_distinct_and_readable() -> None:
 
     for line in (*COLOURS, OTHERS, OVERALL):
         assert contrast(line, "#ffffff") >= 3.0, line
+
+
+def test_past_the_deadline_the_overview_says_what_still_goes_out(year: Busy) -> None:
+    clock = FakeClock()
+    clock.now = dt.datetime(2027, 3, 1, 5, tzinfo=dt.UTC)  # the deadline: 31 January 2027
+    app = create_web_app(
+        year.settings, year.store, clock=clock, passwords=year.passwords, key=TEST_KEY
+    )
+    client = client_for(app)
+    login(client, *AUDITOR)
+    page = visible_text(client.get(f"/?period={BUSY_PERIOD}").text)
+    assert "lewat 29 hari" in page
+    assert "masih disinkronkan otomatis selama PMM menandainya berjalan" in page
+    clock.now = dt.datetime(2026, 12, 1, 5, tzinfo=dt.UTC)
+    before = visible_text(client.get(f"/?period={BUSY_PERIOD}").text)
+    assert "sudah lewat" not in before
