@@ -11,7 +11,7 @@ The commands that work offline (``status``, ``failures``, ``quarantine``, ``repl
 
 from __future__ import annotations
 
-from sqlalchemy import union
+from sqlalchemy import CompoundSelect, union
 from sqlmodel import Session, col, select
 
 from mappings.model import Period
@@ -37,7 +37,7 @@ def _oldest_first(code: str) -> tuple[int, int, str]:
 def known_periods(store: StateStore) -> list[str]:
     """Every period the source listed, the store holds records of or the ledger names, oldest
     first."""
-    query = union(
+    query: CompoundSelect[tuple[str | None]] = union(
         select(col(ListedPeriod.code)),
         select(col(SyncRecord.period)).distinct(),
         select(col(SourceRecord.period)).distinct(),
