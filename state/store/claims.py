@@ -5,20 +5,44 @@ request) and on schools (who reads a school's records, or with ``PERIOD_WIDE`` t
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Collection
 
 from sqlalchemy import Engine, Table, delete, or_, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, col, select
+from sqlalchemy.engine import Dialect
+from sqlmodel import Session, col
 
 from state.models import OutboxEntry, OutboxState, SchoolLease
+from state.store.prepared import IdList, Prepared, prepare
 from state.store.unit_of_work import unit_of_work
 
 __all__ = ["Claims"]
 
 _LEASE: Table = SchoolLease.__table__  # type: ignore[attr-defined]
+_OUTBOX: Table = OutboxEntry.__table__  # type: ignore[attr-defined]
+
+
+@functools.lru_cache(maxsize=64)
+def _claim(dialect: Dialect) -> Prepared:
+    """The claim of a page: one atomic ``UPDATE ... RETURNING`` (two workers never both win)."""
+    c = _OUTBOX.c
+    return prepare(
+        dialect,
+        """UPDATE outbox SET claimed_by = :worker, claimed_until = :until
+        WHERE {in:id:ids} AND state = :pending
+        AND (claimed_until IS NULL OR claimed_until < :now OR claimed_by = :worker)
+        RETURNING id""",
+        {
+            "worker": c.claimed_by.type,
+            "until": c.claimed_until.type,
+            "ids": IdList("int"),
+            "pending": c.state.type,
+            "now": c.claimed_until.type,
+        },
+    )
 
 
 class Claims:
@@ -47,33 +71,33 @@ class Claims:
         if not entry_ids:
             return set()
         ids = list(entry_ids)
-        pending = (col(OutboxEntry.id).in_(ids), col(OutboxEntry.state) == OutboxState.PENDING)
-        claim = update(OutboxEntry).values(claimed_by=worker, claimed_until=now + lease)
-        with unit_of_work(self.engine) as session:
-            taken = session.execute(
-                claim.where(
-                    *pending,
-                    or_(
-                        col(OutboxEntry.claimed_until).is_(None),
-                        col(OutboxEntry.claimed_until) < now,
-                        col(OutboxEntry.claimed_by) == worker,
-                    ),
-                ).returning(col(OutboxEntry.id))
+        o = _OUTBOX.c
+        with self.engine.begin() as connection:
+            # The usual case, one prepared statement (``state.store.prepared``): every entry
+            # free, expired or already this worker's.
+            taken = _claim(self.engine.dialect).run(
+                connection,
+                worker=worker,
+                until=now + lease,
+                ids=ids,
+                pending=OutboxState.PENDING,
+                now=now,
             )
-            mine = set(taken.scalars())
+            mine = {row[0] for row in taken}
             if len(mine) == len(ids):
-                return mine  # the usual case: one statement
-            holders = session.execute(
-                select(OutboxEntry.id, OutboxEntry.claimed_by).where(*pending)
-            ).all()
+                return mine
+            pending = (o.id.in_(ids), o.state == OutboxState.PENDING)
+            holders = connection.execute(sa_select(o.id, o.claimed_by).where(*pending)).all()
             others = {holder for _id, holder in holders if holder is not None and holder != worker}
             dead = {holder for holder in others if orphaned(holder)}
             if not dead:
                 return {entry_id for entry_id, holder in holders if holder == worker}
-            session.execute(claim.where(*pending, col(OutboxEntry.claimed_by).in_(dead)))
-            held = session.execute(
-                select(OutboxEntry.id).where(*pending, col(OutboxEntry.claimed_by) == worker)
+            connection.execute(
+                update(_OUTBOX)
+                .where(*pending, o.claimed_by.in_(dead))
+                .values(claimed_by=worker, claimed_until=now + lease)
             )
+            held = connection.execute(sa_select(o.id).where(*pending, o.claimed_by == worker))
             return set(held.scalars())
 
     def claim_entry(

@@ -3,14 +3,16 @@ caller's transaction."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import Table
-from sqlalchemy import select as sa_select
+from sqlalchemy import Connection, Table
+from sqlalchemy.engine import Dialect
 from sqlmodel import Session, col, select
 
 from state.models import DeliveryKind, RecordStatus, SyncRecord
 from state.store.heads import DELIVERABLE_HEAD_COLUMNS, DeliverableHead
+from state.store.prepared import IdList, Prepared, connection_of, prepare
 
 __all__ = ["Deliverables"]
 
@@ -35,17 +37,16 @@ class Deliverables:
 
     @staticmethod
     def heads(
-        session: Session, period: str, nips: Collection[str]
+        session: Session | Connection, period: str, nips: Collection[str]
     ) -> dict[tuple[str, DeliveryKind], DeliverableHead]:
-        """``records`` as plain rows (delivery reads thousands a second)."""
+        """``records`` as plain rows (delivery reads thousands a second), by one prepared
+        statement (``state.store.prepared``)."""
         if not nips:
             return {}
-        t = _SYNC
-        query = sa_select(*(t.c[name] for name in DELIVERABLE_HEAD_COLUMNS)).where(
-            t.c.period == period, t.c.nip.in_(list(nips))
-        )
-        # Enum columns come back as their enums: a row is the head's fields in order.
-        heads = (DeliverableHead(*row) for row in session.execute(query))
+        connection = connection_of(session)
+        rows = _heads(connection.dialect).run(connection, period=period, nips=list(nips))
+        # A row is the head's fields in order, enums as their enums.
+        heads = (DeliverableHead(*row) for row in rows)
         return {(head.nip, head.kind): head for head in heads}
 
     @staticmethod
@@ -68,3 +69,16 @@ class Deliverables:
         if npsns:
             query = query.where(col(SyncRecord.npsn).in_(list(npsns)))
         return sorted(session.exec(query))
+
+
+@functools.lru_cache(maxsize=64)
+def _heads(dialect: Dialect) -> Prepared:
+    """The statement of ``Deliverables.heads``."""
+    t = _SYNC.c
+    columns = ", ".join(DELIVERABLE_HEAD_COLUMNS)
+    return prepare(
+        dialect,
+        f"SELECT {columns} FROM sync_record WHERE period = :period AND {{in:nip:nips}}",  # noqa: S608
+        {"period": t.period.type, "nips": IdList("text")},
+        [t[name].type for name in DELIVERABLE_HEAD_COLUMNS],
+    )

@@ -4,14 +4,18 @@ at a time, and unsent requests a newer decision replaces. In the caller's transa
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import Table, func, literal, update
-from sqlalchemy import select as sa_select
+from sqlalchemy import Connection, Table, func, update
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeEngine
 from sqlmodel import Session, col, select
 
 from state.models import DeliveryKind, OutboxEntry, OutboxState, SyncRecord
 from state.store.heads import OUTBOX_HEAD_COLUMNS, OutboxHead
+from state.store.prepared import IdList, Prepared, connection_of, prepare
 
 __all__ = ["Outbox"]
 
@@ -66,7 +70,7 @@ class Outbox:
 
     @staticmethod
     def pending_page(
-        session: Session,
+        session: Session | Connection,
         period: str,
         npsns: Sequence[str] = (),
         *,
@@ -79,34 +83,62 @@ class Outbox:
         """One page of the unsent requests of a kind, by id after ``after_id`` (keyset paging,
         so a period of any size is read in bounded memory), as plain rows with their school.
         ``assessors``: True, only SKPs of teachers who are some record's penilai; False, only
-        the others; None, all."""
-        o, r = _OUTBOX, _SYNC
-        query = (
-            sa_select(*(o.c[name] for name in OUTBOX_HEAD_COLUMNS), r.c.npsn)
-            .join(r, (r.c.nip == o.c.nip) & (r.c.period == o.c.period) & (r.c.kind == o.c.kind))
-            .where(
-                o.c.state == OutboxState.PENDING,
-                o.c.period == period,
-                o.c.kind == kind,
-                o.c.id > after_id,
-            )
-            .order_by(o.c.id)
-            .limit(limit)
+        the others; None, all. One prepared statement (``state.store.prepared``)."""
+        connection = connection_of(session)
+        statement = _pending_page(connection.dialect, bool(npsns), up_to_id is not None, assessors)
+        rows = statement.run(
+            connection,
+            pending=OutboxState.PENDING,
+            period=period,
+            kind=kind,
+            after=after_id,
+            limit=limit,
+            **({"npsns": list(npsns)} if npsns else {}),
+            **({"up_to": up_to_id} if up_to_id is not None else {}),
         )
-        if npsns:
-            query = query.where(r.c.npsn.in_(list(npsns)))
-        if up_to_id is not None:
-            query = query.where(o.c.id <= up_to_id)
-        if assessors is not None:
-            # EXISTS, not IN (subquery): PostgreSQL runs NOT IN over a large subquery as a
-            # scan of the period's deliverables per entry (quadratic); EXISTS is an anti-join
-            # on ix_sync_record_period_assessor.
-            penilai = r.alias("penilai")
-            is_penilai = (
-                sa_select(literal(1))
-                .where(penilai.c.period == period, penilai.c.assessor_nip == o.c.nip)
-                .exists()
-            )
-            query = query.where(is_penilai if assessors else ~is_penilai)
-        # Enum columns come back as their enums: a row is the head's fields in order.
-        return [OutboxHead(*row) for row in session.execute(query)]
+        # A row is the head's fields in order, enums as their enums.
+        return [OutboxHead(*row) for row in rows]
+
+
+@functools.lru_cache(maxsize=256)
+def _pending_page(
+    dialect: Dialect, of_schools: bool, up_to: bool, assessors: bool | None
+) -> Prepared:
+    """The statement of ``Outbox.pending_page`` for these options."""
+    o = _OUTBOX.c
+    columns = ", ".join(f"o.{name}" for name in OUTBOX_HEAD_COLUMNS)
+    where = [
+        "o.state = :pending",
+        "o.period = :period",
+        "o.kind = :kind",
+        "o.id > :after",
+    ]
+    params: dict[str, TypeEngine[Any] | IdList] = {
+        "pending": o.state.type,
+        "period": o.period.type,
+        "kind": o.kind.type,
+        "after": o.id.type,
+        "limit": o.id.type,
+    }
+    if of_schools:
+        where.append("{in:r.npsn:npsns}")
+        params["npsns"] = IdList("text")
+    if up_to:
+        where.append("o.id <= :up_to")
+        params["up_to"] = o.id.type
+    if assessors is not None:
+        # EXISTS, not IN (subquery): PostgreSQL runs NOT IN over a large subquery as a scan
+        # of the period's deliverables per entry (quadratic); EXISTS is an anti-join on
+        # ix_sync_record_period_assessor.
+        exists = (
+            "EXISTS (SELECT 1 FROM sync_record AS penilai"
+            " WHERE penilai.period = :period AND penilai.assessor_nip = o.nip)"
+        )
+        where.append(exists if assessors else f"NOT {exists}")
+    sql = (
+        f"SELECT {columns}, r.npsn FROM outbox AS o JOIN sync_record AS r"  # noqa: S608
+        " ON r.nip = o.nip AND r.period = o.period AND r.kind = o.kind"
+        f" WHERE {' AND '.join(where)} ORDER BY o.id LIMIT :limit"
+    )
+    results = [o[name].type for name in OUTBOX_HEAD_COLUMNS] + [_SYNC.c.npsn.type]
+    return prepare(dialect, sql, params, results)

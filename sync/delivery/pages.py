@@ -121,9 +121,10 @@ class OutboxPages:
     def _page(self, phase: Phase, after: int) -> tuple[int, list[OutboxHead]] | None:
         """The id of the last entry read and the entries to send of the page after
         ``after`` (None at the end)."""
-        with self.store.unit_of_work() as session:
+        # A connection, not a session: the page is read by one prepared statement.
+        with self.store.engine.connect() as connection:
             page = self.store.outbox.pending_page(
-                session,
+                connection,
                 phase.period,
                 phase.npsns,
                 kind=phase.kind,
@@ -142,12 +143,13 @@ class OutboxPages:
         if not entries:
             return {}
         period = entries[0].period
-        with self.store.unit_of_work() as session:
-            known = self.store.deliverables.heads(session, period, {e.nip for e in entries})
+        with self.store.engine.connect() as connection:
+            heads = self.store.deliverables.heads
+            known = heads(connection, period, {e.nip for e in entries})
             penilai = {
                 row.assessor_nip for (_nip, kind), row in known.items() if kind is DeliveryKind.SKP
             } - {nip for nip, _kind in known}
-            known.update(self.store.deliverables.heads(session, period, penilai))
+            known.update(heads(connection, period, penilai))
         contexts: dict[int, DeliveryContext] = {}
         for entry in entries:
             record = known.get((entry.nip, entry.kind))
