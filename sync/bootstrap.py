@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
+from sqlalchemy import Connection
 from sqlmodel import Session
 
 from connectors.ekinerja import EkinerjaClient
@@ -29,14 +30,23 @@ from sync.delivery.retry import RetryPolicy
 from sync.delivery.sender import PauseGate, Sender
 from sync.delivery.target import Target
 from sync.ledger_writer import LedgerWriter
+from sync.logs import logging_setup
 from sync.pipeline.engine import Engine
 from sync.pipeline.ingest import Ingester
 from sync.pipeline.outbox import OutboxWriter
+from sync.pipeline.overlap import HelperProcess, Overlap, python_argv, spawn_helper
 from sync.pipeline.planner import Planner
-from sync.settings import Settings
+from sync.settings import Settings, settings_payload
 from sync.workers import worker_id
 
-__all__ = ["App", "build_app", "build_store", "mapping_choice", "rate_limiter"]
+__all__ = [
+    "App",
+    "build_app",
+    "build_store",
+    "helper_launcher",
+    "mapping_choice",
+    "rate_limiter",
+]
 
 
 @dataclass
@@ -75,7 +85,7 @@ class _Observed:
         self._log = log
         self._observer = observer
 
-    def attempts(self, session: Session, attempts: Sequence[Attempt]) -> None:
+    def attempts(self, session: Session | Connection, attempts: Sequence[Attempt]) -> None:
         self._log.attempts(session, attempts)
         for attempt in attempts:
             self._observer(attempt)
@@ -88,11 +98,32 @@ def rate_limiter(
 
     On PostgreSQL its send slots are in the database, shared by every worker process and
     thread (and several daemons) on it; on SQLite one process holds the store, and the
-    limiter of that process, shared by its threads, is the installation's.
+    limiter of that process, shared by its threads, is the installation's, unless a run
+    delivers from two processes (``[sync] overlap``): then SQLite's slots are in the
+    database too.
     """
     rate = settings.target.rate_limit_per_s
-    shared = rate > 0 and store.engine.dialect.name == "postgresql"
+    shared = rate > 0 and (store.engine.dialect.name == "postgresql" or settings.sync.overlap)
     return RateLimiter(rate, sleep=sleep, schedule=SharedSchedule(store) if shared else None)
+
+
+def helper_launcher(settings: Settings, actor: str) -> Overlap:
+    """How ``run`` and the daemon start a delivery helper (``sync.deliver_helper``): this
+    interpreter, a fresh process, the same settings (over its stdin), logging as this one."""
+
+    def start(
+        period: str, run_id: str, progress: Callable[[str, int], None] | None
+    ) -> HelperProcess:
+        request = {
+            "period": period,
+            "run_id": run_id,
+            "actor": actor,
+            "settings": settings_payload(settings),
+            "logging": logging_setup(),
+        }
+        return spawn_helper(python_argv("sync.deliver_helper"), request, progress)
+
+    return start
 
 
 def mapping_choice(settings: Settings) -> MappingChoice:
@@ -111,6 +142,19 @@ def mapping_choice(settings: Settings) -> MappingChoice:
     )
 
 
+def _overlap(
+    settings: Settings,
+    actor: str,
+    given: Overlap | None,
+    *transports: httpx.BaseTransport | None,
+) -> Overlap | None:
+    if not settings.sync.overlap:
+        return None
+    if given is not None:
+        return given
+    return helper_launcher(settings, actor) if not any(transports) else None
+
+
 @contextmanager
 def build_app(
     settings: Settings,
@@ -122,6 +166,7 @@ def build_app(
     actor: str = "cli",
     on_attempt: Callable[[Attempt], None] | None = None,
     create_store: bool = True,
+    overlap: Overlap | None = None,
 ) -> Iterator[App]:
     """Build the application from settings; its HTTP clients close when the block ends.
 
@@ -132,6 +177,8 @@ def build_app(
     "operator:<name>"); ``on_attempt`` sees every request to the target (metrics).
     ``create_store``: see ``build_store``'s ``create``. Credentials are checked first
     (``ConfigError``): the sandbox's go only to a loopback URL.
+    ``overlap``: how a run starts its delivery helper (``[sync] overlap``); by default
+    ``helper_launcher``, but not with a transport given (the helper could not use it).
     """
     source_id, source_secret = settings.source.credentials("source")
     target_id, target_secret = settings.target.credentials("target")
@@ -222,6 +269,7 @@ def build_app(
             mappings=mapping_choice(settings),
             audit=ledger,
             batch_size=settings.source.page_size,
+            overlap=_overlap(settings, actor, overlap, source_transport, target_transport),
         )
         yield App(settings, store, engine, source, target, retry=retry, rate_limiter=limiter)
     finally:

@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-__all__ = ["REDACTED", "configure_logging", "job_context", "redact_secrets"]
+__all__ = ["REDACTED", "configure_logging", "job_context", "logging_setup", "redact_secrets"]
 
 REDACTED = "[REDACTED]"
 # A key naming a secret: its value is masked whatever it is (also inside nested dicts).
@@ -93,6 +93,14 @@ def _with_fields(fields: Mapping[str, Any]) -> structlog.types.Processor:
     return add
 
 
+_setup: dict[str, Any] = {}
+
+
+def logging_setup() -> dict[str, Any]:
+    """The last ``configure_logging``'s arguments (JSON-able); {}: never configured."""
+    return dict(_setup)
+
+
 def configure_logging(
     *, json: bool | None = None, level: str = "WARNING", fields: Mapping[str, Any] | None = None
 ) -> None:
@@ -101,6 +109,9 @@ def configure_logging(
     ``fields`` go into every event, from every thread (the daemon's worker number: context
     variables bound in the main thread do not reach the scheduler's threads)."""
     use_json = not sys.stderr.isatty() if json is None else json
+    # A helper process (``sync.deliver_helper``) logs as this one does: its setup travels.
+    _setup.clear()
+    _setup.update(json=use_json, level=level, fields=dict(fields or {}))
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
         if use_json

@@ -45,6 +45,7 @@ __all__ = [
     "is_loopback_url",
     "load_settings",
     "require_owner_only",
+    "settings_payload",
 ]
 
 ENV_PREFIX = "EKINERJA_SYNC_"
@@ -267,6 +268,10 @@ class SyncSettings(_Section):
     """
     schools: list[str] = Field(default_factory=list)
     """NPSNs to sync; empty: every school the source serves."""
+    overlap: bool = False
+    """Deliver from a second process while the first still pulls the period (a whole-period
+    walk; two cores used instead of one); `run --overlap/--no-overlap` decides for one run.
+    """
     mapping_versions: dict[PeriodKind, str] = Field(default_factory=dict)
     """The mapping version per period kind (`{ semester = "2026.2", tahunan = "2026.2" }`;
     `mappings list` shows which kinds each maps), for every period of the kind; a kind left out
@@ -443,3 +448,20 @@ def load_settings(
                 message = error["msg"].removeprefix("Value error, ")
                 problems.append(f"{where}: {message}")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+
+
+def settings_payload(settings: Settings) -> dict[str, Any]:
+    """The sections a delivery helper process needs (``sync.deliver_helper``), secrets in
+    clear, as JSON: it is handed over a pipe, never logged nor written anywhere."""
+
+    def clear(value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            return value.get_secret_value()
+        if isinstance(value, dict):
+            return {str(getattr(k, "value", k)): clear(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [clear(v) for v in value]
+        return value
+
+    sections = ("state", "source", "target", "retry", "sync")
+    return {name: clear(getattr(settings, name).model_dump()) for name in sections}

@@ -47,6 +47,7 @@ __all__ = [
     "report_crash",
     "report_error",
     "set_json_errors",
+    "worst_exit_code",
 ]
 
 # Done, but something needs a person: the run made new failures (e-Kinerja refused records),
@@ -83,6 +84,15 @@ def exit_code(
         EXIT_THROTTLED: throttled,
     }
     return next((code for code in _PRIORITY if happened[code]), 0)
+
+
+def worst_exit_code(*codes: int) -> int:
+    """Of several processes' exit codes (a run and its delivery process), the one a wrapper
+    reads: the first in 2 > 3 > 1 > 4, else any other non-zero one, else 0."""
+    for code in _PRIORITY:
+        if code in codes:
+            return code
+    return next((code for code in codes if code), 0)
 
 
 _state = {"json": False}

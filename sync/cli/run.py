@@ -22,7 +22,7 @@ from mappings.periods import PeriodListingError
 from state.models import SourceRecord
 from sync.bootstrap import build_app, build_store
 from sync.cli.options import NpsnOption, PeriodOption, check_period, console, err_console, safe_url
-from sync.cli.output import EXIT_UNREACHABLE, exit_code, fail, report_error
+from sync.cli.output import EXIT_UNREACHABLE, exit_code, fail, report_error, worst_exit_code
 from sync.cli.periods import open_only
 from sync.cli.progress import progress_bars
 from sync.cli.schools import print_told, schools_told
@@ -104,11 +104,23 @@ def run(
             "--create-store", help="make the state store if there is none yet (a first run)"
         ),
     ] = False,
+    overlap: Annotated[
+        bool | None,
+        typer.Option(
+            "--overlap/--no-overlap",
+            help="deliver from a second process while the period is still being pulled "
+            "(default: [sync] overlap)",
+        ),
+    ] = None,
 ) -> None:
     """Sync periods: pull, validate, map, plan, push, record."""
 
     periods = [check_period(p) for p in period or []]
     settings = ctx.obj.settings()
+    if overlap is not None and overlap != settings.sync.overlap:
+        settings = settings.model_copy(
+            update={"sync": settings.sync.model_copy(update={"overlap": overlap})}
+        )
     schools = list(npsn or settings.sync.schools)
     where = "--npsn" if npsn else "sync.schools"
     check_format(schools, where)
@@ -163,6 +175,12 @@ def run(
                 f"--period {code}; ekinerja-sync quarantine list --period {code}",
                 highlight=False,
             )
+    helper_codes: list[int] = []
+    for done in summaries:
+        if done.helper_error is not None:  # the delivery process's own error: said, counted
+            helper_code, message, why = done.helper_error
+            report_error(message, exit_code=helper_code, problem=why or "delivery_process")
+            helper_codes.append(helper_code)
     unreachable = any(s.target_unreachable for s in summaries)
     if unreachable:
         report_error(
@@ -174,10 +192,13 @@ def run(
     # 3 unreachable, else 1 when the run left work for a person, else 4 when e-Kinerja's
     # 429/503 slowed it (or left records pending), else 0.
     raise typer.Exit(
-        exit_code(
-            unreachable=unreachable,
-            needs_person=any(r or q for r, q in added.values()),
-            throttled=any(s.throttled for s in summaries),
+        worst_exit_code(
+            exit_code(
+                unreachable=unreachable,
+                needs_person=any(r or q for r, q in added.values()),
+                throttled=any(s.throttled for s in summaries),
+            ),
+            *helper_codes,
         )
     )
 

@@ -94,6 +94,12 @@ def daemon(
         declare_jobs(settings.daemon, ZoneInfo(settings.daemon.timezone), worker=worker, job=_noop)
     except ScheduleError as exc:
         fail(str(exc), EXIT_UNUSABLE, event="daemon.failed", problem="config")
+    if settings.sync.overlap and (count > 1 or worker > 1 or workers == 1):
+        # Several workers already share a sync by the same protocol (one walks, the others
+        # deliver); `--workers 1` asks for one process: no delivery helper either.
+        settings = settings.model_copy(
+            update={"sync": settings.sync.model_copy(update={"overlap": False})}
+        )
     daemon = Daemon(settings, create_store=create_store and worker == 1, worker=worker)
     if worker > 1 and supervisor_pid:
         watch_supervisor(daemon, supervisor_pid)

@@ -140,7 +140,7 @@ class Deliverer:
         counts: Counter[tuple[str, str]] | None = None,
         only: set[tuple[str, DeliveryKind]] | None = None,
         progress: Callable[[str, int], None] | None = None,
-        read_elsewhere: bool = False,
+        read_elsewhere: bool | Callable[[], bool] = False,
     ) -> list[DeliveryResult]:
         """Send the unsent requests of the period (optionally of some schools, or only some
         deliverables). Returns what did not end delivered (held, waiting, failed, locked);
@@ -153,6 +153,7 @@ class Deliverer:
         the SKP would only be held by e-Kinerja and sent again). A pengawas or a kepala dinas
         never has a record in PMM: an SKP they assess is not held back (waiting for them
         held back every kepala sekolah, and every guru behind them, until the walk ended).
+        A function is asked before each round (the walk may end during the call).
         """
         results: list[DeliveryResult] = []
         counts = counts if counts is not None else Counter()
@@ -160,9 +161,11 @@ class Deliverer:
         self.sender.begin()
         self._left_for_next_run = set()
         self._log = log.bind()
-        self._read_elsewhere = read_elsewhere
         try:
             for _round in range(self.max_rounds):
+                self._read_elsewhere = (
+                    read_elsewhere() if callable(read_elsewhere) else read_elsewhere
+                )
                 deferred = self._deliver_round(
                     period, npsns, run_id, counts, only, progress, results
                 )

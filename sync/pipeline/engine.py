@@ -39,6 +39,7 @@ from sync.delivery.deliver import Deliverer, DeliveryResult
 from sync.pipeline.audit import Audit, NullAudit
 from sync.pipeline.ingest import Ingester
 from sync.pipeline.outbox import OutboxWriter
+from sync.pipeline.overlap import HelperProcess, Overlap, merge_helper
 from sync.pipeline.periods import fetch_listing, period_mapping
 from sync.pipeline.planner import Planner
 from sync.pipeline.summary import ReplayOutcome, RunSummary
@@ -80,6 +81,7 @@ class Engine:
         audit: Audit | None = None,
         batch_size: int = 500,
         clock: Clock = _utcnow,
+        overlap: Overlap | None = None,
     ) -> None:
         self.store = store
         self.source = source
@@ -91,6 +93,9 @@ class Engine:
         self.audit: Audit = audit or NullAudit()
         self.batch_size = batch_size
         self.clock = clock
+        # Starts a second process that delivers while this one walks the period (None: one
+        # process does both, one after the other): ``sync.pipeline.overlap``.
+        self.overlap = overlap
 
     # -- the run -------------------------------------------------------------------------
 
@@ -150,6 +155,7 @@ class Engine:
                 self._tally(session, period, npsns, summary)
         else:
             analyzed_at = 0
+            helper: HelperProcess | None = None
 
             def analyze() -> None:
                 # A first sync grows the tables from empty: the planner's statistics are
@@ -159,29 +165,44 @@ class Engine:
                     self.store.refresh_statistics()
                     analyzed_at = summary.pulled
 
-            self.ingester.recheck_quarantine(period, mapping)
-            walked = True
-            if schools:
-                for npsn in npsns:
-                    self.ingester.pull_school(period, mapping, npsn, summary, progress)
-                    analyze()
-            else:
-                # Every school: one incremental walk of the whole period, not one per school,
-                # so a rerun costs what changed, not the number of schools.
-                walked = self.ingester.pull_period(period, mapping, summary, progress, analyze)
-            self._remap(period, mapping, npsns, None)
-            if summary.pulled > analyzed_at:
-                self.store.refresh_statistics()
-            while True:
-                # Another worker walking the period: deliver (shared by the claims) what it
-                # has planned so far, again and again until its walk is over, then once more.
-                walking = not walked and self.store.claims.school_held_elsewhere(
-                    period, PERIOD_WIDE, self.deliverer.worker, now=self.clock(), orphaned=orphaned
-                )
-                self.deliver(period, npsns, summary, progress, read_elsewhere=walking)
-                if not walking or self.deliverer.stop.is_set():
-                    break
-                self.deliverer.gate.sleep(_WALK_WAIT_S)
+            def after_page() -> None:
+                # The walk's first page and its outbox are committed: a second process
+                # delivers while this one walks on (by the walk's lease: hence the whole
+                # period's walk only), when the page was full (a walk of one page, a rerun
+                # with a few changes, is not worth a process).
+                nonlocal helper
+                analyze()
+                if (
+                    helper is None
+                    and self.overlap is not None
+                    and summary.pulled >= self.batch_size
+                ):
+                    helper = self.overlap(period, run_id, progress)
+                    bound.info("run.helper_started", pid=helper.pid)
+
+            try:
+                self.ingester.recheck_quarantine(period, mapping)
+                walked = True
+                if schools:
+                    for npsn in npsns:
+                        self.ingester.pull_school(period, mapping, npsn, summary, progress)
+                        analyze()
+                else:
+                    # Every school: one incremental walk of the whole period, not one per
+                    # school, so a rerun costs what changed, not the number of schools.
+                    walked = self.ingester.pull_period(
+                        period, mapping, summary, progress, after_page
+                    )
+                self._remap(period, mapping, npsns, None)
+                if summary.pulled > analyzed_at:
+                    self.store.refresh_statistics()
+                self.deliver_beside(period, npsns, summary, progress, walked=walked)
+                if helper is not None:
+                    self._join_helper(helper, period, npsns, summary, progress)
+                    helper = None
+            finally:
+                if helper is not None:  # this process failed or was stopped: so is the helper
+                    helper.finish(stop=True)
             with self.store.unit_of_work() as session:
                 self._tally(session, period, npsns, summary)
             self.store.save_run(
@@ -201,6 +222,60 @@ class Engine:
             )
         bound.info("run.end", **summary.as_dict())
         return summary
+
+    def deliver_beside(
+        self,
+        period: str,
+        npsns: Sequence[str],
+        summary: RunSummary,
+        progress: Callable[[str, int], None] | None = None,
+        *,
+        walked: bool = False,
+    ) -> None:
+        """Deliver the period; while another worker walks it (``walked``: this one did, it is
+        over), what it has planned so far, again and again until its walk is over, then once
+        more (shared by the claims). An overlap helper's whole work."""
+
+        def walking() -> bool:
+            return not walked and self.store.claims.school_held_elsewhere(
+                period, PERIOD_WIDE, self.deliverer.worker, now=self.clock(), orphaned=orphaned
+            )
+
+        while True:
+            # Asked again before each round of the delivery: the walk may end during one.
+            still = walking()
+            self.deliver(
+                period, npsns, summary, progress, read_elsewhere=walking if still else False
+            )
+            if not still or self.deliverer.stop.is_set():
+                break
+            self.deliverer.gate.sleep(_WALK_WAIT_S)
+
+    def _join_helper(
+        self,
+        helper: HelperProcess,
+        period: str,
+        npsns: Sequence[str],
+        summary: RunSummary,
+        progress: Callable[[str, int], None] | None,
+    ) -> None:
+        """Wait for the overlap helper, add what it did to the summary; when it died without
+        a word (killed), deliver once more: its claims are taken over (owner dead)."""
+        outcome = helper.finish(stop_when=self.deliverer.stop.is_set)
+        if outcome.summary is not None:
+            merge_helper(summary, outcome.summary)
+        if outcome.error is not None:
+            summary.helper_error = (outcome.exit_code, outcome.error, outcome.problem)
+            log.error("run.helper_failed", period=period, error=outcome.error)
+        if outcome.summary is None and not self.deliverer.stop.is_set():
+            log.warning(
+                "run.helper_died",
+                period=period,
+                pid=helper.pid,
+                returncode=outcome.returncode,
+                note="its claims are taken over; what it left unsent goes now",
+            )
+            self.deliver(period, npsns, summary, progress)
 
     def retry_due(self, period: str, *, schools: Sequence[str] = ()) -> RunSummary:
         """Send what is still unsent for the period (held records, interrupted sends),
@@ -337,10 +412,11 @@ class Engine:
         summary: RunSummary,
         progress: Callable[[str, int], None] | None = None,
         *,
-        read_elsewhere: bool = False,
+        read_elsewhere: bool | Callable[[], bool] = False,
     ) -> list[DeliveryResult]:
         """Send the unsent requests of the period: penilai SKPs, other SKPs, penilaian
-        (``read_elsewhere``: another worker is still reading the period)."""
+        (``read_elsewhere``: another worker is still reading the period; asked before
+        each round when a function)."""
         counts: Counter[tuple[str, str]] = Counter()
         results = self.deliverer.deliver(
             period,

@@ -41,6 +41,9 @@ class RunSummary:
     busy: int = 0
     throttle_wait_s: float = 0.0
     left_throttled: int = 0
+    # What stopped the overlap helper (``sync.pipeline.overlap``), when something did:
+    # (exit code, message, problem); the run's exit code counts it.
+    helper_error: tuple[int, str, str | None] | None = None
 
     @property
     def throttled(self) -> bool:
