@@ -319,6 +319,8 @@ def test_a_taken_port_is_one_line_naming_it() -> None:
                 ports[0],
                 "--ekinerja-port",
                 ports[1],
+                "--smtp-port",
+                "0",  # no mail sink: its fixed default port may be another sandbox's
             ],
         )
     assert result.exit_code == 2, result.output
