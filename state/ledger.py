@@ -1,5 +1,5 @@
 """The audit ledger: every delivery attempt and its answer, and every operator action,
-append-only and hash-chained (invariant 5 of docs/design.md).
+append-only and hash-chained (docs/design.md, invariant 5).
 
 One row of ``ledger_entry`` per event. Entries are numbered ``seq`` = 1, 2, 3, ... with no
 gaps, and each one carries the hash of the one before it (``prev_hash``) and its own
@@ -52,7 +52,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Integer, RowMapping, Table, Text, text
+from sqlalchemy import Column, Connection, Integer, RowMapping, Table, Text, text
 from sqlalchemy import select as sa_select
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -242,9 +242,15 @@ def _refuse_secrets(values: Mapping[str, Any]) -> None:
                 )
 
 
-def _serialize_appends(session: Session) -> None:
+def _connection(session: Session | Connection) -> Connection:
+    """The caller's transaction: a session's connection, or a connection (delivery's batch of
+    answers is written on one, without a session)."""
+    return session.connection() if isinstance(session, Session) else session
+
+
+def _serialize_appends(session: Session | Connection) -> None:
     """Make this transaction the only one that can append until it ends (module docstring)."""
-    connection = session.connection()
+    connection = _connection(session)
     dialect = connection.dialect.name
     if dialect == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
@@ -264,7 +270,7 @@ def append(session: Session, event: LedgerEvent, *, at: dt.datetime) -> LedgerEn
 
 
 def append_many(
-    session: Session, events: Sequence[LedgerEvent], *, at: dt.datetime
+    session: Session | Connection, events: Sequence[LedgerEvent], *, at: dt.datetime
 ) -> list[dict[str, Any]]:
     """Append entries, in order, inside the caller's transaction (the caller commits);
     returns their columns as written.
@@ -292,7 +298,7 @@ def append_many(
         row["seq"], row["prev_hash"] = last_seq, last_hash
         row["hash"] = last_hash = entry_hash(row)
     # One executemany, written while the append lock is held.
-    insert_many(session.connection(), _table(), rows)
+    insert_many(_connection(session), _table(), rows)
     return rows
 
 
@@ -331,7 +337,7 @@ def _table() -> Table:
 # -- reading -------------------------------------------------------------------------------
 
 
-def head(session: Session) -> tuple[str, int]:
+def head(session: Session | Connection) -> tuple[str, int]:
     """``(hash, count)`` of the last entry; ``(GENESIS_HASH, 0)`` when the ledger is empty.
 
     In a sound ledger the count is the last entry's ``seq``. Written down outside the database,
@@ -339,7 +345,7 @@ def head(session: Session) -> tuple[str, int]:
     """
     table = _table()
     last = (
-        session.connection()
+        _connection(session)
         .execute(sa_select(table.c.hash, table.c.seq).order_by(table.c.seq.desc()).limit(1))
         .first()
     )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 
+from sqlalchemy import Connection
 from sqlmodel import Session
 
 from state import ledger
@@ -34,7 +35,7 @@ class LedgerWriter:
         self.actor = actor
         self.clock = clock
 
-    def attempts(self, session: Session, attempts: Sequence[Attempt]) -> None:
+    def attempts(self, session: Session | Connection, attempts: Sequence[Attempt]) -> None:
         """One ledger entry per attempt, in order (one append for the lot)."""
         ledger.append_many(
             session,

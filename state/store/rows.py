@@ -8,11 +8,12 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, Update, bindparam, case, func, literal, null, update
+from sqlalchemy import Connection, Table, Update, bindparam, case, func, literal, null, update
 from sqlmodel import Session, SQLModel
 
 from state.bulk import execute_many, insert_many
 from state.models import OutboxEntry, RecordStatus, SyncRecord
+from state.store.prepared import connection_of
 
 _SYNC: Table = SyncRecord.__table__  # type: ignore[attr-defined]
 _OUTBOX: Table = OutboxEntry.__table__  # type: ignore[attr-defined]
@@ -93,14 +94,14 @@ def _mark_delivered() -> Update:
     )
 
 
-def close_entries(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+def close_entries(session: Session | Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Close outbox entries after an answer, one executemany: each row gives ``id``,
     ``state``, ``finished_at``, ``last_status`` and ``last_answer``; ``attempts`` counts one
     more in the statement itself (nothing is read first)."""
     if not rows:
         return
     execute_many(
-        session.connection(),
+        connection_of(session),
         _close_entries(),
         [
             {
@@ -115,7 +116,9 @@ def close_entries(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     )
 
 
-def mark_delivered(session: Session, rows: Sequence[dict[str, Any]], *, at: dt.datetime) -> None:
+def mark_delivered(
+    session: Session | Connection, rows: Sequence[dict[str, Any]], *, at: dt.datetime
+) -> None:
     """Record what the target accepted, one executemany: each row gives the deliverable's key
     (``nip``, ``period``, ``kind``), the ``payload_hash`` and ``mapping_version`` sent, and the
     ``skp_id`` and ``skp_version`` the target answered (None: keep the known ones).
@@ -126,7 +129,7 @@ def mark_delivered(session: Session, rows: Sequence[dict[str, Any]], *, at: dt.d
     if not rows:
         return
     execute_many(
-        session.connection(),
+        connection_of(session),
         _mark_delivered(),
         [
             {

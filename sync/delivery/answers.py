@@ -9,8 +9,11 @@ import datetime as dt
 import threading
 from collections import Counter
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy import Connection
 
 from connectors.errors import SyncError
 from state.models import (
@@ -146,13 +149,13 @@ class AnswerWriter:
                         "skp_version": version,
                     }
                 )
-            with self.store.unit_of_work() as session:
+            with self._batch_transaction() as connection:
                 # UPDATEs by primary key, many rows per statement, nothing read first.
-                close_entries(session, done_entries)
-                mark_delivered(session, delivered, at=now)
+                close_entries(connection, done_entries)
+                mark_delivered(connection, delivered, at=now)
                 # Row locks first, the ledger's append lock last (see state/ledger.py).
                 self.attempt_log.attempts(
-                    session,
+                    connection,
                     [
                         Attempt(
                             a.run_id,
@@ -167,6 +170,11 @@ class AnswerWriter:
                 )
         finally:
             self._write_lock.release()
+
+    def _batch_transaction(self) -> AbstractContextManager[Connection]:
+        """The transaction of a batch of answers: a connection, not a session (its statements
+        are prepared once: ``state.store.rows``, ``state.ledger``)."""
+        return self.store.engine.begin()
 
     # -- written at once -----------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from sqlalchemy import Connection
 from sqlmodel import Session
 
 from connectors.errors import SyncError
@@ -46,7 +47,7 @@ class AttemptLog(Protocol):
     """Where delivery's attempts go: written in order, in the caller's transaction, so each
     one commits with the state change it explains (the ledger: ``sync.ledger_writer``)."""
 
-    def attempts(self, session: Session, attempts: Sequence[Attempt]) -> None: ...
+    def attempts(self, session: Session | Connection, attempts: Sequence[Attempt]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

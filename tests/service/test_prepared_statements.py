@@ -2,13 +2,13 @@
 statements they replace did, byte for byte, on both databases (issue 28).
 
 The statements as they were (an ORM ``UPDATE`` with an IN list for the claim, Core
-``SELECT``s for the page, the delivery contexts and the source lookups) are kept here as the
-reference. The claim is compared column by column in its stored text (a UTC timestamp written
-from an aware time in another offset included); the reads are compared value by value and
-type by type; and the same world is run through the reference and through the prepared path
-on two fresh stores: every stored column of the outbox, the deliverables, the source records
-and the ledger is the same (timestamps, made of the time of each run, in the same form), and
-both ledgers verify.
+``SELECT``s for the page, the delivery contexts and the source lookups, a batch of answers
+written in a session) are kept here as the reference. The claim is compared column by column
+in its stored text (a UTC timestamp written from an aware time in another offset included);
+the reads are compared value by value and type by type; and the same world is run through
+the reference and through the prepared path on two fresh stores: every stored column of the
+outbox, the deliverables, the source records and the ledger is the same (timestamps, made of
+the time of each run, in the same form), and both ledgers verify.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ from state.store import (
 from state.store.claims import Claims
 from state.store.heads import DELIVERABLE_HEAD_COLUMNS, OUTBOX_HEAD_COLUMNS
 from state.types import UTCDateTime
+from sync.delivery.answers import AnswerWriter
 from tests.service.harness import InProcessSandbox, app_for
 
 Box = Callable[..., InProcessSandbox]
@@ -191,6 +192,8 @@ def _reference_path(monkeypatch: pytest.MonkeyPatch) -> None:
         return _orm_claim(self.engine, entry_ids, worker, **kw)
 
     monkeypatch.setattr(Claims, "claim_entries", claim_entries)
+    # A batch of answers was written in a session (the same Core statements).
+    monkeypatch.setattr(AnswerWriter, "_batch_transaction", lambda self: self.store.unit_of_work())
     monkeypatch.setattr(Outbox, "pending_page", staticmethod(_core_pending_page))
     monkeypatch.setattr(Deliverables, "heads", staticmethod(_core_deliverable_heads))
     monkeypatch.setattr(Sources, "hashes", staticmethod(_core_hashes))
