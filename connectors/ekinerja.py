@@ -1,4 +1,5 @@
-"""The client for the e-Kinerja-like target API (contract: shared/contracts/ekinerja-target.md)."""
+"""The client for the e-Kinerja-like target API (e-Kinerja's target contract; the
+sandbox connectors/sandbox/ekinerja_app.py serves the same)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The client for the PMM-like source API (contract: shared/contracts/pmm-source.md)."""
+"""The client for the PMM-like source API (PMM's source contract; the sandbox
+connectors/sandbox/pmm_app.py serves the same)."""
 
 from __future__ import annotations
 

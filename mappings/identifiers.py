@@ -1,4 +1,4 @@
-"""Identifier checks for ASN teachers and schools (see shared/domain.md, "Identifiers").
+"""Identifier checks for ASN teachers and schools (docs/domain.md, "Identifiers").
 
 Each check returns ``None`` when the value is valid, or a reason a person can act on.
 Pure functions: no I/O, no clock.

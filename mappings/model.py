@@ -103,7 +103,8 @@ class Period:
     def months_from(self, position_start: dt.date | None) -> int:
         """The whole months of the period counted from ``position_start`` (tmt_jabatan):
         all of them when it is before the period or unknown; from its own month when it is
-        the 1st, else from the next month (domain.md); 0 when it is after the period."""
+        the 1st, else from the next month; 0 when it is after the period
+        (docs/domain.md, "Angka kredit")."""
         if position_start is None or position_start <= self.start:
             return self.months
         if position_start > self.end:

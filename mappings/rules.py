@@ -1,6 +1,7 @@
 """The regulations as pure functions: the predicate matrix and angka kredit.
 
-PermenPANRB No. 6/2022 (predikat kinerja) and No. 1/2023 (angka kredit); see shared/domain.md.
+PermenPANRB No. 6/2022 (predikat kinerja) and No. 1/2023 (angka kredit); see
+docs/domain.md, "Predikat matrix" and docs/domain.md, "Angka kredit".
 """
 
 from __future__ import annotations

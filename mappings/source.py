@@ -263,8 +263,9 @@ def _to_record(wire: _KinerjaV1 | _KinerjaV2) -> PerformanceRecord:
 
 def _notes(wire: _KinerjaV1 | _KinerjaV2) -> tuple[str, ...]:
     """What is odd in the record but not provably wrong: it is sent, and the school is told
-    (domain.md: a bad NUPTK is a note for the school; a tmt_jabatan after the period is
-    reported on the record rather than its angka kredit dropped silently)."""
+    (docs/domain.md, "Validation in general": a bad NUPTK is a note for the school; a
+    tmt_jabatan after the period is reported on the record rather than its angka kredit
+    dropped silently)."""
     notes = []
     if (reason := check_nuptk(wire.pegawai.nuptk)) is not None:
         notes.append(
@@ -291,7 +292,7 @@ def _problems(record: PerformanceRecord) -> tuple[str, str] | None:
     if (reason := check_nip(employee.nip, employee.employment_status.value)) is not None:
         return "invalid_nip", f"{reason}: correct the NIP in Dapodik/PMM"
     # The NIP's own dates against each other, the period and the day PMM wrote the record:
-    # only what cannot be (domain.md, "Cross-checks that are provably wrong").
+    # only what cannot be (docs/domain.md, "Cross-checks that are provably wrong").
     written_on = record.updated_at.date()
     if (reason := check_birth_date(employee.nip, written_on)) is not None:
         return "birth_date_in_future", f"{reason}: {_NIP_AGAINST_SIASN}"
@@ -375,7 +376,7 @@ def _problems(record: PerformanceRecord) -> tuple[str, str] | None:
                 f"final penilaian lacks {', '.join(missing)}: the penilai must complete it in PMM",
             )
         finalised = assessment.finalised_at
-        # Its calendar date in the offset it was written with (domain.md, "Dates").
+        # Its calendar date in the offset it was written with (docs/domain.md, "Dates").
         if finalised is not None and finalised.date() < record.period.start:
             return (
                 "finalised_before_period",

@@ -101,7 +101,7 @@ def assessment_payload(record: PerformanceRecord) -> dict[str, Any]:
     """The ``POST /api/v1/skp/{id}/penilaian`` body for a record whose penilaian is final.
 
     Angka kredit goes with it for every jabatan fungsional with a grade (jenjang); a kepala
-    sekolah's follows the guru's own grade (domain.md).
+    sekolah's follows the guru's own grade (docs/domain.md, "Angka kredit").
     """
     assessment = record.assessment
     result, behaviour, predicate = (

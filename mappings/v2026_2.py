@@ -6,8 +6,8 @@ Changes against 2026.1 (everything else is the same):
   December) or ``semester`` (``semester`` 1 or 2), as the source lists the period;
 - angka kredit counts the months of the period from ``tmt_jabatan`` when the person took up
   the jabatan inside it (a start on the 1st counts its own month, a later day counts from the
-  next month; shared/domain.md), is rounded half up to 3 decimals (BKN's own conversion
-  examples keep three), and goes with ``bulan_dinilai``, the months it counts; a start so
+  next month; docs/domain.md, "Angka kredit"), is rounded half up to 3 decimals (BKN's own
+  conversion examples keep three), and goes with ``bulan_dinilai``, the months it counts; a start so
   late that no whole month is left sends neither;
 - ``tanggal_penilaian`` is the calendar date of ``difinalkan_pada`` in the offset it was
   written with (a penilai in WITA who finalised at 00:30 on 1 July finalised on 1 July);
@@ -105,7 +105,7 @@ def assessment_payload(record: PerformanceRecord) -> dict[str, Any]:
     """The ``POST /api/v1/skp/{id}/penilaian`` body for a record whose penilaian is final.
 
     Angka kredit goes with it for every jabatan fungsional with a grade (jenjang); a kepala
-    sekolah's follows the guru's own grade (domain.md).
+    sekolah's follows the guru's own grade (docs/domain.md, "Angka kredit").
     """
     assessment = record.assessment
     result, behaviour, predicate = (

@@ -71,11 +71,11 @@ MAPPING_VERSIONS: dict[str, MappingVersion] = {
 }
 # The version of each period kind for a period planned for the first time when the config
 # names none: 2026.2 for both, the one that counts months from tmt_jabatan, rounds to 3
-# decimals and keeps the local date (domain.md: a new installation uses it for a semester
-# too). A period keeps the version it was first planned with (``period.mapping_version``),
-# and one already delivered before that was recorded keeps the version its records went out
-# with (2025.1, this default's predecessor for semesters): a default that changed must never
-# remap a delivered SKP (sync.pipeline.periods.period_mapping).
+# decimals and keeps the local date (docs/domain.md, "Angka kredit": a new installation
+# uses it for a semester too). A period keeps the version it was first planned with
+# (``period.mapping_version``), and one already delivered before that was recorded keeps the
+# version its records went out with (2025.1, this default's predecessor for semesters): a
+# default that changed must never remap a delivered SKP (sync.pipeline.periods.period_mapping).
 DEFAULT_VERSIONS: dict[PeriodKind, str] = {
     PeriodKind.SEMESTER: v2026_2.VERSION,
     PeriodKind.ANNUAL: v2026_2.VERSION,

@@ -1,6 +1,6 @@
 """Canonical JSON, content hashes and idempotency keys.
 
-An idempotency key is derived from what is sent (invariant 2 of docs/design.md), never from time
+An idempotency key is derived from what is sent (docs/design.md, invariant 2), never from time
 or a random id, so a resend after a crash carries the same key and cannot create twice.
 Canonical JSON itself lives in ``state.canonical``: the ledger's hash needs it too, and
 ``state`` may not import ``sync``.

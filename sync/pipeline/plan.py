@@ -2,7 +2,7 @@
 
 Given the effective source record (or the news that every record was cancelled) and what the
 state store knows of the two deliverables (SKP, penilaian), decide each one's new status and
-whether a request goes into the outbox. The rules are docs/design.md's "When something is sent".
+whether a request goes into the outbox. The rules are docs/design.md, "When something is sent".
 """
 
 from __future__ import annotations

@@ -27,7 +27,8 @@ from tests.e2e.helpers import Expected, app_for, expected_after_sync
 
 YEAR, SEMESTER = "2026", "2024-2"
 runner = CliRunner()
-# angka kredit: koefisien tahunan x percentage of the predikat (domain.md), in wire names.
+# angka kredit: koefisien tahunan x percentage of the predikat, in wire names
+# (docs/domain.md, "Angka kredit").
 _COEFFICIENT = {"Guru Ahli Pertama": "12.5", "Guru Ahli Muda": "25", "Guru Ahli Madya": "37.5"}
 _PERCENT = {"SANGAT_BAIK": 150, "BAIK": 100, "BUTUH_PERBAIKAN": 75, "KURANG": 50}
 

@@ -15,8 +15,8 @@ the first version's sources)::
     UPDATE_GOLDEN=1 .venv/bin/pytest tests/unit/test_golden.py
 
 then read ``git diff tests/golden`` line by line before committing it: the files are the
-review of what e-Kinerja will receive (angka kredit against shared/domain.md above all). A
-released version's files never change.
+review of what e-Kinerja will receive (angka kredit against docs/domain.md, "Angka kredit"
+above all). A released version's files never change.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""mappings.identifiers: NIP / NI PPPK, NUPTK and NPSN as shared/domain.md describes them."""
+"""mappings.identifiers: NIP / NI PPPK, NUPTK and NPSN (docs/domain.md, "Identifiers")."""
 
 from __future__ import annotations
 
@@ -173,7 +173,7 @@ def test_npsn_with_lowercase_is_invalid(npsn: str) -> None:
 @pytest.mark.parametrize("first", list("0123456789"))
 def test_npsn_with_any_first_digit_is_valid(first: str) -> None:
     # Madrasah and newer schools start with 6, 7, 8, ...: the first digit is no region code
-    # anyone can check here (domain.md); guessing one dropped whole schools.
+    # anyone can check here (docs/domain.md, "Identifiers"); guessing one dropped whole schools.
     assert check_npsn(first + "0212345") is None
 
 

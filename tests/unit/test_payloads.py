@@ -125,7 +125,8 @@ def make_record(
 def test_skp_payload_of_a_source_record(versi: int) -> None:
     body = v2025_1.skp_payload(read(raw_record(versi)))
     assert body["nip"] == NIP
-    # Semester 2 is July-December (domain.md); the target wants exactly the semester's dates.
+    # Semester 2 is July-December (docs/domain.md, "The performance cycle"); the target wants
+    # exactly the semester's dates.
     assert body["periode"] == {
         "tahun": 2025,
         "semester": 2,
@@ -220,7 +221,7 @@ PERCENT = {
     Predicate.POOR: 50,
     Predicate.VERY_POOR: 25,
 }
-# domain.md's matrix: one (hasil, perilaku) pair for each predikat.
+# docs/domain.md, "Predikat matrix": one (hasil, perilaku) pair for each predikat.
 RATINGS_FOR = {
     Predicate.VERY_GOOD: (Rating.ABOVE, Rating.ABOVE),
     Predicate.GOOD: (Rating.MEETS, Rating.MEETS),
@@ -243,7 +244,8 @@ def test_penilaian_payload_of_a_source_record(versi: int) -> None:
     assert body["predikat_kinerja"] == "BUTUH_PERBAIKAN"
     assert body["tanggal_penilaian"] == "2025-12-18"
     assert body["pejabat_penilai"] == {"nip": ASSESSOR_NIP}
-    # Ahli Madya with BUTUH_PERBAIKAN: 37.5 x 75% x 6/12 = 14.0625 -> 14.06 (domain.md).
+    # Ahli Madya with BUTUH_PERBAIKAN: 37.5 x 75% x 6/12 = 14.0625 -> 14.06
+    # (docs/domain.md, "Angka kredit").
     assert body["angka_kredit"] == 14.06
     assert body["catatan"] == (None if versi == 1 else "Tingkatkan refleksi.")
     assert json.loads(json.dumps(body)) == body
@@ -317,7 +319,8 @@ def test_assessment_payload_of_an_unfinished_record_raises(change: dict[str, Any
 def test_assessment_payload_of_a_complete_but_unfinal_record_raises(
     status: AssessmentStatus,
 ) -> None:
-    # Draft data is never sent as a penilaian (docs/design.md), even when every value is filled in.
+    # Draft data is never sent as a penilaian (docs/design.md, "When something is sent"),
+    # even when every value is filled in.
     with pytest.raises(ValueError, match="src-1"):
         v2025_1.assessment_payload(make_record(status=status))
 

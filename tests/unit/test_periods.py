@@ -69,7 +69,7 @@ def test_other_codes_are_refused_with_what_a_code_looks_like(code: str) -> None:
 @pytest.mark.parametrize(
     ("code", "start", "months"),
     [
-        ("2026", dt.date(2026, 4, 1), 9),  # domain.md: a new CPNS from 1 April counts 9
+        ("2026", dt.date(2026, 4, 1), 9),  # docs/domain.md, "Angka kredit": 1 April counts 9
         ("2026", dt.date(2026, 4, 15), 8),  # from 15 April: 8
         ("2026", dt.date(2026, 1, 1), 12),
         ("2026", dt.date(2025, 10, 1), 12),  # before the period: changes nothing
@@ -86,7 +86,8 @@ def test_months_counted_from_tmt_jabatan(code: str, start: dt.date | None, month
 
 
 def test_credit_points_of_annual_periods_keep_three_decimals() -> None:
-    # domain.md: an Ahli Pertama with BAIK for 3 months earns 3.125 (BKN keeps "3,125").
+    # docs/domain.md, "Angka kredit": an Ahli Pertama with BAIK for 3 months earns 3.125
+    # (BKN keeps "3,125").
     assert credit_points(Grade.FIRST, Predicate.GOOD, 3, places=3) == Decimal("3.125")
     assert credit_points(Grade.FIRST, Predicate.GOOD, 3) == Decimal("3.13")  # released: 2
     assert credit_points(Grade.FIRST, Predicate.GOOD, 8, places=3) == Decimal("8.333")

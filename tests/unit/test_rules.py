@@ -1,4 +1,4 @@
-"""mappings.rules: the predikat matrix and angka kredit, checked against shared/domain.md."""
+"""mappings.rules: the predikat matrix and angka kredit, checked against docs/domain.md."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from mappings.rules import Grade, Predicate, Rating, credit_points, expected_predicate
 
-# The names domain.md uses, translated once to the code's English enums.
+# The names docs/domain.md uses, translated once to the code's English enums.
 RATING = {
     "DIATAS_EKSPEKTASI": Rating.ABOVE,
     "SESUAI_EKSPEKTASI": Rating.MEETS,
@@ -28,7 +28,8 @@ JENJANG = {
     "ahli_utama": Grade.MAIN,
 }
 
-# domain.md, "Predikat matrix": rows hasil kerja, columns perilaku kerja (DIBAWAH, SESUAI, DIATAS).
+# docs/domain.md, "Predikat matrix": rows hasil kerja, columns perilaku kerja
+# (DIBAWAH, SESUAI, DIATAS).
 MATRIX_TABLE = """
 DIATAS_EKSPEKTASI  | KURANG        | BAIK            | SANGAT_BAIK
 SESUAI_EKSPEKTASI  | KURANG        | BAIK            | BAIK
@@ -47,7 +48,7 @@ def _matrix_cells() -> list[tuple[str, str, str]]:
 
 CELLS = _matrix_cells()
 
-# domain.md, "Angka kredit": percentage per predikat, koefisien tahunan per jenjang.
+# docs/domain.md, "Angka kredit": percentage per predikat, koefisien tahunan per jenjang.
 PERCENT = {
     "SANGAT_BAIK": "150",
     "BAIK": "100",

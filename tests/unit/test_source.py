@@ -23,7 +23,7 @@ NI_PPPK = "199001012022151001"  # code 15 where a PNS NIP has its TMT month
 NPSN = "20212345"
 SOURCE_ID = "6f0c1a2b-0000-4000-8000-000000000001"
 
-# domain.md's matrix in the contract's wire values: (hasil, perilaku) -> predikat.
+# docs/domain.md, "Predikat matrix", in the contract's wire values: (hasil, perilaku) -> predikat.
 MATRIX = {
     ("diatas_ekspektasi", "dibawah_ekspektasi"): "kurang",
     ("diatas_ekspektasi", "sesuai_ekspektasi"): "baik",
@@ -36,7 +36,7 @@ MATRIX = {
     ("dibawah_ekspektasi", "diatas_ekspektasi"): "butuh_perbaikan",
 }
 PREDIKATS = ("sangat_baik", "baik", "butuh_perbaikan", "kurang", "sangat_kurang")
-PREDICATE_NAMES = {  # the code's name and domain.md's name of each predikat
+PREDICATE_NAMES = {  # the code's name and docs/domain.md's name of each predikat
     "sangat_baik": (Predicate.VERY_GOOD.name, "SANGAT_BAIK"),
     "baik": (Predicate.GOOD.name, "BAIK"),
     "butuh_perbaikan": (Predicate.NEEDS_IMPROVEMENT.name, "BUTUH_PERBAIKAN"),

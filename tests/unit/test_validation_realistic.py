@@ -1,4 +1,4 @@
-"""Validation quarantines only what is provably wrong (domain.md, "Validation in general").
+"""Validation quarantines only what is provably wrong (docs/domain.md, "Validation in general").
 
 A property test over realistic valid records (NPSNs of every real form, PPPK numbers, names
 with apostrophes and non-ASCII letters, long notes, every Indonesian offset, tmt_jabatan in
@@ -19,7 +19,7 @@ from mappings.model import PerformanceRecord, Role
 from mappings.source import Rejection, read_record
 from mappings.versions import get_mapping
 from sync.pipeline.plan import plan_record
-from tests.unit.test_source import MATRIX  # domain.md's matrix in the contract's wire values
+from tests.unit.test_source import MATRIX  # docs/domain.md, "Predikat matrix", in wire values
 
 OFFSETS = [dt.timezone(dt.timedelta(hours=h)) for h in (7, 8, 9)]  # WIB, WITA, WIT
 NAMES = [
