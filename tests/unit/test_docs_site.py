@@ -142,3 +142,66 @@ def test_each_guide_has_its_indonesian_page_with_the_same_output(page: str) -> N
 def test_no_indonesian_page_without_its_english_one() -> None:
     for path in (DOCS / "id").rglob("*.md"):
         assert (DOCS / path.relative_to(DOCS / "id")).is_file(), path
+
+
+# Code comments cite the project's own pages: ``docs/domain.md, "Angka kredit"``,
+# ``docs/design.md, "When something is sent"``, ``docs/design.md, invariant 4``. The brief's
+# notes (../shared/) are not in the repository, so a citation of them leads nowhere.
+CODE_DIRS = ("sync", "connectors", "mappings", "state", "tests", "bench")
+_CITED_SECTION = re.compile(r'docs/(domain|design)\.md, "([^"\n]+)"')
+_CITED_INVARIANT = re.compile(r"docs/design\.md, invariant (\d+)")
+_BARE_PAGE = re.compile(r"(?<!docs/)\b(?:domain|design)\.md\b")
+_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*$", re.M)
+_INVARIANT = re.compile(r"^(\d+)\. \*\*", re.M)
+THIS_FILE = Path(__file__).resolve()
+
+
+def _code_files() -> list[Path]:
+    return sorted(
+        path
+        for folder in CODE_DIRS
+        for path in (ROOT / folder).rglob("*.py")
+        if path.resolve() != THIS_FILE
+    )
+
+
+def _citations(kind: re.Pattern[str]) -> list[tuple[str, re.Match[str]]]:
+    return [
+        (f"{path.relative_to(ROOT)}:{text.count(chr(10), 0, match.start()) + 1}", match)
+        for path in _code_files()
+        for text in [path.read_text(encoding="utf-8")]
+        for match in kind.finditer(text)
+    ]
+
+
+def test_the_code_cites_the_domain_pages_sections() -> None:
+    assert len(_citations(_CITED_SECTION)) > 10  # the scan finds what it checks
+    headings = {
+        page: set(_HEADING.findall((DOCS / f"{page}.md").read_text(encoding="utf-8")))
+        for page in ("domain", "design")
+    }
+    wrong = [
+        f'{where}: docs/{match[1]}.md has no section "{match[2]}"'
+        for where, match in _citations(_CITED_SECTION)
+        if match[2] not in headings[match[1]]
+    ]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_code_cites_invariants_that_exist() -> None:
+    numbers = set(_INVARIANT.findall((DOCS / "design.md").read_text(encoding="utf-8")))
+    assert {str(n) for n in range(1, 10)} <= numbers
+    wrong = [
+        f"{where}: docs/design.md has no invariant {match[1]}"
+        for where, match in _citations(_CITED_INVARIANT)
+        if match[1] not in numbers
+    ]
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize(
+    "pattern", [re.compile(r"\bshared/"), _BARE_PAGE], ids=["shared", "bare-page"]
+)
+def test_the_code_cites_no_page_outside_docs(pattern: re.Pattern[str]) -> None:
+    wrong = [f"{where}: {match[0]}" for where, match in _citations(pattern)]
+    assert not wrong, "cite docs/domain.md or docs/design.md instead:\n" + "\n".join(wrong)
