@@ -225,10 +225,13 @@ def _to_record(wire: _KinerjaV1 | _KinerjaV2) -> PerformanceRecord:
         hasil = wire.penilaian.hasil
         note = wire.penilaian.catatan
     pegawai = wire.pegawai
+    period = Period.parse(wire.periode)
+    # The domain values are plain frozen dataclasses: what the wire model validated is not
+    # validated again (a record is validated once, issue 28).
     return PerformanceRecord(
         source_id=wire.id,
         schema_version=wire.versi_skema,
-        period=Period.parse(wire.periode),
+        period=period,
         employee=Employee(
             nip=pegawai.nip,
             # Empty, as Dapodik exports often have it, is absent.
@@ -257,11 +260,11 @@ def _to_record(wire: _KinerjaV1 | _KinerjaV2) -> PerformanceRecord:
         ),
         cancelled=wire.dibatalkan,
         updated_at=wire.diperbarui_pada,
-        notes=_notes(wire),
+        notes=_notes(wire, period),
     )
 
 
-def _notes(wire: _KinerjaV1 | _KinerjaV2) -> tuple[str, ...]:
+def _notes(wire: _KinerjaV1 | _KinerjaV2, period: Period) -> tuple[str, ...]:
     """What is odd in the record but not provably wrong: it is sent, and the school is told
     (docs/domain.md, "Validation in general": a bad NUPTK is a note for the school; a
     tmt_jabatan after the period is reported on the record rather than its angka kredit
@@ -272,7 +275,7 @@ def _notes(wire: _KinerjaV1 | _KinerjaV2) -> tuple[str, ...]:
             f"{reason}: the school corrects it in Dapodik (NUPTK is never sent to e-Kinerja, "
             "so the record is sent)"
         )
-    start, end = wire.pegawai.tmt_jabatan, Period.parse(wire.periode).end
+    start, end = wire.pegawai.tmt_jabatan, period.end
     if start is not None and start > end:
         credit = (
             ", so no month of it counts for angka kredit (mapping 2026.2 sends none)"
