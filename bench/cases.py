@@ -103,6 +103,51 @@ def run_case(module: str, argv: list[str], max_seconds: float) -> dict[str, Any]
                 os.unlink(path)
 
 
+def _modes(args: argparse.Namespace) -> list[bool]:
+    """Without overlap, with it, or both (``--overlap``: off, on, both)."""
+    mode = getattr(args, "overlap", "off")
+    return [False, True] if mode == "both" else [mode == "on"]
+
+
+def median_run(runs: list[dict[str, Any]], n: int) -> dict[str, Any]:
+    """The run of median seconds, with every run's seconds (and the median delivery phase):
+    one noisy run does not decide (issue 28). An unfinished run is reported as such."""
+    unfinished = [r for r in runs if "seconds" not in r]
+    if unfinished:
+        return unfinished[0]
+    ordered = sorted(runs, key=lambda r: r["seconds"])
+    row = dict(ordered[(len(ordered) - 1) // 2])
+    row["runs_seconds"] = [r["seconds"] for r in runs]
+    if all("deliver_seconds" in r for r in runs):
+        delivery = sorted(r["deliver_seconds"] for r in runs)
+        row["deliver_seconds"] = delivery[(len(delivery) - 1) // 2]
+        row["runs_deliver_seconds"] = [r["deliver_seconds"] for r in runs]
+    row["records_per_s"] = n / row["seconds"]
+    if "requests" in row:  # the naive loop
+        row["requests_per_s"] = row["requests"] / row["seconds"] if row["seconds"] else 0.0
+    return row
+
+
+def _engine_rows(
+    args: argparse.Namespace,
+    databases: Databases,
+    db: str,
+    n: int,
+    overlap: bool,
+    common: list[str],
+    say: Callable[[str], None],
+) -> tuple[dict[str, Any], list[str]]:
+    """(a) ``--repeat`` times, each on a fresh store: the median row, and the stores."""
+    urls, runs = [], []
+    mode = "with overlap" if overlap else "one process"
+    for i in range(args.repeat):
+        urls.append(databases.new(db))
+        say(f"(a) engine, {db}, N={n:,}, {mode}, run {i + 1} of {args.repeat} ...")
+        argv = ["--mode", "first", "--db-url", urls[-1], "--n", str(n), *common]
+        runs.append(run_case("bench.engine_case", argv + ["--overlap"] * overlap, args.max_seconds))
+    return {"db": db, "n": n, "overlap": overlap, **median_run(runs, n)}, urls
+
+
 def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
@@ -144,14 +189,18 @@ def run_benchmark(args: argparse.Namespace, say: Callable[[str], None] = _say) -
     try:
         for db in dbs:
             for n in sizes:
-                url = databases.new(db)
-                say(f"(a) engine, {db}, N={n:,} ...")
-                first = run_case(
-                    "bench.engine_case",
-                    ["--mode", "first", "--db-url", url, "--n", str(n), *common],
-                    args.max_seconds,
-                )
-                row: dict[str, Any] = {"db": db, "n": n, **first}
+                url = ""
+                first: dict[str, Any] = {}
+                for overlap in _modes(args):
+                    row, urls = _engine_rows(args, databases, db, n, overlap, common, say)
+                    report["engine"].append(row)
+                    save()
+                    say("    " + engine_line(row))
+                    if not overlap:
+                        first, url = row, urls[0]
+                if not url:  # overlap alone was asked for: (c) and (d) on its store
+                    first, url = row, urls[0]
+                row = first
                 if (
                     args.tracemalloc
                     and "seconds" in first
@@ -175,9 +224,7 @@ def run_benchmark(args: argparse.Namespace, say: Callable[[str], None] = _say) -
                     )
                     row["tracemalloc_peak_mb"] = mem.get("tracemalloc_peak_mb")
                     row["tracemalloc_run_max_rss_mb"] = mem.get("max_rss_mb")
-                report["engine"].append(row)
-                save()
-                say("    " + engine_line(row))
+                    save()
                 if db == "postgres" and args.workers > 1:
                     say(f"(a) engine, {db}, N={n:,}, {args.workers} worker processes ...")
                     shared = databases.new(db)
@@ -227,11 +274,17 @@ def run_benchmark(args: argparse.Namespace, say: Callable[[str], None] = _say) -
                 report["rerun"].append({"db": db, "n": n, **rerun})
                 save()
                 if db == dbs[0]:
-                    say(f"(d) naive baseline in-process, N={n:,} ...")
-                    naive = run_case(
-                        "bench.engine_case",
-                        ["--mode", "naive", "--db-url", url, "--n", str(n)],
-                        args.max_seconds,
+                    say(f"(d) naive baseline in-process, N={n:,}, {args.repeat} times ...")
+                    naive = median_run(
+                        [
+                            run_case(
+                                "bench.engine_case",
+                                ["--mode", "naive", "--db-url", url, "--n", str(n)],
+                                args.max_seconds,
+                            )
+                            for _ in range(args.repeat)
+                        ],
+                        n,
                     )
                     report["naive_inprocess"].append({"n": n, **naive})
                     save()

@@ -35,6 +35,7 @@ from typing import Any
 import httpx
 
 from bench.mocks import FreeTarget, PmmMock, TargetMock
+from bench.overlap_case import Launcher
 from bench.result import write_result
 from bench.world import LeanWorld
 
@@ -55,8 +56,8 @@ def quiet_logs() -> None:
     configure_logging(json=True, level="CRITICAL")
 
 
-def _cpu_s() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
+def _cpu_s(who: int = resource.RUSAGE_SELF) -> float:
+    ru = resource.getrusage(who)
     return ru.ru_utime + ru.ru_stime
 
 
@@ -64,7 +65,7 @@ def _max_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def _settings(db_url: str, concurrency: int, page_size: int) -> Any:
+def _settings(db_url: str, concurrency: int, page_size: int, overlap: bool = False) -> Any:
     from sync.settings import load_settings
 
     return load_settings(
@@ -87,6 +88,7 @@ def _settings(db_url: str, concurrency: int, page_size: int) -> Any:
                 "concurrency": concurrency,
             },
             "retry": {"initial_backoff_s": 0.01, "max_backoff_s": 0.1, "max_attempts": 3},
+            "sync": {"overlap": overlap},
         },
     )
 
@@ -119,15 +121,20 @@ class Phases:
 @contextmanager
 def _app(
     args: argparse.Namespace, world: LeanWorld, target: TargetMock
-) -> Iterator[tuple[Any, PmmMock]]:
+) -> Iterator[tuple[Any, PmmMock, Launcher | None]]:
     from sync.bootstrap import build_app
 
     source = PmmMock(world)
-    settings = _settings(args.db_url, args.concurrency, args.page_size)
+    overlap = getattr(args, "overlap", False)
+    settings = _settings(args.db_url, args.concurrency, args.page_size, overlap)
+    launcher = Launcher(settings) if overlap else None
     with build_app(
-        settings, source_transport=source.transport(), target_transport=target.transport()
+        settings,
+        source_transport=source.transport(),
+        target_transport=target.transport(),
+        overlap=launcher,
     ) as app:
-        yield app, source
+        yield app, source, launcher
 
 
 class _StatementTimes:
@@ -186,7 +193,7 @@ class _StatementTimes:
 def _engine_run(args: argparse.Namespace, *, profile: bool = False) -> dict[str, Any]:
     world = LeanWorld(args.n, per_school=args.per_school, seed=args.seed)
     target = TargetMock()
-    with _app(args, world, target) as (app, source):
+    with _app(args, world, target) as (app, source, launcher):
         rss_before = _max_rss_mb()
         phases = Phases(args.progress_file)
         profiler = _ThreadProfiles() if profile else None
@@ -194,6 +201,7 @@ def _engine_run(args: argparse.Namespace, *, profile: bool = False) -> dict[str,
             tracemalloc.start()
         statements = _StatementTimes(app.store.engine)
         cpu0, t0 = _cpu_s(), time.perf_counter()
+        helper_cpu0 = _cpu_s(resource.RUSAGE_CHILDREN)
         if profiler is not None:
             with profiler.active():
                 summary = app.engine.run(PERIOD, progress=phases)
@@ -201,25 +209,34 @@ def _engine_run(args: argparse.Namespace, *, profile: bool = False) -> dict[str,
             summary = app.engine.run(PERIOD, progress=phases)
         seconds = time.perf_counter() - t0
         cpu = _cpu_s() - cpu0
+        helper_cpu = _cpu_s(resource.RUSAGE_CHILDREN) - helper_cpu0  # the ended helpers'
         statements.close()
         heap_peak = None
         if args.tracemalloc:
             heap_peak = tracemalloc.get_traced_memory()[1] / 2**20
             tracemalloc.stop()
         marks = phases.marks
+        # The delivery phase: from the end of the pull, or with overlap from the first
+        # request delivered (during the pull), to the last.
+        pull_end = marks.get("pull_last", t0)
+        deliver_start = min(pull_end, marks.get("deliver_first", pull_end))
+        counts = dict(target.counts)
+        for kind, n in (launcher.target_counts() if launcher is not None else {}).items():
+            counts[kind] = counts.get(kind, 0) + n
         result: dict[str, Any] = {
             "n": args.n,
             "seconds": seconds,
             "cpu_seconds": cpu,
+            "helper_cpu_seconds": helper_cpu,
             "records_per_s": args.n / seconds,
             "pull_seconds": marks.get("pull_last", t0) - t0,
             "deliver_seconds": (
-                marks["deliver_last"] - marks.get("pull_last", t0)
-                if "deliver_last" in marks
-                else 0.0
+                marks["deliver_last"] - deliver_start if "deliver_last" in marks else 0.0
             ),
-            "requests_sent": target.requests,
-            "target_counts": dict(target.counts),
+            "overlap": launcher is not None,
+            "helper_requests": sum(counts.values()) - target.requests,
+            "requests_sent": sum(counts.values()),
+            "target_counts": counts,
             "source_requests": source.requests,
             "summary_requests_sent": summary.requests_sent,
             "pulled": summary.pulled,
@@ -453,6 +470,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--page-size", type=int, default=500)
     parser.add_argument("--tracemalloc", action="store_true")
+    parser.add_argument(
+        "--overlap", action="store_true", help="deliver from a second process during the pull"
+    )
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--json-out")
     parser.add_argument("--progress-file")

@@ -73,6 +73,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--workers", type=int, default=2, help="(a) on PostgreSQL: also N worker processes [2]"
     )
+    parser.add_argument(
+        "--overlap",
+        choices=("off", "on", "both"),
+        default="both",
+        help="(a): deliver from a second process during the pull: off, on or both [both]",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="(a) and (d) in-process: runs each, median [3]"
+    )
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--no-loopback", action="store_true")
     parser.add_argument("--quick", action="store_true", help="small sizes, short latency: < 1 min")
@@ -88,6 +97,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "naive_max": 200 if quick else 0,
         "max_seconds": 300.0 if quick else 1800.0,
     }
+    if quick and "--repeat" not in (sys.argv[1:] if argv is None else argv):
+        args.repeat = 1
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)

@@ -10,14 +10,13 @@ goes away.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Any
 
 from connectors.errors import FatalError
 from sync.bootstrap import App, build_app
 from sync.logs import configure_logging
-from sync.pipeline.overlap import Channel, helper_summary
+from sync.pipeline.overlap import Channel, exit_now, helper_summary
 from sync.pipeline.summary import RunSummary
 from sync.settings import ConfigError, Settings
 
@@ -66,7 +65,7 @@ def main() -> None:
         message = f"the delivery process could not start: {type(exc).__name__}: {exc}"[:500]
         channel.tell({"error": {"message": message, "exit_code": 2, "problem": "bug"}})
         code = 2
-    sys.exit(code)
+    exit_now(code)
 
 
 if __name__ == "__main__":

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any, Protocol
+from typing import IO, Any, NoReturn, Protocol
 
 import structlog
 
@@ -41,6 +42,7 @@ __all__ = [
     "Overlap",
     "helper_summary",
     "merge_helper",
+    "exit_now",
     "spawn_helper",
 ]
 
@@ -206,6 +208,14 @@ def python_argv(module: str) -> list[str]:
 
 
 # -- the helper's side ---------------------------------------------------------------------
+
+
+def exit_now(code: int) -> NoReturn:
+    """End the helper once its work is told: at once, without waiting on the thread that
+    reads stdin (blocked in a read, it would stop the interpreter's shutdown)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 class Channel:
