@@ -1,5 +1,5 @@
-"""The client for the e-Kinerja-like target API (e-Kinerja's target contract; the
-sandbox connectors/sandbox/ekinerja_app.py serves the same)."""
+"""The client for the e-Kinerja-like target API (docs/apis.md, the "Target: ..." sections;
+the sandbox connectors/sandbox/ekinerja_app.py serves the same)."""
 
 from __future__ import annotations
 

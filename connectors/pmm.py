@@ -1,5 +1,5 @@
-"""The client for the PMM-like source API (PMM's source contract; the sandbox
-connectors/sandbox/pmm_app.py serves the same)."""
+"""The client for the PMM-like source API (docs/apis.md, the "Source: ..." sections; the
+sandbox connectors/sandbox/pmm_app.py serves the same)."""
 
 from __future__ import annotations
 

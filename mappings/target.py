@@ -1,4 +1,5 @@
-"""The e-Kinerja payloads (e-Kinerja's target contract), as typed models.
+"""The e-Kinerja payloads (docs/apis.md, "Target: SKP" and "Target: penilaian"), as typed
+models.
 
 A mapping version builds these, so what we send is checked against the contract's shape
 before it leaves (a mapping bug fails here, loudly, not as a 422 from the national system).

@@ -1,5 +1,5 @@
-"""The changes a closed period waits on two people for (issue 26; invariant 9): one
-operator asks, a second one approves (``state.lifecycle`` holds the period's state).
+"""The changes a closed period waits on two people for (issue 26; docs/design.md, invariant
+9): one operator asks, a second one approves (``state.lifecycle`` holds the period's state).
 
 ``change_request`` holds one row per change asked for on a closed period (a replay, a
 discard, a reset, a mapping switch, a reopen): what it names (``target``: failure IDs, NPSNs

@@ -1,5 +1,5 @@
 """A period's lifecycle in the state store: ``open``, then ``closed``, then ``sealed`` (issue
-26; invariant 9 of the design). The changes a closed period waits on two people for are
+26; docs/design.md, invariant 9). The changes a closed period waits on two people for are
 ``state.change_requests``.
 
 ``period_lifecycle`` holds one row per period that left ``open`` once (a period without a row

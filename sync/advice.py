@@ -16,7 +16,7 @@ __all__ = ["QUARANTINE_CODES", "TARGET_CODES", "advice", "replay_hint"]
 _REPLAY = "then replay it"
 _BY_HAND = "replay cannot help"
 
-# e-Kinerja's answer codes (contracts/ekinerja-target.md) and the service's own.
+# e-Kinerja's answer codes (docs/apis.md, "Target: error codes") and the service's own.
 TARGET_CODES: dict[str, str] = {
     "NIP_TIDAK_DITEMUKAN": (
         "BKN does not know this NIP: check the NIP in Dapodik / Verval PTK against the one in "

@@ -1,9 +1,9 @@
 """Sandbox servers: a PMM-like source and an e-Kinerja-like target on loopback.
 
-Both follow the contracts in the project's documentation, independently of the connectors
-and mappings, with seeded synthetic data (:func:`generate_world`) and switchable faults
-(:class:`Faults`). Tests start them with :func:`running_sandbox`; :func:`serve_forever`
-serves them until SIGINT/SIGTERM for a person trying the service on one machine.
+Both follow docs/apis.md, independently of the connectors and mappings, with seeded
+synthetic data (:func:`generate_world`) and switchable faults (:class:`Faults`). Tests
+start them with :func:`running_sandbox`; :func:`serve_forever` serves them until
+SIGINT/SIGTERM for a person trying the service on one machine.
 """
 
 from __future__ import annotations

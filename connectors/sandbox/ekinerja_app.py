@@ -1,4 +1,4 @@
-"""The e-Kinerja-like target's Starlette app (contracts/ekinerja-target.md).
+"""The e-Kinerja-like target's Starlette app (docs/apis.md, the "Target: ..." sections).
 
 It parses requests, checks tokens and idempotency keys, and hands bodies to
 :mod:`connectors.sandbox.target_checks` and :class:`~connectors.sandbox.target_store.TargetStore`

@@ -61,7 +61,7 @@ class Period:
         return self.end
 
     def as_wire(self, status: str) -> dict[str, Any]:
-        """The ``Periode`` of contracts/pmm-source.md."""
+        """The ``Periode`` of docs/apis.md, "Source: periods"."""
         return {
             "kode": self.kode,
             "jenis": self.jenis,

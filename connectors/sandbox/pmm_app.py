@@ -1,4 +1,5 @@
-"""The PMM-like source API (contracts/pmm-source.md) over a :class:`SandboxWorld`.
+"""The PMM-like source API (docs/apis.md, the "Source: ..." sections) over a
+:class:`SandboxWorld`.
 
 Endpoints: ``POST /oauth/token``, ``GET /api/v1/periode``, ``GET /api/v1/sekolah``,
 ``GET /api/v1/kinerja``; admin endpoints (no token, never faulted) under ``/_sandbox/``:

@@ -2,7 +2,7 @@
 
 :func:`check_skp` and :func:`check_penilaian` list what is wrong with a request body as
 ``{"field", "pesan"}`` errors (the ``422 VALIDASI`` answer); :func:`problem` and
-:func:`validation_error` build the error bodies of contracts/ekinerja-target.md.
+:func:`validation_error` build the error bodies of docs/apis.md, "Target: error codes".
 """
 
 from __future__ import annotations

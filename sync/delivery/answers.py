@@ -108,7 +108,7 @@ class AnswerWriter:
         Batching them is what lets delivery keep up with thousands of requests a second. It
         is as safe as writing each at once: until it is written, the entry stays pending and
         claimed, and a crash before that resends it with the same idempotency key, which
-        e-Kinerja answers as it did the first time (invariant 2).
+        e-Kinerja answers as it did the first time (docs/design.md, invariant 2).
         """
         if not self._write_lock.acquire(blocking=wait):
             return  # another thread is writing (``wait=False`` only)

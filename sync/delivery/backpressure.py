@@ -1,7 +1,7 @@
 """What e-Kinerja's "later" answers (429 rate limited, 503 busy or in maintenance) cost one
 ``Deliverer.deliver`` call: how many there were, how long the sending waited on them, and how
-many records were left pending because of them (never failed: invariant 4). The run summary
-adds them up and ``run`` reports them (exit code 4).
+many records were left pending because of them (never failed: docs/design.md, invariant 4).
+The run summary adds them up and ``run`` reports them (exit code 4).
 """
 
 from __future__ import annotations

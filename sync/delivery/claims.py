@@ -1,6 +1,6 @@
 """This worker's claims on outbox entries: only the worker holding the claim sends the entry
-(invariant 6), a claim outlives its worker by its lease, and a claim whose owner died on this
-host is taken over at once (``sync.workers.orphaned``).
+(docs/design.md, invariant 6), a claim outlives its worker by its lease, and a claim whose
+owner died on this host is taken over at once (``sync.workers.orphaned``).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ wait only at the end of a phase: ``pages.py``). Their 2xx answers are written in
 (``AnswerWriter.flush``), so delivery costs a few statements per hundred requests, not a few
 per request, and memory does not grow with the semester.
 
-Failures are handled by what the caller can do next (invariant 4):
+Failures are handled by what the caller can do next (docs/design.md, invariant 4):
 - ``RetriableError`` (429, 5xx, timeouts, dropped connections): retried by the policy, with
   the same idempotency key. When the policy gives up, a record that got only "later"
   (429, 503) or no answer stays pending for the next run (``_keep_pending``); one that got
@@ -373,7 +373,8 @@ class Deliverer:
 
     def _keep_pending(self, entry: OutboxHead, gave_up: GaveUp) -> DeliveryResult:
         """The retries ran out on "later" answers only: the record stays pending, with why,
-        for the next run or the daemon's retry job (never a dead letter: invariant 4)."""
+        for the next run or the daemon's retry job (never a dead letter: docs/design.md,
+        invariant 4)."""
         code, reason = gave_up.why_pending()
         self.sender.backpressure.left()
         log.warning(

@@ -1,6 +1,6 @@
 """The retry policy (tenacity): exponential backoff with jitter, a cap, max attempts and max
-elapsed time, honouring ``Retry-After``. Only ``RetriableError`` is retried (invariant 4);
-the classification of answers into errors lives in ``connectors._http``.
+elapsed time, honouring ``Retry-After``. Only ``RetriableError`` is retried (docs/design.md,
+invariant 4); the classification of answers into errors lives in ``connectors._http``.
 
 Two kinds of wait:
 - a failure (5xx, a timeout, a dropped connection): full jitter, anywhere in

@@ -90,7 +90,8 @@ class GaveUp(Exception):
 
     @property
     def only_later(self) -> bool:
-        """Nothing but "later" (429, 503) and no answer: never a dead letter (invariant 4)."""
+        """Nothing but "later" (429, 503) and no answer: never a dead letter (docs/design.md,
+        invariant 4)."""
         statuses = set(self.answered)
         return bool(statuses & LATER_STATUSES) and statuses <= {*LATER_STATUSES, None}
 

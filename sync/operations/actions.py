@@ -12,10 +12,11 @@ transaction as the change, so the ledger and the state cannot disagree.
   next run plans it afresh like any other record.
 
 A closed period takes none of them from one operator alone, a sealed one none at all
-(invariant 9): each action asks ``require_changeable`` first, the one guard of every way in
-(the CLI's replay, discard and reset, the console's replay and discard, and what an approved
-change request carries out, with its ``Approval``). A refusal (``PeriodLocked``) says, in one
-line, how to ask for the change: ``ekinerja-sync actions request ...``.
+(docs/design.md, invariant 9): each action asks ``require_changeable`` first, the one guard
+of every way in (the CLI's replay, discard and reset, the console's replay and discard, and
+what an approved change request carries out, with its ``Approval``). A refusal
+(``PeriodLocked``) says, in one line, how to ask for the change: ``ekinerja-sync actions
+request ...``.
 """
 
 from __future__ import annotations

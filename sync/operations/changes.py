@@ -1,5 +1,6 @@
-"""Changes to a closed period, made by two people (invariant 9): one operator asks
-(``request``), a second one approves (``approve``), and the approval carries the change out.
+"""Changes to a closed period, made by two people (docs/design.md, invariant 9): one operator
+asks (``request``), a second one approves (``approve``), and the approval carries the change
+out.
 
 What can be asked (``state.lifecycle.ChangeAction``) and what it names:
 

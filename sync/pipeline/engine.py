@@ -330,7 +330,7 @@ class Engine:
         when the body is the same: the target evaluates a refused request afresh).
         ``theirs_only``: send the replayed teachers' deliverables alone, not whatever else
         their schools have pending (an approved replay in a closed period, which sends
-        nothing else: invariant 9).
+        nothing else: docs/design.md, invariant 9).
         """
         run_id = str(uuid.uuid4())
         before = {(r.nip, r.period, r.kind): r for r in targets}

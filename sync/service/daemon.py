@@ -24,7 +24,8 @@ A clean stop (SIGTERM, SIGINT): no job starts any more, delivery starts no new r
 (``Deliverer.stop``), waits between retries and rate-limit pauses end at once (the request
 stays in the outbox for the next start, with the same idempotency key), requests in flight
 finish; up to ``stop_grace_s``. Then the process exits 0. Work still running after the grace
-period is abandoned as a crash would abandon it, which loses nothing (invariant 1).
+period is abandoned as a crash would abandon it, which loses nothing (docs/design.md,
+invariant 1).
 
 With SQLite, one daemon per state store: the second one refuses to start (a lock file
 ``<database>.daemon.lock`` held for the daemon's lifetime). Several daemons need PostgreSQL.
@@ -187,7 +188,8 @@ class Daemon:
 
     def _open_only(self, name: str, periods: list[str]) -> list[str]:
         """``periods`` without the closed and sealed ones: nothing is sent to them
-        automatically (invariant 9). Said once each time the set left out changes."""
+        automatically (docs/design.md, invariant 9). Said once each time the set left out
+        changes."""
         assert self._app is not None
         closed = Lifecycle(self._app.store.engine).not_sending(periods)
         said = frozenset(closed)

@@ -11,7 +11,8 @@ makes more of them faster. Started by ``subprocess`` once worker 1 is up, so the
 
 - A stop (SIGTERM, SIGINT) of worker 1 is forwarded as SIGTERM to the others at once (under
   systemd's ``KillMode=mixed`` only the main process gets it); each stops cleanly within
-  ``stop_grace_s``, one still running after that is killed (nothing is lost: invariant 1).
+  ``stop_grace_s``, one still running after that is killed (nothing is lost: docs/design.md,
+  invariant 1).
 - A worker that ends by itself stops the lot, and worker 1 exits 1: systemd's
   ``Restart=on-failure`` starts them all again (simple, and the same every time).
 - A worker whose supervisor is gone (killed with SIGKILL) stops by itself.

@@ -1,4 +1,5 @@
-"""Several workers on one database (invariant 6): no record is sent by two at once."""
+"""Several workers on one database (docs/design.md, invariant 6): no record is sent by two at
+once."""
 
 from __future__ import annotations
 

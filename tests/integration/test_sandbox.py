@@ -1,6 +1,6 @@
 """Contract tests of the sandbox servers, over real loopback HTTP with a plain httpx.Client.
 
-They pin the sandbox to contracts/pmm-source.md and contracts/ekinerja-target.md, so the
+They pin the sandbox to docs/apis.md (the source's and the target's sections), so the
 project's end-to-end tests can trust it to prove exactly-once delivery.
 """
 

@@ -1,5 +1,5 @@
 """e-Kinerja's "later" (429 rate limited, 503 busy) is backpressure, not failure (issue 22,
-invariant 4), in-process on a virtual clock:
+docs/design.md, invariant 4), in-process on a virtual clock:
 
 - a minute in which every answer is 429, then 201: nothing fails, everything arrives, the run
   waited (its summary says so) and the installation's rate was told each time (AIMD);

@@ -1,5 +1,6 @@
-"""The daemon sends nothing to a closed period (issue 26, invariant 9): its sync and retry jobs
-leave the period out and the log says so, while an open period beside it syncs as usual."""
+"""The daemon sends nothing to a closed period (issue 26; docs/design.md, invariant 9): its sync
+and retry jobs leave the period out and the log says so, while an open period beside it syncs
+as usual."""
 
 from __future__ import annotations
 

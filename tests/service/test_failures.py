@@ -325,7 +325,8 @@ def test_a_maintenance_longer_than_max_elapsed_ends_the_wait_and_the_records_sta
         retry={"max_attempts": 2, "max_elapsed_s": 100},
     ) as app:
         summary = app.engine.run(PERIOD)
-        # A 503 says "later", never "no": nothing fails (invariant 4), the run says so.
+        # A 503 says "later", never "no": nothing fails (docs/design.md, invariant 4), the run
+        # says so.
         assert summary.count("skp", "failed") == summary.count("assessment", "failed") == 0
         assert not app.store.reports.failures(period=PERIOD)
         assert summary.left_throttled > 0

@@ -1,4 +1,5 @@
-"""mappings.v2025_1: SKP and penilaian bodies as contracts/ekinerja-target.md describes them."""
+"""mappings.v2025_1: SKP and penilaian bodies as docs/apis.md, "Target: SKP" and
+"Target: penilaian" describe them."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ NPSN = "2021234B"
 
 
 def raw_record(versi: int, **penilaian: Any) -> dict[str, Any]:
-    """A PMM Kinerja record (contracts/pmm-source.md) of the given schema version."""
+    """A PMM Kinerja record (docs/apis.md, "Source: performance records") of the given
+    schema version."""
     hasil = {
         "rating_hasil_kerja": "dibawah_ekspektasi",
         "rating_perilaku": "diatas_ekspektasi",

@@ -1,4 +1,5 @@
-"""mappings.source.read_record: PMM Kinerja v1/v2 (contracts/pmm-source.md) into the core model."""
+"""mappings.source.read_record: PMM Kinerja v1/v2 into the core model (docs/apis.md,
+"Source: performance records" and "Source: schema versions")."""
 
 from __future__ import annotations
 
