@@ -145,12 +145,16 @@ def test_no_indonesian_page_without_its_english_one() -> None:
 
 
 # Code comments cite the project's own pages: ``docs/domain.md, "Angka kredit"``,
-# ``docs/design.md, "When something is sent"``, ``docs/design.md, invariant 4``. The brief's
-# notes (../shared/) are not in the repository, so a citation of them leads nowhere.
+# ``docs/design.md, "When something is sent"``, ``docs/design.md, invariant 4``,
+# ``docs/apis.md, "Target: SKP"``. The brief's notes (../shared/, its contracts/) are not in
+# the repository, so a citation of them leads nowhere.
 CODE_DIRS = ("sync", "connectors", "mappings", "state", "tests", "bench")
-_CITED_SECTION = re.compile(r'docs/(domain|design)\.md, "([^"\n]+)"')
+CITED_PAGES = ("domain", "design", "apis")
+_CITED_SECTION = re.compile(r'docs/(domain|design|apis)\.md, "([^"\n]+)"')
 _CITED_INVARIANT = re.compile(r"docs/design\.md, invariant (\d+)")
-_BARE_PAGE = re.compile(r"(?<!docs/)\b(?:domain|design)\.md\b")
+_BARE_PAGE = re.compile(r"(?<!docs/)\b(?:domain|design|apis)\.md\b")
+# The brief's API contracts: contracts/pmm-source.md, contracts/ekinerja-target.md.
+_CONTRACTS = re.compile(r"(?<!docs/)\bcontracts/|\b(?:pmm-source|ekinerja-target)\.md\b")
 _HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*$", re.M)
 _INVARIANT = re.compile(r"^(\d+)\. \*\*", re.M)
 THIS_FILE = Path(__file__).resolve()
@@ -175,14 +179,17 @@ def _citations(kind: re.Pattern[str]) -> list[tuple[str, re.Match[str]]]:
 
 
 def test_the_code_cites_the_domain_pages_sections() -> None:
-    assert len(_citations(_CITED_SECTION)) > 10  # the scan finds what it checks
+    cited = _citations(_CITED_SECTION)
+    # The scan finds what it checks, on every page.
+    assert len(cited) > 10
+    assert {match[1] for _, match in cited} == set(CITED_PAGES)
     headings = {
         page: set(_HEADING.findall((DOCS / f"{page}.md").read_text(encoding="utf-8")))
-        for page in ("domain", "design")
+        for page in CITED_PAGES
     }
     wrong = [
         f'{where}: docs/{match[1]}.md has no section "{match[2]}"'
-        for where, match in _citations(_CITED_SECTION)
+        for where, match in cited
         if match[2] not in headings[match[1]]
     ]
     assert not wrong, "\n".join(wrong)
@@ -200,8 +207,12 @@ def test_the_code_cites_invariants_that_exist() -> None:
 
 
 @pytest.mark.parametrize(
-    "pattern", [re.compile(r"\bshared/"), _BARE_PAGE], ids=["shared", "bare-page"]
+    "pattern",
+    [re.compile(r"\bshared/"), _BARE_PAGE, _CONTRACTS],
+    ids=["shared", "bare-page", "contracts"],
 )
 def test_the_code_cites_no_page_outside_docs(pattern: re.Pattern[str]) -> None:
     wrong = [f"{where}: {match[0]}" for where, match in _citations(pattern)]
-    assert not wrong, "cite docs/domain.md or docs/design.md instead:\n" + "\n".join(wrong)
+    assert not wrong, "cite docs/domain.md, docs/design.md or docs/apis.md instead:\n" + "\n".join(
+        wrong
+    )
