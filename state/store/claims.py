@@ -29,12 +29,15 @@ _OUTBOX: Table = OutboxEntry.__table__  # type: ignore[attr-defined]
 def _claim(dialect: Dialect) -> Prepared:
     """The claim of a page: one atomic ``UPDATE ... RETURNING`` (two workers never both win)."""
     c = _OUTBOX.c
+    # SQLite: ``+state`` keeps its planner on the primary key (an index lookup per id); with
+    # ``state`` it may walk ix_outbox_pending_page over every unsent entry of the store.
+    state = "+state" if dialect.name == "sqlite" else "state"
     return prepare(
         dialect,
-        """UPDATE outbox SET claimed_by = :worker, claimed_until = :until
-        WHERE {in:id:ids} AND state = :pending
+        f"""UPDATE outbox SET claimed_by = :worker, claimed_until = :until
+        WHERE {{in:id:ids}} AND {state} = :pending
         AND (claimed_until IS NULL OR claimed_until < :now OR claimed_by = :worker)
-        RETURNING id""",
+        RETURNING id""",  # noqa: S608 (the statement's own words, no value)
         {
             "worker": c.claimed_by.type,
             "until": c.claimed_until.type,

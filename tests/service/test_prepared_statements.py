@@ -48,7 +48,7 @@ from state.store import (
     Sources,
     StateStore,
 )
-from state.store.claims import Claims
+from state.store.claims import Claims, _claim
 from state.store.heads import DELIVERABLE_HEAD_COLUMNS, OUTBOX_HEAD_COLUMNS
 from state.types import UTCDateTime
 from sync.delivery.answers import AnswerWriter
@@ -303,6 +303,17 @@ def test_the_claim_writes_the_bytes_the_orm_wrote(state_url: str) -> None:
                     assert rows[str(a)][column] == rows[str(b)][column], column
         stored = _raw(engine, _OUTBOX, "id")
         assert any(row["claimed_until"] for row in stored)
+
+
+def test_sqlite_claims_a_page_by_primary_key(tmp_path: Path) -> None:
+    """Not by walking every unsent entry of the store (ix_outbox_pending_page by state), which
+    SQLite's planner chose for ``state = ?`` beside ``id IN (SELECT ... json_each(?))``."""
+    with _engine(f"sqlite:///{tmp_path / 'plan.db'}") as engine:
+        claim = _claim(engine.dialect)
+        params = {name: None for name, _convert in claim.binds} | {"ids": "[1,2]"}
+        with engine.connect() as connection:
+            plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {claim.sql}", params).all()
+        assert "SEARCH outbox USING INTEGER PRIMARY KEY (rowid=?)" in [row[-1] for row in plan]
 
 
 # -- the reads -------------------------------------------------------------------------------
