@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -37,12 +38,14 @@ import structlog
 from sync.pipeline.summary import RunSummary
 
 __all__ = [
+    "Channel",
     "HelperOutcome",
     "HelperProcess",
     "Overlap",
+    "exit_now",
     "helper_summary",
     "merge_helper",
-    "exit_now",
+    "python_argv",
     "spawn_helper",
 ]
 
@@ -224,6 +227,10 @@ class Channel:
     nothing printed by accident breaks it."""
 
     def __init__(self, stdin: IO[bytes] | None = None, stdout: IO[bytes] | None = None) -> None:
+        if stdin is None:
+            # Ctrl-C reaches the whole process group: the parent stops us over the pipe,
+            # after its own requests in flight, instead of a traceback here.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         self._in = stdin or sys.stdin.buffer
         self._out = stdout or sys.stdout.buffer
         if stdout is None:
