@@ -92,18 +92,22 @@ class _Observed:
 
 
 def rate_limiter(
-    settings: Settings, store: StateStore, sleep: Callable[[float], None] = time.sleep
+    settings: Settings,
+    store: StateStore,
+    sleep: Callable[[float], None] = time.sleep,
+    *,
+    overlap: bool = False,
 ) -> RateLimiter:
     """The one rate limit of everything this installation sends to e-Kinerja (issue 22).
 
     On PostgreSQL its send slots are in the database, shared by every worker process and
     thread (and several daemons) on it; on SQLite one process holds the store, and the
     limiter of that process, shared by its threads, is the installation's, unless a run
-    delivers from two processes (``[sync] overlap``): then SQLite's slots are in the
-    database too.
+    delivers from two processes (``overlap``: a run's helper may be started, or this is
+    one): then SQLite's slots are in the database too.
     """
     rate = settings.target.rate_limit_per_s
-    shared = rate > 0 and (store.engine.dialect.name == "postgresql" or settings.sync.overlap)
+    shared = rate > 0 and (store.engine.dialect.name == "postgresql" or overlap)
     return RateLimiter(rate, sleep=sleep, schedule=SharedSchedule(store) if shared else None)
 
 
@@ -203,7 +207,9 @@ def build_app(
     )
     limiter: RateLimiter | None = None
     try:
-        limiter = rate_limiter(settings, store, sleep)
+        # The delivery helper a run may start (none: one process does it all).
+        launcher = _overlap(settings, actor, overlap, source_transport, target_transport)
+        limiter = rate_limiter(settings, store, sleep, overlap=launcher is not None)
         source = PmmClient(
             source_http,
             client_id=source_id,
@@ -269,7 +275,7 @@ def build_app(
             mappings=mapping_choice(settings),
             audit=ledger,
             batch_size=settings.source.page_size,
-            overlap=_overlap(settings, actor, overlap, source_transport, target_transport),
+            overlap=launcher,
         )
         yield App(settings, store, engine, source, target, retry=retry, rate_limiter=limiter)
     finally:
