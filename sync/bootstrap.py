@@ -97,6 +97,7 @@ def rate_limiter(
     sleep: Callable[[float], None] = time.sleep,
     *,
     overlap: bool = False,
+    clock: Callable[[], float] = time.monotonic,
 ) -> RateLimiter:
     """The one rate limit of everything this installation sends to e-Kinerja (issue 22).
 
@@ -108,7 +109,8 @@ def rate_limiter(
     """
     rate = settings.target.rate_limit_per_s
     shared = rate > 0 and (store.engine.dialect.name == "postgresql" or overlap)
-    return RateLimiter(rate, sleep=sleep, schedule=SharedSchedule(store) if shared else None)
+    schedule = SharedSchedule(store, clock=clock) if shared else None
+    return RateLimiter(rate, clock=clock, sleep=sleep, schedule=schedule)
 
 
 def helper_launcher(settings: Settings, actor: str) -> Overlap:
@@ -175,8 +177,8 @@ def build_app(
     """Build the application from settings; its HTTP clients close when the block ends.
 
     The transports are a seam for tests and benchmarks (``httpx.MockTransport``), and so
-    is time: ``sleep`` (every wait) and ``monotonic`` (the delivery's pause gate and the
-    time its retries have taken).
+    is time: ``sleep`` (every wait) and ``monotonic`` (the delivery's pause gate, the time
+    its retries have taken, and the rate limit's clock).
     ``actor`` is who the ledger names for what this application does ("daemon", "cli",
     "operator:<name>"); ``on_attempt`` sees every request to the target (metrics).
     ``create_store``: see ``build_store``'s ``create``. Credentials are checked first
@@ -209,7 +211,9 @@ def build_app(
     try:
         # The delivery helper a run may start (none: one process does it all).
         launcher = _overlap(settings, actor, overlap, source_transport, target_transport)
-        limiter = rate_limiter(settings, store, sleep, overlap=launcher is not None)
+        limiter = rate_limiter(
+            settings, store, sleep, overlap=launcher is not None, clock=monotonic
+        )
         source = PmmClient(
             source_http,
             client_id=source_id,
