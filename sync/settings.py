@@ -268,9 +268,10 @@ class SyncSettings(_Section):
     """
     schools: list[str] = Field(default_factory=list)
     """NPSNs to sync; empty: every school the source serves."""
-    overlap: bool = False
+    overlap: bool = True
     """Deliver from a second process while the first still pulls the period (a whole-period
-    walk; two cores used instead of one); `run --overlap/--no-overlap` decides for one run.
+    walk; two cores used instead of one); `run --overlap/--no-overlap` decides for one run,
+    `daemon --workers 1` keeps the daemon to one process.
     """
     mapping_versions: dict[PeriodKind, str] = Field(default_factory=dict)
     """The mapping version per period kind (`{ semester = "2026.2", tahunan = "2026.2" }`;

@@ -99,6 +99,7 @@ def test_worker_processes_on_one_database_share_the_limit(pg_url: str, tmp_path:
         window = box.rate_window.stats()
     assert stats["creates"]["skp"] == expected.skp
     assert stats["creates"]["penilaian"] == expected.assessment
-    # A token per process that found something to send, each in the window.
-    assert 1 <= window["tokens"] <= 3
+    # A token per process that found something to send, each in the window: the three, and
+    # the delivery helper of the one that walked the period ([sync] overlap, issue 28).
+    assert 1 <= window["tokens"] <= 4
     _held_to_the_limit(window, len(expected.skp) + len(expected.assessment))
