@@ -135,6 +135,8 @@ def _engine(args: argparse.Namespace, urls: dict[str, Any], rate_limit: float) -
                 "timeout_s": 30,
             },
             "retry": {"initial_backoff_s": 0.05, "max_backoff_s": 2, "max_attempts": 8},
+            # (b) times the delivery phase after the pull: one process (no overlap helper).
+            "sync": {"overlap": False},
         },
     )
     phases = Phases()

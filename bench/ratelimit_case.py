@@ -51,6 +51,8 @@ def _settings(db_url: str, urls: dict[str, Any], rate_limit: float, concurrency:
                 "concurrency": concurrency,
                 "timeout_s": 30,
             },
+            # N worker processes are N senders: none starts a delivery helper besides.
+            "sync": {"overlap": False},
         },
     )
 
