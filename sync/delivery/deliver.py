@@ -50,7 +50,7 @@ import structlog
 from connectors.errors import Conflict, PreconditionFailed, RecordRejected
 from mappings.model import Role
 from state.models import DeliveryKind, OutboxAction, RecordStatus
-from state.store import OutboxHead
+from state.store import DeliverableHead, OutboxHead
 from sync.delivery.answers import AnswerWriter
 from sync.delivery.backpressure import Backpressure
 from sync.delivery.claims import OutboxClaims
@@ -77,6 +77,22 @@ _PHASES: tuple[tuple[DeliveryKind, bool | None], ...] = (
 _DEFERRED = "deferred: its penilai's SKP is being sent"
 _PENILAI_UNANSWERED = "its penilai's SKP got no answer"
 _SKP_UNANSWERED = "its SKP got no answer"
+# An SKP's state while a change of it is still to be sent (held: e-Kinerja said later).
+_CHANGE_QUEUED = frozenset({RecordStatus.PENDING, RecordStatus.HELD})
+
+
+def _skp_there(skp: DeliverableHead | None) -> bool:
+    """Whether e-Kinerja holds the SKP a penilaian goes under as it now stands.
+
+    Not while a change of it waits to be sent: the change may name another penilai (a
+    transfer to another school does), and e-Kinerja refuses for good (422) a penilaian whose
+    penilai is not the one of its SKP. Another worker may have sent the SKP's first version
+    and be sending the change while this one reaches the penilaian: a valid record must not
+    end dead for how workers interleave (docs/design.md, invariant 1).
+    """
+    if skp is None or skp.delivered_hash is None:
+        return False
+    return not (skp.status in _CHANGE_QUEUED and skp.payload_hash != skp.delivered_hash)
 
 
 def _not_sent(why: str) -> str:
@@ -280,10 +296,11 @@ class Deliverer:
         ):
             # Its kepala sekolah's record may still come from the walk (``deliver``).
             return DeliveryResult.of(entry, RecordStatus.PENDING, _DEFERRED)
-        if entry.kind is DeliveryKind.ASSESSMENT and (skp is None or skp.delivered_hash is None):
+        if entry.kind is DeliveryKind.ASSESSMENT and not _skp_there(skp):
             if skp is not None and skp.status is RecordStatus.PENDING:
-                # Its SKP is on its way (another worker's, perhaps answered and not yet
-                # written): after it, unless it got no answer in this call.
+                # Its SKP (or the SKP's change) is on its way (another worker's, perhaps
+                # answered and not yet written): after it, unless it got no answer in this
+                # call.
                 if (entry.nip, DeliveryKind.SKP) in self._left_for_next_run:
                     return DeliveryResult.of(
                         entry, RecordStatus.PENDING, _not_sent(_SKP_UNANSWERED)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.orm.attributes import flag_modified
 from sqlmodel import Session, col
 
 from mappings.model import PerformanceRecord
@@ -126,6 +127,15 @@ class OutboxWriter:
             if record is not None:
                 _take_source_fields(row, record)
             row.status, row.reason, row.reason_code = decision.status, decision.reason, None
+            if decision.send is not None:
+                # "Pending" is written even when the row read said so already: another worker
+                # may have delivered the previous version since (the row says delivered), and
+                # the ORM leaves out of the UPDATE a value equal to the one read. Left out, the
+                # row said delivered while this change waits to be sent, and the penilaian went
+                # under the SKP as it was (a new penilai: 422, dead). Written, it stays pending
+                # (delivery's ``mark_delivered`` does not overwrite a newer payload's status).
+                for key in ("status", "reason", "reason_code"):
+                    flag_modified(row, key)
             for key, value in mapped.items():
                 setattr(row, key, value)
             row.changed_at = now

@@ -307,3 +307,120 @@ def test_while_another_worker_reads_the_period_a_kepala_sekolah_is_not_held_back
         assert f"{penilai}/{PERIOD}" in created
         assert box.target.stats()["rejected"] == 0
         assert len(created) == len(expected_after_sync(world, PERIOD).skp)
+
+
+def test_a_penilaian_waits_for_the_skp_update_another_worker_sends_with_its_new_penilai(
+    sandbox: Box, state_url: str
+) -> None:
+    """Invariant: a valid record never ends dead because of how workers interleave. The SKP
+    went out with one penilai; PMM then names another (a transfer does: the record of the new
+    school). The penilaian carries the new one, which e-Kinerja accepts only once the SKP's
+    update is through: while another worker sends that update, the penilaian waits (sent
+    under the old penilai, it was refused for good: 422, ``harus pejabat penilai SKP``)."""
+    world = generate_world(schools=1, teachers_per_school=4, seed=21, periods=[PERIOD])
+    principal = _principal(world)
+    records = world.records(PERIOD)
+    guru = next(
+        r
+        for r in records
+        if r["pegawai"]["jenis_ptk"] == "guru" and r["penilaian"]["status"] == "final"
+    )
+    nip = guru["pegawai"]["nip"]
+    pengawas = next(r["penilai"] for r in records if r["pegawai"]["nip"] == principal)
+    box = sandbox(world)
+    sleeps = Sleeps()
+    with app_for(box, state_url, sleep=sleeps) as mine, app_for(box, state_url) as other:
+        _plan_only(mine)
+        # The SKPs went out (the guru's under its kepala sekolah); no penilaian yet.
+        mine.engine.deliverer.deliver(PERIOD, only={(r["pegawai"]["nip"], SKP) for r in records})
+        assert not box.target.stats()["creates"]["penilaian"]
+        world.update_record(guru["id"], lambda r: r.update(penilai=dict(pengawas)))
+        _plan_only(mine)  # the SKP's update and the penilaian, both to send
+        with Session(mine.store.engine) as session:
+            skp = session.get(SyncRecord, (nip, PERIOD, SKP))
+            assert skp is not None
+            assert skp.status is RecordStatus.PENDING
+            assert skp.delivered_hash not in (None, skp.payload_hash)
+        # The other worker holds the claim on the SKP's update: it is sending it.
+        _claim(mine, nip, other.engine.deliverer.worker, until=_now() + dt.timedelta(minutes=5))
+
+        def other_finishes(_seconds: float) -> None:
+            if len(sleeps.waits) == 1:
+                other.engine.deliverer.deliver(PERIOD, only={(nip, SKP)})
+
+        sleeps.hooks.append(other_finishes)
+        assert mine.engine.deliverer.deliver(PERIOD) == []
+        assert sleeps.waits == [mine.engine.deliverer.round_wait_s]  # one round waited
+        assert box.target.stats()["rejected"] == 0
+        (skp_there,) = [s for s in box.target.skps() if s["nip"] == nip]
+        assert (skp_there["versi"], skp_there["body"]["pejabat_penilai"]["nip"]) == (
+            2,
+            pengawas["nip"],
+        )
+        (penilaian,) = [p for p in box.target.penilaian() if p["id_skp"] == skp_there["id_skp"]]
+        assert penilaian["body"]["pejabat_penilai"]["nip"] == pengawas["nip"]
+        entries = ledger_entries(mine, period=PERIOD)
+        assert {e.outcome for e in entries} == {"delivered"}
+        mine_ = [(e.kind, e.action) for e in entries if e.nip == nip]
+        assert mine_.index(("skp", "update_skp")) < mine_.index(("assessment", "create_assessment"))
+
+
+def test_an_skp_another_worker_sends_while_this_one_plans_its_change_stays_to_send(
+    sandbox: Box, pg_url: str, monkeypatch: Any
+) -> None:
+    """Planning reads a deliverable, then writes what it decided. An SKP the other worker
+    delivers in between (its first version) stays to send (its change is queued): were the
+    planner's "pending" lost (the row it read said pending already), the row said delivered
+    and the penilaian went under the old penilai, to die (422). PostgreSQL: workers write at
+    once."""
+    world = generate_world(schools=1, teachers_per_school=4, seed=21, periods=[PERIOD])
+    principal = _principal(world)
+    records = world.records(PERIOD)
+    guru = next(
+        r
+        for r in records
+        if r["pegawai"]["jenis_ptk"] == "guru" and r["penilaian"]["status"] == "final"
+    )
+    nip = guru["pegawai"]["nip"]
+    pengawas = next(r["penilai"] for r in records if r["pegawai"]["nip"] == principal)
+    box = sandbox(world)
+    with app_for(box, pg_url) as mine, app_for(box, pg_url) as other:
+        # The kepala sekolah's SKP is there; the guru's first version is still to send.
+        _plan_only(mine)
+        mine.engine.deliverer.deliver(PERIOD, only={(principal, SKP)})
+        world.update_record(guru["id"], lambda r: r.update(penilai=dict(pengawas)))
+        writer = mine.engine.outbox_writer
+        write = writer.write
+        sent: list[str] = []
+
+        def other_sends_meanwhile(session: Session, plan: Any) -> None:
+            if not sent and any(t.nip == nip for t in plan.teachers):
+                other.engine.deliverer.deliver(PERIOD, only={(nip, SKP)})
+                sent.append(nip)
+            write(session, plan)
+
+        monkeypatch.setattr(writer, "write", other_sends_meanwhile)
+        _plan_only(mine)  # reads the guru's SKP as pending, writes its change after the send
+        assert sent == [nip]
+        with Session(mine.store.engine) as session:
+            skp = session.get(SyncRecord, (nip, PERIOD, SKP))
+            assert skp is not None
+            assert skp.status is RecordStatus.PENDING
+            assert skp.delivered_hash not in (None, skp.payload_hash)
+        monkeypatch.undo()
+        assert mine.engine.deliverer.deliver(PERIOD) == []
+        # The change went as a create (planned from what was read), found the SKP (409) and
+        # went as its update; then the penilaian.
+        entries = [
+            (e.action, e.outcome) for e in ledger_entries(mine, period=PERIOD) if e.nip == nip
+        ]
+        assert entries == [
+            ("create_skp", "delivered"),
+            ("create_skp", "superseded"),
+            ("update_skp", "delivered"),
+            ("create_assessment", "delivered"),
+        ]
+        (skp_there,) = [s for s in box.target.skps() if s["nip"] == nip]
+        assert skp_there["body"]["pejabat_penilai"]["nip"] == pengawas["nip"]
+        (penilaian,) = [p for p in box.target.penilaian() if p["id_skp"] == skp_there["id_skp"]]
+        assert penilaian["body"]["pejabat_penilai"]["nip"] == pengawas["nip"]
