@@ -43,6 +43,7 @@ __all__ = [
     "PeriodLocked",
     "UnknownRecord",
     "choose_failed",
+    "clean_why",
     "discard",
     "discard_many",
     "failure_id",
@@ -241,10 +242,12 @@ def choose_failed(
     return [r for r in found if code is None or r.reason_code == code]
 
 
-def _clean_why(why: str) -> str:
+def clean_why(why: str, *, missing: str) -> str:
+    """The reason as the ledger keeps it (control characters blanked); ``ActionRefused`` when
+    it is empty (``missing`` says what to give), too long, or looks like it holds a secret."""
     text = _CONTROL.sub(" ", why).strip()
     if not text:
-        raise ActionRefused("why_missing", "say why the record is discarded")
+        raise ActionRefused("why_missing", missing)
     if len(text) > MAX_WHY:
         raise ActionRefused(
             "why_too_long", f"the reason is too long (at most {MAX_WHY} characters)"
@@ -279,7 +282,7 @@ def discard(
         period, nip, kind = parse_failure_id(record_id)
     except ValueError as exc:
         raise ActionRefused("bad_id", str(exc)) from None
-    reason = _clean_why(why)
+    reason = clean_why(why, missing="say why the record is discarded")
     require_changeable(
         store, period, "discard", request=f"discard {record_id} --why TEXT", approval=approval
     )
@@ -342,7 +345,7 @@ def discard_many(
     discarded in its own transaction with its own ledger entry, as one by one."""
     if not ids:
         raise ActionRefused("nothing_chosen", "no record chosen")
-    reason = _clean_why(why)
+    reason = clean_why(why, missing="say why the record is discarded")
     periods: dict[str, list[str]] = {}
     for value in ids:
         try:

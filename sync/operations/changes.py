@@ -22,7 +22,6 @@ names in the ledger), the change is made with the ``Approval`` that lets it thro
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -35,41 +34,19 @@ from state.lifecycle import Lifecycle, LifecycleRefused
 from state.models import RecordStatus
 from state.store import StateStore
 from sync.operations import actions
-from sync.operations.actions import ActionRefused, AppBuilder, Approval
+from sync.operations.actions import ActionRefused, AppBuilder, Approval, clean_why
 from sync.operations.npsn import check_in_store
 from sync.pipeline.summary import ReplayOutcome
-from sync.secrets_guard import secret_problem
 from sync.settings import Settings
 
-__all__ = ["Changes", "Outcome", "clean_why"]
+__all__ = ["Changes", "Outcome"]
 
 Clock = Callable[[], dt.datetime]
-MAX_WHY = actions.MAX_WHY
 MAX_TARGETS = 200  # failure IDs one request may name
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def clean_why(why: str, what: str = "the change") -> str:
-    """The reason as the ledger keeps it; ``ActionRefused`` when it is empty, too long, or
-    looks like it holds a secret (the ledger can never be cleaned)."""
-    text = _CONTROL.sub(" ", why).strip()
-    if not text:
-        raise ActionRefused("why_missing", f"say why ({what}): --why TEXT")
-    if len(text) > MAX_WHY:
-        raise ActionRefused(
-            "why_too_long", f"the reason is too long (at most {MAX_WHY} characters)"
-        )
-    if (found := secret_problem(text)) is not None:
-        raise ActionRefused(
-            "refused_by_ledger",
-            f"the reason looks like it holds a secret ({found}); write it without passwords, "
-            "tokens or keys",
-        )
-    return text
 
 
 @dataclass(frozen=True)
@@ -112,7 +89,7 @@ class Changes:
     ) -> ChangeRequest:
         """A pending request of ``by`` (``ActionRefused`` when what it names cannot be done;
         ``LifecycleRefused`` when the period is open, or sealed for anything but a reopen)."""
-        reason = clean_why(why, f"the {action.value}")
+        reason = clean_why(why, missing=f"say why (the {action.value}): --why TEXT")
         names = list(dict.fromkeys(t.strip() for t in targets if t.strip()))
         if action in (ChangeAction.REPLAY, ChangeAction.DISCARD):
             period = self._check_records(action, names)

@@ -19,8 +19,7 @@ from state.change_requests import ChangeRequests
 from state.ledger import LedgerEntry
 from state.lifecycle import Lifecycle, PeriodState, PeriodStatus
 from state.store import StateStore
-from sync.operations.actions import ActionRefused
-from sync.operations.changes import clean_why
+from sync.operations.actions import ActionRefused, clean_why
 from sync.operations.deadline import today_in_jakarta
 from sync.operations.known_periods import known_periods, require_known
 from sync.pipeline.periods import stored_listing
@@ -108,7 +107,7 @@ def close_period(
     ``why_missing``, ...) or ``LifecycleRefused`` (``not_open``) otherwise; nothing changes
     then. The ledger's ``period_close`` entry says which case it was."""
     require_known(store, period)
-    reason = clean_why(why, "the close")
+    reason = clean_why(why, missing="say why (the close): --why TEXT")
     today = today or today_in_jakarta()
     deadline = next((p.deadline for p in stored_listing(store) if p.code == period), None)
     if deadline is None:
