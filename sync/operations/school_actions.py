@@ -28,6 +28,7 @@ from state.canonical import canonical_json_bytes
 from state.store import StateStore
 from state.waiting import QUARANTINED, WaitingRow, waiting_rows
 from sync.advice import QUARANTINE_CODES, TARGET_CODES, advice
+from sync.operations.ledger_export import WIB
 from sync.pipeline.periods import stored_period
 from sync.who_acts import ACTOR_ORDER, Actor, school_text, waiting_code, who_acts
 
@@ -44,7 +45,6 @@ __all__ = [
 ]
 
 
-WIB = dt.timezone(dt.timedelta(hours=7), "WIB")
 _MONTHS = (
     "Januari",
     "Februari",
